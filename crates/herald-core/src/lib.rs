@@ -1,0 +1,16 @@
+//! Herald's domain model.
+//!
+//! Everything here is pure: no AWS SDK types, no I/O. The adapters (SQS publisher,
+//! DynamoDB store, HTTP deliverer) live in their own crates and speak these types.
+
+pub mod envelope;
+pub mod event;
+pub mod message;
+pub mod signing;
+pub mod subscription;
+
+pub use envelope::Envelope;
+pub use event::{AppId, Event, EventId, EventType, ObjectType, ValidationError};
+pub use message::{DecodeError, QueueMessage};
+pub use signing::{Secret, SignatureError, SignedHeaders, Signer, Verifier};
+pub use subscription::{EventFilter, ObjectTypeFilter, Subscription, SubscriptionId};

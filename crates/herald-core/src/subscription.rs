@@ -1,0 +1,296 @@
+//! Subscriptions (webhooks) and the filters that decide which events they receive.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{AppId, Event, EventType, ObjectType, ValidationError};
+use crate::signing::Secret;
+
+/// Unique id of a subscription (`sub_` followed by a time-ordered UUID).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SubscriptionId(String);
+
+impl SubscriptionId {
+    /// A fresh subscription id.
+    pub fn generate() -> Self {
+        Self(format!("sub_{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    /// Wraps an id read back from storage or a request path. Ids are opaque; an unknown
+    /// one simply matches nothing.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SubscriptionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which event types a subscription receives. Serialized as a list of types, where
+/// `["*"]` means every type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventFilter {
+    All,
+    Only(BTreeSet<EventType>),
+}
+
+impl EventFilter {
+    pub fn matches(&self, event_type: &EventType) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(types) => types.contains(event_type),
+        }
+    }
+
+    /// Parses a list of event types; `*` anywhere in it means all. An empty list is an
+    /// error: a webhook that can receive nothing is a mistake, not a setting.
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, ValidationError> {
+        if items.is_empty() {
+            return Err(ValidationError::Empty {
+                what: "event filter",
+            });
+        }
+        if items.iter().any(|s| s.as_ref().trim() == "*") {
+            return Ok(Self::All);
+        }
+        items
+            .iter()
+            .map(|s| EventType::parse(s.as_ref().trim()))
+            .collect::<Result<_, _>>()
+            .map(Self::Only)
+    }
+
+    /// The filter as a list of strings (`["*"]` for all).
+    pub fn to_strings(&self) -> Vec<String> {
+        match self {
+            Self::All => vec!["*".to_owned()],
+            Self::Only(types) => types.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+}
+
+/// Which object types a subscription receives (Para's `typeFilter`). Serialized as a
+/// list; an empty list, a blank entry or `*` means every object type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectTypeFilter {
+    All,
+    Only(BTreeSet<ObjectType>),
+}
+
+impl ObjectTypeFilter {
+    pub fn matches(&self, object_type: &ObjectType) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(types) => types.contains(object_type),
+        }
+    }
+
+    /// Parses a list of object types; empty, blank or `*` means all.
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, ValidationError> {
+        if items.is_empty()
+            || items
+                .iter()
+                .any(|s| matches!(s.as_ref().trim(), "" | "*"))
+        {
+            return Ok(Self::All);
+        }
+        items
+            .iter()
+            .map(|s| ObjectType::parse(s.as_ref().trim()))
+            .collect::<Result<_, _>>()
+            .map(Self::Only)
+    }
+
+    /// The filter as a list of strings (`["*"]` for all).
+    pub fn to_strings(&self) -> Vec<String> {
+        match self {
+            Self::All => vec!["*".to_owned()],
+            Self::Only(types) => types.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+}
+
+macro_rules! list_serde {
+    ($ty:ident) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.to_strings().serialize(s)
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let items = Vec::<String>::deserialize(d)?;
+                Self::parse(&items).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+list_serde!(EventFilter);
+list_serde!(ObjectTypeFilter);
+
+/// A webhook: where to POST which events of one app, and how to sign them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: SubscriptionId,
+    pub app_id: AppId,
+    pub url: String,
+    pub events: EventFilter,
+    pub object_types: ObjectTypeFilter,
+    pub active: bool,
+    #[serde(default)]
+    pub description: String,
+    /// Extra headers sent with every delivery (they never replace the signature headers).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Signing secrets; the first is current. Every listed secret signs each delivery, so
+    /// a receiver holding any of them verifies it.
+    pub secrets: Vec<Secret>,
+    /// Why the endpoint was disabled, when it was disabled by Herald rather than a user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Subscription {
+    /// A new active subscription with a fresh id and a freshly generated secret.
+    pub fn new(
+        app_id: AppId,
+        url: impl Into<String>,
+        events: EventFilter,
+        object_types: ObjectTypeFilter,
+    ) -> Self {
+        let now = Utc::now();
+        Self {
+            id: SubscriptionId::generate(),
+            app_id,
+            url: url.into(),
+            events,
+            object_types,
+            active: true,
+            description: String::new(),
+            headers: BTreeMap::new(),
+            secrets: vec![Secret::generate()],
+            disabled_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Whether this subscription wants `event`: it is active, belongs to the event's app,
+    /// and both its event filter and its object-type filter admit the event.
+    pub fn matches(&self, event: &Event) -> bool {
+        self.active
+            && self.app_id == event.app_id
+            && self.events.matches(&event.event_type)
+            && self.object_types.matches(&event.object_type)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(app: &str, t: &str, o: &str) -> Event {
+        Event::new(
+            AppId::parse(app).unwrap(),
+            EventType::parse(t).unwrap(),
+            ObjectType::parse(o).unwrap(),
+            serde_json::json!({}),
+        )
+    }
+
+    fn sub(events: &[&str], objects: &[&str]) -> Subscription {
+        Subscription::new(
+            AppId::parse("app").unwrap(),
+            "https://example.com/hook",
+            EventFilter::parse(events).unwrap(),
+            ObjectTypeFilter::parse(objects).unwrap(),
+        )
+    }
+
+    #[test]
+    fn update_on_user_matches_only_user_updates() {
+        let s = sub(&["update"], &["user"]);
+        assert!(s.matches(&event("app", "update", "user")));
+        assert!(!s.matches(&event("app", "create", "user")));
+        assert!(!s.matches(&event("app", "update", "invoice")));
+        assert!(!s.matches(&event("app", "updateAll", "user")));
+    }
+
+    #[test]
+    fn star_and_blank_object_filters_match_every_object_type() {
+        for objects in [&[][..], &[""][..], &["*"][..], &["user", "*"][..]] {
+            let s = sub(&["create"], objects);
+            assert_eq!(s.object_types, ObjectTypeFilter::All);
+            assert!(s.matches(&event("app", "create", "anything")));
+            assert!(!s.matches(&event("app", "delete", "anything")));
+        }
+    }
+
+    #[test]
+    fn star_event_filter_matches_every_type_including_custom() {
+        let s = sub(&["*"], &[]);
+        for t in ["create", "deleteAll", "invoice.paid"] {
+            assert!(s.matches(&event("app", t, "x")));
+        }
+    }
+
+    #[test]
+    fn several_types_in_a_filter() {
+        let s = sub(&["create", "invoice.paid"], &["user", "invoice"]);
+        assert!(s.matches(&event("app", "create", "user")));
+        assert!(s.matches(&event("app", "invoice.paid", "invoice")));
+        assert!(!s.matches(&event("app", "delete", "invoice")));
+        assert!(!s.matches(&event("app", "create", "order")));
+    }
+
+    #[test]
+    fn matching_is_case_sensitive() {
+        let s = sub(&["createAll"], &["User"]);
+        assert!(s.matches(&event("app", "createAll", "User")));
+        assert!(!s.matches(&event("app", "createall", "User")));
+        assert!(!s.matches(&event("app", "createAll", "user")));
+    }
+
+    #[test]
+    fn inactive_or_foreign_subscriptions_never_match() {
+        let mut s = sub(&["*"], &[]);
+        assert!(!s.matches(&event("other_app", "create", "user")));
+        s.active = false;
+        assert!(!s.matches(&event("app", "create", "user")));
+    }
+
+    #[test]
+    fn empty_event_filter_is_an_error_and_bad_types_are_reported() {
+        assert!(EventFilter::parse::<&str>(&[]).is_err());
+        assert!(EventFilter::parse(&["bad type"]).is_err());
+        assert!(ObjectTypeFilter::parse(&["bad type"]).is_err());
+    }
+
+    #[test]
+    fn subscription_round_trips_through_json() {
+        let mut s = sub(&["update"], &["user"]);
+        s.headers.insert("x-team".into(), "billing".into());
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["events"], serde_json::json!(["update"]));
+        assert_eq!(json["object_types"], serde_json::json!(["user"]));
+        let back: Subscription = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+        let all = sub(&["*"], &[]);
+        let json = serde_json::to_value(&all).unwrap();
+        assert_eq!(json["events"], serde_json::json!(["*"]));
+        assert_eq!(json["object_types"], serde_json::json!(["*"]));
+    }
+}

@@ -1,1 +1,315 @@
-//! wip
+//! Harness for Herald's end-to-end tests: an isolated stack per test (deployed from
+//! infra/ into the running emulator), real HTTP receivers on 127.0.0.1, and the real
+//! worker binary as a child process.
+//!
+//! The emulator itself is started by `make test` (see localstack/with-emulator), which
+//! exports `AWS_ENDPOINT_URL`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// One deployed copy of the data plane, with resource names unique to the test.
+pub struct Stack {
+    pub stage: String,
+    /// The `HERALD_*` settings the stack's outputs map to.
+    pub env: HashMap<String, String>,
+}
+
+impl Stack {
+    /// Deploys infra/data-plane.yaml under a fresh stage named after `test`.
+    pub fn deploy(test: &str) -> Result<Self> {
+        if std::env::var("AWS_ENDPOINT_URL").is_err() {
+            bail!("AWS_ENDPOINT_URL is not set: run the suite with `make test`, which starts the emulator");
+        }
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let stage = format!(
+            "{}-{}-{}",
+            test.replace('_', "-"),
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let python = root().join(".venv/bin/python");
+        let out = Command::new(&python)
+            .arg(root().join("localstack/herald_local.py"))
+            .args(["up", "--stage", &stage, "--json"])
+            .output()
+            .with_context(|| format!("running {}", python.display()))?;
+        if !out.status.success() {
+            bail!(
+                "deploying stack {stage} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let parsed: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let env = parsed["env"]
+            .as_object()
+            .context("no env in the stack outputs")?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        Ok(Self { stage, env })
+    }
+
+    pub fn var(&self, name: &str) -> &str {
+        self.env.get(name).map(String::as_str).unwrap_or_default()
+    }
+
+    pub fn events_queue(&self) -> &str {
+        self.var("HERALD_EVENTS_QUEUE_URL")
+    }
+
+    pub fn dlq(&self) -> &str {
+        self.var("HERALD_DLQ_URL")
+    }
+
+    pub fn subscriptions_table(&self) -> &str {
+        self.var("HERALD_SUBSCRIPTIONS_TABLE")
+    }
+}
+
+/// AWS configuration from the environment `make test` sets.
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// Messages in a queue: visible, in flight and delayed.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await?;
+    let attrs = out.attributes.unwrap_or_default();
+    Ok(attrs.values().map(|v| v.parse::<u64>().unwrap_or(0)).sum())
+}
+
+/// Receives (and deletes) everything currently on a queue.
+pub async fn drain(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Result<Vec<aws_sdk_sqs::types::Message>> {
+    let mut all = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .send()
+            .await?;
+        let msgs = out.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return Ok(all);
+        }
+        for m in &msgs {
+            if let Some(h) = &m.receipt_handle {
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(h)
+                    .send()
+                    .await?;
+            }
+        }
+        all.extend(msgs);
+    }
+}
+
+/// Polls `check` every 100 ms until it holds or `timeout` passes; returns whether it held.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A request a receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HashMap<String, String>,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// How a receiver answers its n-th request (counting from 1).
+pub type Behaviour = Arc<dyn Fn(usize) -> StatusCode + Send + Sync>;
+
+struct ReceiverState {
+    received: Mutex<Vec<Received>>,
+    behaviour: Behaviour,
+}
+
+/// A real HTTP receiver on 127.0.0.1 that records every request.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    state: Arc<ReceiverState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// A receiver that answers 200 to everything.
+    pub async fn ok() -> Self {
+        Self::start(Arc::new(|_| StatusCode::OK)).await
+    }
+
+    pub async fn start(behaviour: Behaviour) -> Self {
+        let state = Arc::new(ReceiverState {
+            received: Mutex::new(Vec::new()),
+            behaviour,
+        });
+        let app = axum::Router::new()
+            .fallback(axum::routing::any(record))
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a receiver");
+        let addr = listener.local_addr().expect("receiver address");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, state, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().expect("lock").clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.received.lock().expect("lock").len()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn record(
+    State(state): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let headers = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let n = {
+        let mut r = state.received.lock().expect("lock");
+        r.push(Received { headers, body });
+        r.len()
+    };
+    (state.behaviour)(n)
+}
+
+/// A built binary of this workspace (run `cargo build --workspace --bins` first;
+/// `make test` does).
+pub fn binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("locating the target directory")?;
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build it with `cargo build --workspace --bins` (make test does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The local worker binary running against a stack; killed when dropped.
+pub struct Worker {
+    child: Child,
+}
+
+impl Worker {
+    pub fn spawn(stack: &Stack, extra_env: &[(&str, &str)]) -> Result<Self> {
+        let mut cmd = Command::new(binary("herald-worker")?);
+        cmd.envs(&stack.env)
+            .env("HERALD_WORKER_WAIT_SECONDS", "1")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .envs(extra_env.iter().copied())
+            .stdin(Stdio::null());
+        Ok(Self {
+            child: cmd.spawn().context("starting herald-worker")?,
+        })
+    }
+
+    /// SIGKILL: the process dies at once, mid-batch if it is in one.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

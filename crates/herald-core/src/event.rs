@@ -248,7 +248,10 @@ mod tests {
             EventType::parse(&"a".repeat(MAX_NAME_LEN + 1)),
             Err(ValidationError::TooLong { .. })
         ));
-        assert!(EventType::parse("*").is_err(), "'*' is a filter, not a type");
+        assert!(
+            EventType::parse("*").is_err(),
+            "'*' is a filter, not a type"
+        );
     }
 
     #[test]

@@ -9,8 +9,9 @@ pub mod message;
 pub mod signing;
 pub mod subscription;
 
+pub use envelope::webhook_id;
 pub use envelope::Envelope;
 pub use event::{AppId, Event, EventId, EventType, ObjectType, ValidationError};
-pub use message::{DecodeError, QueueMessage};
+pub use message::{DeadLetter, DecodeError, QueueMessage};
 pub use signing::{Secret, SignatureError, SignedHeaders, Signer, Verifier};
 pub use subscription::{EventFilter, ObjectTypeFilter, Subscription, SubscriptionId};

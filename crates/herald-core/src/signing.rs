@@ -192,7 +192,13 @@ impl Verifier {
         signature: &str,
         body: &[u8],
     ) -> Result<(), SignatureError> {
-        self.verify_at(id, timestamp, signature, body, chrono::Utc::now().timestamp())
+        self.verify_at(
+            id,
+            timestamp,
+            signature,
+            body,
+            chrono::Utc::now().timestamp(),
+        )
     }
 
     /// Verifies as if the clock read `now` (Unix seconds).
@@ -319,7 +325,9 @@ mod tests {
         let h = Signer::headers(std::slice::from_ref(&s), "msg_1", 10_000, b"x");
         let v = Verifier::new(vec![s]);
         let ts = h.timestamp.to_string();
-        assert!(v.verify_at("msg_1", &ts, &h.signature, b"x", 10_300).is_ok());
+        assert!(v
+            .verify_at("msg_1", &ts, &h.signature, b"x", 10_300)
+            .is_ok());
         assert!(v.verify_at("msg_1", &ts, &h.signature, b"x", 9_700).is_ok());
         assert!(matches!(
             v.verify_at("msg_1", &ts, &h.signature, b"x", 10_301),

@@ -98,11 +98,7 @@ impl ObjectTypeFilter {
 
     /// Parses a list of object types; empty, blank or `*` means all.
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, ValidationError> {
-        if items.is_empty()
-            || items
-                .iter()
-                .any(|s| matches!(s.as_ref().trim(), "" | "*"))
-        {
+        if items.is_empty() || items.iter().any(|s| matches!(s.as_ref().trim(), "" | "*")) {
             return Ok(Self::All);
         }
         items

@@ -9,9 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{
-    MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry,
-};
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use herald_core::{Event, EventId, QueueMessage};
 
@@ -25,7 +23,9 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 /// Why publishing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("event {event_id} is {size} bytes on the queue, over the queue's limit of {limit} bytes")]
+    #[error(
+        "event {event_id} is {size} bytes on the queue, over the queue's limit of {limit} bytes"
+    )]
     TooLarge {
         event_id: EventId,
         size: usize,
@@ -72,7 +72,10 @@ impl Publisher {
     }
 
     /// A publisher that reads the queue's own `MaximumMessageSize` (up to 1 MiB on AWS).
-    pub async fn connect(client: Client, queue_url: impl Into<String>) -> Result<Self, PublishError> {
+    pub async fn connect(
+        client: Client,
+        queue_url: impl Into<String>,
+    ) -> Result<Self, PublishError> {
         let mut publisher = Self::new(client, queue_url);
         let attrs = publisher
             .client
@@ -81,7 +84,11 @@ impl Publisher {
             .attribute_names(QueueAttributeName::MaximumMessageSize)
             .send()
             .await
-            .map_err(|e| PublishError::QueueAttributes(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| {
+                PublishError::QueueAttributes(
+                    aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
+                )
+            })?;
         if let Some(size) = attrs
             .attributes()
             .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
@@ -209,20 +216,27 @@ impl Publisher {
                 }
                 Ok(out) => {
                     for ok in out.successful() {
-                        if let Some(i) = ok.id().parse::<usize>().ok().filter(|i| pending.contains_key(i)) {
+                        if let Some(i) = ok
+                            .id()
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|i| pending.contains_key(i))
+                        {
                             pending.remove(&i);
                             published.push(batch[i].0.id.clone());
                         }
                     }
                     for bad in out.failed() {
-                        let Some(i) = bad.id().parse::<usize>().ok().filter(|i| pending.contains_key(i)) else {
+                        let Some(i) = bad
+                            .id()
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|i| pending.contains_key(i))
+                        else {
                             continue;
                         };
-                        let why = format!(
-                            "{}: {}",
-                            bad.code(),
-                            bad.message().unwrap_or("no message")
-                        );
+                        let why =
+                            format!("{}: {}", bad.code(), bad.message().unwrap_or("no message"));
                         tracing::warn!(attempt, event_id = %batch[i].0.id, reason = %why, "SQS refused a batch entry");
                         if bad.sender_fault() {
                             pending.remove(&i);
@@ -274,9 +288,9 @@ fn attributes(event: &Event) -> std::collections::HashMap<String, MessageAttribu
 
 /// SQS counts attribute names, types and values towards the message size.
 fn attributes_size(event: &Event) -> usize {
-    let strings = "app_id".len()
-        + "event_type".len()
-        + "event_id".len()
-        + 3 * "String".len();
-    strings + event.app_id.as_str().len() + event.event_type.as_str().len() + event.id.as_str().len()
+    let strings = "app_id".len() + "event_type".len() + "event_id".len() + 3 * "String".len();
+    strings
+        + event.app_id.as_str().len()
+        + event.event_type.as_str().len()
+        + event.id.as_str().len()
 }

@@ -1,1 +1,259 @@
-//! wip
+//! Herald's DynamoDB adapter.
+//!
+//! Subscriptions live in one table keyed by `app_id` (partition) and `id` (sort), so
+//! every tenant's webhooks sit in one partition: listing is a paginated `Query`, and
+//! finding the subscriptions that match an event is one `Query` on the event's app
+//! followed by in-memory filtering (callers cache the result). Nothing scans the table.
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as CURSOR;
+use base64::Engine as _;
+use herald_core::{AppId, Event, Subscription, SubscriptionId};
+
+/// Largest page [`SubscriptionStore::list`] returns.
+pub const MAX_PAGE_SIZE: i32 = 250;
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("subscription {0} not found")]
+    NotFound(SubscriptionId),
+    #[error("subscription {0} already exists")]
+    AlreadyExists(SubscriptionId),
+    #[error("invalid pagination cursor")]
+    BadCursor,
+    #[error("stored item is not a valid subscription: {0}")]
+    Corrupt(String),
+    #[error("DynamoDB {operation} failed: {message}")]
+    Dynamo {
+        operation: &'static str,
+        message: String,
+    },
+}
+
+impl StoreError {
+    fn dynamo<E: std::error::Error + 'static>(operation: &'static str, e: E) -> Self {
+        Self::Dynamo {
+            operation,
+            message: DisplayErrorContext(e).to_string(),
+        }
+    }
+}
+
+/// One page of a listing; `next_cursor` is present when more items follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Subscriptions in DynamoDB.
+#[derive(Clone, Debug)]
+pub struct SubscriptionStore {
+    client: Client,
+    table: String,
+}
+
+impl SubscriptionStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Stores a new subscription; fails if one with its id exists.
+    pub async fn create(&self, sub: &Subscription) -> Result<(), StoreError> {
+        let item = serde_dynamo::to_item(sub).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_conditional_check_failed_exception() => {
+                    StoreError::AlreadyExists(sub.id.clone())
+                }
+                _ => StoreError::dynamo("PutItem", e),
+            })?;
+        Ok(())
+    }
+
+    /// Replaces an existing subscription; fails with `NotFound` if it is gone.
+    pub async fn update(&self, sub: &Subscription) -> Result<(), StoreError> {
+        let item = serde_dynamo::to_item(sub).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_exists(id)")
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_conditional_check_failed_exception() => {
+                    StoreError::NotFound(sub.id.clone())
+                }
+                _ => StoreError::dynamo("PutItem", e),
+            })?;
+        Ok(())
+    }
+
+    /// One subscription of one app, or `None`. Another app's id is simply not found.
+    pub async fn get(
+        &self,
+        app: &AppId,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("app_id", AttributeValue::S(app.to_string()))
+            .key("id", AttributeValue::S(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        out.item
+            .map(|item| {
+                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// Deletes a subscription; `NotFound` if the app has no such subscription.
+    pub async fn delete(&self, app: &AppId, id: &SubscriptionId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("app_id", AttributeValue::S(app.to_string()))
+            .key("id", AttributeValue::S(id.to_string()))
+            .condition_expression("attribute_exists(id)")
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_conditional_check_failed_exception() => {
+                    StoreError::NotFound(id.clone())
+                }
+                _ => StoreError::dynamo("DeleteItem", e),
+            })?;
+        Ok(())
+    }
+
+    /// A page of an app's subscriptions in id order (ids are time-ordered, so oldest
+    /// first). `limit` is clamped to 1..=250; pass the previous page's cursor to go on.
+    pub async fn list(
+        &self,
+        app: &AppId,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Subscription>, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("app_id = :app")
+            .expression_attribute_values(":app", AttributeValue::S(app.to_string()))
+            .limit(limit.clamp(1, MAX_PAGE_SIZE));
+        if let Some(cursor) = cursor {
+            let id = decode_cursor(cursor)?;
+            query = query
+                .exclusive_start_key("app_id", AttributeValue::S(app.to_string()))
+                .exclusive_start_key("id", AttributeValue::S(id));
+        }
+        let out = query
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect::<Result<Vec<Subscription>, _>>()?;
+        let next_cursor = out.last_evaluated_key.and_then(|key| match key.get("id") {
+            Some(AttributeValue::S(id)) => Some(CURSOR.encode(id)),
+            _ => None,
+        });
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Every subscription of an app: one `Query`, followed through its pages.
+    pub async fn for_app(&self, app: &AppId) -> Result<Vec<Subscription>, StoreError> {
+        let mut all = Vec::new();
+        let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("app_id = :app")
+                .expression_attribute_values(":app", AttributeValue::S(app.to_string()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                all.push(
+                    serde_dynamo::from_item(item)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                );
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// The subscriptions that want `event` (one query on its app).
+    pub async fn matching(&self, event: &Event) -> Result<Vec<Subscription>, StoreError> {
+        let mut subs = self.for_app(&event.app_id).await?;
+        subs.retain(|s| s.matches(event));
+        Ok(subs)
+    }
+}
+
+fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
+    let bytes = CURSOR.decode(cursor).map_err(|_| StoreError::BadCursor)?;
+    let id = String::from_utf8(bytes).map_err(|_| StoreError::BadCursor)?;
+    if id.is_empty() || id.len() > 256 {
+        return Err(StoreError::BadCursor);
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let c = CURSOR.encode("sub_123");
+        assert_eq!(decode_cursor(&c).unwrap(), "sub_123");
+        assert!(matches!(decode_cursor("!!!"), Err(StoreError::BadCursor)));
+        assert!(matches!(decode_cursor(""), Err(StoreError::BadCursor)));
+    }
+
+    #[test]
+    fn subscriptions_convert_to_items_and_back() {
+        let sub = Subscription::new(
+            AppId::parse("app").unwrap(),
+            "https://example.com",
+            herald_core::EventFilter::parse(&["update"]).unwrap(),
+            herald_core::ObjectTypeFilter::parse(&["user"]).unwrap(),
+        );
+        let item: std::collections::HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(&sub).unwrap();
+        assert_eq!(item["app_id"], AttributeValue::S("app".into()));
+        assert_eq!(item["id"], AttributeValue::S(sub.id.to_string()));
+        let back: Subscription = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(back, sub);
+    }
+}

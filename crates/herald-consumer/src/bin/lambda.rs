@@ -1,1 +1,24 @@
-fn main() {}
+//! The consumer on AWS Lambda, behind an SQS event source mapping with
+//! `ReportBatchItemFailures`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use herald_consumer::{build, init_tracing, ConsumerConfig};
+use lambda_runtime::{service_fn, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing(true);
+    let config = ConsumerConfig::from_env().context("invalid configuration")?;
+    let aws = herald_consumer::aws_config().await;
+    let consumer = Arc::new(build(&config, &aws)?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let consumer = Arc::clone(&consumer);
+        async move {
+            Ok::<SqsBatchResponse, lambda_runtime::Error>(consumer.handle(event.payload).await)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,147 @@
+//! The local worker: long-polls the events queue and feeds each batch to the same
+//! [`Consumer::handle`] that runs on Lambda, deleting what it reports as done.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::Client;
+
+use crate::handler::Consumer;
+
+/// Where and how to poll.
+#[derive(Debug, Clone)]
+pub struct PollSettings {
+    pub queue_url: String,
+    pub wait_seconds: i32,
+    pub batch_size: i32,
+}
+
+/// Polls until `shutdown` completes. A batch being handled when shutdown arrives is
+/// finished first. Records the handler reports as failures are left alone, so SQS
+/// makes them visible again after the visibility timeout (and, past
+/// `maxReceiveCount`, moves them to the DLQ).
+pub async fn run(
+    client: &Client,
+    consumer: &Consumer,
+    settings: &PollSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    tracing::info!(queue = %settings.queue_url, "worker polling");
+    loop {
+        let received = tokio::select! {
+            _ = &mut shutdown => break,
+            r = client
+                .receive_message()
+                .queue_url(&settings.queue_url)
+                .max_number_of_messages(settings.batch_size)
+                .wait_time_seconds(settings.wait_seconds)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send() => r,
+        };
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "ReceiveMessage failed; retrying in 1 s");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let handles: HashMap<String, String> = messages
+            .iter()
+            .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
+            .collect();
+        let event = to_sqs_event(messages);
+        let response = consumer.handle(event).await;
+        let failed: std::collections::HashSet<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        let done: Vec<_> = handles
+            .iter()
+            .filter(|(id, _)| !failed.contains(id.as_str()))
+            .collect();
+        delete(client, &settings.queue_url, &done).await;
+    }
+    tracing::info!("worker stopped");
+}
+
+async fn delete(client: &Client, queue_url: &str, done: &[(&String, &String)]) {
+    if done.is_empty() {
+        return;
+    }
+    let entries = done
+        .iter()
+        .enumerate()
+        .map(|(i, (_, handle))| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(handle.as_str())
+                .build()
+                .expect("id and handle are set")
+        })
+        .collect::<Vec<_>>();
+    match client
+        .delete_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+    {
+        Ok(out) => {
+            for f in out.failed() {
+                // The message will be received again; receivers dedupe on webhook-id.
+                tracing::warn!(
+                    entry = f.id(),
+                    code = f.code(),
+                    "DeleteMessageBatch entry failed; the message will be redelivered"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed; the messages will be redelivered");
+        }
+    }
+}
+
+/// Converts received messages into the event Lambda's SQS integration would pass.
+pub fn to_sqs_event(messages: Vec<aws_sdk_sqs::types::Message>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .into_iter()
+        .map(|m| {
+            let mut record = SqsMessage::default();
+            record.attributes = m
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v))
+                .collect();
+            record.message_attributes = m
+                .message_attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| {
+                    let mut attr = SqsMessageAttribute::default();
+                    attr.data_type = Some(v.data_type);
+                    attr.string_value = v.string_value;
+                    (k, attr)
+                })
+                .collect();
+            record.message_id = m.message_id;
+            record.receipt_handle = m.receipt_handle;
+            record.body = m.body;
+            record.md5_of_body = m.md5_of_body;
+            record.event_source = Some("aws:sqs".to_owned());
+            record
+        })
+        .collect();
+    event
+}

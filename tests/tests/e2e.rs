@@ -1,0 +1,288 @@
+//! The walking skeleton end to end: the publisher library puts 200 events on the
+//! emulator's SQS queue, the real worker binary consumes them, and real HTTP
+//! receivers on 127.0.0.1 check that each got exactly what its filters match,
+//! signed, with stable webhook ids, while garbage on the queue is parked.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use herald_core::{
+    webhook_id, AppId, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter, Subscription,
+    Verifier,
+};
+use herald_e2e::{aws, drain, queue_depth, wait_until, Receiver, Stack, Worker};
+use herald_publisher::Publisher;
+use herald_store::SubscriptionStore;
+
+const EVENT_TYPES: [&str; 7] = [
+    "create",
+    "update",
+    "delete",
+    "createAll",
+    "updateAll",
+    "deleteAll",
+    "invoice.paid",
+];
+const OBJECT_TYPES: [&str; 3] = ["user", "invoice", "order"];
+
+/// A subscription under test, with the rule it should follow written out
+/// independently of the matching code.
+struct Case {
+    name: &'static str,
+    app: &'static str,
+    events: &'static [&'static str],
+    object_types: &'static [&'static str],
+    active: bool,
+    expect: fn(&Event) -> bool,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "user-updates",
+            app: "shop",
+            events: &["update"],
+            object_types: &["user"],
+            active: true,
+            expect: |e| {
+                e.app_id.as_str() == "shop"
+                    && e.event_type.as_str() == "update"
+                    && e.object_type.as_str() == "user"
+            },
+        },
+        Case {
+            name: "everything",
+            app: "shop",
+            events: &["*"],
+            object_types: &[],
+            active: true,
+            expect: |e| e.app_id.as_str() == "shop",
+        },
+        Case {
+            name: "invoice-and-order-creates-deletes",
+            app: "shop",
+            events: &["create", "delete"],
+            object_types: &["invoice", "order"],
+            active: true,
+            expect: |e| {
+                e.app_id.as_str() == "shop"
+                    && ["create", "delete"].contains(&e.event_type.as_str())
+                    && ["invoice", "order"].contains(&e.object_type.as_str())
+            },
+        },
+        Case {
+            name: "custom-type-any-object",
+            app: "shop",
+            events: &["invoice.paid"],
+            object_types: &["*"],
+            active: true,
+            expect: |e| e.app_id.as_str() == "shop" && e.event_type.as_str() == "invoice.paid",
+        },
+        Case {
+            name: "bulk-kinds",
+            app: "shop",
+            events: &["createAll", "updateAll", "deleteAll"],
+            object_types: &["user"],
+            active: true,
+            expect: |e| {
+                e.app_id.as_str() == "shop"
+                    && e.event_type.as_str().ends_with("All")
+                    && e.object_type.as_str() == "user"
+            },
+        },
+        Case {
+            name: "other-tenant-everything",
+            app: "blog",
+            events: &["*"],
+            object_types: &[],
+            active: true,
+            expect: |e| e.app_id.as_str() == "blog",
+        },
+        Case {
+            name: "inactive",
+            app: "shop",
+            events: &["*"],
+            object_types: &[],
+            active: false,
+            expect: |_| false,
+        },
+    ]
+}
+
+/// 200 events over two apps, every type and object type, in a fixed pattern.
+fn events() -> Vec<Event> {
+    (0..200)
+        .map(|i| {
+            let app = if i % 5 == 4 { "blog" } else { "shop" };
+            Event::new(
+                AppId::parse(app).unwrap(),
+                EventType::parse(EVENT_TYPES[i % EVENT_TYPES.len()]).unwrap(),
+                ObjectType::parse(OBJECT_TYPES[(i / 7) % OBJECT_TYPES.len()]).unwrap(),
+                serde_json::json!({"n": i, "name": format!("object {i}")}),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_parked() {
+    let stack = Stack::deploy("e2e").expect("deploy the stack");
+    let aws = aws().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let store = SubscriptionStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        stack.subscriptions_table(),
+    );
+
+    // Receivers and their subscriptions.
+    let cases = cases();
+    let mut receivers = Vec::new();
+    let mut subs = Vec::new();
+    for case in &cases {
+        let receiver = Receiver::ok().await;
+        let mut sub = Subscription::new(
+            AppId::parse(case.app).unwrap(),
+            receiver.url(),
+            EventFilter::parse(case.events).unwrap(),
+            ObjectTypeFilter::parse(case.object_types).unwrap(),
+        );
+        sub.active = case.active;
+        sub.headers.insert("x-herald-test".into(), case.name.into());
+        sub.headers.insert("webhook-id".into(), "forged".into());
+        store.create(&sub).await.expect("create subscription");
+        receivers.push(receiver);
+        subs.push(sub);
+    }
+
+    // Garbage first, so it sits in the same batches as real events.
+    for garbage in [
+        "this is not json {",
+        r#"{"kind":"event","event":{"id":"x"}}"#,
+    ] {
+        sqs.send_message()
+            .queue_url(stack.events_queue())
+            .message_body(garbage)
+            .send()
+            .await
+            .expect("inject garbage");
+    }
+
+    let _worker = Worker::spawn(&stack, &[]).expect("start the worker");
+    let events = events();
+    let publisher = Publisher::connect(sqs.clone(), stack.events_queue())
+        .await
+        .expect("publisher");
+    let ids = publisher
+        .publish_all(&events)
+        .await
+        .expect("publish 200 events");
+    assert_eq!(ids.len(), 200);
+
+    let expected: Vec<BTreeSet<String>> = cases
+        .iter()
+        .map(|c| {
+            events
+                .iter()
+                .filter(|e| (c.expect)(e))
+                .map(|e| e.id.to_string())
+                .collect()
+        })
+        .collect();
+    let total_expected: usize = expected.iter().map(BTreeSet::len).sum();
+    let all_arrived = wait_until(Duration::from_secs(180), || async {
+        receivers.iter().map(Receiver::count).sum::<usize>() >= total_expected
+    })
+    .await;
+    let queue_empty = wait_until(Duration::from_secs(60), || async {
+        queue_depth(&sqs, stack.events_queue()).await.unwrap_or(1) == 0
+    })
+    .await;
+    // Anything extra (a duplicate, a wrong match) would arrive by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut webhook_ids: HashMap<String, (String, String)> = HashMap::new();
+    let mut accounting = BTreeMap::new();
+    for ((case, sub), (receiver, expected)) in
+        cases.iter().zip(&subs).zip(receivers.iter().zip(&expected))
+    {
+        let got = receiver.received();
+        let got_ids: Vec<String> = got
+            .iter()
+            .map(|r| r.json()["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let got_set: BTreeSet<String> = got_ids.iter().cloned().collect();
+        accounting.insert(case.name, (expected.len(), got.len()));
+        assert_eq!(
+            got_ids.len(),
+            got_set.len(),
+            "{}: duplicate deliveries",
+            case.name
+        );
+        assert_eq!(&got_set, expected, "{}: wrong set of events", case.name);
+
+        let verifier = Verifier::new(sub.secrets.clone());
+        let reference = standardwebhooks::Webhook::new(&sub.secrets[0].expose()).unwrap();
+        for r in &got {
+            let body = &r.body;
+            verifier
+                .verify(
+                    r.header("webhook-id"),
+                    r.header("webhook-timestamp"),
+                    r.header("webhook-signature"),
+                    body,
+                )
+                .unwrap_or_else(|e| panic!("{}: signature does not verify: {e}", case.name));
+            let mut map = http::HeaderMap::new();
+            for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+                map.insert(name, r.header(name).parse().unwrap());
+            }
+            reference
+                .verify(body, &map)
+                .expect("the standardwebhooks crate verifies it");
+
+            let payload = r.json();
+            let event_id = herald_core::EventId::parse(payload["id"].as_str().unwrap()).unwrap();
+            assert_eq!(
+                r.header("webhook-id"),
+                webhook_id(&event_id, &sub.id),
+                "webhook-id is per (event, subscription)"
+            );
+            assert_eq!(r.header("x-herald-test"), case.name, "custom header sent");
+            assert_eq!(r.header("content-type"), "application/json");
+            let previous = webhook_ids.insert(
+                r.header("webhook-id").to_owned(),
+                (event_id.to_string(), sub.id.to_string()),
+            );
+            assert!(previous.is_none(), "webhook-id reused across pairs");
+
+            let original = events.iter().find(|e| e.id == event_id).unwrap();
+            assert_eq!(payload["type"], original.event_type.as_str());
+            assert_eq!(payload["object_type"], original.object_type.as_str());
+            assert_eq!(payload["data"], original.data);
+        }
+    }
+    println!("accounting (expected, delivered) per receiver: {accounting:?}");
+    assert!(all_arrived, "not every delivery arrived: {accounting:?}");
+    assert!(queue_empty, "the events queue did not drain");
+    assert!(
+        expected[0].len() > 0 && expected[5].len() > 0,
+        "the fixture exercises each tenant"
+    );
+
+    // The two garbage messages are on the DLQ with their reasons.
+    let parked = drain(&sqs, stack.dlq()).await.expect("read the DLQ");
+    assert_eq!(parked.len(), 2, "both garbage messages parked");
+    for m in &parked {
+        let letter: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+        assert_eq!(letter["kind"], "undecodable");
+        assert!(!letter["reason"].as_str().unwrap().is_empty());
+        let attr = m
+            .message_attributes()
+            .unwrap()
+            .get("herald_reason")
+            .unwrap();
+        assert_eq!(attr.string_value(), letter["reason"].as_str());
+    }
+    let bodies: BTreeSet<&str> = parked.iter().map(|m| m.body().unwrap()).collect();
+    assert!(bodies.iter().any(|b| b.contains("this is not json {")));
+}

@@ -265,7 +265,7 @@ async fn every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_p
     assert!(all_arrived, "not every delivery arrived: {accounting:?}");
     assert!(queue_empty, "the events queue did not drain");
     assert!(
-        expected[0].len() > 0 && expected[5].len() > 0,
+        !expected[0].is_empty() && !expected[5].is_empty(),
         "the fixture exercises each tenant"
     );
 

@@ -3,15 +3,19 @@
 //! Everything here is pure: no AWS SDK types, no I/O. The adapters (SQS publisher,
 //! DynamoDB store, HTTP deliverer) live in their own crates and speak these types.
 
+pub mod attempt;
 pub mod envelope;
 pub mod event;
 pub mod message;
+pub mod retry;
 pub mod signing;
 pub mod subscription;
 
 pub use envelope::webhook_id;
 pub use envelope::Envelope;
 pub use event::{AppId, Event, EventId, EventType, ObjectType, ValidationError};
-pub use message::{DeadLetter, DecodeError, QueueMessage};
+pub use attempt::{Attempt, AttemptOutcome};
+pub use message::{DeadLetter, DecodeError, DeliveryTask, QueueMessage};
+pub use retry::{AttemptFailure, NextStep, RetrySchedule};
 pub use signing::{Secret, SignatureError, SignedHeaders, Signer, Verifier};
 pub use subscription::{EventFilter, ObjectTypeFilter, Subscription, SubscriptionId};

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
+use crate::subscription::SubscriptionId;
 
 /// Longest original body a dead letter keeps, in bytes; longer ones are cut (and
 /// marked so), keeping the dead letter itself within SQS's limits.
@@ -15,6 +16,41 @@ pub const DEAD_LETTER_BODY_CAP: usize = 200 * 1024;
 pub enum QueueMessage {
     /// A freshly published event, to be fanned out to every matching subscription.
     Event { event: Event },
+    /// One (event, subscription) delivery still owed: a retry after a failed attempt,
+    /// a delivery deferred from a large fan-out, or one moved back by the re-driver.
+    Delivery { delivery: DeliveryTask },
+}
+
+/// A delivery of one event to one subscription, carried on the queue between attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryTask {
+    pub event: Event,
+    pub subscription_id: SubscriptionId,
+    /// The number of the attempt this message is for (1 for the first).
+    pub attempt: u32,
+    /// When the first attempt was made (or, for a fresh task, created).
+    pub first_attempt_at: DateTime<Utc>,
+    /// Not to be attempted before this time. SQS delays a message by 15 minutes at
+    /// most, so a consumer that receives it early sends it back for the rest.
+    pub not_before: DateTime<Utc>,
+    /// The outcome of the previous attempt, for the logs and the DLQ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<String>,
+}
+
+impl DeliveryTask {
+    /// A first attempt, due now.
+    pub fn first(event: Event, subscription_id: SubscriptionId) -> Self {
+        let now = Utc::now();
+        Self {
+            event,
+            subscription_id,
+            attempt: 1,
+            first_attempt_at: now,
+            not_before: now,
+            last_result: None,
+        }
+    }
 }
 
 /// A queue message that is not a valid [`QueueMessage`]; the reason says why.
@@ -35,6 +71,17 @@ pub enum DeadLetter {
         body: String,
         body_truncated: bool,
         original_message_id: Option<String>,
+        parked_at: DateTime<Utc>,
+    },
+    /// A delivery that will not be attempted again: every attempt failed, the endpoint
+    /// answered 410 or was disabled, or its address is refused.
+    Failed {
+        reason: String,
+        delivery: DeliveryTask,
+        /// Attempts made (0 when the delivery was never attempted).
+        attempts: u32,
+        last_status: Option<u16>,
+        last_error: Option<String>,
         parked_at: DateTime<Utc>,
     },
 }
@@ -58,12 +105,18 @@ impl DeadLetter {
     /// Why this letter was parked.
     pub fn reason(&self) -> &str {
         match self {
-            Self::Undecodable { reason, .. } => reason,
+            Self::Undecodable { reason, .. } | Self::Failed { reason, .. } => reason,
         }
     }
 
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("dead letters serialize")
+    }
+
+    pub fn decode(body: &str) -> Result<Self, DecodeError> {
+        serde_json::from_str(body).map_err(|e| DecodeError {
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -113,10 +166,39 @@ mod tests {
             body,
             body_truncated,
             ..
-        } = DeadLetter::undecodable(&huge, "too big", None);
+        } = DeadLetter::undecodable(&huge, "too big", None)
+        else {
+            panic!("an undecodable letter")
+        };
         assert!(body_truncated);
         assert!(body.len() <= DEAD_LETTER_BODY_CAP);
         assert!(huge.starts_with(&body));
+    }
+
+    #[test]
+    fn delivery_tasks_and_failed_letters_round_trip() {
+        let event = Event::new(
+            AppId::parse("a").unwrap(),
+            EventType::parse("invoice.paid").unwrap(),
+            ObjectType::parse("invoice").unwrap(),
+            serde_json::json!({"total": 3}),
+        );
+        let task = DeliveryTask::first(event, SubscriptionId::new("sub_1"));
+        assert_eq!(task.attempt, 1);
+        let msg = QueueMessage::Delivery { delivery: task.clone() };
+        assert_eq!(QueueMessage::decode(&msg.encode()).unwrap(), msg);
+        let letter = DeadLetter::Failed {
+            reason: "all 8 attempts failed".into(),
+            delivery: task,
+            attempts: 8,
+            last_status: Some(500),
+            last_error: None,
+            parked_at: Utc::now(),
+        };
+        let back = DeadLetter::decode(&letter.encode()).unwrap();
+        assert_eq!(back, letter);
+        assert_eq!(back.reason(), "all 8 attempts failed");
+        assert!(QueueMessage::decode(&letter.encode()).is_err(), "a dead letter is not a queue message");
     }
 
     #[test]

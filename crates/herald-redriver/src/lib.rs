@@ -1,0 +1,1 @@
+//! The DLQ re-driver (work in progress).

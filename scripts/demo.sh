@@ -31,7 +31,7 @@ say "3. Starting two receivers that verify every signature (herald listen) and t
 $bin/herald listen --port "$port_a" --secret "$secret_a" --count 2 --timeout-secs 60 --name "A user-updates" & listen_a=$!
 $bin/herald listen --port "$port_b" --secret "$secret_b" --count 7 --timeout-secs 60 --name "B everything  " & listen_b=$!
 pids+=("$listen_a" "$listen_b")
-HERALD_WORKER_WAIT_SECONDS=1 RUST_LOG=${RUST_LOG:-warn} $bin/herald-worker & pids+=($!)
+HERALD_ALLOW_PRIVATE_NETWORKS=127.0.0.1/32 HERALD_WORKER_WAIT_SECONDS=1 RUST_LOG=${RUST_LOG:-warn} $bin/herald-worker & pids+=($!)
 sleep 1
 
 say "4. Publishing seven Para-style events onto the SQS events queue"

@@ -36,6 +36,11 @@ pub struct Stack {
 impl Stack {
     /// Deploys infra/data-plane.yaml under a fresh stage named after `test`.
     pub fn deploy(test: &str) -> Result<Self> {
+        Self::deploy_with(test, &[])
+    }
+
+    /// Deploys with template parameters (`("VisibilityTimeoutSeconds", "20")`, say).
+    pub fn deploy_with(test: &str, params: &[(&str, &str)]) -> Result<Self> {
         if std::env::var("AWS_ENDPOINT_URL").is_err() {
             bail!("AWS_ENDPOINT_URL is not set: run the suite with `make test`, which starts the emulator");
         }
@@ -50,6 +55,11 @@ impl Stack {
         let out = Command::new(&python)
             .arg(root().join("localstack/herald_local.py"))
             .args(["up", "--stage", &stage, "--json"])
+            .args(
+                params
+                    .iter()
+                    .flat_map(|(k, v)| ["--param".to_owned(), format!("{k}={v}")]),
+            )
             .output()
             .with_context(|| format!("running {}", python.display()))?;
         if !out.status.success() {
@@ -286,6 +296,7 @@ impl Worker {
         let mut cmd = Command::new(binary("herald-worker")?);
         cmd.envs(&stack.env)
             .env("HERALD_WORKER_WAIT_SECONDS", "1")
+            .env("HERALD_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
+use herald_core::retry::{self, RetrySchedule};
+use herald_core::AddressPolicy;
+
 use crate::delivery::HttpSettings;
+use crate::handler::DeliveryPolicy;
 
 /// A setting that is missing or malformed.
 #[derive(Debug, thiserror::Error)]
@@ -21,18 +25,24 @@ pub enum ConfigError {
 /// Everything the consumer needs.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    /// `HERALD_EVENTS_QUEUE_URL` (required by the local worker, which polls it).
-    pub events_queue_url: Option<String>,
-    /// `HERALD_DLQ_URL`: where undecodable messages are parked.
+    /// `HERALD_EVENTS_QUEUE_URL`: polled by the local worker; retries go back onto it.
+    pub events_queue_url: String,
+    /// `HERALD_DLQ_URL`: where dead letters are parked.
     pub dlq_url: String,
     /// `HERALD_SUBSCRIPTIONS_TABLE`.
     pub subscriptions_table: String,
+    /// `HERALD_ATTEMPTS_TABLE`: the delivery history.
+    pub attempts_table: String,
+    /// `HERALD_HISTORY_RETENTION_DAYS` (default 30).
+    pub history_retention: Duration,
     /// `HERALD_SUBSCRIPTION_CACHE_TTL_MS` (default 5000; 0 disables the cache).
     pub subscription_cache_ttl: Duration,
-    /// `HERALD_DELIVERY_CONCURRENCY` (default 64): deliveries in flight per batch.
-    pub delivery_concurrency: usize,
-    /// `HERALD_HTTP_CONNECT_TIMEOUT_MS` (default 5000) and `HERALD_HTTP_TIMEOUT_MS`
-    /// (default 15000, the whole attempt).
+    /// `HERALD_DISABLE_AFTER_FAILED_DELIVERIES` (default 5; 0 never disables).
+    pub disable_after: u32,
+    /// Retry schedule, concurrency and time bounds.
+    pub delivery: DeliveryPolicy,
+    /// `HERALD_HTTP_CONNECT_TIMEOUT_MS`, `HERALD_HTTP_TIMEOUT_MS`,
+    /// `HERALD_ALLOW_PRIVATE_NETWORKS`.
     pub http: HttpSettings,
     /// `HERALD_WORKER_WAIT_SECONDS` (default 20): long-poll wait of the local worker.
     pub worker_wait: Duration,
@@ -102,21 +112,79 @@ impl ConsumerConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
+        let invalid = |var: &'static str, value: &str, reason: String| ConfigError::Invalid {
+            var,
+            value: value.to_owned(),
+            reason,
+        };
+
+        let allow = env
+            .optional("HERALD_ALLOW_PRIVATE_NETWORKS")
+            .unwrap_or_default();
         let http = HttpSettings {
             connect_timeout: env.millis("HERALD_HTTP_CONNECT_TIMEOUT_MS", 5_000, 1..=60_000)?,
             total_timeout: env.millis("HERALD_HTTP_TIMEOUT_MS", 15_000, 1..=300_000)?,
+            address_policy: AddressPolicy::with_allowlist(&allow)
+                .map_err(|e| invalid("HERALD_ALLOW_PRIVATE_NETWORKS", &allow, e.to_string()))?,
             ..HttpSettings::default()
         };
+
+        let schedule_text = env
+            .optional("HERALD_RETRY_SCHEDULE")
+            .unwrap_or_else(|| retry::DEFAULT_SCHEDULE.to_owned());
+        let jitter = match env.optional("HERALD_RETRY_JITTER") {
+            None => retry::DEFAULT_JITTER,
+            Some(j) => j
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|j| (0.0..=0.5).contains(j))
+                .ok_or_else(|| {
+                    invalid(
+                        "HERALD_RETRY_JITTER",
+                        &j,
+                        "must be a number from 0 to 0.5".into(),
+                    )
+                })?,
+        };
+        let schedule = RetrySchedule::parse(&schedule_text, jitter)
+            .map_err(|e| invalid("HERALD_RETRY_SCHEDULE", &schedule_text, e.to_string()))?;
+        let retry_after_cap = match env.optional("HERALD_RETRY_AFTER_CAP") {
+            None => retry::DEFAULT_RETRY_AFTER_CAP,
+            Some(v) => retry::parse_duration(&v)
+                .map_err(|e| invalid("HERALD_RETRY_AFTER_CAP", &v, e.to_string()))?,
+        };
+        let delivery = DeliveryPolicy {
+            schedule,
+            retry_after_cap,
+            concurrency: env.number("HERALD_DELIVERY_CONCURRENCY", 64, 1..=10_000)?,
+            start_deadline: Duration::from_secs(env.number(
+                "HERALD_BATCH_START_DEADLINE_SECS",
+                30,
+                1..=3_600,
+            )?),
+            attempt_timeout: http.total_timeout,
+        };
+
         Ok(Self {
-            events_queue_url: env.optional("HERALD_EVENTS_QUEUE_URL"),
+            events_queue_url: env.required("HERALD_EVENTS_QUEUE_URL")?,
             dlq_url: env.required("HERALD_DLQ_URL")?,
             subscriptions_table: env.required("HERALD_SUBSCRIPTIONS_TABLE")?,
+            attempts_table: env.required("HERALD_ATTEMPTS_TABLE")?,
+            history_retention: Duration::from_secs(
+                86_400 * env.number("HERALD_HISTORY_RETENTION_DAYS", 30u64, 1..=3_650)?,
+            ),
             subscription_cache_ttl: env.millis(
                 "HERALD_SUBSCRIPTION_CACHE_TTL_MS",
                 5_000,
                 0..=3_600_000,
             )?,
-            delivery_concurrency: env.number("HERALD_DELIVERY_CONCURRENCY", 64, 1..=10_000)?,
+            disable_after: env.number(
+                "HERALD_DISABLE_AFTER_FAILED_DELIVERIES",
+                5,
+                0..=1_000_000,
+            )?,
+            delivery,
             http,
             worker_wait: Duration::from_secs(env.number(
                 "HERALD_WORKER_WAIT_SECONDS",
@@ -141,35 +209,55 @@ mod tests {
         ConsumerConfig::from_lookup(|k| map.get(k).cloned())
     }
 
-    const BASE: [(&str, &str); 2] = [
+    const BASE: [(&str, &str); 4] = [
+        ("HERALD_EVENTS_QUEUE_URL", "http://q/events"),
         ("HERALD_DLQ_URL", "http://q/dlq"),
         ("HERALD_SUBSCRIPTIONS_TABLE", "subs"),
+        ("HERALD_ATTEMPTS_TABLE", "attempts"),
     ];
 
     #[test]
     fn defaults_apply_when_only_the_required_settings_are_given() {
         let c = config(&BASE).unwrap();
-        assert_eq!(c.delivery_concurrency, 64);
+        assert_eq!(c.delivery.concurrency, 64);
         assert_eq!(c.http.total_timeout, Duration::from_secs(15));
         assert_eq!(c.subscription_cache_ttl, Duration::from_secs(5));
         assert_eq!(c.worker_batch_size, 10);
-        assert!(c.events_queue_url.is_none());
+        assert_eq!(c.delivery.schedule, RetrySchedule::default());
+        assert_eq!(c.delivery.worst_case_batch_time(), Duration::from_secs(55));
+        assert_eq!(c.history_retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.disable_after, 5);
+        assert_eq!(c.http.address_policy, AddressPolicy::strict());
+    }
+
+    #[test]
+    fn a_compressed_schedule_and_an_allowlist_are_accepted() {
+        let mut vars = BASE.to_vec();
+        vars.push(("HERALD_RETRY_SCHEDULE", "0s,1s,2s"));
+        vars.push(("HERALD_RETRY_JITTER", "0"));
+        vars.push(("HERALD_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32,::1"));
+        let c = config(&vars).unwrap();
+        assert_eq!(c.delivery.schedule.max_attempts(), 3);
+        assert_eq!(c.delivery.schedule.delay_after(1, 0.9), Some(Duration::from_secs(1)));
+        assert!(c.http.address_policy.check("127.0.0.1".parse().unwrap()).is_ok());
     }
 
     #[test]
     fn missing_and_malformed_settings_name_the_variable() {
-        let err = config(&[("HERALD_DLQ_URL", "x")]).unwrap_err();
-        assert_eq!(err.to_string(), "HERALD_SUBSCRIPTIONS_TABLE must be set");
-        let mut vars = BASE.to_vec();
-        vars.push(("HERALD_DELIVERY_CONCURRENCY", "lots"));
-        let err = config(&vars).unwrap_err().to_string();
-        assert!(
-            err.contains("HERALD_DELIVERY_CONCURRENCY") && err.contains("not a whole number"),
-            "{err}"
-        );
-        let mut vars = BASE.to_vec();
-        vars.push(("HERALD_WORKER_BATCH_SIZE", "11"));
-        let err = config(&vars).unwrap_err().to_string();
-        assert!(err.contains("between 1 and 10"), "{err}");
+        let err = config(&BASE[..3]).unwrap_err();
+        assert_eq!(err.to_string(), "HERALD_ATTEMPTS_TABLE must be set");
+        for (var, value) in [
+            ("HERALD_DELIVERY_CONCURRENCY", "lots"),
+            ("HERALD_WORKER_BATCH_SIZE", "11"),
+            ("HERALD_RETRY_SCHEDULE", "5s,soon"),
+            ("HERALD_RETRY_JITTER", "0.9"),
+            ("HERALD_ALLOW_PRIVATE_NETWORKS", "localhost"),
+            ("HERALD_RETRY_AFTER_CAP", "forever"),
+        ] {
+            let mut vars = BASE.to_vec();
+            vars.push((var, value));
+            let err = config(&vars).unwrap_err().to_string();
+            assert!(err.contains(var), "{err}");
+        }
     }
 }

@@ -1,168 +1,536 @@
 //! The consumer: one function from an SQS batch to a partial batch response.
+//!
+//! Each (event, subscription) delivery succeeds or retries on its own. A fresh event
+//! is fanned out and attempted at once; a delivery that fails goes back on the queue
+//! as its own `Delivery` message, delayed by the retry schedule, so a failing endpoint
+//! never causes a second request to one that succeeded. After the last attempt (or a
+//! 410, or a refused address) the delivery is parked on the DLQ with its reason. The
+//! record a delivery came from is reported as failed only when that hand-off could
+//! not be made durable; then SQS redelivers the whole record (at-least-once).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
+use chrono::Utc;
 use futures::stream::{self, StreamExt};
+use herald_core::attempt::truncate_body;
+use herald_core::retry::next_step;
 use herald_core::signing::Signer;
-use herald_core::{webhook_id, DeadLetter, Envelope, Event, QueueMessage, Subscription};
+use herald_core::{
+    webhook_id, Attempt, AttemptOutcome, DeadLetter, DeliveryTask, Envelope, Event, NextStep,
+    QueueMessage, RetrySchedule, Subscription,
+};
 use tracing::{info_span, Instrument};
 
-use crate::dead_letters::DeadLetterSink;
-use crate::delivery::{Deliverer, DeliveryRequest};
+use crate::delivery::{Deliverer, DeliveryOutcome, DeliveryRequest};
+use crate::history::History;
+use crate::outbox::Outbox;
 use crate::subscriptions::SubscriptionSource;
+
+/// Allowance for the calls made after the last delivery of a batch ends (retry
+/// scheduling, parking, history), each bounded by the SDK operation timeout.
+pub const FOLLOW_UP_ALLOWANCE: Duration = Duration::from_secs(10);
+/// A delivery task received this close to its due time is attempted, not re-delayed.
+const DUE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+/// The delivery rules the consumer applies.
+#[derive(Debug, Clone)]
+pub struct DeliveryPolicy {
+    pub schedule: RetrySchedule,
+    pub retry_after_cap: Duration,
+    /// Deliveries in flight at once across the batch.
+    pub concurrency: usize,
+    /// Deliveries not started this long after the batch began are handed back to the
+    /// queue (attempt not counted), which bounds the time a batch can take.
+    pub start_deadline: Duration,
+    /// The total timeout of one HTTP attempt.
+    pub attempt_timeout: Duration,
+}
+
+impl DeliveryPolicy {
+    /// The longest a batch can take: deliveries start within `start_deadline`, each
+    /// lasts at most `attempt_timeout`, then the follow-up calls. The queue's
+    /// visibility timeout must exceed this, so no message is processed twice at once.
+    pub fn worst_case_batch_time(&self) -> Duration {
+        self.start_deadline + self.attempt_timeout + FOLLOW_UP_ALLOWANCE
+    }
+}
+
+/// The adapters the consumer drives.
+pub struct Adapters {
+    pub subscriptions: Arc<dyn SubscriptionSource>,
+    pub deliverer: Arc<dyn Deliverer>,
+    pub outbox: Arc<dyn Outbox>,
+    pub history: Arc<dyn History>,
+}
 
 /// Turns batches of queue messages into signed deliveries.
 pub struct Consumer {
-    subscriptions: Arc<dyn SubscriptionSource>,
-    deliverer: Arc<dyn Deliverer>,
-    dead_letters: Arc<dyn DeadLetterSink>,
-    concurrency: usize,
+    adapters: Adapters,
+    policy: DeliveryPolicy,
 }
 
 /// What became of one record of a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum RecordFate {
-    /// Done: every matching subscription got it (or none matched).
-    Delivered,
-    /// Undecodable, and now on the DLQ with its reason.
-    Parked,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Done with: delivered, scheduled for retry, parked, or recorded as not sent.
+    Done,
     /// Must come back from the queue.
     Retry,
 }
 
-struct PlannedDelivery {
+/// One delivery to attempt in this batch.
+struct Work {
     record: usize,
-    request: DeliveryRequest,
-    span: tracing::Span,
+    task: DeliveryTask,
+    subscription: Subscription,
 }
 
-impl Consumer {
-    /// `concurrency` bounds the deliveries in flight across the whole batch.
-    pub fn new(
-        subscriptions: Arc<dyn SubscriptionSource>,
-        deliverer: Arc<dyn Deliverer>,
-        dead_letters: Arc<dyn DeadLetterSink>,
-        concurrency: usize,
-    ) -> Self {
+/// What planning a record produced.
+struct Plan {
+    work: Vec<Work>,
+    not_sent: Vec<Attempt>,
+    fate: Fate,
+}
+
+impl Plan {
+    fn done() -> Self {
         Self {
-            subscriptions,
-            deliverer,
-            dead_letters,
-            concurrency: concurrency.max(1),
+            work: Vec::new(),
+            not_sent: Vec::new(),
+            fate: Fate::Done,
         }
     }
 
+    fn retry() -> Self {
+        Self {
+            fate: Fate::Retry,
+            ..Self::done()
+        }
+    }
+}
+
+impl Consumer {
+    pub fn new(adapters: Adapters, policy: DeliveryPolicy) -> Self {
+        Self { adapters, policy }
+    }
+
+    pub fn policy(&self) -> &DeliveryPolicy {
+        &self.policy
+    }
+
     /// Handles one batch. The response lists only the records that must come back:
-    /// those with a failed delivery or a failed lookup. Undecodable records are parked
-    /// on the DLQ with their reason (and come back only if parking failed); they never
+    /// a failed subscription lookup, or a follow-up (retry, dead letter) that could not
+    /// be sent. Undecodable records are parked on the DLQ with their reason and never
     /// stop the other records of the batch.
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
+        let started = Instant::now();
         let records = batch.records;
-        let mut fates = vec![RecordFate::Delivered; records.len()];
-        let mut planned = Vec::new();
-
-        for (index, record) in records.iter().enumerate() {
-            let message_id = record.message_id.clone().unwrap_or_default();
-            let span =
-                info_span!("message", message_id = %message_id, event_id = tracing::field::Empty);
-            let plan = self
-                .plan_record(index, record)
-                .instrument(span.clone())
-                .await;
-            match plan {
-                Ok(deliveries) => planned.extend(deliveries),
-                Err(fate) => fates[index] = fate,
-            }
-        }
-
-        let outcomes: Vec<(usize, bool)> = stream::iter(planned)
-            .map(|p| {
-                let deliverer = Arc::clone(&self.deliverer);
-                async move {
-                    let outcome = deliverer.deliver(p.request).instrument(p.span.clone()).await;
-                    p.span.in_scope(|| {
-                        if outcome.is_success() {
-                            tracing::info!(status = outcome.status, latency_ms = outcome.latency.as_millis() as u64, "delivered");
-                        } else {
-                            tracing::warn!(result = %outcome.describe(), latency_ms = outcome.latency.as_millis() as u64, "delivery failed");
-                        }
-                    });
-                    (p.record, outcome.is_success())
-                }
+        let plans: Vec<Plan> = stream::iter(records.iter().enumerate())
+            .map(|(index, record)| {
+                let span = info_span!(
+                    "message",
+                    message_id = record.message_id.as_deref().unwrap_or_default(),
+                    event_id = tracing::field::Empty
+                );
+                self.plan(index, record).instrument(span)
             })
-            .buffer_unordered(self.concurrency)
+            .buffered(records.len().max(1))
             .collect()
             .await;
-        for (record, ok) in outcomes {
-            if !ok {
-                fates[record] = RecordFate::Retry;
+
+        let mut fates: Vec<Fate> = plans.iter().map(|p| p.fate).collect();
+        let mut attempts: Vec<Attempt> = Vec::new();
+        let mut work = Vec::new();
+        for plan in plans {
+            attempts.extend(plan.not_sent);
+            work.extend(plan.work);
+        }
+
+        let deadline = started + self.policy.start_deadline;
+        let results: Vec<(usize, Fate, Option<Attempt>)> = stream::iter(work)
+            .map(|w| {
+                let span = info_span!(
+                    "delivery",
+                    event_id = %w.task.event.id,
+                    subscription_id = %w.subscription.id,
+                    webhook_id = %webhook_id(&w.task.event.id, &w.subscription.id),
+                    attempt = w.task.attempt,
+                );
+                self.run(w, deadline).instrument(span)
+            })
+            .buffer_unordered(self.policy.concurrency.max(1))
+            .collect()
+            .await;
+        for (record, fate, attempt) in results {
+            if fate == Fate::Retry {
+                fates[record] = Fate::Retry;
+            }
+            attempts.extend(attempt);
+        }
+
+        if !attempts.is_empty() {
+            if let Err(e) = self.adapters.history.record(&attempts).await {
+                // Failing the records would repeat deliveries that succeeded; the
+                // deliveries stand and the gap in the history is logged.
+                tracing::error!(error = %e, records = attempts.len(), "could not write the delivery history");
             }
         }
 
         let mut response = SqsBatchResponse::default();
         for (record, fate) in records.iter().zip(&fates) {
-            if *fate == RecordFate::Retry {
+            if *fate == Fate::Retry {
                 if let Some(id) = &record.message_id {
                     response.add_failure(id.clone());
                 }
             }
         }
-        let retried = response.batch_item_failures.len();
-        let parked = fates.iter().filter(|f| **f == RecordFate::Parked).count();
-        tracing::info!(records = records.len(), retried, parked, "batch handled");
+        tracing::info!(
+            records = records.len(),
+            attempts = attempts.len(),
+            returned = response.batch_item_failures.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "batch handled"
+        );
         response
     }
 
-    /// Decodes a record and works out its deliveries, or says what became of it.
-    async fn plan_record(
-        &self,
-        index: usize,
-        record: &SqsMessage,
-    ) -> Result<Vec<PlannedDelivery>, RecordFate> {
+    /// Decodes a record and works out its deliveries.
+    async fn plan(&self, index: usize, record: &SqsMessage) -> Plan {
         let body = record.body.as_deref().unwrap_or_default();
-        let event = match QueueMessage::decode(body) {
-            Ok(QueueMessage::Event { event }) => event,
-            Err(e) => return Err(self.park(record, body, &e.reason).await),
-        };
-        tracing::Span::current().record("event_id", tracing::field::display(&event.id));
-        let subscriptions = match self.subscriptions.matching(&event).await {
+        match QueueMessage::decode(body) {
+            Err(e) => {
+                let letter = DeadLetter::undecodable(body, &e.reason, record.message_id.clone());
+                match self.adapters.outbox.park(&letter).await {
+                    Ok(()) => {
+                        tracing::warn!(reason = %e.reason, "undecodable message parked on the DLQ");
+                        Plan::done()
+                    }
+                    Err(err) => {
+                        tracing::error!(reason = %e.reason, error = %err, "could not park an undecodable message; it will come back");
+                        Plan::retry()
+                    }
+                }
+            }
+            Ok(QueueMessage::Event { event }) => {
+                tracing::Span::current().record("event_id", tracing::field::display(&event.id));
+                self.plan_event(index, event).await
+            }
+            Ok(QueueMessage::Delivery { delivery }) => {
+                tracing::Span::current()
+                    .record("event_id", tracing::field::display(&delivery.event.id));
+                self.plan_delivery(index, delivery).await
+            }
+        }
+    }
+
+    async fn plan_event(&self, index: usize, event: Event) -> Plan {
+        let subs = match self.adapters.subscriptions.for_app(&event.app_id).await {
             Ok(subs) => subs,
             Err(e) => {
                 tracing::error!(error = %e, "subscription lookup failed; the message will come back");
-                return Err(RecordFate::Retry);
+                return Plan::retry();
             }
         };
-        tracing::debug!(matched = subscriptions.len(), "subscriptions matched");
-        let body = Bytes::from(Envelope::of(&event).to_body());
-        Ok(subscriptions
-            .iter()
-            .map(|sub| PlannedDelivery {
-                record: index,
-                request: signed_request(&event, sub, body.clone()),
-                span: info_span!(
-                    "delivery",
-                    event_id = %event.id,
-                    subscription_id = %sub.id,
-                    webhook_id = %webhook_id(&event.id, &sub.id),
-                ),
-            })
-            .collect())
-    }
-
-    async fn park(&self, record: &SqsMessage, body: &str, reason: &str) -> RecordFate {
-        let letter = DeadLetter::undecodable(body, reason, record.message_id.clone());
-        match self.dead_letters.park(&letter).await {
-            Ok(()) => {
-                tracing::warn!(reason, "undecodable message parked on the DLQ");
-                RecordFate::Parked
-            }
-            Err(e) => {
-                tracing::error!(reason, error = %e, "could not park an undecodable message; it will come back");
-                RecordFate::Retry
+        let mut plan = Plan::done();
+        for sub in subs.iter().filter(|s| s.filters_admit(&event)) {
+            if sub.active {
+                plan.work.push(Work {
+                    record: index,
+                    task: DeliveryTask::first(event.clone(), sub.id.clone()),
+                    subscription: sub.clone(),
+                });
+            } else {
+                plan.not_sent.push(not_sent(
+                    &event,
+                    &sub.id,
+                    "endpoint_disabled",
+                    sub.disabled_reason.as_deref(),
+                ));
             }
         }
+        tracing::debug!(
+            deliveries = plan.work.len(),
+            not_sent = plan.not_sent.len(),
+            "event fanned out"
+        );
+        plan
+    }
+
+    async fn plan_delivery(&self, index: usize, task: DeliveryTask) -> Plan {
+        let now = Utc::now();
+        if task.not_before > now + DUE_TOLERANCE {
+            // Longer than SQS can delay at once: another hop.
+            let remaining = (task.not_before - now).to_std().unwrap_or_default();
+            return match self.adapters.outbox.schedule(&task, remaining).await {
+                Ok(()) => {
+                    tracing::debug!(
+                        remaining_s = remaining.as_secs(),
+                        "not due yet; delayed again"
+                    );
+                    Plan::done()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not re-delay a delivery; it will come back");
+                    Plan::retry()
+                }
+            };
+        }
+        let app = &task.event.app_id;
+        let cached = match self.adapters.subscriptions.for_app(app).await {
+            Ok(subs) => subs.iter().find(|s| s.id == task.subscription_id).cloned(),
+            Err(e) => {
+                tracing::error!(error = %e, "subscription lookup failed; the message will come back");
+                return Plan::retry();
+            }
+        };
+        let subscription = match cached {
+            Some(s) => Some(s),
+            None => match self
+                .adapters
+                .subscriptions
+                .get(app, &task.subscription_id)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "subscription lookup failed; the message will come back");
+                    return Plan::retry();
+                }
+            },
+        };
+        let Some(subscription) = subscription else {
+            tracing::info!("subscription deleted; delivery dropped and recorded as not sent");
+            let mut plan = Plan::done();
+            plan.not_sent.push(not_sent(
+                &task.event,
+                &task.subscription_id,
+                "subscription_deleted",
+                None,
+            ));
+            return plan;
+        };
+        if !subscription.active {
+            // A delivery already under way when its endpoint was disabled: park it,
+            // so it can be re-driven once the endpoint is enabled again.
+            let reason = format!(
+                "endpoint disabled: {}",
+                subscription
+                    .disabled_reason
+                    .as_deref()
+                    .unwrap_or("disabled by its owner")
+            );
+            let attempts_made = task.attempt.saturating_sub(1);
+            let letter = DeadLetter::Failed {
+                reason,
+                delivery: task.clone(),
+                attempts: attempts_made,
+                last_status: None,
+                last_error: task.last_result.clone(),
+                parked_at: Utc::now(),
+            };
+            let mut plan = match self.adapters.outbox.park(&letter).await {
+                Ok(()) => Plan::done(),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not park a delivery for a disabled endpoint");
+                    return Plan::retry();
+                }
+            };
+            plan.not_sent.push(not_sent(
+                &task.event,
+                &subscription.id,
+                "endpoint_disabled",
+                subscription.disabled_reason.as_deref(),
+            ));
+            return plan;
+        }
+        Plan {
+            work: vec![Work {
+                record: index,
+                task,
+                subscription,
+            }],
+            not_sent: Vec::new(),
+            fate: Fate::Done,
+        }
+    }
+
+    /// Attempts one delivery (or hands it back if the batch is out of time) and
+    /// arranges what follows. Returns the record's fate and the attempt made.
+    async fn run(&self, w: Work, deadline: Instant) -> (usize, Fate, Option<Attempt>) {
+        if Instant::now() >= deadline {
+            let fate = match self.adapters.outbox.schedule(&w.task, Duration::ZERO).await {
+                Ok(()) => {
+                    tracing::info!("batch out of time; delivery handed back to the queue");
+                    Fate::Done
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not hand a delivery back; the record will come back");
+                    Fate::Retry
+                }
+            };
+            return (w.record, fate, None);
+        }
+
+        let body = Bytes::from(Envelope::of(&w.task.event).to_body());
+        let request = signed_request(&w.task.event, &w.subscription, body);
+        let attempted_at = Utc::now();
+        let outcome = self.adapters.deliverer.deliver(request).await;
+        let mut attempt = attempt_record(&w, attempted_at, &outcome);
+
+        let Some(failure) = outcome.failure() else {
+            tracing::info!(
+                status = outcome.status,
+                latency_ms = attempt.latency_ms,
+                "delivered"
+            );
+            if w.subscription.consecutive_failures > 0 {
+                if let Err(e) = self
+                    .adapters
+                    .subscriptions
+                    .reset_failures(&w.subscription.app_id, &w.subscription.id)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not reset the endpoint's failure count");
+                }
+            }
+            return (w.record, Fate::Done, Some(attempt));
+        };
+
+        let step = next_step(
+            &self.policy.schedule,
+            w.task.attempt,
+            &failure,
+            self.policy.retry_after_cap,
+            rand::random::<f64>(),
+        );
+        let fate = match step {
+            NextStep::Retry(delay) => {
+                let next = DeliveryTask {
+                    attempt: w.task.attempt + 1,
+                    not_before: Utc::now() + delay,
+                    last_result: Some(outcome.describe()),
+                    ..w.task.clone()
+                };
+                attempt.next_attempt_at = Some(next.not_before);
+                tracing::warn!(result = %outcome.describe(), retry_in_ms = delay.as_millis() as u64, "delivery failed; retry scheduled");
+                match self.adapters.outbox.schedule(&next, delay).await {
+                    Ok(()) => Fate::Done,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not schedule the retry; the record will come back");
+                        Fate::Retry
+                    }
+                }
+            }
+            NextStep::Park { reason } => {
+                let fate = self.park_failed(&w, reason, &outcome).await;
+                if fate == Fate::Done {
+                    match self
+                        .adapters
+                        .subscriptions
+                        .record_failed_delivery(&w.subscription.app_id, &w.subscription.id)
+                        .await
+                    {
+                        Ok(true) => {
+                            tracing::warn!("endpoint disabled after repeated failed deliveries")
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "could not count the failed delivery"),
+                    }
+                }
+                fate
+            }
+            NextStep::DisableAndPark { reason } => {
+                if let Err(e) = self
+                    .adapters
+                    .subscriptions
+                    .disable(&w.subscription.app_id, &w.subscription.id, &reason)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not disable the endpoint");
+                }
+                self.park_failed(&w, reason, &outcome).await
+            }
+        };
+        (w.record, fate, Some(attempt))
+    }
+
+    async fn park_failed(&self, w: &Work, reason: String, outcome: &DeliveryOutcome) -> Fate {
+        tracing::warn!(result = %outcome.describe(), %reason, "delivery parked on the DLQ");
+        let letter = DeadLetter::Failed {
+            reason,
+            delivery: w.task.clone(),
+            attempts: w.task.attempt,
+            last_status: outcome.status,
+            last_error: outcome.error.as_ref().map(|e| e.to_string()),
+            parked_at: Utc::now(),
+        };
+        match self.adapters.outbox.park(&letter).await {
+            Ok(()) => Fate::Done,
+            Err(e) => {
+                tracing::error!(error = %e, "could not park the delivery; the record will come back");
+                Fate::Retry
+            }
+        }
+    }
+}
+
+fn not_sent(
+    event: &Event,
+    subscription: &herald_core::SubscriptionId,
+    kind: &str,
+    detail: Option<&str>,
+) -> Attempt {
+    Attempt {
+        app_id: event.app_id.clone(),
+        event_id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        subscription_id: subscription.clone(),
+        webhook_id: webhook_id(&event.id, subscription),
+        attempt: 0,
+        attempted_at: Utc::now(),
+        outcome: AttemptOutcome::NotSent,
+        status_code: None,
+        latency_ms: 0,
+        error_kind: Some(kind.to_owned()),
+        error: detail.map(str::to_owned),
+        response_body: String::new(),
+        next_attempt_at: None,
+    }
+}
+
+fn attempt_record(
+    w: &Work,
+    attempted_at: chrono::DateTime<Utc>,
+    outcome: &DeliveryOutcome,
+) -> Attempt {
+    let event = &w.task.event;
+    let error_kind = match (&outcome.error, outcome.is_success()) {
+        (Some(e), _) => Some(e.kind().to_owned()),
+        (None, false) => Some("http_status".to_owned()),
+        (None, true) => None,
+    };
+    Attempt {
+        app_id: event.app_id.clone(),
+        event_id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        subscription_id: w.subscription.id.clone(),
+        webhook_id: webhook_id(&event.id, &w.subscription.id),
+        attempt: w.task.attempt,
+        attempted_at,
+        outcome: if outcome.is_success() {
+            AttemptOutcome::Succeeded
+        } else {
+            AttemptOutcome::Failed
+        },
+        status_code: outcome.status,
+        latency_ms: outcome.latency.as_millis() as u64,
+        error_kind,
+        error: outcome.error.as_ref().map(|e| e.to_string()),
+        response_body: truncate_body(&outcome.response_body),
+        next_attempt_at: None,
     }
 }
 
@@ -170,7 +538,7 @@ impl Consumer {
 /// signature headers and content type cannot be overridden by them.
 pub fn signed_request(event: &Event, subscription: &Subscription, body: Bytes) -> DeliveryRequest {
     let msg_id = webhook_id(&event.id, &subscription.id);
-    let timestamp = chrono::Utc::now().timestamp();
+    let timestamp = Utc::now().timestamp();
     let signed = Signer::headers(&subscription.secrets, &msg_id, timestamp, &body);
     let mut headers: Vec<(String, String)> = subscription
         .headers

@@ -3,6 +3,7 @@
 //! Everything here is pure: no AWS SDK types, no I/O. The adapters (SQS publisher,
 //! DynamoDB store, HTTP deliverer) live in their own crates and speak these types.
 
+pub mod address;
 pub mod attempt;
 pub mod envelope;
 pub mod event;
@@ -11,10 +12,11 @@ pub mod retry;
 pub mod signing;
 pub mod subscription;
 
+pub use address::AddressPolicy;
+pub use attempt::{Attempt, AttemptOutcome};
 pub use envelope::webhook_id;
 pub use envelope::Envelope;
 pub use event::{AppId, Event, EventId, EventType, ObjectType, ValidationError};
-pub use attempt::{Attempt, AttemptOutcome};
 pub use message::{DeadLetter, DecodeError, DeliveryTask, QueueMessage};
 pub use retry::{AttemptFailure, NextStep, RetrySchedule};
 pub use signing::{Secret, SignatureError, SignedHeaders, Signer, Verifier};

@@ -63,6 +63,7 @@ pub struct DecodeError {
 /// A self-describing message parked on the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // built one at a time, never stored in bulk
 pub enum DeadLetter {
     /// A queue message that could not be decoded; parked at first sight, never retried.
     Undecodable {
@@ -185,7 +186,9 @@ mod tests {
         );
         let task = DeliveryTask::first(event, SubscriptionId::new("sub_1"));
         assert_eq!(task.attempt, 1);
-        let msg = QueueMessage::Delivery { delivery: task.clone() };
+        let msg = QueueMessage::Delivery {
+            delivery: task.clone(),
+        };
         assert_eq!(QueueMessage::decode(&msg.encode()).unwrap(), msg);
         let letter = DeadLetter::Failed {
             reason: "all 8 attempts failed".into(),
@@ -198,7 +201,10 @@ mod tests {
         let back = DeadLetter::decode(&letter.encode()).unwrap();
         assert_eq!(back, letter);
         assert_eq!(back.reason(), "all 8 attempts failed");
-        assert!(QueueMessage::decode(&letter.encode()).is_err(), "a dead letter is not a queue message");
+        assert!(
+            QueueMessage::decode(&letter.encode()).is_err(),
+            "a dead letter is not a queue message"
+        );
     }
 
     #[test]

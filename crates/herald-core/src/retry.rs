@@ -95,7 +95,11 @@ impl RetrySchedule {
 /// Honours a receiver's `Retry-After` within bounds: never sooner than the scheduled
 /// delay, never later than twice it, and never later than `cap` (unless the schedule
 /// itself is later).
-pub fn honour_retry_after(scheduled: Duration, retry_after: Option<Duration>, cap: Duration) -> Duration {
+pub fn honour_retry_after(
+    scheduled: Duration,
+    retry_after: Option<Duration>,
+    cap: Duration,
+) -> Duration {
     match retry_after {
         None => scheduled,
         Some(asked) => {
@@ -175,7 +179,11 @@ mod tests {
         assert_eq!(s.max_attempts(), 8);
         let expected = [5, 300, 1800, 7200, 18_000, 36_000, 36_000];
         for (attempt, secs) in (1..).zip(expected) {
-            assert_eq!(s.delay_after(attempt, 0.5), Some(S(secs)), "after attempt {attempt}");
+            assert_eq!(
+                s.delay_after(attempt, 0.5),
+                Some(S(secs)),
+                "after attempt {attempt}"
+            );
         }
         assert_eq!(s.delay_after(8, 0.5), None);
         assert_eq!(s.longest_delay(), S(36_000));
@@ -197,35 +205,94 @@ mod tests {
         assert_eq!(s.delay_after(1, 0.9), Some(Duration::from_millis(500)));
         assert_eq!(s.delay_after(5, 0.0), Some(S(86_400)));
         assert_eq!(RetrySchedule::parse("", 0.2), Err(ScheduleError::Empty));
-        assert!(matches!(RetrySchedule::parse("5x", 0.2), Err(ScheduleError::BadDuration(_))));
-        assert!(matches!(RetrySchedule::parse("-5s", 0.2), Err(ScheduleError::BadDuration(_))));
-        assert!(matches!(RetrySchedule::parse("5s", 0.9), Err(ScheduleError::BadJitter(_))));
+        assert!(matches!(
+            RetrySchedule::parse("5x", 0.2),
+            Err(ScheduleError::BadDuration(_))
+        ));
+        assert!(matches!(
+            RetrySchedule::parse("-5s", 0.2),
+            Err(ScheduleError::BadDuration(_))
+        ));
+        assert!(matches!(
+            RetrySchedule::parse("5s", 0.9),
+            Err(ScheduleError::BadJitter(_))
+        ));
     }
 
     #[test]
     fn retry_after_is_bounded_by_the_schedule_twice_it_and_the_cap() {
         let cap = S(3600);
         assert_eq!(honour_retry_after(S(10), None, cap), S(10));
-        assert_eq!(honour_retry_after(S(10), Some(S(1)), cap), S(10), "never sooner");
-        assert_eq!(honour_retry_after(S(10), Some(S(15)), cap), S(15), "honoured");
-        assert_eq!(honour_retry_after(S(10), Some(S(100)), cap), S(20), "at most twice");
-        assert_eq!(honour_retry_after(S(3000), Some(S(5900)), cap), S(3600), "capped");
-        assert_eq!(honour_retry_after(S(7200), Some(S(9000)), cap), S(7200), "the schedule wins over the cap");
+        assert_eq!(
+            honour_retry_after(S(10), Some(S(1)), cap),
+            S(10),
+            "never sooner"
+        );
+        assert_eq!(
+            honour_retry_after(S(10), Some(S(15)), cap),
+            S(15),
+            "honoured"
+        );
+        assert_eq!(
+            honour_retry_after(S(10), Some(S(100)), cap),
+            S(20),
+            "at most twice"
+        );
+        assert_eq!(
+            honour_retry_after(S(3000), Some(S(5900)), cap),
+            S(3600),
+            "capped"
+        );
+        assert_eq!(
+            honour_retry_after(S(7200), Some(S(9000)), cap),
+            S(7200),
+            "the schedule wins over the cap"
+        );
     }
 
     #[test]
     fn next_step_follows_status_and_schedule() {
         let s = RetrySchedule::parse("0s,10s,20s", 0.0).unwrap();
         let cap = DEFAULT_RETRY_AFTER_CAP;
-        let status = |code, ra: Option<u64>| AttemptFailure::Status { code, retry_after: ra.map(S) };
-        assert_eq!(next_step(&s, 1, &status(500, None), cap, 0.5), NextStep::Retry(S(10)));
-        assert_eq!(next_step(&s, 1, &AttemptFailure::Transport, cap, 0.5), NextStep::Retry(S(10)));
-        assert_eq!(next_step(&s, 2, &status(302, None), cap, 0.5), NextStep::Retry(S(20)));
-        assert_eq!(next_step(&s, 1, &status(429, Some(15)), cap, 0.5), NextStep::Retry(S(15)));
-        assert_eq!(next_step(&s, 1, &status(503, Some(99)), cap, 0.5), NextStep::Retry(S(20)));
-        assert_eq!(next_step(&s, 1, &status(500, Some(15)), cap, 0.5), NextStep::Retry(S(10)), "Retry-After only counts on 429 and 503");
-        assert!(matches!(next_step(&s, 3, &status(500, None), cap, 0.5), NextStep::Park { reason } if reason.contains("all 3 attempts")));
-        assert!(matches!(next_step(&s, 1, &status(410, None), cap, 0.5), NextStep::DisableAndPark { .. }));
-        assert!(matches!(next_step(&s, 1, &AttemptFailure::Refused, cap, 0.5), NextStep::Park { .. }));
+        let status = |code, ra: Option<u64>| AttemptFailure::Status {
+            code,
+            retry_after: ra.map(S),
+        };
+        assert_eq!(
+            next_step(&s, 1, &status(500, None), cap, 0.5),
+            NextStep::Retry(S(10))
+        );
+        assert_eq!(
+            next_step(&s, 1, &AttemptFailure::Transport, cap, 0.5),
+            NextStep::Retry(S(10))
+        );
+        assert_eq!(
+            next_step(&s, 2, &status(302, None), cap, 0.5),
+            NextStep::Retry(S(20))
+        );
+        assert_eq!(
+            next_step(&s, 1, &status(429, Some(15)), cap, 0.5),
+            NextStep::Retry(S(15))
+        );
+        assert_eq!(
+            next_step(&s, 1, &status(503, Some(99)), cap, 0.5),
+            NextStep::Retry(S(20))
+        );
+        assert_eq!(
+            next_step(&s, 1, &status(500, Some(15)), cap, 0.5),
+            NextStep::Retry(S(10)),
+            "Retry-After only counts on 429 and 503"
+        );
+        assert!(
+            matches!(next_step(&s, 3, &status(500, None), cap, 0.5), NextStep::Park { reason } if reason.contains("all 3 attempts"))
+        );
+        assert!(matches!(
+            next_step(&s, 1, &status(410, None), cap, 0.5),
+            NextStep::DisableAndPark { .. }
+        ));
+        assert!(matches!(
+            next_step(&s, 1, &AttemptFailure::Refused, cap, 0.5),
+            NextStep::Park { .. }
+        ));
     }
 }

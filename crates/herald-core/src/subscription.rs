@@ -155,6 +155,10 @@ pub struct Subscription {
     /// Why the endpoint was disabled, when it was disabled by Herald rather than a user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// Deliveries in a row that failed for good (every attempt failed); any
+    /// successful delivery resets it. Drives the auto-disable rule.
+    #[serde(default)]
+    pub consecutive_failures: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -179,6 +183,7 @@ impl Subscription {
             headers: BTreeMap::new(),
             secrets: vec![Secret::generate()],
             disabled_reason: None,
+            consecutive_failures: 0,
             created_at: now,
             updated_at: now,
         }
@@ -187,8 +192,13 @@ impl Subscription {
     /// Whether this subscription wants `event`: it is active, belongs to the event's app,
     /// and both its event filter and its object-type filter admit the event.
     pub fn matches(&self, event: &Event) -> bool {
-        self.active
-            && self.app_id == event.app_id
+        self.active && self.filters_admit(event)
+    }
+
+    /// Whether the event belongs to this subscription's app and passes both filters,
+    /// active or not (a disabled endpoint records such events as not sent).
+    pub fn filters_admit(&self, event: &Event) -> bool {
+        self.app_id == event.app_id
             && self.events.matches(&event.event_type)
             && self.object_types.matches(&event.object_type)
     }

@@ -4,6 +4,13 @@
 //! every tenant's webhooks sit in one partition: listing is a paginated `Query`, and
 //! finding the subscriptions that match an event is one `Query` on the event's app
 //! followed by in-memory filtering (callers cache the result). Nothing scans the table.
+//!
+//! The delivery history ([`AttemptStore`]) has one item per attempt, keyed by
+//! subscription (`pk = app#subscription`, `sk = time#event#attempt`, newest last) with a
+//! `by_event` index (`event_pk = app#event`), so both listings are single `Query`s.
+
+mod attempts;
+pub use attempts::AttemptStore;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -212,12 +219,137 @@ impl SubscriptionStore {
         }
     }
 
+    /// Counts a delivery that failed for good. Once `disable_after` such deliveries
+    /// come in a row, the subscription is disabled with a reason. Returns the new
+    /// count and whether this call disabled it.
+    pub async fn record_failed_delivery(
+        &self,
+        app: &AppId,
+        id: &SubscriptionId,
+        disable_after: u32,
+    ) -> Result<(u32, bool), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("app_id", AttributeValue::S(app.to_string()))
+            .key("id", AttributeValue::S(id.to_string()))
+            .update_expression("ADD consecutive_failures :one")
+            .condition_expression("attribute_exists(id)")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_conditional_check_failed_exception() => {
+                    StoreError::NotFound(id.clone())
+                }
+                _ => StoreError::dynamo("UpdateItem", e),
+            })?;
+        let count = out
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get("consecutive_failures"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0);
+        if disable_after > 0 && count >= disable_after {
+            let reason = format!("disabled automatically after {count} failed deliveries in a row");
+            self.disable(app, id, &reason).await?;
+            return Ok((count, true));
+        }
+        Ok((count, false))
+    }
+
+    /// Resets the failure count after a success (a no-op write-free condition when it
+    /// is already zero).
+    pub async fn reset_failures(&self, app: &AppId, id: &SubscriptionId) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("app_id", AttributeValue::S(app.to_string()))
+            .key("id", AttributeValue::S(id.to_string()))
+            .update_expression("SET consecutive_failures = :zero")
+            .condition_expression("attribute_exists(id) AND consecutive_failures > :zero")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Disables a subscription, recording why.
+    pub async fn disable(
+        &self,
+        app: &AppId,
+        id: &SubscriptionId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("app_id", AttributeValue::S(app.to_string()))
+            .key("id", AttributeValue::S(id.to_string()))
+            .update_expression("SET active = :false, disabled_reason = :reason, updated_at = :now")
+            .condition_expression("attribute_exists(id)")
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned()))
+            .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_conditional_check_failed_exception() => {
+                    StoreError::NotFound(id.clone())
+                }
+                _ => StoreError::dynamo("UpdateItem", e),
+            })?;
+        Ok(())
+    }
+
+    /// Re-enables a subscription and clears its failure count and disabled reason.
+    pub async fn enable(&self, app: &AppId, id: &SubscriptionId) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("app_id", AttributeValue::S(app.to_string()))
+            .key("id", AttributeValue::S(id.to_string()))
+            .update_expression("SET active = :true, consecutive_failures = :zero, updated_at = :now REMOVE disabled_reason")
+            .condition_expression("attribute_exists(id)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_conditional_check_failed_exception() => StoreError::NotFound(id.clone()),
+                _ => StoreError::dynamo("UpdateItem", e),
+            })?;
+        Ok(())
+    }
+
     /// The subscriptions that want `event` (one query on its app).
     pub async fn matching(&self, event: &Event) -> Result<Vec<Subscription>, StoreError> {
         let mut subs = self.for_app(&event.app_id).await?;
         subs.retain(|s| s.matches(event));
         Ok(subs)
     }
+}
+
+fn now_rfc3339() -> String {
+    // The same format serde gives `DateTime<Utc>` in stored subscriptions.
+    serde_json::to_value(chrono::Utc::now())
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn decode_cursor(cursor: &str) -> Result<String, StoreError> {

@@ -9,15 +9,22 @@ use herald_consumer::{build, init_tracing, ConsumerConfig};
 async fn main() -> anyhow::Result<()> {
     init_tracing(std::env::var("HERALD_LOG_FORMAT").is_ok_and(|f| f == "json"));
     let config = ConsumerConfig::from_env().context("invalid configuration")?;
-    let queue_url = config
-        .events_queue_url
-        .clone()
-        .context("HERALD_EVENTS_QUEUE_URL must be set for the worker")?;
     let aws = herald_consumer::aws_config().await;
     let consumer = build(&config, &aws)?;
-    let sqs = aws_sdk_sqs::Client::new(&aws);
+    // Long polls outlast the consumer's 5-second operation timeout: the poller gets
+    // its own client whose calls may take the wait plus a margin.
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&aws)
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(config.worker_wait + std::time::Duration::from_secs(10))
+                    .build(),
+            )
+            .build(),
+    );
+    herald_consumer::check_visibility_timeout(&sqs, &config).await?;
     let settings = PollSettings {
-        queue_url,
+        queue_url: config.events_queue_url.clone(),
         wait_seconds: config.worker_wait.as_secs() as i32,
         batch_size: config.worker_batch_size,
     };

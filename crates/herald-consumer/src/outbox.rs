@@ -1,0 +1,107 @@
+//! What the consumer sends onward: delivery tasks back onto the events queue (with a
+//! delay) and dead letters onto the DLQ.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use herald_core::{DeadLetter, DeliveryTask, QueueMessage};
+
+/// SQS's longest per-message delay.
+pub const MAX_SQS_DELAY: Duration = Duration::from_secs(900);
+
+/// Durable hand-off of work the consumer cannot finish now. An error means nothing
+/// was sent, so the caller must keep the message it came from.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Puts a delivery task on the events queue, invisible for `delay` (at most 15
+    /// minutes; the task's `not_before` carries any longer wait).
+    async fn schedule(&self, task: &DeliveryTask, delay: Duration) -> Result<(), String>;
+    /// Puts a dead letter on the DLQ.
+    async fn park(&self, letter: &DeadLetter) -> Result<(), String>;
+}
+
+/// The SQS events queue and DLQ. Messages carry `app_id`, `event_type`, `event_id`,
+/// `subscription_id` and (on the DLQ) `herald_reason` attributes, so operators and the
+/// re-driver can filter without decoding bodies.
+pub struct SqsOutbox {
+    client: aws_sdk_sqs::Client,
+    events_queue_url: String,
+    dlq_url: String,
+}
+
+impl SqsOutbox {
+    pub fn new(
+        client: aws_sdk_sqs::Client,
+        events_queue_url: impl Into<String>,
+        dlq_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            events_queue_url: events_queue_url.into(),
+            dlq_url: dlq_url.into(),
+        }
+    }
+}
+
+fn attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data type is set")
+}
+
+fn task_attributes(task: &DeliveryTask) -> [(&'static str, MessageAttributeValue); 4] {
+    [
+        ("app_id", attribute(task.event.app_id.as_str())),
+        ("event_type", attribute(task.event.event_type.as_str())),
+        ("event_id", attribute(task.event.id.as_str())),
+        ("subscription_id", attribute(task.subscription_id.as_str())),
+    ]
+}
+
+#[async_trait]
+impl Outbox for SqsOutbox {
+    async fn schedule(&self, task: &DeliveryTask, delay: Duration) -> Result<(), String> {
+        let delay = delay.min(MAX_SQS_DELAY).as_secs() as i32;
+        let body = QueueMessage::Delivery {
+            delivery: task.clone(),
+        }
+        .encode();
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.events_queue_url)
+            .message_body(body)
+            .delay_seconds(delay);
+        for (name, value) in task_attributes(task) {
+            send = send.message_attributes(name, value);
+        }
+        send.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| DisplayErrorContext(e).to_string())
+    }
+
+    async fn park(&self, letter: &DeadLetter) -> Result<(), String> {
+        let mut reason = letter.reason().to_owned();
+        reason.truncate(reason.floor_char_boundary(1024));
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.dlq_url)
+            .message_body(letter.encode())
+            .message_attributes("herald_reason", attribute(&reason));
+        if let DeadLetter::Failed { delivery, .. } = letter {
+            for (name, value) in task_attributes(delivery) {
+                send = send.message_attributes(name, value);
+            }
+        }
+        send.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| DisplayErrorContext(e).to_string())
+    }
+}

@@ -1,0 +1,245 @@
+//! Which network addresses webhooks may be delivered to.
+//!
+//! By default Herald refuses loopback, private, link-local, CGNAT (shared), multicast,
+//! broadcast, unspecified, documentation and other reserved addresses, IPv4 and IPv6
+//! alike (IPv4-mapped and IPv4-compatible IPv6 addresses are judged as the IPv4
+//! address they carry). An allowlist of networks admits chosen ranges, for local
+//! development and tests (`127.0.0.1/32`, say).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+/// The verdict on an address that is refused, naming the range it falls in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{addr} is a {range} address, refused for webhook delivery (allow it with HERALD_ALLOW_PRIVATE_NETWORKS)")]
+pub struct RefusedAddress {
+    pub addr: IpAddr,
+    pub range: &'static str,
+}
+
+/// A network list that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a network (use CIDR notation such as 127.0.0.1/32 or ::1/128, or a bare address)"
+)]
+pub struct BadNetwork(pub String);
+
+/// Decides whether an address may be connected to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressPolicy {
+    allowed: Vec<IpNet>,
+}
+
+impl AddressPolicy {
+    /// Refuses every non-public address.
+    pub fn strict() -> Self {
+        Self::default()
+    }
+
+    /// Parses a comma-separated allowlist of networks (CIDR or bare addresses).
+    pub fn with_allowlist(list: &str) -> Result<Self, BadNetwork> {
+        let allowed = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| BadNetwork(s.to_owned()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { allowed })
+    }
+
+    /// The allowed networks.
+    pub fn allowlist(&self) -> &[IpNet] {
+        &self.allowed
+    }
+
+    /// `Ok` if `addr` may be connected to.
+    pub fn check(&self, addr: IpAddr) -> Result<(), RefusedAddress> {
+        let canonical = canonical(addr);
+        if self
+            .allowed
+            .iter()
+            .any(|net| net.contains(&addr) || net.contains(&canonical))
+        {
+            return Ok(());
+        }
+        match special_range(canonical) {
+            None => Ok(()),
+            Some(range) => Err(RefusedAddress { addr, range }),
+        }
+    }
+}
+
+/// IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-compatible (`::a.b.c.d`) IPv6 addresses as
+/// the IPv4 address they carry; anything else unchanged.
+fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return IpAddr::V4(v4);
+            }
+            let s = v6.segments();
+            if s[..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified() {
+                return IpAddr::V4(Ipv4Addr::new(
+                    (s[6] >> 8) as u8,
+                    s[6] as u8,
+                    (s[7] >> 8) as u8,
+                    s[7] as u8,
+                ));
+            }
+            addr
+        }
+        v4 => v4,
+    }
+}
+
+/// The name of the special-purpose range `addr` is in, or `None` for a public address.
+fn special_range(addr: IpAddr) -> Option<&'static str> {
+    match addr {
+        IpAddr::V4(v4) => special_v4(v4),
+        IpAddr::V6(v6) => special_v6(v6),
+    }
+}
+
+fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let o = ip.octets();
+    Some(match o {
+        _ if ip.is_unspecified() => "unspecified",
+        [0, ..] => "\"this network\" (0.0.0.0/8)",
+        _ if ip.is_loopback() => "loopback",
+        _ if ip.is_private() => "private",
+        [100, b, ..] if (64..128).contains(&b) => "CGNAT shared (100.64.0.0/10)",
+        _ if ip.is_link_local() => "link-local",
+        [192, 0, 0, _] => "IETF protocol assignment (192.0.0.0/24)",
+        [192, 0, 2, _] | [198, 51, 100, _] | [203, 0, 113, _] => "documentation",
+        [198, 18 | 19, ..] => "benchmarking (198.18.0.0/15)",
+        _ if ip.is_multicast() => "multicast",
+        _ if ip.is_broadcast() => "broadcast",
+        [240..=255, ..] => "reserved (240.0.0.0/4)",
+        _ => return None,
+    })
+}
+
+fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let s = ip.segments();
+    Some(match s {
+        _ if ip.is_unspecified() => "unspecified",
+        _ if ip.is_loopback() => "loopback",
+        _ if ip.is_multicast() => "multicast",
+        [a, ..] if a & 0xfe00 == 0xfc00 => "unique local (fc00::/7)",
+        [a, ..] if a & 0xffc0 == 0xfe80 => "link-local",
+        [a, ..] if a & 0xffc0 == 0xfec0 => "site-local (fec0::/10)",
+        [0x2001, 0x0db8, ..] => "documentation",
+        [0x0064, 0xff9b, 0, 0, 0, 0, ..] => "NAT64 (64:ff9b::/96)",
+        [0x0064, 0xff9b, 1, ..] => "NAT64 local (64:ff9b:1::/48)",
+        [0x0100, 0, 0, 0, ..] => "discard-only (100::/64)",
+        [0x2001, b, ..] if b < 0x0200 => "IETF protocol assignment (2001::/23)",
+        [0x2002, ..] => "6to4 (2002::/16)",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(s: &str) -> bool {
+        AddressPolicy::strict().check(s.parse().unwrap()).is_err()
+    }
+
+    #[test]
+    fn public_addresses_pass() {
+        for a in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001:80b::200e",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.32.0.1",
+        ] {
+            assert!(!refused(a), "{a} should be allowed");
+        }
+    }
+
+    #[test]
+    fn every_special_range_is_refused() {
+        for a in [
+            "127.0.0.1",
+            "127.255.255.254",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "169.254.169.254",
+            "224.0.0.1",
+            "239.255.255.250",
+            "255.255.255.255",
+            "0.0.0.0",
+            "0.1.2.3",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.18.0.1",
+            "240.0.0.1",
+            "192.0.0.8",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "ff02::1",
+            "fec0::1",
+            "2001:db8::1",
+            "64:ff9b::a00:1",
+            "100::1",
+            "2002::1",
+        ] {
+            assert!(refused(a), "{a} should be refused");
+        }
+    }
+
+    #[test]
+    fn ipv4_inside_ipv6_is_judged_as_ipv4() {
+        assert!(refused("::ffff:127.0.0.1"));
+        assert!(refused("::ffff:10.1.2.3"));
+        assert!(refused("::ffff:169.254.169.254"));
+        assert!(refused("::127.0.0.1"));
+        assert!(!refused("::ffff:8.8.8.8"));
+    }
+
+    #[test]
+    fn the_allowlist_admits_exactly_its_networks() {
+        let p = AddressPolicy::with_allowlist("127.0.0.1/32, ::1, 10.1.0.0/16").unwrap();
+        assert!(p.check("127.0.0.1".parse().unwrap()).is_ok());
+        assert!(p.check("::ffff:127.0.0.1".parse().unwrap()).is_ok());
+        assert!(p.check("::1".parse().unwrap()).is_ok());
+        assert!(p.check("10.1.200.3".parse().unwrap()).is_ok());
+        assert!(p.check("127.0.0.2".parse().unwrap()).is_err());
+        assert!(p.check("10.2.0.1".parse().unwrap()).is_err());
+        assert_eq!(
+            AddressPolicy::with_allowlist("").unwrap(),
+            AddressPolicy::strict()
+        );
+        assert!(AddressPolicy::with_allowlist("localhost").is_err());
+    }
+
+    #[test]
+    fn refusals_name_the_range_and_the_setting() {
+        let err = AddressPolicy::strict()
+            .check("169.254.169.254".parse().unwrap())
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("link-local") && msg.contains("HERALD_ALLOW_PRIVATE_NETWORKS"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! The delivery history in DynamoDB.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as CURSOR;
+use base64::Engine as _;
+use herald_core::{AppId, Attempt, EventId, SubscriptionId};
+
+use crate::{Page, StoreError, MAX_PAGE_SIZE};
+
+/// Items per `BatchWriteItem` call (DynamoDB's limit).
+const BATCH_WRITE_MAX: usize = 25;
+/// Rounds of retrying unprocessed items before giving up.
+const WRITE_ROUNDS: u32 = 6;
+/// Name of the index listing an event's attempts.
+pub const BY_EVENT_INDEX: &str = "by_event";
+
+/// Attempt records, written in batches and listed newest first.
+#[derive(Clone, Debug)]
+pub struct AttemptStore {
+    client: Client,
+    table: String,
+    retention: Duration,
+}
+
+fn sk(a: &Attempt) -> String {
+    format!(
+        "{}#{}#{:04}",
+        a.attempted_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        a.event_id,
+        a.attempt
+    )
+}
+
+fn subscription_pk(app: &AppId, sub: &SubscriptionId) -> String {
+    format!("{app}#{sub}")
+}
+
+fn event_pk(app: &AppId, event: &EventId) -> String {
+    format!("{app}#{event}")
+}
+
+impl AttemptStore {
+    /// `retention` sets each record's `expires_at` (the table's TTL attribute).
+    pub fn new(client: Client, table: impl Into<String>, retention: Duration) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            retention,
+        }
+    }
+
+    fn item(&self, a: &Attempt) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(a).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let expires = a.attempted_at.timestamp() + self.retention.as_secs() as i64;
+        item.insert(
+            "pk".into(),
+            AttributeValue::S(subscription_pk(&a.app_id, &a.subscription_id)),
+        );
+        item.insert("sk".into(), AttributeValue::S(sk(a)));
+        item.insert(
+            "event_pk".into(),
+            AttributeValue::S(event_pk(&a.app_id, &a.event_id)),
+        );
+        item.insert("expires_at".into(), AttributeValue::N(expires.to_string()));
+        Ok(item)
+    }
+
+    /// Writes attempts with `BatchWriteItem`, 25 per call, retrying unprocessed items
+    /// with backoff. Fails only if some records could not be written at all.
+    pub async fn record(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+        for chunk in attempts.chunks(BATCH_WRITE_MAX) {
+            let mut requests = chunk
+                .iter()
+                .map(|a| {
+                    Ok(WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(self.item(a)?))
+                                .build()
+                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        )
+                        .build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            for round in 0..WRITE_ROUNDS {
+                if round > 0 {
+                    tokio::time::sleep(Duration::from_millis(25 << round)).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests.clone())
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::dynamo("BatchWriteItem", e))?;
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+            }
+            if !requests.is_empty() {
+                return Err(StoreError::Dynamo {
+                    operation: "BatchWriteItem",
+                    message: format!("{} attempt records left unprocessed", requests.len()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A subscription's attempts, newest first.
+    pub async fn for_subscription(
+        &self,
+        app: &AppId,
+        subscription: &SubscriptionId,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Attempt>, StoreError> {
+        self.query(
+            None,
+            "pk",
+            subscription_pk(app, subscription),
+            limit,
+            cursor,
+        )
+        .await
+    }
+
+    /// An event's attempts across its subscriptions, newest first.
+    pub async fn for_event(
+        &self,
+        app: &AppId,
+        event: &EventId,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Attempt>, StoreError> {
+        self.query(
+            Some(BY_EVENT_INDEX),
+            "event_pk",
+            event_pk(app, event),
+            limit,
+            cursor,
+        )
+        .await
+    }
+
+    async fn query(
+        &self,
+        index: Option<&str>,
+        key: &str,
+        value: String,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Attempt>, StoreError> {
+        let start = cursor.map(decode_key).transpose()?;
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index.map(str::to_owned))
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", key)
+            .expression_attribute_values(":v", AttributeValue::S(value))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, MAX_PAGE_SIZE))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        let items = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| {
+                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect::<Result<Vec<Attempt>, _>>()?;
+        let next_cursor = out
+            .last_evaluated_key
+            .filter(|k| !k.is_empty())
+            .map(|k| encode_key(&k));
+        Ok(Page { items, next_cursor })
+    }
+}
+
+/// Cursors carry the last evaluated key's string attributes, base64-encoded JSON.
+fn encode_key(key: &HashMap<String, AttributeValue>) -> String {
+    let strings: HashMap<&str, &str> = key
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.as_s().ok()?.as_str())))
+        .collect();
+    CURSOR.encode(serde_json::to_vec(&strings).unwrap_or_default())
+}
+
+fn decode_key(cursor: &str) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    let bytes = CURSOR.decode(cursor).map_err(|_| StoreError::BadCursor)?;
+    let strings: HashMap<String, String> =
+        serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
+    let allowed = ["pk", "sk", "event_pk"];
+    if strings.is_empty() || strings.keys().any(|k| !allowed.contains(&k.as_str())) {
+        return Err(StoreError::BadCursor);
+    }
+    Ok(strings
+        .into_iter()
+        .map(|(k, v)| (k, AttributeValue::S(v)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_foreign_keys() {
+        let key: HashMap<String, AttributeValue> = [
+            ("pk".to_owned(), AttributeValue::S("a#s".into())),
+            ("sk".to_owned(), AttributeValue::S("t#e#0001".into())),
+        ]
+        .into();
+        assert_eq!(decode_key(&encode_key(&key)).unwrap(), key);
+        assert!(decode_key("%%").is_err());
+        let forged = CURSOR.encode(br#"{"app_id":"other"}"#);
+        assert!(decode_key(&forged).is_err());
+    }
+}

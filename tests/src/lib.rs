@@ -172,6 +172,9 @@ where
 pub struct Received {
     pub headers: HashMap<String, String>,
     pub body: Bytes,
+    pub at: Instant,
+    /// The status the receiver chose (it may have answered too late to count).
+    pub replied: u16,
 }
 
 impl Received {
@@ -187,15 +190,63 @@ impl Received {
     }
 }
 
-/// How a receiver answers its n-th request (counting from 1).
-pub type Behaviour = Arc<dyn Fn(usize) -> StatusCode + Send + Sync>;
+/// How a receiver answers one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    /// Wait this long before answering (a hanging endpoint).
+    pub delay: Duration,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    pub fn status(code: u16) -> Self {
+        Self {
+            status: StatusCode::from_u16(code).expect("valid status"),
+            delay: Duration::ZERO,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// What a receiver knows when deciding its reply.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    /// Requests received so far, this one included.
+    pub total: usize,
+    /// Requests with this request's `webhook-id`, this one included (the attempt
+    /// number as the receiver sees it).
+    pub for_id: usize,
+}
+
+/// How a receiver answers each request.
+pub type Behaviour = Arc<dyn Fn(Seen) -> Reply + Send + Sync>;
+
+#[derive(Default)]
+struct Log {
+    received: Vec<Received>,
+    per_id: HashMap<String, usize>,
+    in_flight: HashMap<String, usize>,
+    max_in_flight: usize,
+}
 
 struct ReceiverState {
-    received: Mutex<Vec<Received>>,
+    log: Mutex<Log>,
     behaviour: Behaviour,
 }
 
-/// A real HTTP receiver on 127.0.0.1 that records every request.
+/// A real HTTP receiver on 127.0.0.1 that records every request and answers as its
+/// behaviour says.
 pub struct Receiver {
     pub addr: SocketAddr,
     state: Arc<ReceiverState>,
@@ -205,12 +256,12 @@ pub struct Receiver {
 impl Receiver {
     /// A receiver that answers 200 to everything.
     pub async fn ok() -> Self {
-        Self::start(Arc::new(|_| StatusCode::OK)).await
+        Self::start(Arc::new(|_| Reply::status(200))).await
     }
 
     pub async fn start(behaviour: Behaviour) -> Self {
         let state = Arc::new(ReceiverState {
-            received: Mutex::new(Vec::new()),
+            log: Mutex::new(Log::default()),
             behaviour,
         });
         let app = axum::Router::new()
@@ -231,11 +282,21 @@ impl Receiver {
     }
 
     pub fn received(&self) -> Vec<Received> {
-        self.state.received.lock().expect("lock").clone()
+        self.state.log.lock().expect("lock").received.clone()
     }
 
     pub fn count(&self) -> usize {
-        self.state.received.lock().expect("lock").len()
+        self.state.log.lock().expect("lock").received.len()
+    }
+
+    /// Distinct `webhook-id`s received.
+    pub fn distinct(&self) -> usize {
+        self.state.log.lock().expect("lock").per_id.len()
+    }
+
+    /// The most requests with one `webhook-id` that were ever in flight at once.
+    pub fn max_in_flight_per_delivery(&self) -> usize {
+        self.state.log.lock().expect("lock").max_in_flight
     }
 }
 
@@ -245,12 +306,30 @@ impl Drop for Receiver {
     }
 }
 
+/// Decrements the in-flight count when the request ends, even if the client gave up
+/// and the handler was dropped.
+struct InFlight {
+    state: Arc<ReceiverState>,
+    id: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut log) = self.state.log.lock() {
+            if let Some(n) = log.in_flight.get_mut(&self.id) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
+
 async fn record(
     State(state): State<Arc<ReceiverState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
-    let headers = headers
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let headers: HashMap<String, String> = headers
         .iter()
         .map(|(k, v)| {
             (
@@ -259,12 +338,82 @@ async fn record(
             )
         })
         .collect();
-    let n = {
-        let mut r = state.received.lock().expect("lock");
-        r.push(Received { headers, body });
-        r.len()
+    let id = headers.get("webhook-id").cloned().unwrap_or_default();
+    let seen = {
+        let mut log = state.log.lock().expect("lock");
+        log.received.push(Received {
+            headers,
+            body,
+            at: Instant::now(),
+            replied: 0,
+        });
+        let for_id = {
+            let n = log.per_id.entry(id.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let in_flight = {
+            let n = log.in_flight.entry(id.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        log.max_in_flight = log.max_in_flight.max(in_flight);
+        Seen {
+            total: log.received.len(),
+            for_id,
+        }
     };
-    (state.behaviour)(n)
+    let _guard = InFlight {
+        state: Arc::clone(&state),
+        id,
+    };
+    let reply = (state.behaviour)(seen);
+    if let Some(r) = state
+        .log
+        .lock()
+        .expect("lock")
+        .received
+        .get_mut(seen.total - 1)
+    {
+        r.replied = reply.status.as_u16();
+    }
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut response = reply.status.into_response();
+    for (k, v) in reply.headers {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::try_from(k),
+            axum::http::HeaderValue::try_from(v),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+/// What a fault test accounts for, printed at its end.
+#[derive(Debug, Default)]
+pub struct Accounting {
+    /// Deliveries that should succeed.
+    pub expected: usize,
+    /// Distinct deliveries that were answered 2xx.
+    pub delivered: usize,
+    /// Extra requests for a delivery already answered 2xx.
+    pub duplicates: usize,
+    /// Deliveries parked on the DLQ.
+    pub parked: usize,
+    /// Expected deliveries neither delivered nor parked.
+    pub lost: usize,
+}
+
+impl Accounting {
+    pub fn print(&self, test: &str) {
+        println!(
+            "[{test}] accounting: expected={} delivered={} duplicates={} parked={} lost={}",
+            self.expected, self.delivered, self.duplicates, self.parked, self.lost
+        );
+    }
 }
 
 /// A built binary of this workspace (run `cargo build --workspace --bins` first;

@@ -44,6 +44,9 @@ pub struct ConsumerConfig {
     /// `HERALD_HTTP_CONNECT_TIMEOUT_MS`, `HERALD_HTTP_TIMEOUT_MS`,
     /// `HERALD_ALLOW_PRIVATE_NETWORKS`.
     pub http: HttpSettings,
+    /// `HERALD_MAX_QUEUE_DELAY_SECS` (default 900, SQS's maximum): the longest delay
+    /// put on one queued retry; longer waits take several hops.
+    pub max_queue_delay: Duration,
     /// `HERALD_WORKER_WAIT_SECONDS` (default 20): long-poll wait of the local worker.
     pub worker_wait: Duration,
     /// `HERALD_WORKER_BATCH_SIZE` (default 10, at most 10).
@@ -186,6 +189,11 @@ impl ConsumerConfig {
             )?,
             delivery,
             http,
+            max_queue_delay: Duration::from_secs(env.number(
+                "HERALD_MAX_QUEUE_DELAY_SECS",
+                900,
+                1..=900,
+            )?),
             worker_wait: Duration::from_secs(env.number(
                 "HERALD_WORKER_WAIT_SECONDS",
                 20,
@@ -238,8 +246,15 @@ mod tests {
         vars.push(("HERALD_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32,::1"));
         let c = config(&vars).unwrap();
         assert_eq!(c.delivery.schedule.max_attempts(), 3);
-        assert_eq!(c.delivery.schedule.delay_after(1, 0.9), Some(Duration::from_secs(1)));
-        assert!(c.http.address_policy.check("127.0.0.1".parse().unwrap()).is_ok());
+        assert_eq!(
+            c.delivery.schedule.delay_after(1, 0.9),
+            Some(Duration::from_secs(1))
+        );
+        assert!(c
+            .http
+            .address_policy
+            .check("127.0.0.1".parse().unwrap())
+            .is_ok());
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::subscriptions::SubscriptionSource;
 /// scheduling, parking, history), each bounded by the SDK operation timeout.
 pub const FOLLOW_UP_ALLOWANCE: Duration = Duration::from_secs(10);
 /// A delivery task received this close to its due time is attempted, not re-delayed.
-const DUE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+const DUE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::milliseconds(200);
 
 /// The delivery rules the consumer applies.
 #[derive(Debug, Clone)]

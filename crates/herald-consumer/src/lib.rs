@@ -57,6 +57,7 @@ pub fn build(config: &ConsumerConfig, aws: &aws_config::SdkConfig) -> anyhow::Re
             aws_sdk_sqs::Client::new(aws),
             &config.events_queue_url,
             &config.dlq_url,
+            config.max_queue_delay,
         )),
         history: Arc::new(AttemptStore::new(
             dynamo,

@@ -29,18 +29,23 @@ pub struct SqsOutbox {
     client: aws_sdk_sqs::Client,
     events_queue_url: String,
     dlq_url: String,
+    max_delay: Duration,
 }
 
 impl SqsOutbox {
+    /// `max_delay` is the longest delay put on one message (SQS allows 15 minutes);
+    /// longer waits take several hops.
     pub fn new(
         client: aws_sdk_sqs::Client,
         events_queue_url: impl Into<String>,
         dlq_url: impl Into<String>,
+        max_delay: Duration,
     ) -> Self {
         Self {
             client,
             events_queue_url: events_queue_url.into(),
             dlq_url: dlq_url.into(),
+            max_delay: max_delay.min(MAX_SQS_DELAY),
         }
     }
 }
@@ -65,7 +70,9 @@ fn task_attributes(task: &DeliveryTask) -> [(&'static str, MessageAttributeValue
 #[async_trait]
 impl Outbox for SqsOutbox {
     async fn schedule(&self, task: &DeliveryTask, delay: Duration) -> Result<(), String> {
-        let delay = delay.min(MAX_SQS_DELAY).as_secs() as i32;
+        // Whole seconds, rounded up, so a task never arrives before it is due.
+        let delay = delay.min(self.max_delay);
+        let delay = (delay.as_secs() + u64::from(delay.subsec_nanos() > 0)) as i32;
         let body = QueueMessage::Delivery {
             delivery: task.clone(),
         }

@@ -48,7 +48,7 @@ demo: venv build
 ## test: lint, unit tests, and end-to-end tests against a private emulator.
 test: venv lint
 	$(CARGO) build --workspace --bins
-	localstack/with-emulator $(CARGO) test --workspace --no-fail-fast
+	localstack/with-emulator $(CARGO) test --workspace --no-fail-fast -- --show-output
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -668,3 +668,72 @@ async fn private_destinations_are_refused_with_a_clear_error() {
     }
     .print("private");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redirects_are_not_followed_and_a_vanished_endpoint_is_retried_then_parked() {
+    let f = Fixture::new("redirect").await;
+    let target = Receiver::ok().await;
+    let location = target.url();
+    let redirecting = Receiver::start(Arc::new(move |_| {
+        Reply::status(302).header("location", &location)
+    }))
+    .await;
+    let redirect_sub = f.subscribe(redirecting.url(), &["*"]).await;
+    // A receiver that was there and is gone: its port now refuses connections.
+    let vanished_url = {
+        let gone = Receiver::ok().await;
+        gone.url()
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let vanished_sub = f.subscribe(vanished_url, &["*"]).await;
+    let _worker = f.worker(&[]);
+    f.publish(1, "update").await;
+
+    assert!(wait_until(PATIENCE, || async { f.dlq_depth().await == 2 }).await);
+    assert_eq!(
+        redirecting.count(),
+        3,
+        "each attempt hit the redirecting endpoint"
+    );
+    assert_eq!(target.count(), 0, "the redirect was never followed");
+    let redirects = f.history(&redirect_sub).await;
+    assert!(redirects
+        .iter()
+        .all(|a| a.status_code == Some(302) && a.outcome == AttemptOutcome::Failed));
+    let vanished = f.history(&vanished_sub).await;
+    assert_eq!(vanished.len(), 3);
+    assert!(
+        vanished
+            .iter()
+            .all(|a| a.error_kind.as_deref() == Some("connect")),
+        "{vanished:?}"
+    );
+    Accounting {
+        expected: 0,
+        delivered: 0,
+        duplicates: 0,
+        parked: 2,
+        lost: 0,
+    }
+    .print("redirect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_worker_refuses_to_start_when_the_visibility_timeout_is_too_short() {
+    let stack =
+        Stack::deploy_with("short-visibility", &[("VisibilityTimeoutSeconds", "10")]).unwrap();
+    // Worst case with these settings: 30 s + 15 s + 10 s = 55 s > 10 s.
+    let mut cmd = std::process::Command::new(herald_e2e::binary("herald-worker").unwrap());
+    let out = cmd
+        .envs(&stack.env)
+        .env("HERALD_BATCH_START_DEADLINE_SECS", "30")
+        .env("HERALD_HTTP_TIMEOUT_MS", "15000")
+        .output()
+        .expect("run the worker");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("visibility timeout (10 s) must exceed the worst-case batch time (55 s"),
+        "{stderr}"
+    );
+}

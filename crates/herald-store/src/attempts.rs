@@ -170,6 +170,13 @@ impl AttemptStore {
             .key_condition_expression("#k = :v")
             .expression_attribute_names("#k", key)
             .expression_attribute_values(":v", AttributeValue::S(value))
+            // TTL deletion lags (up to days on AWS, never on some emulators): expired
+            // records are hidden at read time too.
+            .filter_expression("expires_at > :now")
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(chrono::Utc::now().timestamp().to_string()),
+            )
             .scan_index_forward(false)
             .limit(limit.clamp(1, MAX_PAGE_SIZE))
             .set_exclusive_start_key(start)

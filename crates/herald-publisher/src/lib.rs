@@ -54,8 +54,7 @@ fn summary(failed: &[(EventId, String)]) -> String {
 /// Sends events to the events queue.
 #[derive(Clone)]
 pub struct Publisher {
-    client: Client,
-    queue_url: String,
+    sink: std::sync::Arc<dyn BatchSink>,
     max_message_bytes: usize,
     max_attempts: u32,
 }
@@ -63,9 +62,16 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher that assumes the classic 256 KiB SQS limit.
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        Self {
+        Self::with_sink(std::sync::Arc::new(SqsSink {
             client,
             queue_url: queue_url.into(),
+        }))
+    }
+
+    /// A publisher over any batch sink (a fake one in unit tests).
+    pub fn with_sink(sink: std::sync::Arc<dyn BatchSink>) -> Self {
+        Self {
+            sink,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
@@ -76,11 +82,10 @@ impl Publisher {
         client: Client,
         queue_url: impl Into<String>,
     ) -> Result<Self, PublishError> {
-        let mut publisher = Self::new(client, queue_url);
-        let attrs = publisher
-            .client
+        let queue_url = queue_url.into();
+        let attrs = client
             .get_queue_attributes()
-            .queue_url(&publisher.queue_url)
+            .queue_url(&queue_url)
             .attribute_names(QueueAttributeName::MaximumMessageSize)
             .send()
             .await
@@ -89,14 +94,17 @@ impl Publisher {
                     aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
                 )
             })?;
-        if let Some(size) = attrs
+        let limit = attrs
             .attributes()
             .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
-            .and_then(|s| s.parse().ok())
-        {
-            publisher.max_message_bytes = size;
-        }
-        Ok(publisher)
+            .and_then(|s| s.parse().ok());
+        Ok(Self::new(client, queue_url)
+            .with_max_message_bytes(limit.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)))
+    }
+
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
     }
 
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
@@ -178,71 +186,49 @@ impl Publisher {
         &self,
         batch: &[(&Event, String, usize)],
     ) -> (Vec<EventId>, Vec<(EventId, String)>) {
-        // Entry id (index in `batch`) -> last failure reason, for those still pending.
-        let mut pending: BTreeMap<usize, String> =
-            (0..batch.len()).map(|i| (i, String::new())).collect();
+        // Index in `batch` -> last failure reason, for the entries still pending.
+        let mut pending: BTreeMap<usize, String> = (0..batch.len())
+            .map(|i| (i, "no result".to_owned()))
+            .collect();
         let mut published = Vec::new();
         let mut final_failures = Vec::new();
         for attempt in 1..=self.max_attempts {
             if attempt > 1 {
                 tokio::time::sleep(backoff(attempt)).await;
             }
-            let entries = pending
+            let entries: Vec<(usize, &Event, &str)> = pending
                 .keys()
-                .map(|&i| {
-                    let (event, body, _) = &batch[i];
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .set_message_attributes(Some(attributes(event)))
-                        .build()
-                        .expect("id and body are set")
-                })
-                .collect::<Vec<_>>();
-            let result = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await;
-            match result {
-                Err(e) => {
-                    let why = aws_sdk_sqs::error::DisplayErrorContext(e).to_string();
+                .map(|&i| (i, batch[i].0, batch[i].1.as_str()))
+                .collect();
+            match self.sink.send(&entries).await {
+                Err(why) => {
                     tracing::warn!(attempt, error = %why, "SendMessageBatch call failed");
                     for reason in pending.values_mut() {
                         reason.clone_from(&why);
                     }
                 }
-                Ok(out) => {
-                    for ok in out.successful() {
-                        if let Some(i) = ok
-                            .id()
-                            .parse::<usize>()
-                            .ok()
-                            .filter(|i| pending.contains_key(i))
-                        {
-                            pending.remove(&i);
-                            published.push(batch[i].0.id.clone());
-                        }
-                    }
-                    for bad in out.failed() {
-                        let Some(i) = bad
-                            .id()
-                            .parse::<usize>()
-                            .ok()
-                            .filter(|i| pending.contains_key(i))
-                        else {
+                Ok(results) => {
+                    for (i, result) in results {
+                        if !pending.contains_key(&i) {
                             continue;
-                        };
-                        let why =
-                            format!("{}: {}", bad.code(), bad.message().unwrap_or("no message"));
-                        tracing::warn!(attempt, event_id = %batch[i].0.id, reason = %why, "SQS refused a batch entry");
-                        if bad.sender_fault() {
-                            pending.remove(&i);
-                            final_failures.push((batch[i].0.id.clone(), why));
-                        } else {
-                            pending.insert(i, why);
+                        }
+                        match result {
+                            EntryResult::Sent => {
+                                pending.remove(&i);
+                                published.push(batch[i].0.id.clone());
+                            }
+                            EntryResult::Failed {
+                                reason,
+                                sender_fault,
+                            } => {
+                                tracing::warn!(attempt, event_id = %batch[i].0.id, %reason, "SQS refused a batch entry");
+                                if sender_fault {
+                                    pending.remove(&i);
+                                    final_failures.push((batch[i].0.id.clone(), reason));
+                                } else {
+                                    pending.insert(i, reason);
+                                }
+                            }
                         }
                     }
                 }
@@ -257,6 +243,73 @@ impl Publisher {
                 .map(|(i, why)| (batch[i].0.id.clone(), why)),
         );
         (published, final_failures)
+    }
+}
+
+/// The result of one entry of a batch send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryResult {
+    Sent,
+    Failed { reason: String, sender_fault: bool },
+}
+
+/// Where batches go: the SQS events queue ([`SqsSink`]), or a fake in unit tests.
+#[async_trait::async_trait]
+pub trait BatchSink: Send + Sync {
+    /// Sends `(entry index, event, body)` entries in one call. `Err` means the whole
+    /// call failed; otherwise the results of the entries, by index (an entry with no
+    /// result counts as not sent).
+    async fn send(
+        &self,
+        entries: &[(usize, &Event, &str)],
+    ) -> Result<Vec<(usize, EntryResult)>, String>;
+}
+
+/// The SQS events queue, through `SendMessageBatch`.
+pub struct SqsSink {
+    client: Client,
+    queue_url: String,
+}
+
+#[async_trait::async_trait]
+impl BatchSink for SqsSink {
+    async fn send(
+        &self,
+        entries: &[(usize, &Event, &str)],
+    ) -> Result<Vec<(usize, EntryResult)>, String> {
+        let request = entries
+            .iter()
+            .map(|(i, event, body)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(*body)
+                    .set_message_attributes(Some(attributes(event)))
+                    .build()
+                    .expect("id and body are set")
+            })
+            .collect::<Vec<_>>();
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(request))
+            .send()
+            .await
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+        let sent = out
+            .successful()
+            .iter()
+            .filter_map(|ok| Some((ok.id().parse().ok()?, EntryResult::Sent)));
+        let failed = out.failed().iter().filter_map(|bad| {
+            Some((
+                bad.id().parse().ok()?,
+                EntryResult::Failed {
+                    reason: format!("{}: {}", bad.code(), bad.message().unwrap_or("no message")),
+                    sender_fault: bad.sender_fault(),
+                },
+            ))
+        });
+        Ok(sent.chain(failed).collect())
     }
 }
 
@@ -293,4 +346,171 @@ fn attributes_size(event: &Event) -> usize {
         + event.app_id.as_str().len()
         + event.event_type.as_str().len()
         + event.id.as_str().len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_core::{AppId, EventType, ObjectType};
+    use std::sync::{Arc, Mutex};
+
+    fn event(n: usize, size: usize) -> Event {
+        Event::new(
+            AppId::parse("app").unwrap(),
+            EventType::parse("create").unwrap(),
+            ObjectType::parse("user").unwrap(),
+            serde_json::json!({ "n": n, "pad": "x".repeat(size) }),
+        )
+    }
+
+    /// Fails chosen events a number of times (transiently or for good), and records
+    /// the size of every call.
+    #[derive(Default)]
+    struct FakeSink {
+        transient_failures: Mutex<std::collections::HashMap<u64, u32>>,
+        rejected: Vec<u64>,
+        calls_failing: Mutex<u32>,
+        calls: Mutex<Vec<usize>>,
+        sent: Mutex<Vec<EventId>>,
+    }
+
+    fn n_of(event: &Event) -> u64 {
+        event.data["n"].as_u64().unwrap()
+    }
+
+    #[async_trait::async_trait]
+    impl BatchSink for FakeSink {
+        async fn send(
+            &self,
+            entries: &[(usize, &Event, &str)],
+        ) -> Result<Vec<(usize, EntryResult)>, String> {
+            self.calls.lock().unwrap().push(entries.len());
+            {
+                let mut failing = self.calls_failing.lock().unwrap();
+                if *failing > 0 {
+                    *failing -= 1;
+                    return Err("connection reset".into());
+                }
+            }
+            let mut out = Vec::new();
+            for (i, event, _) in entries {
+                let n = n_of(event);
+                let mut transient = self.transient_failures.lock().unwrap();
+                if self.rejected.contains(&n) {
+                    out.push((
+                        *i,
+                        EntryResult::Failed {
+                            reason: "InvalidMessageContents: bad".into(),
+                            sender_fault: true,
+                        },
+                    ));
+                } else if let Some(left) = transient.get_mut(&n).filter(|l| **l > 0) {
+                    *left -= 1;
+                    out.push((
+                        *i,
+                        EntryResult::Failed {
+                            reason: "InternalError: try again".into(),
+                            sender_fault: false,
+                        },
+                    ));
+                } else {
+                    self.sent.lock().unwrap().push(event.id.clone());
+                    out.push((*i, EntryResult::Sent));
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_hold_at_most_ten_entries_and_stay_under_the_size_limit() {
+        let sink = Arc::new(FakeSink::default());
+        let publisher = Publisher::with_sink(sink.clone()).with_max_message_bytes(10_000);
+        let small: Vec<Event> = (0..25).map(|n| event(n, 10)).collect();
+        publisher.publish_all(&small).await.unwrap();
+        assert_eq!(*sink.calls.lock().unwrap(), vec![10, 10, 5]);
+
+        let sink = Arc::new(FakeSink::default());
+        let publisher = Publisher::with_sink(sink.clone()).with_max_message_bytes(10_000);
+        let big: Vec<Event> = (0..6).map(|n| event(n, 3_000)).collect();
+        publisher.publish_all(&big).await.unwrap();
+        assert_eq!(
+            *sink.calls.lock().unwrap(),
+            vec![3, 3],
+            "three 3 KB events per 10 KB batch"
+        );
+    }
+
+    #[tokio::test]
+    async fn transient_entry_failures_and_failed_calls_are_retried_until_sent() {
+        let sink = Arc::new(FakeSink {
+            transient_failures: Mutex::new([(3, 2), (7, 1)].into()),
+            calls_failing: Mutex::new(1),
+            ..FakeSink::default()
+        });
+        let publisher = Publisher::with_sink(sink.clone());
+        let events: Vec<Event> = (0..10).map(|n| event(n, 10)).collect();
+        let ids = publisher.publish_all(&events).await.unwrap();
+        assert_eq!(ids, events.iter().map(|e| e.id.clone()).collect::<Vec<_>>());
+        let mut sent = sink.sent.lock().unwrap().clone();
+        sent.sort();
+        let mut expected = ids.clone();
+        expected.sort();
+        assert_eq!(sent, expected, "each event sent exactly once");
+        assert_eq!(
+            *sink.calls.lock().unwrap(),
+            vec![10, 10, 2, 1],
+            "only failed entries are resent"
+        );
+    }
+
+    #[tokio::test]
+    async fn entries_that_finally_fail_are_reported_never_dropped() {
+        let sink = Arc::new(FakeSink {
+            rejected: vec![2],
+            transient_failures: Mutex::new([(5, 100)].into()),
+            ..FakeSink::default()
+        });
+        let publisher = Publisher::with_sink(sink.clone()).with_max_attempts(3);
+        let events: Vec<Event> = (0..8).map(|n| event(n, 10)).collect();
+        let err = publisher.publish_all(&events).await.unwrap_err();
+        let PublishError::Failed { published, failed } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(published.len(), 6);
+        let failed_ids: Vec<&EventId> = failed.iter().map(|(id, _)| id).collect();
+        assert_eq!(failed_ids, vec![&events[2].id, &events[5].id]);
+        assert!(failed[0].1.contains("InvalidMessageContents"));
+        assert!(failed[1].1.contains("InternalError"));
+        assert!(
+            err.to_string()
+                .starts_with("2 of 8 events were not published"),
+            "{err}"
+        );
+        assert_eq!(
+            sink.calls.lock().unwrap().len(),
+            3,
+            "the sender-fault entry is not retried; the other is, up to the limit"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_over_the_limit_is_refused_naming_the_limit() {
+        let sink = Arc::new(FakeSink::default());
+        let publisher = Publisher::with_sink(sink.clone()).with_max_message_bytes(1_000);
+        let err = publisher
+            .publish_all(&[event(0, 10), event(1, 2_000)])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PublishError::TooLarge { limit: 1_000, .. }));
+        assert!(
+            err.to_string()
+                .contains("over the queue's limit of 1000 bytes"),
+            "{err}"
+        );
+        assert!(
+            sink.calls.lock().unwrap().is_empty(),
+            "nothing is sent when one event is too large"
+        );
+    }
 }

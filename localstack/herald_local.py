@@ -33,6 +33,8 @@ OUTPUT_TO_ENV = {
     "DeadLetterQueueUrl": "HERALD_DLQ_URL",
     "SubscriptionsTableName": "HERALD_SUBSCRIPTIONS_TABLE",
     "AttemptsTableName": "HERALD_ATTEMPTS_TABLE",
+    "AppsTableName": "HERALD_APPS_TABLE",
+    "IdempotencyTableName": "HERALD_IDEMPOTENCY_TABLE",
 }
 
 

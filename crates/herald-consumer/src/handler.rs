@@ -92,6 +92,8 @@ struct Work {
 struct Plan {
     work: Vec<Work>,
     not_sent: Vec<Attempt>,
+    /// A freshly published event, to keep in the history store.
+    event: Option<Event>,
     fate: Fate,
 }
 
@@ -100,6 +102,7 @@ impl Plan {
         Self {
             work: Vec::new(),
             not_sent: Vec::new(),
+            event: None,
             fate: Fate::Done,
         }
     }
@@ -144,9 +147,11 @@ impl Consumer {
         let mut fates: Vec<Fate> = plans.iter().map(|p| p.fate).collect();
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut work = Vec::new();
+        let mut events = Vec::new();
         for plan in plans {
             attempts.extend(plan.not_sent);
             work.extend(plan.work);
+            events.extend(plan.event);
         }
 
         let deadline = started + self.policy.start_deadline;
@@ -171,8 +176,8 @@ impl Consumer {
             attempts.extend(attempt);
         }
 
-        if !attempts.is_empty() {
-            if let Err(e) = self.adapters.history.record(&attempts).await {
+        if !attempts.is_empty() || !events.is_empty() {
+            if let Err(e) = self.adapters.history.record_all(&attempts, &events).await {
                 // Failing the records would repeat deliveries that succeeded; the
                 // deliveries stand and the gap in the history is logged.
                 tracing::error!(error = %e, records = attempts.len(), "could not write the delivery history");
@@ -235,6 +240,7 @@ impl Consumer {
             }
         };
         let mut plan = Plan::done();
+        plan.event = Some(event.clone());
         for sub in subs.iter().filter(|s| s.filters_admit(&event)) {
             if sub.active {
                 plan.work.push(Work {
@@ -353,6 +359,7 @@ impl Consumer {
                 subscription,
             }],
             not_sent: Vec::new(),
+            event: None,
             fate: Fate::Done,
         }
     }
@@ -414,10 +421,12 @@ impl Consumer {
                     last_result: Some(outcome.describe()),
                     ..w.task.clone()
                 };
-                attempt.next_attempt_at = Some(next.not_before);
                 tracing::warn!(result = %outcome.describe(), retry_in_ms = delay.as_millis() as u64, "delivery failed; retry scheduled");
                 match self.adapters.outbox.schedule(&next, delay).await {
-                    Ok(()) => Fate::Done,
+                    Ok(()) => {
+                        attempt.next_attempt_at = Some(next.not_before);
+                        Fate::Done
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "could not schedule the retry; the record will come back");
                         Fate::Retry
@@ -538,8 +547,13 @@ fn attempt_record(
 /// signature headers and content type cannot be overridden by them.
 pub fn signed_request(event: &Event, subscription: &Subscription, body: Bytes) -> DeliveryRequest {
     let msg_id = webhook_id(&event.id, &subscription.id);
-    let timestamp = Utc::now().timestamp();
-    let signed = Signer::headers(&subscription.secrets, &msg_id, timestamp, &body);
+    let now = Utc::now();
+    let signed = Signer::headers(
+        subscription.signing_secrets(now),
+        &msg_id,
+        now.timestamp(),
+        &body,
+    );
     let mut headers: Vec<(String, String)> = subscription
         .headers
         .iter()
@@ -568,3 +582,7 @@ pub fn is_reserved_header(name: &str) -> bool {
                 | "connection"
         )
 }
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod tests;

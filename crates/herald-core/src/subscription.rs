@@ -155,6 +155,10 @@ pub struct Subscription {
     /// Why the endpoint was disabled, when it was disabled by Herald rather than a user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// Until when the secrets after the first (rotated out) keep signing; `None` when
+    /// there is only one secret or the old ones never expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secrets_expire_at: Option<DateTime<Utc>>,
     /// Deliveries in a row that failed for good (every attempt failed); any
     /// successful delivery resets it. Drives the auto-disable rule.
     #[serde(default)]
@@ -183,6 +187,7 @@ impl Subscription {
             headers: BTreeMap::new(),
             secrets: vec![Secret::generate()],
             disabled_reason: None,
+            previous_secrets_expire_at: None,
             consecutive_failures: 0,
             created_at: now,
             updated_at: now,
@@ -193,6 +198,26 @@ impl Subscription {
     /// and both its event filter and its object-type filter admit the event.
     pub fn matches(&self, event: &Event) -> bool {
         self.active && self.filters_admit(event)
+    }
+
+    /// The secrets that sign deliveries at `now`: the current one, plus the rotated-out
+    /// one while its window lasts.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> &[Secret] {
+        match self.previous_secrets_expire_at {
+            Some(until) if now >= until => &self.secrets[..self.secrets.len().min(1)],
+            _ => &self.secrets,
+        }
+    }
+
+    /// Replaces the current secret with a fresh one; the old one keeps signing for
+    /// `window` (both signatures are sent). Returns the new secret.
+    pub fn rotate_secret(&mut self, now: DateTime<Utc>, window: chrono::Duration) -> Secret {
+        let new = Secret::generate();
+        let previous = self.secrets.first().cloned();
+        self.secrets = std::iter::once(new.clone()).chain(previous).collect();
+        self.previous_secrets_expire_at = Some(now + window);
+        self.updated_at = now;
+        new
     }
 
     /// Whether the event belongs to this subscription's app and passes both filters,
@@ -283,6 +308,23 @@ mod tests {
         assert!(EventFilter::parse::<&str>(&[]).is_err());
         assert!(EventFilter::parse(&["bad type"]).is_err());
         assert!(ObjectTypeFilter::parse(&["bad type"]).is_err());
+    }
+
+    #[test]
+    fn a_rotated_secret_signs_beside_the_new_one_until_its_window_closes() {
+        let mut s = sub(&["*"], &[]);
+        let old = s.secrets[0].clone();
+        let t0 = Utc::now();
+        let new = s.rotate_secret(t0, chrono::Duration::hours(24));
+        assert_eq!(s.signing_secrets(t0), &[new.clone(), old.clone()]);
+        assert_eq!(s.signing_secrets(t0 + chrono::Duration::hours(23)).len(), 2);
+        assert_eq!(
+            s.signing_secrets(t0 + chrono::Duration::hours(24)),
+            std::slice::from_ref(&new)
+        );
+        // Rotating again drops the oldest: at most two secrets sign.
+        let newer = s.rotate_secret(t0, chrono::Duration::hours(1));
+        assert_eq!(s.signing_secrets(t0), &[newer, new]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as CURSOR;
 use base64::Engine as _;
-use herald_core::{AppId, Attempt, EventId, SubscriptionId};
+use herald_core::{AppId, Attempt, Event, EventId, SubscriptionId};
 
 use crate::{Page, StoreError, MAX_PAGE_SIZE};
 
@@ -38,6 +38,10 @@ fn sk(a: &Attempt) -> String {
 
 fn subscription_pk(app: &AppId, sub: &SubscriptionId) -> String {
     format!("{app}#{sub}")
+}
+
+fn stored_event_pk(app: &AppId, event: &EventId) -> String {
+    format!("event#{app}#{event}")
 }
 
 fn event_pk(app: &AppId, event: &EventId) -> String {
@@ -71,17 +75,49 @@ impl AttemptStore {
         Ok(item)
     }
 
+    fn event_item(&self, e: &Event) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let json = serde_json::to_string(e).map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let expires = e.timestamp.timestamp() + self.retention.as_secs() as i64;
+        Ok(HashMap::from([
+            (
+                "pk".to_owned(),
+                AttributeValue::S(stored_event_pk(&e.app_id, &e.id)),
+            ),
+            ("sk".to_owned(), AttributeValue::S("event".into())),
+            ("event".to_owned(), AttributeValue::S(json)),
+            (
+                "expires_at".to_owned(),
+                AttributeValue::N(expires.to_string()),
+            ),
+        ]))
+    }
+
     /// Writes attempts with `BatchWriteItem`, 25 per call, retrying unprocessed items
     /// with backoff. Fails only if some records could not be written at all.
     pub async fn record(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
-        for chunk in attempts.chunks(BATCH_WRITE_MAX) {
+        self.record_with_events(attempts, &[]).await
+    }
+
+    /// Writes attempts and the events they belong to (kept for the same retention, so
+    /// an event can be re-sent), in the same batched calls.
+    pub async fn record_with_events(
+        &self,
+        attempts: &[Attempt],
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let items = attempts
+            .iter()
+            .map(|a| self.item(a))
+            .chain(events.iter().map(|e| self.event_item(e)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for chunk in items.chunks(BATCH_WRITE_MAX) {
             let mut requests = chunk
                 .iter()
-                .map(|a| {
+                .map(|item| {
                     Ok(WriteRequest::builder()
                         .put_request(
                             PutRequest::builder()
-                                .set_item(Some(self.item(a)?))
+                                .set_item(Some(item.clone()))
                                 .build()
                                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                         )
@@ -115,6 +151,37 @@ impl AttemptStore {
             }
         }
         Ok(())
+    }
+
+    /// A stored event of an app (unexpired), for re-sending.
+    pub async fn get_event(&self, app: &AppId, id: &EventId) -> Result<Option<Event>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(stored_event_pk(app, id)))
+            .key("sk", AttributeValue::S("event".into()))
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let expired = item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .is_some_and(|at| at <= chrono::Utc::now().timestamp());
+        if expired {
+            return Ok(None);
+        }
+        let json = item
+            .get("event")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| StoreError::Corrupt("stored event without body".into()))?;
+        serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// A subscription's attempts, newest first.

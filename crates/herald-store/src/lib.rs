@@ -9,8 +9,12 @@
 //! subscription (`pk = app#subscription`, `sk = time#event#attempt`, newest last) with a
 //! `by_event` index (`event_pk = app#event`), so both listings are single `Query`s.
 
+mod apps;
 mod attempts;
+mod idempotency;
+pub use apps::{ApiKey, App, AppStore, NewKey, KEY_PREFIX};
 pub use attempts::AttemptStore;
+pub use idempotency::{Claim, IdempotencyStore, IDEMPOTENCY_WINDOW};
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -29,6 +33,10 @@ pub enum StoreError {
     NotFound(SubscriptionId),
     #[error("subscription {0} already exists")]
     AlreadyExists(SubscriptionId),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    Missing(String),
     #[error("invalid pagination cursor")]
     BadCursor,
     #[error("stored item is not a valid subscription: {0}")]
@@ -352,7 +360,7 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
     let bytes = CURSOR.decode(cursor).map_err(|_| StoreError::BadCursor)?;
     let id = String::from_utf8(bytes).map_err(|_| StoreError::BadCursor)?;
     if id.is_empty() || id.len() > 256 {

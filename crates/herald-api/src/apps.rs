@@ -1,0 +1,239 @@
+//! Admin routes: apps (tenants) and their API keys.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use herald_core::AppId;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Admin, Body, Query};
+use crate::state::AppState;
+
+/// Creating an app.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppIn {
+    /// `[a-zA-Z0-9_-]`, at most 64 characters; generated when absent.
+    pub id: Option<String>,
+    /// A display name, at most 256 characters.
+    pub name: String,
+}
+
+/// An app (tenant).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AppOut {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<herald_store::App> for AppOut {
+    fn from(a: herald_store::App) -> Self {
+        Self {
+            id: a.id.to_string(),
+            name: a.name,
+            created_at: a.created_at,
+        }
+    }
+}
+
+/// An API key. `key` is present only in the response that created it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct KeyOut {
+    pub id: String,
+    pub app_id: String,
+    /// The start of the key, to tell keys apart.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl From<herald_store::ApiKey> for KeyOut {
+    fn from(k: herald_store::ApiKey) -> Self {
+        Self {
+            id: k.id,
+            app_id: k.app_id.to_string(),
+            prefix: k.prefix,
+            created_at: k.created_at,
+            key: None,
+        }
+    }
+}
+
+/// A page of results; pass `next_cursor` as `cursor` for the next one.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Paging parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageParams {
+    /// Items per page, 1–250 (default 50).
+    pub limit: Option<i32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn limit(&self) -> ApiResult<i32> {
+        match self.limit {
+            None => Ok(50),
+            Some(n) if (1..=250).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::Validation(format!(
+                "limit must be between 1 and 250, not {n}"
+            ))),
+        }
+    }
+}
+
+pub fn parse_app_id(id: &str) -> ApiResult<AppId> {
+    if id.len() > 64 {
+        return Err(ApiError::Validation(
+            "app id is longer than 64 characters".into(),
+        ));
+    }
+    AppId::parse(id).map_err(|e| ApiError::Validation(e.to_string()))
+}
+
+/// Path ids of an app: an invalid one cannot exist.
+fn path_app(id: &str) -> ApiResult<AppId> {
+    AppId::parse(id).map_err(|_| ApiError::NotFound(format!("app {id}")))
+}
+
+#[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = AppIn,
+    responses((status = 201, body = AppOut), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("admin_key" = [])))]
+pub async fn create_app(
+    _: Admin,
+    State(state): State<AppState>,
+    Body(input): Body<AppIn>,
+) -> ApiResult<(StatusCode, Json<AppOut>)> {
+    let id = match &input.id {
+        Some(id) => parse_app_id(id)?,
+        None => AppId::parse(&format!("app_{}", uuid_hex()))
+            .map_err(|e| ApiError::Validation(e.to_string()))?,
+    };
+    let name = input.name.trim();
+    if name.is_empty() || name.len() > 256 {
+        return Err(ApiError::Validation(
+            "name must be 1 to 256 characters".into(),
+        ));
+    }
+    let app = state.apps.create_app(&id, name).await?;
+    Ok((StatusCode::CREATED, Json(app.into())))
+}
+
+#[utoipa::path(get, path = "/v1/apps", tag = "apps", params(PageParams),
+    responses((status = 200, body = Page<AppOut>)), security(("admin_key" = [])))]
+pub async fn list_apps(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<Page<AppOut>>> {
+    let page = state
+        .apps
+        .list_apps(p.limit()?, p.cursor.as_deref())
+        .await?;
+    Ok(Json(Page {
+        data: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/apps/{id}", tag = "apps", params(("id" = String, Path)),
+    responses((status = 200, body = AppOut), (status = 404, body = ErrorBody)), security(("admin_key" = [])))]
+pub async fn get_app(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AppOut>> {
+    let app_id = path_app(&id)?;
+    let app = state
+        .apps
+        .get_app(&app_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("app {id}")))?;
+    Ok(Json(app.into()))
+}
+
+#[utoipa::path(delete, path = "/v1/apps/{id}", tag = "apps", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)), security(("admin_key" = [])))]
+pub async fn delete_app(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let app_id = path_app(&id)?;
+    if state.apps.get_app(&app_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("app {id}")));
+    }
+    for sub in state.subscriptions.for_app(&app_id).await? {
+        state.subscriptions.delete(&app_id, &sub.id).await?;
+    }
+    state.apps.delete_app(&app_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/apps/{id}/keys", tag = "apps", params(("id" = String, Path)),
+    responses((status = 201, body = KeyOut), (status = 404, body = ErrorBody)), security(("admin_key" = [])))]
+pub async fn create_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<KeyOut>)> {
+    let app_id = path_app(&id)?;
+    if state.apps.get_app(&app_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("app {id}")));
+    }
+    let new = state.apps.create_key(&app_id).await?;
+    let mut out = KeyOut::from(new.key);
+    out.key = Some(new.secret);
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+#[utoipa::path(get, path = "/v1/apps/{id}/keys", tag = "apps", params(("id" = String, Path), PageParams),
+    responses((status = 200, body = Page<KeyOut>), (status = 404, body = ErrorBody)), security(("admin_key" = [])))]
+pub async fn list_keys(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<Page<KeyOut>>> {
+    let app_id = path_app(&id)?;
+    if state.apps.get_app(&app_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("app {id}")));
+    }
+    let page = state
+        .apps
+        .list_keys(&app_id, p.limit()?, p.cursor.as_deref())
+        .await?;
+    Ok(Json(Page {
+        data: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/apps/{id}/keys/{key_id}", tag = "apps", params(("id" = String, Path), ("key_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)), security(("admin_key" = [])))]
+pub async fn delete_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((id, key_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let app_id = path_app(&id)?;
+    if key_id.len() > 128 || !state.apps.delete_key(&app_id, &key_id).await? {
+        return Err(ApiError::NotFound(format!("key {key_id}")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A fresh, time-ordered hexadecimal id.
+pub fn uuid_hex() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}

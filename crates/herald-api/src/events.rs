@@ -1,0 +1,332 @@
+//! Publishing events, the delivery history, and re-sending.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use herald_core::{
+    AppId, Attempt, DeliveryTask, Event, EventId, EventType, ObjectType, SubscriptionId,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::apps::{Page, PageParams};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{parse_json, Query, Tenant};
+use crate::state::AppState;
+use crate::webhooks::load;
+use herald_consumer::outbox::Outbox;
+
+/// Most events in one request.
+pub const MAX_EVENTS_PER_REQUEST: usize = 100;
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// One event to publish.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventIn {
+    /// A built-in kind (`create`, `update`, `delete`, `createAll`, `updateAll`,
+    /// `deleteAll`) or a dotted name of `[a-zA-Z0-9_.]` such as `invoice.paid`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub object_type: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// Up to 100 events at once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatchIn {
+    pub events: Vec<EventIn>,
+}
+
+/// `POST /v1/events` takes one event or a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum PublishIn {
+    Batch(EventBatchIn),
+    One(EventIn),
+}
+
+/// The ids of the published events, in request order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Published {
+    pub ids: Vec<String>,
+}
+
+/// Re-sending an event.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResendIn {
+    /// Only to this webhook; to every active matching webhook when absent.
+    pub subscription_id: Option<String>,
+}
+
+/// The webhooks a re-sent event was queued for.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Resent {
+    pub event_id: String,
+    pub scheduled: Vec<String>,
+}
+
+/// One delivery attempt (or a delivery not sent) from the history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttemptOut {
+    pub event_id: String,
+    pub event_type: String,
+    pub subscription_id: String,
+    pub webhook_id: String,
+    pub attempt: u32,
+    pub attempted_at: chrono::DateTime<chrono::Utc>,
+    /// `succeeded`, `failed` or `not_sent`.
+    pub outcome: String,
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+    pub response_body: String,
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<Attempt> for AttemptOut {
+    fn from(a: Attempt) -> Self {
+        let outcome = serde_json::to_value(a.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Self {
+            event_id: a.event_id.to_string(),
+            event_type: a.event_type.to_string(),
+            subscription_id: a.subscription_id.to_string(),
+            webhook_id: a.webhook_id,
+            attempt: a.attempt,
+            attempted_at: a.attempted_at,
+            outcome,
+            status_code: a.status_code,
+            latency_ms: a.latency_ms,
+            error_kind: a.error_kind,
+            error: a.error,
+            response_body: a.response_body,
+            next_attempt_at: a.next_attempt_at,
+        }
+    }
+}
+
+fn to_event(app: &AppId, input: EventIn, index: Option<usize>) -> ApiResult<Event> {
+    let at = |field: &str| match index {
+        Some(i) => format!("events[{i}].{field}"),
+        None => field.to_owned(),
+    };
+    let event_type = EventType::parse(&input.event_type)
+        .map_err(|e| ApiError::Validation(format!("{}: {e}", at("type"))))?;
+    let object_type = ObjectType::parse(&input.object_type)
+        .map_err(|e| ApiError::Validation(format!("{}: {e}", at("object_type"))))?;
+    Ok(Event::new(app.clone(), event_type, object_type, input.data))
+}
+
+#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishIn,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h: the same ids, nothing published again; a different body: 409")),
+    responses((status = 202, body = Published), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("app_key" = [])))]
+pub async fn publish(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Published>)> {
+    if body.len() > state.config.max_body_bytes {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "request body over {} bytes",
+            state.config.max_body_bytes
+        )));
+    }
+    let input: PublishIn = parse_json(&body)?;
+    let events = match input {
+        PublishIn::One(e) => vec![to_event(&app, e, None)?],
+        PublishIn::Batch(b) => {
+            if b.events.is_empty() || b.events.len() > MAX_EVENTS_PER_REQUEST {
+                return Err(ApiError::Validation(format!(
+                    "events must hold 1 to {MAX_EVENTS_PER_REQUEST} events"
+                )));
+            }
+            b.events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| to_event(&app, e, Some(i)))
+                .collect::<ApiResult<Vec<_>>>()?
+        }
+    };
+
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().map_err(|_| {
+                ApiError::BadRequest("Idempotency-Key must be visible ASCII".into())
+            })?;
+            if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN {
+                return Err(ApiError::BadRequest(format!(
+                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"
+                )));
+            }
+            Some(k.to_owned())
+        }
+    };
+    if let Some(key) = &key {
+        let hash: String = Sha256::digest(&body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        match state.idempotency.claim(&app, key, &hash).await? {
+            herald_store::Claim::New => {}
+            herald_store::Claim::Replay(response) => {
+                let ids: Published = serde_json::from_value(response).map_err(|_| {
+                    ApiError::Unavailable("stored idempotent response is unreadable".into())
+                })?;
+                return Ok((StatusCode::ACCEPTED, Json(ids)));
+            }
+            herald_store::Claim::InProgress => {
+                return Err(ApiError::Conflict(
+                    "a request with this Idempotency-Key is still in progress; retry shortly"
+                        .into(),
+                ))
+            }
+            herald_store::Claim::Mismatch => {
+                return Err(ApiError::Conflict(
+                    "this Idempotency-Key was used with a different request body".into(),
+                ))
+            }
+        }
+    }
+
+    let result = state.publisher.publish_all(&events).await;
+    let ids = match result {
+        Ok(ids) => ids,
+        Err(e) => {
+            if let Some(key) = &key {
+                let _ = state.idempotency.release(&app, key).await;
+            }
+            return Err(match e {
+                herald_publisher::PublishError::TooLarge { .. } => {
+                    ApiError::PayloadTooLarge(e.to_string())
+                }
+                other => {
+                    tracing::error!(error = %other, "publishing failed");
+                    ApiError::Unavailable(format!("events were not accepted, retry: {other}"))
+                }
+            });
+        }
+    };
+    let out = Published {
+        ids: ids.iter().map(|i| i.to_string()).collect(),
+    };
+    if let Some(key) = &key {
+        if let Err(e) = state
+            .idempotency
+            .complete(&app, key, &serde_json::to_value(&out).unwrap_or_default())
+            .await
+        {
+            tracing::warn!(error = %e, "could not store the idempotent response");
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(out)))
+}
+
+fn path_event(id: &str) -> ApiResult<EventId> {
+    EventId::parse(id).map_err(|_| ApiError::NotFound(format!("event {id}")))
+}
+
+fn page_of(page: herald_store::Page<Attempt>) -> Page<AttemptOut> {
+    Page {
+        data: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }
+}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries", params(("id" = String, Path), PageParams),
+    responses((status = 200, body = Page<AttemptOut>), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn webhook_deliveries(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<Page<AttemptOut>>> {
+    let sub = load(&state, &app, &id).await?;
+    let page = state
+        .attempts
+        .for_subscription(&app, &sub.id, p.limit()?, p.cursor.as_deref())
+        .await?;
+    Ok(Json(page_of(page)))
+}
+
+#[utoipa::path(get, path = "/v1/events/{id}/deliveries", tag = "deliveries", params(("id" = String, Path), PageParams),
+    responses((status = 200, body = Page<AttemptOut>)), security(("app_key" = [])))]
+pub async fn event_deliveries(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<Page<AttemptOut>>> {
+    let event = path_event(&id)?;
+    let page = state
+        .attempts
+        .for_event(&app, &event, p.limit()?, p.cursor.as_deref())
+        .await?;
+    Ok(Json(page_of(page)))
+}
+
+#[utoipa::path(post, path = "/v1/events/{id}/resend", tag = "events", params(("id" = String, Path)), request_body = ResendIn,
+    responses((status = 202, body = Resent), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn resend(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Resent>)> {
+    let input: ResendIn = if body.is_empty() {
+        ResendIn::default()
+    } else {
+        parse_json(&body)?
+    };
+    let event_id = path_event(&id)?;
+    let event = state
+        .attempts
+        .get_event(&app, &event_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "event {id} (events are kept for the history retention)"
+            ))
+        })?;
+    let targets: Vec<SubscriptionId> = match &input.subscription_id {
+        Some(sub) => vec![load(&state, &app, sub).await?.id],
+        None => state
+            .subscriptions
+            .for_app(&app)
+            .await?
+            .into_iter()
+            .filter(|s| s.matches(&event))
+            .map(|s| s.id)
+            .collect(),
+    };
+    for sub in &targets {
+        state
+            .outbox
+            .schedule(
+                &DeliveryTask::first(event.clone(), sub.clone()),
+                std::time::Duration::ZERO,
+            )
+            .await
+            .map_err(|e| {
+                ApiError::Unavailable(format!("could not queue the re-send, retry: {e}"))
+            })?;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Resent {
+            event_id: id,
+            scheduled: targets.iter().map(|s| s.to_string()).collect(),
+        }),
+    ))
+}

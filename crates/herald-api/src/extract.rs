@@ -1,0 +1,121 @@
+//! Request extractors: authentication and JSON bodies with API-shaped errors.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use herald_core::AppId;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <key>".into()))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::Unauthorized("Authorization must be `Bearer <key>`".into()))
+}
+
+fn is_admin(state: &AppState, key: &str) -> bool {
+    state
+        .config
+        .admin_key
+        .as_deref()
+        .is_some_and(|admin| bool::from(admin.as_bytes().ct_eq(key.as_bytes())))
+}
+
+/// The caller holds the admin key.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = bearer(parts)?;
+        if is_admin(state, key) {
+            return Ok(Admin);
+        }
+        if state.apps.authenticate(key).await?.is_some() {
+            return Err(ApiError::Forbidden(
+                "this route needs the admin key, not an app key".into(),
+            ));
+        }
+        Err(ApiError::Unauthorized("invalid API key".into()))
+    }
+}
+
+/// The caller holds a key of this app; every app route is scoped to it.
+pub struct Tenant(pub AppId);
+
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = bearer(parts)?;
+        if is_admin(state, key) {
+            return Err(ApiError::Forbidden(
+                "this route needs an app key; the admin key manages apps and keys only".into(),
+            ));
+        }
+        let Some(api_key) = state.apps.authenticate(key).await? else {
+            return Err(ApiError::Unauthorized("invalid API key".into()));
+        };
+        if let Some(limiter) = &state.limiter {
+            if limiter.check_key(&api_key.app_id).is_err() {
+                return Err(ApiError::RateLimited(format!(
+                    "more than {} requests per second for this app; slow down",
+                    state.config.rate_limit
+                )));
+            }
+        }
+        Ok(Tenant(api_key.app_id))
+    }
+}
+
+/// A JSON body, read whatever its content type, with 400 for malformed JSON, 422 for
+/// JSON of the wrong shape, and 413 past the size limit.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.config.max_body_bytes;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge(format!("request body over {limit} bytes")))?;
+        parse_json(&bytes).map(Body)
+    }
+}
+
+/// Parses a JSON body with the API's error mapping.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::BadRequest("a JSON body is required".into()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::Validation(e.to_string()),
+        _ => ApiError::BadRequest(format!("malformed JSON: {e}")),
+    })
+}
+
+/// Query parameters with 400 on malformed ones.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::BadRequest(format!("invalid query: {}", e.body_text())))
+    }
+}

@@ -1,0 +1,447 @@
+//! Webhook routes, scoped to the caller's app.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use herald_consumer::delivery::Deliverer;
+use herald_consumer::handler::{is_reserved_header, signed_request};
+use herald_core::{
+    webhook_id, AppId, Attempt, AttemptOutcome, Event, EventFilter, EventType, ObjectType,
+    ObjectTypeFilter, Subscription, SubscriptionId,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::apps::{Page, PageParams};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Body, Query, Tenant};
+use crate::state::AppState;
+
+pub const MAX_URL_LEN: usize = 2048;
+pub const MAX_FILTER_ITEMS: usize = 50;
+pub const MAX_DESCRIPTION_LEN: usize = 1024;
+pub const MAX_HEADERS: usize = 20;
+pub const MAX_HEADER_VALUE_LEN: usize = 1024;
+
+/// Registering a webhook.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookIn {
+    /// `https://` URL (or `http://` in development mode), at most 2048 characters.
+    pub url: String,
+    /// Event types, or `["*"]` for all; 1–50 entries.
+    pub events: Vec<String>,
+    /// Object types; empty, absent or `["*"]` for all; at most 50.
+    #[serde(default)]
+    pub object_types: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Extra headers sent with each delivery (at most 20; `webhook-*` and
+    /// transport headers are reserved).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Defaults to true.
+    pub active: Option<bool>,
+}
+
+/// Changing a webhook: only the fields present change.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub object_types: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub active: Option<bool>,
+}
+
+/// A webhook. `secret` is present only in the response that created it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookOut {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub object_types: Vec<String>,
+    pub description: String,
+    pub headers: BTreeMap<String, String>,
+    pub active: bool,
+    /// Why Herald disabled the endpoint, if it did.
+    pub disabled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl From<&Subscription> for WebhookOut {
+    fn from(s: &Subscription) -> Self {
+        Self {
+            id: s.id.to_string(),
+            url: s.url.clone(),
+            events: s.events.to_strings(),
+            object_types: s.object_types.to_strings(),
+            description: s.description.clone(),
+            headers: s.headers.clone(),
+            active: s.active,
+            disabled_reason: s.disabled_reason.clone(),
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            secret: None,
+        }
+    }
+}
+
+/// A rotated secret.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RotatedSecret {
+    /// The new secret (shown once).
+    pub secret: String,
+    /// Until when the previous secret also signs each delivery.
+    pub previous_secret_expires_at: DateTime<Utc>,
+}
+
+/// The result of a test delivery.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TestResult {
+    pub success: bool,
+    pub webhook_id: String,
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+    /// The start of the response body (at most 4 KiB).
+    pub response_body: String,
+}
+
+fn validation(msg: impl Into<String>) -> ApiError {
+    ApiError::Validation(msg.into())
+}
+
+/// Checks a webhook URL: http(s) with a host, https unless development mode allows
+/// http, no credentials, and not an address the delivery policy refuses (IP literals
+/// and `localhost`; names are checked again on every delivery).
+pub fn validate_url(state: &AppState, raw: &str) -> ApiResult<String> {
+    if raw.len() > MAX_URL_LEN {
+        return Err(validation(format!(
+            "url is longer than {MAX_URL_LEN} characters"
+        )));
+    }
+    let url =
+        url::Url::parse(raw).map_err(|e| validation(format!("url is not a valid URL: {e}")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if state.config.allow_http => {}
+        "http" => return Err(validation(
+            "url must use https (http is allowed only in development mode, HERALD_API_ALLOW_HTTP)",
+        )),
+        other => return Err(validation(format!("url scheme must be https, not {other}"))),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(validation("url must not contain credentials"));
+    }
+    let ip: Option<IpAddr> = match url.host() {
+        None => return Err(validation("url must have a host")),
+        Some(url::Host::Ipv4(v4)) => Some(v4.into()),
+        Some(url::Host::Ipv6(v6)) => Some(v6.into()),
+        Some(url::Host::Domain(d))
+            if d.eq_ignore_ascii_case("localhost")
+                || d.to_ascii_lowercase().ends_with(".localhost") =>
+        {
+            Some(IpAddr::from([127, 0, 0, 1]))
+        }
+        Some(url::Host::Domain(_)) => None,
+    };
+    if let Some(ip) = ip {
+        state
+            .config
+            .http
+            .address_policy
+            .check(ip)
+            .map_err(|e| validation(format!("url: {e}")))?;
+    }
+    Ok(url.to_string())
+}
+
+fn validate_events(items: &[String]) -> ApiResult<EventFilter> {
+    if items.len() > MAX_FILTER_ITEMS {
+        return Err(validation(format!(
+            "events has more than {MAX_FILTER_ITEMS} entries"
+        )));
+    }
+    EventFilter::parse(items).map_err(|e| validation(format!("events: {e}")))
+}
+
+fn validate_object_types(items: &[String]) -> ApiResult<ObjectTypeFilter> {
+    if items.len() > MAX_FILTER_ITEMS {
+        return Err(validation(format!(
+            "object_types has more than {MAX_FILTER_ITEMS} entries"
+        )));
+    }
+    ObjectTypeFilter::parse(items).map_err(|e| validation(format!("object_types: {e}")))
+}
+
+fn validate_description(d: &str) -> ApiResult<String> {
+    if d.len() > MAX_DESCRIPTION_LEN {
+        return Err(validation(format!(
+            "description is longer than {MAX_DESCRIPTION_LEN} characters"
+        )));
+    }
+    Ok(d.to_owned())
+}
+
+fn validate_headers(h: &BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
+    if h.len() > MAX_HEADERS {
+        return Err(validation(format!("at most {MAX_HEADERS} headers")));
+    }
+    for (name, value) in h {
+        axum::http::HeaderName::try_from(name.as_str())
+            .map_err(|_| validation(format!("header name {name:?} is not valid")))?;
+        if is_reserved_header(name) {
+            return Err(validation(format!(
+                "header {name} is set by Herald and cannot be overridden"
+            )));
+        }
+        if value.len() > MAX_HEADER_VALUE_LEN {
+            return Err(validation(format!(
+                "header {name} is longer than {MAX_HEADER_VALUE_LEN} characters"
+            )));
+        }
+        axum::http::HeaderValue::try_from(value.as_str())
+            .map_err(|_| validation(format!("header {name} has an invalid value")))?;
+    }
+    Ok(h.clone())
+}
+
+/// Webhook ids in paths: anything malformed simply does not exist.
+fn path_webhook(id: &str) -> ApiResult<SubscriptionId> {
+    if id.is_empty()
+        || id.len() > 128
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(ApiError::NotFound(format!("webhook {id}")));
+    }
+    Ok(SubscriptionId::new(id))
+}
+
+pub async fn load(state: &AppState, app: &AppId, id: &str) -> ApiResult<Subscription> {
+    let sub_id = path_webhook(id)?;
+    state
+        .subscriptions
+        .get(app, &sub_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("webhook {id}")))
+}
+
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookIn,
+    responses((status = 201, body = WebhookOut), (status = 422, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn create(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Body(input): Body<WebhookIn>,
+) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
+    let url = validate_url(&state, &input.url)?;
+    let mut sub = Subscription::new(
+        app,
+        url,
+        validate_events(&input.events)?,
+        validate_object_types(&input.object_types)?,
+    );
+    sub.description = validate_description(&input.description)?;
+    sub.headers = validate_headers(&input.headers)?;
+    sub.active = input.active.unwrap_or(true);
+    state.subscriptions.create(&sub).await?;
+    let mut out = WebhookOut::from(&sub);
+    out.secret = Some(sub.secrets[0].expose());
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(PageParams),
+    responses((status = 200, body = Page<WebhookOut>)), security(("app_key" = [])))]
+pub async fn list(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Query(p): Query<PageParams>,
+) -> ApiResult<Json<Page<WebhookOut>>> {
+    let page = state
+        .subscriptions
+        .list(&app, p.limit()?, p.cursor.as_deref())
+        .await?;
+    Ok(Json(Page {
+        data: page.items.iter().map(WebhookOut::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn get(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookOut>> {
+    Ok(Json(WebhookOut::from(&load(&state, &app, &id).await?)))
+}
+
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = WebhookPatch,
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn update(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(patch): Body<WebhookPatch>,
+) -> ApiResult<Json<WebhookOut>> {
+    let mut sub = load(&state, &app, &id).await?;
+    if let Some(url) = &patch.url {
+        sub.url = validate_url(&state, url)?;
+    }
+    if let Some(events) = &patch.events {
+        sub.events = validate_events(events)?;
+    }
+    if let Some(types) = &patch.object_types {
+        sub.object_types = validate_object_types(types)?;
+    }
+    if let Some(d) = &patch.description {
+        sub.description = validate_description(d)?;
+    }
+    if let Some(h) = &patch.headers {
+        sub.headers = validate_headers(h)?;
+    }
+    if let Some(active) = patch.active {
+        sub.active = active;
+        if active {
+            sub.disabled_reason = None;
+            sub.consecutive_failures = 0;
+        }
+    }
+    sub.updated_at = Utc::now();
+    state.subscriptions.update(&sub).await?;
+    Ok(Json(WebhookOut::from(&sub)))
+}
+
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn delete(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let sub_id = path_webhook(&id)?;
+    state.subscriptions.delete(&app, &sub_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/enable", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn enable(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookOut>> {
+    let sub = load(&state, &app, &id).await?;
+    state.subscriptions.enable(&app, &sub.id).await?;
+    Ok(Json(WebhookOut::from(&load(&state, &app, &id).await?)))
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/disable", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn disable(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookOut>> {
+    let sub = load(&state, &app, &id).await?;
+    state
+        .subscriptions
+        .disable(&app, &sub.id, "disabled through the API")
+        .await?;
+    Ok(Json(WebhookOut::from(&load(&state, &app, &id).await?)))
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = RotatedSecret), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn rotate(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RotatedSecret>> {
+    let mut sub = load(&state, &app, &id).await?;
+    let window = chrono::Duration::from_std(state.config.rotation_window)
+        .unwrap_or(chrono::Duration::hours(24));
+    let secret = sub.rotate_secret(Utc::now(), window);
+    state.subscriptions.update(&sub).await?;
+    Ok(Json(RotatedSecret {
+        secret: secret.expose(),
+        previous_secret_expires_at: sub.previous_secrets_expire_at.unwrap_or_else(Utc::now),
+    }))
+}
+
+/// The event type of test pings.
+pub const PING_TYPE: &str = "webhook.test";
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = TestResult), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn test(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TestResult>> {
+    let sub = load(&state, &app, &id).await?;
+    let event = Event::new(
+        app.clone(),
+        EventType::parse(PING_TYPE).expect("a valid type"),
+        ObjectType::parse("webhook").expect("a valid object type"),
+        serde_json::json!({"message": "A test delivery from Herald", "webhook_id": sub.id}),
+    );
+    let body = Bytes::from(herald_core::Envelope::of(&event).to_body());
+    let attempted_at = Utc::now();
+    let outcome = state
+        .deliverer
+        .deliver(signed_request(&event, &sub, body))
+        .await;
+    let attempt = Attempt {
+        app_id: app,
+        event_id: event.id.clone(),
+        event_type: event.event_type.clone(),
+        subscription_id: sub.id.clone(),
+        webhook_id: webhook_id(&event.id, &sub.id),
+        attempt: 1,
+        attempted_at,
+        outcome: if outcome.is_success() {
+            AttemptOutcome::Succeeded
+        } else {
+            AttemptOutcome::Failed
+        },
+        status_code: outcome.status,
+        latency_ms: outcome.latency.as_millis() as u64,
+        error_kind: outcome
+            .error
+            .as_ref()
+            .map(|e| e.kind().to_owned())
+            .or((!outcome.is_success()).then(|| "http_status".to_owned())),
+        error: outcome.error.as_ref().map(|e| e.to_string()),
+        response_body: herald_core::attempt::truncate_body(&outcome.response_body),
+        next_attempt_at: None,
+    };
+    if let Err(e) = state
+        .attempts
+        .record_with_events(std::slice::from_ref(&attempt), std::slice::from_ref(&event))
+        .await
+    {
+        tracing::warn!(error = %e, "could not record the test delivery");
+    }
+    Ok(Json(TestResult {
+        success: outcome.is_success(),
+        webhook_id: attempt.webhook_id,
+        status_code: outcome.status,
+        latency_ms: attempt.latency_ms,
+        error: attempt.error,
+        response_body: attempt.response_body,
+    }))
+}

@@ -8,7 +8,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use herald_consumer::config::{ConfigError, Env};
 use herald_consumer::delivery::{HttpDeliverer, HttpSettings};
 use herald_consumer::outbox::SqsOutbox;
-use herald_core::{AddressPolicy, AppId};
+use herald_core::AppId;
 use herald_publisher::Publisher;
 use herald_store::{AppStore, AttemptStore, IdempotencyStore, SubscriptionStore};
 
@@ -46,21 +46,7 @@ impl ApiConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
-        let allow = env
-            .optional("HERALD_ALLOW_PRIVATE_NETWORKS")
-            .unwrap_or_default();
-        let http = HttpSettings {
-            connect_timeout: env.millis("HERALD_HTTP_CONNECT_TIMEOUT_MS", 5_000, 1..=60_000)?,
-            total_timeout: env.millis("HERALD_HTTP_TIMEOUT_MS", 15_000, 1..=300_000)?,
-            address_policy: AddressPolicy::with_allowlist(&allow).map_err(|e| {
-                ConfigError::Invalid {
-                    var: "HERALD_ALLOW_PRIVATE_NETWORKS",
-                    value: allow.clone(),
-                    reason: e.to_string(),
-                }
-            })?,
-            ..HttpSettings::default()
-        };
+        let http = HttpSettings::from_env(&env)?;
         let allow_http = match env.optional("HERALD_API_ALLOW_HTTP").as_deref() {
             None | Some("false" | "0") => false,
             Some("true" | "1") => true,

@@ -9,10 +9,10 @@ use axum::Json;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use herald_consumer::delivery::Deliverer;
-use herald_consumer::handler::{is_reserved_header, signed_request};
+use herald_consumer::handler::{is_reserved_header, outcome_record, signed_request};
 use herald_core::{
-    webhook_id, AppId, Attempt, AttemptOutcome, Event, EventFilter, EventType, ObjectType,
-    ObjectTypeFilter, Subscription, SubscriptionId,
+    AppId, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter, Subscription,
+    SubscriptionId,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -405,30 +405,7 @@ pub async fn test(
         .deliverer
         .deliver(signed_request(&event, &sub, body))
         .await;
-    let attempt = Attempt {
-        app_id: app,
-        event_id: event.id.clone(),
-        event_type: event.event_type.clone(),
-        subscription_id: sub.id.clone(),
-        webhook_id: webhook_id(&event.id, &sub.id),
-        attempt: 1,
-        attempted_at,
-        outcome: if outcome.is_success() {
-            AttemptOutcome::Succeeded
-        } else {
-            AttemptOutcome::Failed
-        },
-        status_code: outcome.status,
-        latency_ms: outcome.latency.as_millis() as u64,
-        error_kind: outcome
-            .error
-            .as_ref()
-            .map(|e| e.kind().to_owned())
-            .or((!outcome.is_success()).then(|| "http_status".to_owned())),
-        error: outcome.error.as_ref().map(|e| e.to_string()),
-        response_body: herald_core::attempt::truncate_body(&outcome.response_body),
-        next_attempt_at: None,
-    };
+    let attempt = outcome_record(&event, &sub.id, 1, attempted_at, &outcome);
     if let Err(e) = state
         .attempts
         .record_with_events(std::slice::from_ref(&attempt), std::slice::from_ref(&event))

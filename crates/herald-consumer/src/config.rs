@@ -108,6 +108,28 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+impl HttpSettings {
+    /// `HERALD_HTTP_CONNECT_TIMEOUT_MS`, `HERALD_HTTP_TIMEOUT_MS` and
+    /// `HERALD_ALLOW_PRIVATE_NETWORKS`, shared by the consumer and the API's test pings.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let allow = env
+            .optional("HERALD_ALLOW_PRIVATE_NETWORKS")
+            .unwrap_or_default();
+        Ok(Self {
+            connect_timeout: env.millis("HERALD_HTTP_CONNECT_TIMEOUT_MS", 5_000, 1..=60_000)?,
+            total_timeout: env.millis("HERALD_HTTP_TIMEOUT_MS", 15_000, 1..=300_000)?,
+            address_policy: AddressPolicy::with_allowlist(&allow).map_err(|e| {
+                ConfigError::Invalid {
+                    var: "HERALD_ALLOW_PRIVATE_NETWORKS",
+                    value: allow.clone(),
+                    reason: e.to_string(),
+                }
+            })?,
+            ..HttpSettings::default()
+        })
+    }
+}
+
 impl ConsumerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|var| std::env::var(var).ok())
@@ -121,16 +143,7 @@ impl ConsumerConfig {
             reason,
         };
 
-        let allow = env
-            .optional("HERALD_ALLOW_PRIVATE_NETWORKS")
-            .unwrap_or_default();
-        let http = HttpSettings {
-            connect_timeout: env.millis("HERALD_HTTP_CONNECT_TIMEOUT_MS", 5_000, 1..=60_000)?,
-            total_timeout: env.millis("HERALD_HTTP_TIMEOUT_MS", 15_000, 1..=300_000)?,
-            address_policy: AddressPolicy::with_allowlist(&allow)
-                .map_err(|e| invalid("HERALD_ALLOW_PRIVATE_NETWORKS", &allow, e.to_string()))?,
-            ..HttpSettings::default()
-        };
+        let http = HttpSettings::from_env(&env)?;
 
         let schedule_text = env
             .optional("HERALD_RETRY_SCHEDULE")

@@ -515,7 +515,23 @@ fn attempt_record(
     attempted_at: chrono::DateTime<Utc>,
     outcome: &DeliveryOutcome,
 ) -> Attempt {
-    let event = &w.task.event;
+    outcome_record(
+        &w.task.event,
+        &w.subscription.id,
+        w.task.attempt,
+        attempted_at,
+        outcome,
+    )
+}
+
+/// The history record of one attempt to deliver `event` to `subscription`.
+pub fn outcome_record(
+    event: &Event,
+    subscription: &herald_core::SubscriptionId,
+    attempt: u32,
+    attempted_at: chrono::DateTime<Utc>,
+    outcome: &DeliveryOutcome,
+) -> Attempt {
     let error_kind = match (&outcome.error, outcome.is_success()) {
         (Some(e), _) => Some(e.kind().to_owned()),
         (None, false) => Some("http_status".to_owned()),
@@ -525,9 +541,9 @@ fn attempt_record(
         app_id: event.app_id.clone(),
         event_id: event.id.clone(),
         event_type: event.event_type.clone(),
-        subscription_id: w.subscription.id.clone(),
-        webhook_id: webhook_id(&event.id, &w.subscription.id),
-        attempt: w.task.attempt,
+        subscription_id: subscription.clone(),
+        webhook_id: webhook_id(&event.id, subscription),
+        attempt,
         attempted_at,
         outcome: if outcome.is_success() {
             AttemptOutcome::Succeeded

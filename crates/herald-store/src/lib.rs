@@ -81,36 +81,34 @@ impl SubscriptionStore {
 
     /// Stores a new subscription; fails if one with its id exists.
     pub async fn create(&self, sub: &Subscription) -> Result<(), StoreError> {
-        let item = serde_dynamo::to_item(sub).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
+        self.put(sub, "attribute_not_exists(id)", StoreError::AlreadyExists)
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => {
-                    StoreError::AlreadyExists(sub.id.clone())
-                }
-                _ => StoreError::dynamo("PutItem", e),
-            })?;
-        Ok(())
     }
 
     /// Replaces an existing subscription; fails with `NotFound` if it is gone.
     pub async fn update(&self, sub: &Subscription) -> Result<(), StoreError> {
+        self.put(sub, "attribute_exists(id)", StoreError::NotFound)
+            .await
+    }
+
+    /// `PutItem` under a condition; `on_conflict` names the error when it fails.
+    async fn put(
+        &self,
+        sub: &Subscription,
+        condition: &str,
+        on_conflict: fn(SubscriptionId) -> StoreError,
+    ) -> Result<(), StoreError> {
         let item = serde_dynamo::to_item(sub).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_exists(id)")
+            .condition_expression(condition)
             .send()
             .await
             .map_err(|e| match e.as_service_error() {
                 Some(se) if se.is_conditional_check_failed_exception() => {
-                    StoreError::NotFound(sub.id.clone())
+                    on_conflict(sub.id.clone())
                 }
                 _ => StoreError::dynamo("PutItem", e),
             })?;

@@ -198,6 +198,12 @@ async fn a_flaky_endpoint_gets_the_event_after_retries_and_the_healthy_one_exact
     );
 
     // History: per delivery to the flaky endpoint, attempts 1 and 2 failed with 500, 3 succeeded.
+    assert!(
+        wait_until(PATIENCE, || async {
+            f.history(&flaky_sub).await.len() == 15
+        })
+        .await
+    );
     let history = f.history(&flaky_sub).await;
     assert_eq!(history.len(), 15);
     for event in &events {
@@ -262,6 +268,20 @@ async fn a_dead_endpoint_is_parked_disabled_and_redelivered_after_recovery_and_r
         receiver.count(),
         3,
         "every attempt of the schedule was made"
+    );
+    // Disabling and the history follow the parking within the same batch.
+    assert!(
+        wait_until(PATIENCE, || async {
+            let disabled = f
+                .store
+                .get(&sub.app_id, &sub.id)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|s| !s.active);
+            disabled && f.history(&sub).await.len() == 3
+        })
+        .await
     );
     let letters = f.peek_dlq().await;
     let letter = &letters[0];
@@ -367,6 +387,7 @@ async fn a_hanging_endpoint_times_out_and_is_retried_never_twice_at_once() {
     assert!(wait_until(PATIENCE, || async { receiver.count() >= 6 }).await);
     assert!(wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await);
     tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(wait_until(PATIENCE, || async { f.history(&sub).await.len() == 6 }).await);
     let history = f.history(&sub).await;
     let timeouts = history
         .iter()
@@ -654,6 +675,13 @@ async fn private_destinations_are_refused_with_a_clear_error() {
         );
         assert_eq!(letter["attempts"], 1, "refused at once, not retried");
     }
+    // The history is written at the end of the batch, just after the parking.
+    assert!(
+        wait_until(PATIENCE, || async {
+            f.history(&by_ip).await.len() == 1 && f.history(&by_name).await.len() == 1
+        })
+        .await
+    );
     for sub in [&by_ip, &by_name] {
         let history = f.history(sub).await;
         assert_eq!(history.len(), 1);
@@ -690,6 +718,13 @@ async fn redirects_are_not_followed_and_a_vanished_endpoint_is_retried_then_park
     f.publish(1, "update").await;
 
     assert!(wait_until(PATIENCE, || async { f.dlq_depth().await == 2 }).await);
+    // The history of the last attempts is written at the end of their batch.
+    assert!(
+        wait_until(PATIENCE, || async {
+            f.history(&redirect_sub).await.len() == 3 && f.history(&vanished_sub).await.len() == 3
+        })
+        .await
+    );
     assert_eq!(
         redirecting.count(),
         3,

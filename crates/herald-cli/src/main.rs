@@ -1,372 +1,238 @@
-//! `herald`: register webhooks, publish events, and listen for signed deliveries.
+//! `herald`: Herald's command line.
 //!
-//! Exit codes: 0 success, 1 failure (an AWS call, a bad argument, a listener that
-//! timed out before receiving what it expected), 2 usage error (from clap).
+//! - the local stack: `up`, `down`, `status`; the API and the worker: `serve`, `worker`;
+//! - clients of the management API: `apps`, `keys`, `webhooks`, `publish`,
+//!   `deliveries`, `tail`;
+//! - straight to SQS: `inject` (raw test messages) and `redrive` (the DLQ re-driver);
+//! - receiving: `listen` (a verifying receiver) and `verify` (a saved delivery).
+//!
+//! Settings come from flags, then `HERALD_*` variables, then the profile file (see
+//! [`config`]). Exit codes are in [`failure`] and `herald --help`.
 
-use std::collections::{BTreeMap, HashSet};
-use std::io::Read;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod api;
+mod config;
+mod events;
+mod failure;
+mod local;
+mod manage;
+mod output;
+mod queue;
+mod receiver;
+mod stack;
 
-use anyhow::{bail, Context, Result};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use clap::{Args, Parser, Subcommand};
-use herald_core::signing::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
-use herald_core::{
-    AppId, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter, Secret, Subscription,
-    Verifier,
-};
-use herald_publisher::Publisher;
-use herald_store::SubscriptionStore;
+use std::process::ExitCode;
 
-#[derive(Parser)]
+use clap::{Parser, Subcommand};
+
+use config::{GlobalArgs, Settings};
+use failure::{exit_code, Failure};
+
+const AFTER_HELP: &str = "\
+Settings come from flags, then HERALD_* environment variables, then the profile file
+(~/.config/herald/config.toml or --profile-file: a [default] section and [profiles.NAME]
+sections chosen with --profile, keys such as api_url, api_key, admin_key,
+events_queue_url), then defaults. AWS access uses the standard AWS_* variables.
+
+Exit codes:
+  0  success
+  1  the operation failed (the API refused it, a signature did not verify, a timeout)
+  2  usage error (bad flags, a missing setting such as the API key)
+  3  could not reach the Herald API or AWS (connection refused, DNS, timeout)
+  4  authentication or authorization failed (HTTP 401/403, AWS credentials)
+
+Examples:
+  herald up && set -a && . .run/local.env && set +a      # local AWS stack
+  HERALD_ADMIN_KEY=... HERALD_API_ALLOW_HTTP=true herald serve   # the API
+  HERALD_ALLOW_PRIVATE_NETWORKS=127.0.0.1/32 herald worker      # deliveries
+  herald apps create --id shop && herald keys create --app shop
+  herald webhooks add --url http://127.0.0.1:9000/hook --events update
+  herald publish --type update --object-type user --data '{\"id\":\"42\"}'
+  herald tail";
+
+#[derive(Parser, Debug)]
 #[command(
     name = "herald",
     version,
-    about = "Herald webhooks: register, publish, listen."
+    about = "Herald webhooks: the local stack, the API and worker, webhooks, events, deliveries, re-drive and a verifying receiver.",
+    after_help = AFTER_HELP,
+    propagate_version = true,
+    subcommand_required = true,
+    arg_required_else_help = true
 )]
 struct Cli {
-    /// Print machine-readable JSON instead of text.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Debug)]
 enum Command {
-    /// Manage webhooks (subscriptions) in the store.
-    #[command(subcommand)]
-    Webhooks(WebhooksCommand),
-    /// Publish events onto the events queue.
+    /// Start the local emulator and deploy the data plane; print the settings.
+    #[command(after_help = stack::UP_HELP)]
+    Up(stack::UpArgs),
+    /// Stop the local emulator (or delete a stack).
+    #[command(after_help = stack::DOWN_HELP)]
+    Down(stack::DownArgs),
+    /// Show the local emulator, the stack and the API.
+    #[command(after_help = stack::STATUS_HELP)]
+    Status(stack::StatusArgs),
+    /// Run the management API on this machine.
+    #[command(after_help = local::SERVE_HELP)]
+    Serve(local::ServeArgs),
+    /// Run the local worker (the consumer) on this machine.
+    #[command(after_help = local::WORKER_HELP)]
+    Worker(local::WorkerArgs),
+    /// Manage apps (tenants); needs the admin key.
     #[command(
-        after_help = "Examples:\n  herald publish --app shop --type update --object-type user --data '{\"id\":\"42\"}'\n  echo '{\"id\":\"7\"}' | herald publish --app shop --type invoice.paid --object-type invoice"
+        subcommand,
+        after_help = "Examples:\n  herald apps create --id shop --name Shop\n  herald apps list"
     )]
-    Publish(PublishArgs),
+    Apps(manage::AppsCommand),
+    /// Manage an app's API keys; needs the admin key.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  herald keys create --app shop\n  herald keys list --app shop"
+    )]
+    Keys(manage::KeysCommand),
+    /// Manage the app's webhooks (endpoints and their filters).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  herald webhooks add --url https://example.com/hooks --events update --object-types user\n  herald webhooks list\n  herald webhooks test sub_0190ab..."
+    )]
+    Webhooks(manage::WebhooksCommand),
+    /// Publish events through the API: from arguments, a JSON file or stdin.
+    #[command(after_help = events::PUBLISH_HELP)]
+    Publish(events::PublishArgs),
+    /// Put raw messages on the events queue, for testing.
+    #[command(after_help = queue::INJECT_HELP)]
+    Inject(queue::InjectArgs),
+    /// Show the delivery history of a webhook or of an event.
+    #[command(after_help = events::DELIVERIES_HELP)]
+    Deliveries(events::DeliveriesArgs),
+    /// Follow new delivery attempts as they happen.
+    #[command(after_help = events::TAIL_HELP)]
+    Tail(events::TailArgs),
+    /// Move parked deliveries from the dead-letter queue back for delivery.
+    #[command(after_help = queue::REDRIVE_HELP)]
+    Redrive(queue::RedriveArgs),
     /// Run a local receiver that verifies each delivery's signature and prints it.
-    #[command(after_help = "Example:\n  herald listen --port 9000 --secret whsec_... --count 3")]
-    Listen(ListenArgs),
+    #[command(after_help = receiver::LISTEN_HELP)]
+    Listen(receiver::ListenArgs),
+    /// Check the signature of a saved delivery.
+    #[command(after_help = receiver::VERIFY_HELP)]
+    Verify(receiver::VerifyArgs),
 }
 
-#[derive(Subcommand)]
-enum WebhooksCommand {
-    /// Register a webhook; prints its id and its secret (shown only here).
-    #[command(
-        after_help = "Example:\n  herald webhooks add --app shop --url http://127.0.0.1:9000/hook --events update --object-types user"
-    )]
-    Add(AddArgs),
-    /// List an app's webhooks.
-    List {
-        #[command(flatten)]
-        store: StoreArgs,
-        #[arg(long)]
-        app: String,
-    },
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.global)?;
+    for w in &settings.warnings {
+        eprintln!("herald: warning: {w}");
+    }
+    let json = settings.json;
+    match cli.command {
+        Command::Up(a) => stack::up(a, &settings),
+        Command::Down(a) => stack::down(a, &settings),
+        Command::Status(a) => stack::status(a, &settings).await,
+        Command::Serve(a) => local::serve(a, &settings).await,
+        Command::Worker(a) => local::worker(a, &settings).await,
+        Command::Apps(c) => manage::apps(c, &settings).await,
+        Command::Keys(c) => manage::keys(c, &settings).await,
+        Command::Webhooks(c) => manage::webhooks(c, &settings).await,
+        Command::Publish(a) => events::publish(a, &settings).await,
+        Command::Inject(a) => queue::inject(a, &settings).await,
+        Command::Deliveries(a) => events::deliveries(a, &settings).await,
+        Command::Tail(a) => events::tail(a, &settings).await,
+        Command::Redrive(a) => queue::redrive(a, &settings).await,
+        Command::Listen(a) => receiver::listen(a, json).await,
+        Command::Verify(a) => receiver::verify(a, json),
+    }
 }
 
-#[derive(Args)]
-struct StoreArgs {
-    /// DynamoDB table holding subscriptions.
-    #[arg(long, env = "HERALD_SUBSCRIPTIONS_TABLE")]
-    table: String,
-}
-
-#[derive(Args)]
-struct AddArgs {
-    #[command(flatten)]
-    store: StoreArgs,
-    #[arg(long)]
-    app: String,
-    #[arg(long)]
-    url: String,
-    /// Event types, comma-separated, or `*` for all.
-    #[arg(long, default_value = "*", value_delimiter = ',')]
-    events: Vec<String>,
-    /// Object types, comma-separated; `*` or nothing for all.
-    #[arg(long, default_value = "*", value_delimiter = ',')]
-    object_types: Vec<String>,
-    #[arg(long, default_value = "")]
-    description: String,
-    /// Extra header sent with each delivery, as NAME=VALUE (repeatable).
-    #[arg(long = "header", value_parser = parse_header)]
-    headers: Vec<(String, String)>,
-}
-
-#[derive(Args)]
-struct PublishArgs {
-    /// URL of the SQS events queue.
-    #[arg(long, env = "HERALD_EVENTS_QUEUE_URL")]
-    queue_url: String,
-    #[arg(long)]
-    app: String,
-    #[arg(long = "type")]
-    event_type: String,
-    #[arg(long)]
-    object_type: String,
-    /// Event data as JSON; read from --data-file or stdin when absent.
-    #[arg(long)]
-    data: Option<String>,
-    #[arg(long, conflicts_with = "data")]
-    data_file: Option<std::path::PathBuf>,
-}
-
-#[derive(Args)]
-struct ListenArgs {
-    #[arg(long, default_value_t = 9000)]
-    port: u16,
-    /// Secret(s) to verify with (repeatable; any may match).
-    #[arg(long = "secret", required = true)]
-    secrets: Vec<String>,
-    /// Status to answer with.
-    #[arg(long, default_value_t = 204)]
-    status: u16,
-    /// Exit after this many verified deliveries.
-    #[arg(long)]
-    count: Option<usize>,
-    /// With --count: give up (exit 1) after this many seconds.
-    #[arg(long, default_value_t = 60)]
-    timeout_secs: u64,
-    /// Name printed in front of each delivery.
-    #[arg(long, default_value = "listener")]
-    name: String,
-}
-
-fn parse_header(s: &str) -> Result<(String, String), String> {
-    let (name, value) = s
-        .split_once('=')
-        .ok_or_else(|| "expected NAME=VALUE".to_owned())?;
-    Ok((name.trim().to_owned(), value.trim().to_owned()))
+/// The error's chain as one message, without repeats.
+fn message(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || parts.last() == Some(&text) {
+            continue;
+        }
+        if parts.iter().any(|p| p.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = run(cli).await {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
-}
-
-async fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Webhooks(WebhooksCommand::Add(args)) => add_webhook(args, cli.json).await,
-        Command::Webhooks(WebhooksCommand::List { store, app }) => {
-            list_webhooks(store, &app, cli.json).await
-        }
-        Command::Publish(args) => publish(args, cli.json).await,
-        Command::Listen(args) => listen(args, cli.json).await,
-    }
-}
-
-async fn aws() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
-}
-
-async fn add_webhook(args: AddArgs, json: bool) -> Result<()> {
-    let app = AppId::parse(&args.app).context("--app")?;
-    let events = EventFilter::parse(&args.events).context("--events")?;
-    let object_types = ObjectTypeFilter::parse(&args.object_types).context("--object-types")?;
-    let mut sub = Subscription::new(app, args.url, events, object_types);
-    sub.description = args.description;
-    sub.headers = args.headers.into_iter().collect::<BTreeMap<_, _>>();
-    let store = SubscriptionStore::new(
-        aws_sdk_dynamodb::Client::new(&aws().await),
-        args.store.table,
-    );
-    store.create(&sub).await?;
-    let secret = sub.secrets[0].expose();
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"id": sub.id, "app_id": sub.app_id, "url": sub.url,
-                "events": sub.events, "object_types": sub.object_types, "secret": secret})
-        );
-    } else {
-        println!("registered webhook {}", sub.id);
-        println!("  url:          {}", sub.url);
-        println!("  events:       {}", sub.events.to_strings().join(", "));
-        println!(
-            "  object types: {}",
-            sub.object_types.to_strings().join(", ")
-        );
-        println!("  secret:       {secret}   (shown once; keep it to verify deliveries)");
-    }
-    Ok(())
-}
-
-async fn list_webhooks(store: StoreArgs, app: &str, json: bool) -> Result<()> {
-    let app = AppId::parse(app).context("--app")?;
-    let store = SubscriptionStore::new(aws_sdk_dynamodb::Client::new(&aws().await), store.table);
-    let subs = store.for_app(&app).await?;
-    for s in &subs {
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({"id": s.id, "url": s.url, "events": s.events,
-                    "object_types": s.object_types, "active": s.active})
-            );
-        } else {
-            println!(
-                "{}  {}  events={}  object_types={}  {}",
-                s.id,
-                s.url,
-                s.events.to_strings().join(","),
-                s.object_types.to_strings().join(","),
-                if s.active { "active" } else { "disabled" }
-            );
+    match run(cli).await {
+        Ok(()) => ExitCode::from(failure::EXIT_OK),
+        Err(e) => {
+            let reported = e
+                .chain()
+                .any(|c| matches!(c.downcast_ref::<Failure>(), Some(Failure::Reported(_))));
+            if !reported {
+                eprintln!("herald: {}", message(&e));
+            }
+            ExitCode::from(exit_code(&e))
         }
     }
-    Ok(())
 }
 
-async fn publish(args: PublishArgs, json: bool) -> Result<()> {
-    let data = match (args.data, args.data_file) {
-        (Some(d), _) => d,
-        (None, Some(path)) => {
-            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?
-        }
-        (None, None) => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .context("reading stdin")?;
-            s
-        }
-    };
-    let data: serde_json::Value = serde_json::from_str(&data).context("event data is not JSON")?;
-    let event = Event::new(
-        AppId::parse(&args.app).context("--app")?,
-        EventType::parse(&args.event_type).context("--type")?,
-        ObjectType::parse(&args.object_type).context("--object-type")?,
-        data,
-    );
-    let publisher =
-        Publisher::connect(aws_sdk_sqs::Client::new(&aws().await), args.queue_url).await?;
-    let id = publisher.publish(&event).await?;
-    if json {
-        println!("{}", serde_json::json!({"id": id}));
-    } else {
-        println!(
-            "published {id}  {} on {}",
-            event.event_type, event.object_type
-        );
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
-    Ok(())
-}
 
-struct Listener {
-    verifier: Verifier,
-    status: StatusCode,
-    name: String,
-    json: bool,
-    seen: Mutex<HashSet<String>>,
-    verified: tokio::sync::mpsc::UnboundedSender<()>,
-}
-
-async fn listen(args: ListenArgs, json: bool) -> Result<()> {
-    let secrets = args
-        .secrets
-        .iter()
-        .map(|s| Secret::parse(s))
-        .collect::<Result<Vec<_>, _>>()
-        .context("--secret")?;
-    let status = StatusCode::from_u16(args.status).context("--status")?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let state = Arc::new(Listener {
-        verifier: Verifier::new(secrets),
-        status,
-        name: args.name,
-        json,
-        seen: Mutex::new(HashSet::new()),
-        verified: tx,
-    });
-    let app = axum::Router::new()
-        .fallback(axum::routing::post(receive))
-        .with_state(state);
-    let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    if !json {
-        eprintln!("listening on http://{addr}/ (answering {status})");
-    }
-    let server = axum::serve(listener, app);
-    match args.count {
-        None => server.await.context("serving")?,
-        Some(count) => {
-            let wait = async {
-                for _ in 0..count {
-                    if rx.recv().await.is_none() {
-                        break;
-                    }
-                }
-            };
-            tokio::select! {
-                r = server => r.context("serving")?,
-                _ = wait => {},
-                _ = tokio::time::sleep(Duration::from_secs(args.timeout_secs)) => {
-                    bail!("timed out after {} s before receiving {count} verified deliveries", args.timeout_secs)
+    /// Every command and subcommand shows at least one example in its --help.
+    #[test]
+    fn every_command_has_examples() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let here = format!("{path} {}", cmd.get_name());
+            let has = cmd
+                .get_after_help()
+                .map(|h| h.to_string().contains("Example"))
+                .unwrap_or(false);
+            if !has {
+                missing.push(here.clone());
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &here, missing);
                 }
             }
         }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no examples in --help of: {missing:?}");
     }
-    Ok(())
-}
 
-async fn receive(State(l): State<Arc<Listener>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (id, ts, sig) = (
-        header(HEADER_ID),
-        header(HEADER_TIMESTAMP),
-        header(HEADER_SIGNATURE),
-    );
-    let result = l.verifier.verify(&id, &ts, &sig, &body);
-    let duplicate = !l.seen.lock().expect("lock").insert(id.clone());
-    let payload: serde_json::Value =
-        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    if l.json {
-        println!(
-            "{}",
-            serde_json::json!({"listener": l.name, "webhook_id": id, "verified": result.is_ok(),
-                "error": result.as_ref().err().map(|e| e.to_string()), "duplicate": duplicate, "payload": payload})
-        );
-    } else {
-        let mark = match &result {
-            Ok(()) => "✔ signature verified".to_owned(),
-            Err(e) => format!("✘ signature REJECTED ({e})"),
-        };
-        println!(
-            "[{}] {mark}  {}  {} on {}  data={}{}",
-            l.name,
-            id,
-            payload["type"].as_str().unwrap_or("?"),
-            payload["object_type"].as_str().unwrap_or("?"),
-            payload["data"],
-            if duplicate {
-                "  (duplicate webhook-id)"
-            } else {
-                ""
-            }
-        );
-    }
-    match result {
-        Ok(()) => {
-            if !duplicate {
-                let _ = l.verified.send(());
-            }
-            l.status
+    #[test]
+    fn the_exit_codes_in_help_are_the_documented_ones() {
+        use failure::*;
+        for code in [
+            EXIT_OK,
+            EXIT_FAILED,
+            EXIT_USAGE,
+            EXIT_UNREACHABLE,
+            EXIT_AUTH,
+        ] {
+            assert!(AFTER_HELP.contains(&format!("\n  {code}  ")), "{code}");
         }
-        Err(_) => StatusCode::UNAUTHORIZED,
+    }
+
+    #[test]
+    fn messages_do_not_repeat() {
+        let e: anyhow::Error = Failure::Failed("the API refused it".into()).into();
+        let e = e.context("publishing");
+        assert_eq!(message(&e), "publishing: the API refused it");
     }
 }

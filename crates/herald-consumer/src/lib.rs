@@ -108,6 +108,44 @@ pub async fn check_visibility_timeout(
     Ok(())
 }
 
+/// Runs the local worker until SIGINT or SIGTERM: checks the visibility-timeout rule,
+/// then long-polls the events queue and hands each batch to the consumer, finishing
+/// the batch in hand before it stops. `herald-worker` and `herald worker` both call it.
+pub async fn run_worker(config: ConsumerConfig) -> anyhow::Result<()> {
+    let aws = aws_config().await;
+    let consumer = build(&config, &aws)?;
+    // Long polls outlast the consumer's 5-second operation timeout: the poller gets
+    // its own client whose calls may take the wait plus a margin.
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&aws)
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(config.worker_wait + std::time::Duration::from_secs(10))
+                    .build(),
+            )
+            .build(),
+    );
+    check_visibility_timeout(&sqs, &config).await?;
+    let settings = worker::PollSettings {
+        queue_url: config.events_queue_url.clone(),
+        wait_seconds: config.worker_wait.as_secs() as i32,
+        batch_size: config.worker_batch_size,
+    };
+    worker::run(&sqs, &consumer, &settings, shutdown_signal()).await;
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutdown requested; finishing the current batch");
+}
+
 /// Logs through `tracing`: JSON lines (for Lambda and CloudWatch) or human-readable
 /// text, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing(json: bool) {

@@ -9,12 +9,24 @@ MOTO        := moto[server]==5.2.5
 PORT        ?= 4566
 STAGE       ?= local
 CARGO       ?= cargo
+# Lambda packaging and deployment (infra/README.md). cargo-lambda and cfn-lint go into
+# the project venv; the AWS CLI into its own venv ($(VENV)/aws), since awscli pins a
+# botocore that moto's boto3 does not accept.
+CARGO_LAMBDA := cargo-lambda==1.9.2
+CFN_LINT     := cfn-lint==1.58.0
+AWSCLI       := awscli==1.46.3
+LAMBDA_BINS  := herald-consumer-lambda herald-redriver-lambda herald-api-lambda
+LAMBDA_ARCH  ?= x86_64
+LAMBDA_PROFILE ?= release
+LAMBDA_DIR   ?= target/lambda
+NAME_PREFIX  ?= herald
 export AWS_ACCESS_KEY_ID     ?= test
 export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION            ?= us-east-1
 export AWS_DEFAULT_REGION    ?= us-east-1
 
 .PHONY: all build venv up down status demo test lint fmt clean
+.PHONY: cargo-lambda lambda lambda-check cfn-lint deploy undeploy
 
 all: build
 
@@ -28,25 +40,31 @@ venv: $(VENV)/.installed
 build:
 	$(CARGO) build --workspace --bins
 
-## up: start the emulator on 127.0.0.1:$(PORT) and deploy infra/data-plane.yaml (stage $(STAGE)).
+## up: start the emulator on 127.0.0.1:$(PORT) and deploy infra/data-plane.yaml (stage $(STAGE));
+## the settings (HERALD_*, AWS_ENDPOINT_URL) go to .run/$(STAGE).env. Same as `herald up`.
 up: venv
-	$(PY) localstack/herald_local.py emulator-start --port $(PORT)
-	AWS_ENDPOINT_URL=http://127.0.0.1:$(PORT) $(PY) localstack/herald_local.py up --stage $(STAGE) --env-file .run/$(STAGE).env
-	@echo "Settings for the CLI and worker are in .run/$(STAGE).env (AWS_ENDPOINT_URL=http://127.0.0.1:$(PORT))"
+	$(CARGO) build --quiet -p herald-cli
+	target/debug/herald up --port $(PORT) --stage $(STAGE) --env-file .run/$(STAGE).env
 
-## down: stop the emulator started by `make up` (its state goes with it).
+## down: stop the emulator started by `make up` (its state goes with it). Same as `herald down`.
 down:
-	$(PY) localstack/herald_local.py emulator-stop --port $(PORT)
+	$(CARGO) build --quiet -p herald-cli
+	target/debug/herald down --port $(PORT) --stage $(STAGE)
 
+## status: the emulator, the stack and the API. Same as `herald status`.
 status: venv
-	AWS_ENDPOINT_URL=http://127.0.0.1:$(PORT) $(PY) localstack/herald_local.py status --stage $(STAGE)
+	$(CARGO) build --quiet -p herald-cli
+	target/debug/herald status --port $(PORT) --stage $(STAGE)
 
 ## demo: build, start a private emulator, register webhooks, publish, show deliveries, stop.
 demo: venv build
 	localstack/with-emulator scripts/demo.sh
 
-## test: lint, unit tests, and end-to-end tests against a private emulator.
-test: venv lint
+## test: lint, unit tests, and end-to-end tests against a private emulator; also lints
+## the templates and builds the Lambda zips (debug profile, to keep CI short), and the
+## Lambda tests run the bootstraps from those zips (tests/tests/lambda.rs).
+test: export HERALD_LAMBDA_DIR := $(CURDIR)/target/lambda-debug
+test: venv lint cfn-lint lambda-check
 	$(CARGO) build --workspace --bins
 	localstack/with-emulator $(CARGO) test --workspace --no-fail-fast -- --show-output
 
@@ -57,5 +75,73 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+$(VENV)/.cargo-lambda: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(CARGO_LAMBDA)'
+	touch $@
+
+$(VENV)/.cfn-lint: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(CFN_LINT)'
+	touch $@
+
+$(VENV)/aws/.installed: Makefile
+	python3 -m venv $(VENV)/aws
+	$(VENV)/aws/bin/pip install --quiet --disable-pip-version-check '$(AWSCLI)'
+	touch $@
+
+## cargo-lambda: install cargo-lambda (from PyPI, with zig for linking) into the venv.
+cargo-lambda: $(VENV)/.cargo-lambda
+
+## lambda: build target/lambda/<function>/bootstrap.zip for each Lambda function with
+## cargo-lambda (release; LAMBDA_ARCH=arm64 on machines with that Rust target).
+lambda: $(VENV)/.cargo-lambda
+	@bins=""; for b in $(LAMBDA_BINS); do \
+	  if [ "$$b" = herald-api-lambda ] && [ ! -f crates/herald-api/Cargo.toml ]; then \
+	    echo "crates/herald-api is absent: skipping herald-api-lambda"; continue; fi; \
+	  bins="$$bins --bin $$b"; done; \
+	cmd="$(CARGO) lambda build $(if $(filter release,$(LAMBDA_PROFILE)),--release )$(if $(filter arm64,$(LAMBDA_ARCH)),--arm64,--x86-64) --output-format zip --lambda-dir $(LAMBDA_DIR)$$bins"; \
+	echo "$$cmd"; PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $$cmd
+
+## lambda-check: the same zips in the debug profile (target/lambda-debug), for CI.
+lambda-check:
+	$(MAKE) --no-print-directory lambda LAMBDA_PROFILE=debug LAMBDA_DIR=target/lambda-debug
+
+## cfn-lint: lint every CloudFormation template in infra/.
+cfn-lint: $(VENV)/.cfn-lint
+	$(VENV)/bin/cfn-lint infra/*.yaml
+
+## deploy: build the release zips and deploy infra/herald.yaml as stack
+## $(NAME_PREFIX)-$(STAGE) to the AWS account of the caller's credentials
+## (make deploy STAGE=dev; infra/README.md).
+deploy: lambda cfn-lint $(VENV)/aws/.installed
+	$(AWS_CALLER) AWS_CLI=$(CURDIR)/$(VENV)/aws/bin/aws STAGE=$(STAGE) NAME_PREFIX=$(NAME_PREFIX) \
+	  LAMBDA_ARCH=$(LAMBDA_ARCH) infra/deploy.sh deploy
+
+## undeploy: delete stack $(NAME_PREFIX)-$(STAGE) (its queues and tables too).
+undeploy: $(VENV)/aws/.installed
+	$(AWS_CALLER) AWS_CLI=$(CURDIR)/$(VENV)/aws/bin/aws STAGE=$(STAGE) NAME_PREFIX=$(NAME_PREFIX) \
+	  infra/deploy.sh undeploy
+
+# deploy and undeploy use the caller's own AWS settings: drop the emulator's endpoint and
+# the dummy credentials and region this Makefile sets when they are not in the environment.
+AWS_CALLER = env -u AWS_ENDPOINT_URL \
+  $(if $(filter file,$(origin AWS_ACCESS_KEY_ID)),-u AWS_ACCESS_KEY_ID) \
+  $(if $(filter file,$(origin AWS_SECRET_ACCESS_KEY)),-u AWS_SECRET_ACCESS_KEY) \
+  $(if $(filter file,$(origin AWS_REGION)),-u AWS_REGION) \
+  $(if $(filter file,$(origin AWS_DEFAULT_REGION)),-u AWS_DEFAULT_REGION)
+
 clean:
 	rm -rf $(VENV) .run target
+
+.PHONY: bench bench-quick
+
+## bench: benchmarks against baselines measured in the same run (release build, private
+## emulator, about 5 minutes plus the build); writes BENCHMARKS.md and bench-results.json.
+bench: venv
+	$(CARGO) build --release -p herald-bench -p herald-consumer
+	localstack/with-emulator target/release/herald-bench run --out . --command "make bench"
+
+## bench-quick: a smoke run of the benchmarks (debug build, small counts, no thresholds);
+## writes target/bench-quick/BENCHMARKS.md.
+bench-quick: venv
+	$(CARGO) build -p herald-bench -p herald-consumer
+	localstack/with-emulator target/debug/herald-bench run --quick --out target/bench-quick --command "make bench-quick"

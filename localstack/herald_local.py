@@ -9,6 +9,8 @@ CloudFormation; nothing here lists queues or tables by hand.
   herald_local.py up --stage S [--env-file F] deploy the data plane, print HERALD_* settings
   herald_local.py down --stage S              delete the stack
   herald_local.py status --stage S            show the stack and its outputs
+  herald_local.py template-json FILE          print a template as JSON (short-form
+                                              intrinsics such as !Ref expanded), for tests
 
 AWS_ENDPOINT_URL selects the endpoint (the emulator, LocalStack or AWS itself).
 """
@@ -173,6 +175,32 @@ def status(args):
     return 0
 
 
+def template_json(args):
+    """Prints a CloudFormation template as JSON: `!Ref X` becomes {"Ref": "X"}, `!Sub s`
+    {"Fn::Sub": s}, `!GetAtt A.B` {"Fn::GetAtt": ["A", "B"]}, and so on."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def intrinsic(loader, suffix, node):
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        if suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+        name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+        return {name: value}
+
+    Loader.add_multi_constructor("!", intrinsic)
+    with open(args.file) as f:
+        print(json.dumps(yaml.load(f, Loader=Loader)))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -186,8 +214,11 @@ def main():
             s.add_argument("--env-file")
             s.add_argument("--json", action="store_true")
             s.add_argument("--param", action="append", help="Key=Value template parameter")
+    s = sub.add_parser("template-json")
+    s.add_argument("file")
     args = p.parse_args()
     handler = {
+        "template-json": template_json,
         "emulator-start": emulator_start,
         "emulator-stop": emulator_stop,
         "up": up,

@@ -565,3 +565,417 @@ impl Drop for ApiServer {
         self.task.abort();
     }
 }
+
+// ------------------------------------------------------------------ templates and Lambda
+
+impl Stack {
+    /// The stack's CloudFormation outputs (`herald_local.py up` on the existing stack
+    /// only reads them).
+    pub fn outputs(&self) -> Result<HashMap<String, String>> {
+        let out = Command::new(root().join(".venv/bin/python"))
+            .arg(root().join("localstack/herald_local.py"))
+            .args(["up", "--stage", &self.stage, "--json"])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "reading the outputs of {} failed: {}",
+                self.stage,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let parsed: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        Ok(parsed["outputs"]
+            .as_object()
+            .context("no outputs")?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect())
+    }
+}
+
+/// A template of `infra/` as JSON, with short-form intrinsics expanded (`!Ref X` is
+/// `{"Ref": "X"}`, `!GetAtt A.B` is `{"Fn::GetAtt": ["A", "B"]}`), read through
+/// `localstack/herald_local.py template-json`.
+pub fn template(name: &str) -> Result<serde_json::Value> {
+    let python = root().join(".venv/bin/python");
+    let out = Command::new(&python)
+        .arg(root().join("localstack/herald_local.py"))
+        .arg("template-json")
+        .arg(root().join("infra").join(name))
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "reading infra/{name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// cargo-lambda, installed into the project venv from PyPI (`make cargo-lambda`;
+/// `make test` does it).
+pub fn cargo_lambda() -> Result<PathBuf> {
+    let path = root().join(".venv/bin/cargo-lambda");
+    if !path.exists() {
+        bail!(
+            "{} is missing: run `make cargo-lambda` (make test does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The `bootstrap` of a Lambda function: taken out of
+/// `$HERALD_LAMBDA_DIR/<name>/bootstrap.zip` when that variable is set (`make test` sets
+/// it to the debug zips cargo-lambda built in `target/lambda-debug`), otherwise the
+/// workspace's own build of the binary, `target/<profile>/<name>`.
+pub fn lambda_bootstrap(name: &str) -> Result<PathBuf> {
+    let Some(dir) = std::env::var_os("HERALD_LAMBDA_DIR").filter(|d| !d.is_empty()) else {
+        let path = binary(name)?;
+        println!(
+            "[{name}] bootstrap: {} (HERALD_LAMBDA_DIR not set)",
+            path.display()
+        );
+        return Ok(path);
+    };
+    let zip = PathBuf::from(dir).join(name).join("bootstrap.zip");
+    if !zip.exists() {
+        bail!(
+            "{} is missing: build it with `make lambda-check` (or unset HERALD_LAMBDA_DIR)",
+            zip.display()
+        );
+    }
+    // Unpacked once per zip into target/tmp/lambda-bootstrap/<name>/bootstrap; the stamp
+    // names the zip it came from (path, size, time).
+    let dest_dir = root().join("target/tmp/lambda-bootstrap").join(name);
+    let bootstrap = dest_dir.join("bootstrap");
+    let stamp_file = dest_dir.join("source");
+    let meta = std::fs::metadata(&zip)?;
+    let stamp = format!(
+        "{} {} {:?}",
+        zip.canonicalize()?.display(),
+        meta.len(),
+        meta.modified()?
+    );
+    let current = std::fs::read_to_string(&stamp_file).unwrap_or_default();
+    if current != stamp || !bootstrap.exists() {
+        let unpacked = scratch_dir(&format!("unzip-{name}"))?;
+        let status = Command::new(root().join(".venv/bin/python"))
+            .args(["-m", "zipfile", "-e"])
+            .arg(&zip)
+            .arg(&unpacked)
+            .status()
+            .context("unzipping the bootstrap")?;
+        if !status.success() {
+            bail!("could not unzip {}", zip.display());
+        }
+        // zipfile does not restore the mode bits.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            unpacked.join("bootstrap"),
+            std::fs::Permissions::from_mode(0o755),
+        )?;
+        std::fs::create_dir_all(&dest_dir)?;
+        std::fs::rename(unpacked.join("bootstrap"), &bootstrap)?;
+        std::fs::write(&stamp_file, stamp)?;
+        let _ = std::fs::remove_dir_all(&unpacked);
+    }
+    println!(
+        "[{name}] bootstrap: {} (from {})",
+        bootstrap.display(),
+        zip.display()
+    );
+    Ok(bootstrap)
+}
+
+/// A fresh directory under `target/tmp` for one test's files.
+pub fn scratch_dir(label: &str) -> Result<PathBuf> {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let dir = root().join("target/tmp").join(format!(
+        "{label}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A Lambda function run as AWS runs it: `cargo lambda watch --only-lambda-apis`
+/// emulates the Lambda Runtime API on 127.0.0.1, and the function's `bootstrap` runs as
+/// its own process against that API (`AWS_LAMBDA_RUNTIME_API`), with only the
+/// environment given plus the standard `AWS_*` settings. Invoked with
+/// `cargo lambda invoke`. Both processes are killed when dropped.
+pub struct LambdaFunction {
+    pub name: String,
+    port: u16,
+    emulator: Child,
+    function: Child,
+    dir: PathBuf,
+}
+
+impl LambdaFunction {
+    /// Starts the runtime API emulator and the function `name` (a binary of this
+    /// workspace, see [`lambda_bootstrap`]) with `env`.
+    pub async fn start(name: &str, env: &HashMap<String, String>) -> Result<Self> {
+        let cargo_lambda = cargo_lambda()?;
+        let bootstrap = lambda_bootstrap(name)?;
+        let dir = scratch_dir(&format!("lambda-{name}"))?;
+        let port = free_port()?;
+        let emulator = Command::new(&cargo_lambda)
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(port.to_string())
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("runtime-api.log"))?)
+            .stderr(std::fs::File::create(dir.join("runtime-api.err.log"))?)
+            .spawn()
+            .context("starting cargo lambda watch")?;
+        let mut emulator = KillOnDrop(Some(emulator));
+        let ready = wait_until(Duration::from_secs(30), || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        if !ready {
+            bail!(
+                "the Lambda runtime API emulator did not listen on 127.0.0.1:{port}: {}",
+                std::fs::read_to_string(dir.join("runtime-api.err.log")).unwrap_or_default()
+            );
+        }
+        let log = std::fs::File::create(dir.join("function.log"))?;
+        let function = Command::new(&bootstrap)
+            .envs(env)
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt/{name}"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bootstrap.display()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            port,
+            emulator: emulator.0.take().expect("the emulator is running"),
+            function,
+            dir,
+        })
+    }
+
+    /// Invokes the function with `payload` through `cargo lambda invoke`; returns what
+    /// the function answered. Fails if the function process dies first.
+    pub async fn invoke(&mut self, payload: &serde_json::Value) -> Result<serde_json::Value> {
+        let file = self.dir.join(format!(
+            "payload-{}.json",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos()
+        ));
+        std::fs::write(&file, serde_json::to_vec(payload)?)?;
+        let mut invoke = tokio::process::Command::new(cargo_lambda()?)
+            .args(["lambda", "invoke", "-A", "127.0.0.1", "-P"])
+            .arg(self.port.to_string())
+            .arg(&self.name)
+            .arg("--data-file")
+            .arg(&file)
+            .args(["--output-format", "json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting cargo lambda invoke")?;
+        let mut stdout = invoke.stdout.take().context("invoke stdout")?;
+        let mut stderr = invoke.stderr.take().context("invoke stderr")?;
+        let output = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let _ = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+            (out, err)
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = invoke.try_wait()? {
+                break status;
+            }
+            if let Some(exit) = self.function.try_wait()? {
+                bail!(
+                    "{} exited ({exit}) during the invocation; its log:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not answer within 120 s; its log:\n{}",
+                    self.name,
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let (out, err) = output.await?;
+        if !status.success() {
+            bail!(
+                "cargo lambda invoke {} failed ({status}): {}{}\nfunction log:\n{}",
+                self.name,
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err),
+                self.log()
+            );
+        }
+        serde_json::from_slice(&out).with_context(|| {
+            format!(
+                "the answer of {} is not JSON: {}",
+                self.name,
+                String::from_utf8_lossy(&out)
+            )
+        })
+    }
+
+    /// What the function wrote to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        self.read_log("function.log")
+    }
+
+    fn read_log(&self, file: &str) -> String {
+        std::fs::read_to_string(self.dir.join(file)).unwrap_or_default()
+    }
+}
+
+/// Kills a child process when dropped, unless taken out.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for LambdaFunction {
+    fn drop(&mut self) {
+        for child in [&mut self.function, &mut self.emulator] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Logs and payloads stay behind only for a failed test.
+        if std::thread::panicking() {
+            eprintln!("[{}] logs kept in {}", self.name, self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// An SQS event as the event source mapping delivers it to the consumer function:
+/// one record per `(message id, body)`, from the queue `queue_arn`.
+pub fn sqs_event(queue_arn: &str, records: &[(&str, &str)]) -> serde_json::Value {
+    let now_ms = chrono::Utc::now().timestamp_millis().to_string();
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|(id, body)| {
+            serde_json::json!({
+                "messageId": id,
+                "receiptHandle": format!("handle-{id}"),
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": now_ms,
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": now_ms,
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// An HTTP request as a Lambda function URL (payload format 2.0, the same as an API
+/// Gateway HTTP API) delivers it to a function.
+pub fn http_event(
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    let now = chrono::Utc::now();
+    let domain = "herald-test.lambda-url.us-east-1.on.aws";
+    let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut headers = serde_json::json!({
+        "host": domain,
+        "user-agent": "herald-e2e",
+        "accept": "application/json",
+        "x-forwarded-proto": "https",
+        "x-forwarded-for": "127.0.0.1",
+    });
+    if let Some(key) = bearer {
+        headers["authorization"] = format!("Bearer {key}").into();
+    }
+    if body.is_some() {
+        headers["content-type"] = "application/json".into();
+    }
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path_only,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "herald-test",
+            "domainName": domain,
+            "domainPrefix": "herald-test",
+            "http": {
+                "method": method,
+                "path": path_only,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "herald-e2e",
+            },
+            "requestId": format!("req-{}", now.timestamp_nanos_opt().unwrap_or_default()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            "timeEpoch": now.timestamp_millis(),
+        },
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false,
+    })
+}

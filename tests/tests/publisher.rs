@@ -4,7 +4,7 @@
 
 use herald_core::{AppId, Event, EventType, ObjectType, QueueMessage};
 use herald_e2e::{aws, drain, Stack};
-use herald_publisher::{PublishError, Publisher};
+use herald_publisher::{PublishError, Publisher, RETRY_HEADROOM};
 
 fn event(pad: usize) -> Event {
     Event::new(
@@ -57,17 +57,52 @@ async fn large_events_are_batched_within_the_limit_and_oversized_ones_refused() 
             size,
         } => {
             assert_eq!(event_id, &too_big.id);
-            assert_eq!(*l, limit);
+            assert_eq!(
+                *l,
+                limit - RETRY_HEADROOM,
+                "room is kept for the retry wrapper"
+            );
             assert!(*size > limit);
         }
         other => panic!("expected TooLarge, got {other}"),
     }
     assert!(
-        err.to_string().contains(&format!("limit of {limit} bytes")),
+        err.to_string()
+            .contains(&format!("limit of {} bytes", limit - RETRY_HEADROOM)),
         "{err}"
     );
+
     assert!(
         drain(&sqs, stack.events_queue()).await.unwrap().is_empty(),
         "nothing was sent"
     );
+
+    // The largest accepted event still fits on the queue as a retry of itself.
+    let mut pad = limit - RETRY_HEADROOM - 600;
+    let fits = loop {
+        let e = event(pad);
+        match publisher.publish(&e).await {
+            Ok(_) => break e,
+            Err(PublishError::TooLarge { .. }) => pad -= 200,
+            Err(other) => panic!("{other}"),
+        }
+    };
+    drain(&sqs, stack.events_queue()).await.unwrap();
+    let retry = herald_core::QueueMessage::Delivery {
+        delivery: herald_core::DeliveryTask {
+            attempt: 8,
+            last_result: Some("x".repeat(1024)),
+            ..herald_core::DeliveryTask::first(
+                fits,
+                herald_core::SubscriptionId::new(format!("sub_{}", "0".repeat(32))),
+            )
+        },
+    };
+    sqs.send_message()
+        .queue_url(stack.events_queue())
+        .message_body(retry.encode())
+        .send()
+        .await
+        .expect("a retry of the largest accepted event fits on the queue");
+    drain(&sqs, stack.events_queue()).await.unwrap();
 }

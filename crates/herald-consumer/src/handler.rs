@@ -15,7 +15,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
 use chrono::Utc;
 use futures::stream::{self, StreamExt};
-use herald_core::attempt::truncate_body;
+use herald_core::attempt::{truncate_body, truncate_to};
 use herald_core::retry::next_step;
 use herald_core::signing::Signer;
 use herald_core::{
@@ -32,6 +32,9 @@ use crate::subscriptions::SubscriptionSource;
 /// Allowance for the calls made after the last delivery of a batch ends (retry
 /// scheduling, parking, history), each bounded by the SDK operation timeout.
 pub const FOLLOW_UP_ALLOWANCE: Duration = Duration::from_secs(10);
+/// Longest error text carried on a queued retry or a dead letter (the room kept for
+/// it is `herald_publisher::RETRY_HEADROOM`).
+const LAST_RESULT_LIMIT: usize = 1024;
 /// A delivery task received this close to its due time is attempted, not re-delayed.
 const DUE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::milliseconds(200);
 
@@ -418,7 +421,7 @@ impl Consumer {
                 let next = DeliveryTask {
                     attempt: w.task.attempt + 1,
                     not_before: Utc::now() + delay,
-                    last_result: Some(outcome.describe()),
+                    last_result: Some(truncate_to(&outcome.describe(), LAST_RESULT_LIMIT)),
                     ..w.task.clone()
                 };
                 tracing::warn!(result = %outcome.describe(), retry_in_ms = delay.as_millis() as u64, "delivery failed; retry scheduled");
@@ -473,7 +476,10 @@ impl Consumer {
             delivery: w.task.clone(),
             attempts: w.task.attempt,
             last_status: outcome.status,
-            last_error: outcome.error.as_ref().map(|e| e.to_string()),
+            last_error: outcome
+                .error
+                .as_ref()
+                .map(|e| truncate_to(&e.to_string(), LAST_RESULT_LIMIT)),
             parked_at: Utc::now(),
         };
         match self.adapters.outbox.park(&letter).await {

@@ -52,11 +52,12 @@ pub struct Attempt {
 
 /// Cuts `body` to at most [`RESPONSE_BODY_LIMIT`] bytes on a character boundary.
 pub fn truncate_body(body: &str) -> String {
-    let mut cut = body.len().min(RESPONSE_BODY_LIMIT);
-    while !body.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    body[..cut].to_owned()
+    truncate_to(body, RESPONSE_BODY_LIMIT)
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+pub fn truncate_to(s: &str, max: usize) -> String {
+    s[..s.floor_char_boundary(max.min(s.len()))].to_owned()
 }
 
 #[cfg(test)]

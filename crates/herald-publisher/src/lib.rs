@@ -17,6 +17,10 @@ use herald_core::{Event, EventId, QueueMessage};
 pub const MAX_BATCH_ENTRIES: usize = 10;
 /// The SQS message size limit assumed when the queue does not report its own.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
+/// Bytes kept free under the queue's limit for what a retry or a dead letter adds
+/// around an event (subscription id, attempt, times, last result), so that every
+/// event accepted here can also travel as a retry or be parked.
+pub const RETRY_HEADROOM: usize = 4096;
 /// Attempts per entry (the first send plus retries) before it is reported as failed.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
@@ -24,7 +28,7 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error(
-        "event {event_id} is {size} bytes on the queue, over the queue's limit of {limit} bytes"
+        "event {event_id} is {size} bytes on the queue, over the limit of {limit} bytes for an event (the queue's maximum message size less {RETRY_HEADROOM} bytes kept for retry metadata)"
     )]
     TooLarge {
         event_id: EventId,
@@ -112,9 +116,15 @@ impl Publisher {
         self
     }
 
-    /// The largest queue message this publisher accepts, in bytes.
+    /// The queue's message size limit, in bytes.
     pub fn max_message_bytes(&self) -> usize {
         self.max_message_bytes
+    }
+
+    /// The largest event this publisher accepts, in bytes on the queue: the queue's
+    /// limit less [`RETRY_HEADROOM`].
+    pub fn max_event_bytes(&self) -> usize {
+        self.max_message_bytes.saturating_sub(RETRY_HEADROOM)
     }
 
     /// Publishes one event.
@@ -134,11 +144,11 @@ impl Publisher {
             }
             .encode();
             let size = body.len() + attributes_size(event);
-            if size > self.max_message_bytes {
+            if size > self.max_event_bytes() {
                 return Err(PublishError::TooLarge {
                     event_id: event.id.clone(),
                     size,
-                    limit: self.max_message_bytes,
+                    limit: self.max_event_bytes(),
                 });
             }
             encoded.push((event, body, size));
@@ -497,15 +507,15 @@ mod tests {
     #[tokio::test]
     async fn an_event_over_the_limit_is_refused_naming_the_limit() {
         let sink = Arc::new(FakeSink::default());
-        let publisher = Publisher::with_sink(sink.clone()).with_max_message_bytes(1_000);
+        let publisher = Publisher::with_sink(sink.clone()).with_max_message_bytes(5_000);
         let err = publisher
             .publish_all(&[event(0, 10), event(1, 2_000)])
             .await
             .unwrap_err();
-        assert!(matches!(err, PublishError::TooLarge { limit: 1_000, .. }));
+        assert!(matches!(err, PublishError::TooLarge { limit: 904, .. }));
         assert!(
             err.to_string()
-                .contains("over the queue's limit of 1000 bytes"),
+                .contains("over the limit of 904 bytes for an event"),
             "{err}"
         );
         assert!(

@@ -15,6 +15,8 @@ use crate::{Page, StoreError, MAX_PAGE_SIZE};
 const BATCH_WRITE_MAX: usize = 25;
 /// Rounds of retrying unprocessed items before giving up.
 const WRITE_ROUNDS: u32 = 6;
+/// Largest event kept for re-sending (DynamoDB items hold at most 400 KB).
+pub const MAX_STORED_EVENT_BYTES: usize = 350_000;
 /// Name of the index listing an event's attempts.
 pub const BY_EVENT_INDEX: &str = "by_event";
 
@@ -24,6 +26,19 @@ pub struct AttemptStore {
     client: Client,
     table: String,
     retention: Duration,
+}
+
+/// Approximate size of an item of string and number attributes.
+fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(k, v)| {
+            k.len()
+                + v.as_s()
+                    .map(String::len)
+                    .or_else(|_| v.as_n().map(String::len))
+                    .unwrap_or(16)
+        })
+        .sum()
 }
 
 fn sk(a: &Attempt) -> String {
@@ -108,7 +123,13 @@ impl AttemptStore {
         let items = attempts
             .iter()
             .map(|a| self.item(a))
-            .chain(events.iter().map(|e| self.event_item(e)))
+            .chain(events.iter().filter_map(|e| match self.event_item(e) {
+                Ok(item) if item_size(&item) > MAX_STORED_EVENT_BYTES => {
+                    tracing::warn!(event_id = %e.id, "event too large to keep for re-sending; its deliveries are unaffected");
+                    None
+                }
+                other => Some(other),
+            }))
             .collect::<Result<Vec<_>, StoreError>>()?;
         for chunk in items.chunks(BATCH_WRITE_MAX) {
             let mut requests = chunk

@@ -14,7 +14,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = ConsumerConfig::from_env().context("invalid configuration")?;
     let aws = herald_consumer::aws_config().await;
     herald_consumer::check_visibility_timeout(&aws_sdk_sqs::Client::new(&aws), &config).await?;
-    herald_consumer::check_visibility_timeout(&aws_sdk_sqs::Client::new(&aws), &config).await?;
     let consumer = Arc::new(build(&config, &aws)?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = Arc::clone(&consumer);

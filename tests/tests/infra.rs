@@ -1,0 +1,524 @@
+//! infra/ is the one definition of Herald's AWS resources: `make up` and these tests
+//! deploy infra/data-plane.yaml into the emulator through CloudFormation, and
+//! infra/herald.yaml (the AWS deployment) nests that same template. These tests check
+//! that what gets deployed carries what the code relies on: key schemas and indexes,
+//! the redrive policy, the visibility-timeout rule, and every setting the functions
+//! need. The emulator ignores a table's TTL and point-in-time recovery, so those are
+//! checked in the template itself.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::types::{KeyType, ProjectionType, ScalarAttributeType};
+use aws_sdk_sqs::types::QueueAttributeName as Q;
+use herald_consumer::ConsumerConfig;
+use herald_e2e::{aws, template, Stack};
+use serde_json::{json, Value};
+
+/// The key schema of a table or index as (attribute, HASH|RANGE) pairs.
+fn keys(schema: &[aws_sdk_dynamodb::types::KeySchemaElement]) -> Vec<(String, KeyType)> {
+    schema
+        .iter()
+        .map(|k| (k.attribute_name().to_owned(), k.key_type().clone()))
+        .collect()
+}
+
+fn hash_range(hash: &str, range: Option<&str>) -> Vec<(String, KeyType)> {
+    let mut k = vec![(hash.to_owned(), KeyType::Hash)];
+    if let Some(r) = range {
+        k.push((r.to_owned(), KeyType::Range));
+    }
+    k
+}
+
+/// A parameter's default, as CloudFormation passes it (a string).
+fn default_of(t: &Value, param: &str) -> String {
+    match &t["Parameters"][param]["Default"] {
+        Value::String(s) => s.clone(),
+        Value::Null => panic!("parameter {param} has no default"),
+        other => other.to_string(),
+    }
+}
+
+/// The value CloudFormation would give `v` with the parameters at their defaults;
+/// `Fn::GetAtt` of the data plane's outputs comes from `outputs` (a deployed copy).
+fn resolve(t: &Value, v: &Value, outputs: &HashMap<String, String>) -> String {
+    if let Some(s) = v.as_str() {
+        return s.to_owned();
+    }
+    if let Some(p) = v.get("Ref").and_then(Value::as_str) {
+        return default_of(t, p);
+    }
+    if let Some(args) = v.get("Fn::FindInMap").and_then(Value::as_array) {
+        let map = args[0].as_str().expect("map name");
+        let key = resolve(t, &args[1], outputs);
+        let field = args[2].as_str().expect("map field");
+        let found = &t["Mappings"][map][&key][field];
+        return match found {
+            Value::String(s) => s.clone(),
+            Value::Null => panic!("Mappings.{map}.{key}.{field} is missing"),
+            other => other.to_string(),
+        };
+    }
+    if let Some(output) = data_plane_output(v) {
+        return outputs
+            .get(output)
+            .unwrap_or_else(|| panic!("the data plane has no output {output}"))
+            .clone();
+    }
+    panic!("cannot resolve {v}")
+}
+
+/// `O` when `v` is `!GetAtt DataPlane.Outputs.O`.
+fn data_plane_output(v: &Value) -> Option<&str> {
+    let args = v.get("Fn::GetAtt")?.as_array()?;
+    if args.first()?.as_str()? != "DataPlane" {
+        return None;
+    }
+    args.get(1)?.as_str()?.strip_prefix("Outputs.")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployed_data_plane_has_the_keys_indexes_and_redrive_policy_the_code_uses() {
+    let stack = Stack::deploy("infra").expect("deploy the stack");
+    let aws = aws().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+
+    // Tables: name (from the stack's outputs, as the code gets it), key schema, indexes.
+    let expected: [(&str, Vec<(String, KeyType)>); 4] = [
+        // herald-store: subscriptions by (app_id, id).
+        (
+            "HERALD_SUBSCRIPTIONS_TABLE",
+            hash_range("app_id", Some("id")),
+        ),
+        // herald-store: attempts and stored events by (pk, sk), plus the by_event index.
+        ("HERALD_ATTEMPTS_TABLE", hash_range("pk", Some("sk"))),
+        // herald-store: apps, key metadata and key hashes by (pk, sk).
+        ("HERALD_APPS_TABLE", hash_range("pk", Some("sk"))),
+        // herald-store: idempotency records by pk = app#key.
+        ("HERALD_IDEMPOTENCY_TABLE", hash_range("pk", None)),
+    ];
+    for (var, key_schema) in expected {
+        let name = stack.var(var);
+        assert!(!name.is_empty(), "the stack's outputs give no {var}");
+        let table = dynamo
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("describe {name}: {e}"))
+            .table
+            .expect("table description");
+        assert_eq!(keys(table.key_schema()), key_schema, "{var} key schema");
+        for def in table.attribute_definitions() {
+            assert_eq!(
+                def.attribute_type(),
+                &ScalarAttributeType::S,
+                "{var}.{} is a string",
+                def.attribute_name()
+            );
+        }
+        assert_eq!(
+            table
+                .billing_mode_summary()
+                .and_then(|b| b.billing_mode())
+                .map(|m| m.as_str()),
+            Some("PAY_PER_REQUEST"),
+            "{var} is on-demand"
+        );
+        let indexes: BTreeMap<String, _> = table
+            .global_secondary_indexes()
+            .iter()
+            .map(|i| (i.index_name().unwrap_or_default().to_owned(), i))
+            .collect();
+        if var == "HERALD_ATTEMPTS_TABLE" {
+            let by_event = indexes
+                // herald-store's BY_EVENT_INDEX (not exported).
+                .get("by_event")
+                .expect("the attempts table has the index history queries use");
+            assert_eq!(
+                keys(by_event.key_schema()),
+                hash_range("event_pk", Some("sk"))
+            );
+            assert_eq!(
+                by_event.projection().and_then(|p| p.projection_type()),
+                Some(&ProjectionType::All),
+                "history reads whole records from the index"
+            );
+            assert_eq!(indexes.len(), 1);
+        } else {
+            assert!(indexes.is_empty(), "{var} has no indexes: {indexes:?}");
+        }
+    }
+
+    // Queues: the events queue's redrive policy points at the DLQ, and its visibility
+    // timeout satisfies the consumer's start-up check with the default settings.
+    let attrs = |url: String| {
+        let sqs = sqs.clone();
+        async move {
+            sqs.get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(Q::All)
+                .send()
+                .await
+                .expect("queue attributes")
+                .attributes
+                .unwrap_or_default()
+        }
+    };
+    let events = attrs(stack.events_queue().to_owned()).await;
+    let dlq = attrs(stack.dlq().to_owned()).await;
+    let redrive: Value =
+        serde_json::from_str(events.get(&Q::RedrivePolicy).expect("a redrive policy")).unwrap();
+    assert_eq!(
+        redrive["deadLetterTargetArn"].as_str(),
+        dlq.get(&Q::QueueArn).map(String::as_str),
+        "the events queue's dead letters go to HERALD_DLQ_URL"
+    );
+    let max_receives = match &redrive["maxReceiveCount"] {
+        Value::String(s) => s.parse::<u64>().unwrap(),
+        v => v.as_u64().expect("maxReceiveCount"),
+    };
+    assert_eq!(max_receives, 5, "the crash backstop (docs/delivery.md)");
+    let defaults = ConsumerConfig::from_lookup(|k| stack.env.get(k).cloned())
+        .expect("the stack's outputs are all the consumer needs");
+    let visibility: u64 = events[&Q::VisibilityTimeout].parse().unwrap();
+    assert!(
+        visibility > defaults.delivery.worst_case_batch_time().as_secs(),
+        "visibility {visibility} s must exceed the worst-case batch time"
+    );
+    for (name, q) in [("events", &events), ("dlq", &dlq)] {
+        assert_eq!(
+            q.get(&Q::SqsManagedSseEnabled).map(String::as_str),
+            Some("true"),
+            "{name} queue is encrypted"
+        );
+        assert_eq!(
+            q.get(&Q::MessageRetentionPeriod).map(String::as_str),
+            Some("1209600"),
+            "{name} queue keeps messages 14 days"
+        );
+    }
+
+    // The API needs nothing beyond the stack's outputs either.
+    herald_api::ApiConfig::from_lookup(|k| stack.env.get(k).cloned())
+        .expect("the stack's outputs are all the API needs");
+}
+
+#[test]
+fn the_data_plane_template_declares_ttl_recovery_and_encryption() {
+    let t = template("data-plane.yaml").expect("read infra/data-plane.yaml");
+    let props = |r: &str| t["Resources"][r]["Properties"].clone();
+    let tables: Vec<&str> = t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::DynamoDB::Table")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        BTreeSet::from_iter(tables.iter().copied()),
+        BTreeSet::from([
+            "SubscriptionsTable",
+            "AttemptsTable",
+            "AppsTable",
+            "IdempotencyTable"
+        ])
+    );
+    for table in &tables {
+        let p = props(table);
+        assert_eq!(p["BillingMode"], "PAY_PER_REQUEST", "{table}");
+        assert_eq!(p["SSESpecification"]["SSEEnabled"], true, "{table}");
+    }
+    // Records that expire carry `expires_at` (epoch seconds), the TTL attribute:
+    // herald-store's attempt and event records, and idempotency records.
+    for table in ["AttemptsTable", "IdempotencyTable"] {
+        assert_eq!(
+            props(table)["TimeToLiveSpecification"],
+            json!({"AttributeName": "expires_at", "Enabled": true}),
+            "{table}"
+        );
+    }
+    for table in ["SubscriptionsTable", "AppsTable"] {
+        assert_eq!(
+            props(table)["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            true,
+            "{table} can be restored"
+        );
+    }
+    for queue in ["EventsQueue", "DeadLetterQueue"] {
+        assert_eq!(props(queue)["SqsManagedSseEnabled"], true, "{queue}");
+    }
+}
+
+#[test]
+fn the_queue_visibility_timeout_is_derived_from_the_consumer_timeout_by_the_documented_rule() {
+    let t = template("herald.yaml").expect("read infra/herald.yaml");
+    let data_plane = template("data-plane.yaml").expect("read infra/data-plane.yaml");
+    let rows = t["Mappings"]["ConsumerTimeouts"].as_object().unwrap();
+    let allowed: BTreeSet<String> = t["Parameters"]["ConsumerTimeoutSeconds"]["AllowedValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+        .collect();
+    assert_eq!(
+        allowed,
+        rows.keys().cloned().collect::<BTreeSet<_>>(),
+        "every allowed consumer timeout has a row in Mappings.ConsumerTimeouts"
+    );
+    let max_window = t["Parameters"]["ConsumerBatchingWindowSeconds"]["MaxValue"]
+        .as_u64()
+        .unwrap();
+    let vis_param = &data_plane["Parameters"]["VisibilityTimeoutSeconds"];
+    for (timeout, row) in rows {
+        let timeout: u64 = timeout.parse().unwrap();
+        let visibility = row["VisibilityTimeoutSeconds"].as_u64().unwrap();
+        // The consumer's own reading of the settings the function gets.
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("HERALD_EVENTS_QUEUE_URL", "q".to_owned()),
+            ("HERALD_DLQ_URL", "d".to_owned()),
+            ("HERALD_SUBSCRIPTIONS_TABLE", "s".to_owned()),
+            ("HERALD_ATTEMPTS_TABLE", "a".to_owned()),
+            (
+                "HERALD_BATCH_START_DEADLINE_SECS",
+                row["BatchStartDeadlineSecs"].to_string(),
+            ),
+            ("HERALD_HTTP_TIMEOUT_MS", row["HttpTimeoutMs"].to_string()),
+        ]);
+        let config = ConsumerConfig::from_lookup(|k| vars.get(k).cloned())
+            .unwrap_or_else(|e| panic!("row {timeout}: {e}"));
+        let worst = config.delivery.worst_case_batch_time().as_secs();
+        assert!(
+            worst <= timeout,
+            "row {timeout}: a batch ({worst} s worst case) must end within the function timeout"
+        );
+        assert!(
+            visibility > worst,
+            "row {timeout}: the consumer's start-up check"
+        );
+        assert_eq!(
+            visibility,
+            6 * timeout,
+            "row {timeout}: six times the function timeout"
+        );
+        assert!(
+            visibility >= timeout + max_window,
+            "row {timeout}: covers the longest batching window"
+        );
+        assert!(
+            visibility >= vis_param["MinValue"].as_u64().unwrap()
+                && visibility <= vis_param["MaxValue"].as_u64().unwrap(),
+            "row {timeout}: within the data plane's bounds"
+        );
+    }
+
+    // And the template uses the row for all four settings.
+    let find = |field: &str| json!({"Fn::FindInMap": ["ConsumerTimeouts", {"Ref": "ConsumerTimeoutSeconds"}, field]});
+    let r = &t["Resources"];
+    assert_eq!(
+        r["DataPlane"]["Properties"]["Parameters"]["VisibilityTimeoutSeconds"],
+        find("VisibilityTimeoutSeconds")
+    );
+    let consumer = &r["ConsumerFunction"]["Properties"];
+    assert_eq!(
+        consumer["Timeout"],
+        json!({"Ref": "ConsumerTimeoutSeconds"})
+    );
+    let env = &consumer["Environment"]["Variables"];
+    assert_eq!(
+        env["HERALD_BATCH_START_DEADLINE_SECS"],
+        find("BatchStartDeadlineSecs")
+    );
+    assert_eq!(env["HERALD_HTTP_TIMEOUT_MS"], find("HttpTimeoutMs"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_functions_get_every_setting_the_code_requires_from_the_data_plane() {
+    let t = template("herald.yaml").expect("read infra/herald.yaml");
+    // A deployed data plane gives the real outputs and the HERALD_* names that
+    // localstack/herald_local.py maps them to.
+    let stack = Stack::deploy("infra-wiring").expect("deploy the stack");
+    let outputs = stack.outputs().expect("stack outputs");
+    let output_to_env: HashMap<&str, &str> = outputs
+        .iter()
+        .filter_map(|(o, v)| {
+            stack
+                .env
+                .iter()
+                .find(|(_, ev)| *ev == v)
+                .map(|(name, _)| (o.as_str(), name.as_str()))
+        })
+        .collect();
+
+    let env_of = |function: &str| -> HashMap<String, String> {
+        let vars = t["Resources"][function]["Properties"]["Environment"]["Variables"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{function} has an environment"));
+        vars.iter()
+            .map(|(name, v)| {
+                if let Some(output) = data_plane_output(v) {
+                    assert_eq!(
+                        output_to_env.get(output).copied(),
+                        Some(name.as_str()),
+                        "{function}.{name} comes from the data plane's output {output}, \
+                         which herald_local.py maps to another variable"
+                    );
+                }
+                (name.clone(), resolve(&t, v, &outputs))
+            })
+            .collect()
+    };
+
+    let consumer = env_of("ConsumerFunction");
+    let config = ConsumerConfig::from_lookup(|k| consumer.get(k).cloned())
+        .expect("the consumer function's environment is a valid configuration");
+    assert_eq!(config.events_queue_url, stack.events_queue());
+    assert_eq!(
+        default_of(&t, "RetrySchedule"),
+        herald_core::retry::DEFAULT_SCHEDULE,
+        "the template's default retry schedule is the documented one"
+    );
+
+    let api = env_of("ApiFunction");
+    let api_config = herald_api::ApiConfig::from_lookup(|k| api.get(k).cloned())
+        .expect("the API function's environment is a valid configuration");
+    assert_eq!(api_config.apps_table, stack.var("HERALD_APPS_TABLE"));
+    assert_eq!(
+        api_config.idempotency_table,
+        stack.var("HERALD_IDEMPOTENCY_TABLE")
+    );
+
+    let redriver = env_of("RedriverFunction");
+    assert_eq!(redriver["HERALD_DLQ_URL"], stack.dlq());
+    assert_eq!(redriver["HERALD_EVENTS_QUEUE_URL"], stack.events_queue());
+
+    // The consumer sits behind the events queue, reporting partial batch failures; the
+    // mapping's knobs are parameters.
+    let esm = &t["Resources"]["ConsumerEventSource"];
+    assert_eq!(esm["Type"], "AWS::Lambda::EventSourceMapping");
+    let p = &esm["Properties"];
+    assert_eq!(
+        data_plane_output(&p["EventSourceArn"]),
+        Some("EventsQueueArn")
+    );
+    assert_eq!(p["FunctionName"], json!({"Ref": "ConsumerFunction"}));
+    assert_eq!(
+        p["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    for (field, param) in [
+        (&p["BatchSize"], "ConsumerBatchSize"),
+        (
+            &p["MaximumBatchingWindowInSeconds"],
+            "ConsumerBatchingWindowSeconds",
+        ),
+        (
+            &p["ScalingConfig"]["MaximumConcurrency"],
+            "ConsumerMaxConcurrency",
+        ),
+    ] {
+        assert_eq!(field, &json!({ "Ref": param }));
+    }
+}
+
+#[test]
+fn every_function_has_its_own_least_privilege_role_log_group_and_alarms() {
+    let t = template("herald.yaml").expect("read infra/herald.yaml");
+    let resources = t["Resources"].as_object().unwrap();
+    let functions: Vec<&str> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Lambda::Function")
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(
+        BTreeSet::from_iter(functions.iter().copied()),
+        BTreeSet::from(["ConsumerFunction", "ApiFunction", "RedriverFunction"])
+    );
+    let mut roles = BTreeSet::new();
+    for function in &functions {
+        let p = &resources[*function]["Properties"];
+        let role = p["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{function} has a role of this template"));
+        assert!(roles.insert(role), "{function} shares role {role}");
+        assert_eq!(p["Runtime"], "provided.al2023", "{function}");
+        let log_group = p["LoggingConfig"]["LogGroup"]["Ref"].as_str().unwrap();
+        assert_eq!(
+            resources[log_group]["Properties"]["RetentionInDays"],
+            json!({"Ref": "LogRetentionDays"}),
+            "{function}'s logs expire"
+        );
+
+        let statements = resources[role]["Properties"]["Policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
+            .collect::<Vec<_>>();
+        for s in &statements {
+            assert_eq!(s["Effect"], "Allow");
+            let actions: Vec<&str> = match &s["Action"] {
+                Value::String(a) => vec![a.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                other => panic!("{role}: action {other}"),
+            };
+            for a in actions {
+                assert!(!a.contains('*'), "{role}: no wildcard actions ({a})");
+            }
+            let resources_of: Vec<&Value> = match &s["Resource"] {
+                Value::Array(r) => r.iter().collect(),
+                r => vec![r],
+            };
+            for r in resources_of {
+                assert!(
+                    r.as_str().is_none_or(|r| !r.contains('*')),
+                    "{role}: no wildcard resources ({r})"
+                );
+            }
+        }
+        // Each function writes its logs, and only to its own group.
+        assert!(statements.iter().any(|s| s["Resource"]
+            == json!({"Fn::GetAtt": [log_group, "Arn"]})
+            && s["Action"] == json!(["logs:CreateLogStream", "logs:PutLogEvents"])));
+    }
+
+    // The consumer reads the queue's visibility timeout at start-up.
+    let consumer_policy = &resources["ConsumerRole"]["Properties"]["Policies"][0]["PolicyDocument"];
+    assert!(consumer_policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(
+            |s| data_plane_output(&s["Resource"]) == Some("EventsQueueArn")
+                && s["Action"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!("sqs:GetQueueAttributes")))
+        ));
+
+    // Alarms: DLQ not empty, oldest message age, consumer errors and throttles.
+    let alarms: BTreeSet<(String, String)> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+        .map(|r| {
+            let p = &r["Properties"];
+            let dimension = &p["Dimensions"][0]["Value"];
+            let target = data_plane_output(dimension)
+                .map(str::to_owned)
+                .or_else(|| dimension["Ref"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            (p["MetricName"].as_str().unwrap().to_owned(), target)
+        })
+        .collect();
+    for alarm in [
+        ("ApproximateNumberOfMessagesVisible", "DeadLetterQueueName"),
+        ("ApproximateAgeOfOldestMessage", "EventsQueueName"),
+        ("Errors", "ConsumerFunction"),
+        ("Throttles", "ConsumerFunction"),
+    ] {
+        assert!(
+            alarms.contains(&(alarm.0.to_owned(), alarm.1.to_owned())),
+            "an alarm on {alarm:?}: {alarms:?}"
+        );
+    }
+}

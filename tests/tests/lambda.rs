@@ -1,0 +1,348 @@
+//! The Lambda binaries as they run on AWS: each `bootstrap` runs as its own process
+//! against the Lambda Runtime API that `cargo lambda watch --only-lambda-apis` emulates,
+//! and is invoked with `cargo lambda invoke` with the events AWS would send it: an SQS
+//! batch from the event source mapping for the consumer, function-URL (HTTP API 2.0)
+//! requests for the API. Under `make test` the bootstraps come out of the zips
+//! cargo-lambda built (`target/lambda-debug`, see `HERALD_LAMBDA_DIR`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::{
+    webhook_id, AppId, DeadLetter, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter,
+    QueueMessage, Subscription, Verifier,
+};
+use herald_e2e::{aws, http_event, root, sqs_event, LambdaFunction, Receiver, Reply, Stack};
+use herald_store::SubscriptionStore;
+
+fn event(app: &AppId, event_type: &str, data: serde_json::Value) -> Event {
+    Event::new(
+        app.clone(),
+        EventType::parse(event_type).unwrap(),
+        ObjectType::parse("user").unwrap(),
+        data,
+    )
+}
+
+fn encode(event: &Event) -> String {
+    QueueMessage::Event {
+        event: event.clone(),
+    }
+    .encode()
+}
+
+/// An event whose queue message is just under the queue's size limit, so the record
+/// is one SQS could have delivered, while the retry message that wraps it (the event
+/// plus the subscription, attempt and times) cannot be sent.
+fn oversized_event(app: &AppId, event_type: &str, max_message_bytes: usize) -> Event {
+    let mut e = event(app, event_type, serde_json::json!({ "pad": "" }));
+    let base = encode(&e).len();
+    let pad = max_message_bytes - base - 64;
+    e.data = serde_json::json!({ "pad": "x".repeat(pad) });
+    assert_eq!(encode(&e).len(), max_message_bytes - 64);
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_consumer_bootstrap_answers_an_sqs_batch_with_the_documented_partial_batch_response() {
+    let stack = Stack::deploy("lambda-consumer").expect("deploy the stack");
+    let aws = aws().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let store = SubscriptionStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        stack.subscriptions_table(),
+    );
+    let queue_attrs = sqs
+        .get_queue_attributes()
+        .queue_url(stack.events_queue())
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize)
+        .send()
+        .await
+        .expect("events queue attributes");
+    let attr = |name: aws_sdk_sqs::types::QueueAttributeName| {
+        queue_attrs
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .cloned()
+            .expect("queue attribute")
+    };
+    let queue_arn = attr(aws_sdk_sqs::types::QueueAttributeName::QueueArn);
+    let max_message_bytes: usize = attr(aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize)
+        .parse()
+        .unwrap();
+
+    // `create` events go to a healthy endpoint, `delete` events to one answering 500.
+    let app = AppId::parse("shop").unwrap();
+    let healthy = Receiver::ok().await;
+    let failing = Receiver::start(Arc::new(|_| Reply::status(500))).await;
+    let sub_ok = Subscription::new(
+        app.clone(),
+        healthy.url(),
+        EventFilter::parse(&["create"]).unwrap(),
+        ObjectTypeFilter::parse::<&str>(&[]).unwrap(),
+    );
+    let sub_failing = Subscription::new(
+        app.clone(),
+        failing.url(),
+        EventFilter::parse(&["delete"]).unwrap(),
+        ObjectTypeFilter::parse::<&str>(&[]).unwrap(),
+    );
+    store.create(&sub_ok).await.expect("create subscription");
+    store
+        .create(&sub_failing)
+        .await
+        .expect("create subscription");
+
+    let good = event(&app, "create", serde_json::json!({ "id": "good" }));
+    let failed = event(&app, "delete", serde_json::json!({ "id": "failed" }));
+    let oversized = oversized_event(&app, "delete", max_message_bytes);
+    let garbage = "this is not json {";
+    let (good_body, failed_body, oversized_body) =
+        (encode(&good), encode(&failed), encode(&oversized));
+    let batch = sqs_event(
+        &queue_arn,
+        &[
+            ("m-good", &good_body),
+            ("m-failed", &failed_body),
+            ("m-garbage", garbage),
+            ("m-oversized", &oversized_body),
+        ],
+    );
+
+    let mut env: HashMap<String, String> = stack.env.clone();
+    env.insert(
+        "HERALD_ALLOW_PRIVATE_NETWORKS".into(),
+        "127.0.0.1/32".into(),
+    );
+    // Two attempts, the second one second after the first, so the retry can be read
+    // back from the queue.
+    env.insert("HERALD_RETRY_SCHEDULE".into(), "0s,1s".into());
+    env.insert("HERALD_RETRY_JITTER".into(), "0".into());
+    let mut consumer = LambdaFunction::start("herald-consumer-lambda", &env)
+        .await
+        .expect("start the consumer function");
+    let response = consumer.invoke(&batch).await.expect("invoke the consumer");
+    println!("[lambda-consumer] response: {response}");
+    // What the function logged beyond the routine (its JSON log lines, shortened).
+    for line in consumer.log().lines() {
+        if line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
+            let short: String = line.chars().take(400).collect();
+            println!("[lambda-consumer] log: {short}");
+        }
+    }
+
+    // docs/delivery.md: the response lists only the records that must come back. A
+    // failed delivery is handed to the queue as a retry and its record is done; garbage
+    // is parked at first sight; only the record whose retry could not be written to SQS
+    // (here: too large once wrapped) is reported, to come back whole.
+    assert_eq!(
+        response,
+        serde_json::json!({ "batchItemFailures": [{ "itemIdentifier": "m-oversized" }] }),
+        "function log:\n{}",
+        consumer.log()
+    );
+
+    // The healthy endpoint got the good event once, signed with its secret.
+    let got = healthy.received();
+    assert_eq!(got.len(), 1, "healthy endpoint requests");
+    let r = &got[0];
+    assert_eq!(r.header("webhook-id"), webhook_id(&good.id, &sub_ok.id));
+    assert_eq!(r.json()["id"], good.id.to_string());
+    assert_eq!(r.json()["data"]["id"], "good");
+    Verifier::new(sub_ok.secrets.clone())
+        .verify(
+            r.header("webhook-id"),
+            r.header("webhook-timestamp"),
+            r.header("webhook-signature"),
+            &r.body,
+        )
+        .expect("the signature verifies");
+
+    // The failing endpoint got one attempt of each of its two events.
+    let ids: BTreeSet<String> = failing
+        .received()
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(failing.count(), 2, "failing endpoint requests");
+    assert_eq!(
+        ids,
+        BTreeSet::from([
+            webhook_id(&failed.id, &sub_failing.id),
+            webhook_id(&oversized.id, &sub_failing.id),
+        ])
+    );
+
+    // The failed delivery's retry is on the events queue: attempt 2 of the event to the
+    // failing subscription, after one second.
+    // It becomes visible after the delay; anything else would have been sent with it.
+    let mut retries = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while retries.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        retries = herald_e2e::drain(&sqs, stack.events_queue())
+            .await
+            .expect("drain the events queue");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    retries.extend(
+        herald_e2e::drain(&sqs, stack.events_queue())
+            .await
+            .expect("drain the events queue"),
+    );
+    let retries: Vec<String> = retries
+        .into_iter()
+        .map(|m| m.body.unwrap_or_default())
+        .collect();
+    assert_eq!(
+        retries.len(),
+        1,
+        "messages on the events queue: {retries:?}"
+    );
+    match QueueMessage::decode(&retries[0]).expect("a queue message") {
+        QueueMessage::Delivery { delivery } => {
+            assert_eq!(delivery.event.id, failed.id);
+            assert_eq!(delivery.subscription_id, sub_failing.id);
+            assert_eq!(delivery.attempt, 2);
+            assert_eq!(delivery.last_result.as_deref(), Some("HTTP 500"));
+        }
+        other => panic!("expected a delivery retry, got {other:?}"),
+    }
+
+    // The garbage is parked on the DLQ with its reason; nothing else is.
+    let parked = herald_e2e::drain(&sqs, stack.dlq()).await.unwrap();
+    assert_eq!(parked.len(), 1, "messages on the DLQ");
+    match DeadLetter::decode(parked[0].body().unwrap_or_default()).expect("a dead letter") {
+        DeadLetter::Undecodable {
+            body,
+            original_message_id,
+            ..
+        } => {
+            assert_eq!(body, garbage);
+            assert_eq!(original_message_id.as_deref(), Some("m-garbage"));
+        }
+        other => panic!("expected an undecodable dead letter, got {other:?}"),
+    }
+    println!(
+        "[lambda-consumer] good delivered, failed scheduled for attempt 2, garbage parked, \
+         oversized reported for redelivery"
+    );
+}
+
+/// The admin key the API function is started with.
+const ADMIN: &str = "lambda-test-admin-key-0123456789";
+
+/// Invokes the API function with one HTTP request; returns the status and the JSON body.
+async fn call(
+    api: &mut LambdaFunction,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u64, serde_json::Value) {
+    let response = api
+        .invoke(&http_event(method, path, key, body.as_ref()))
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e:#}"));
+    assert_ne!(
+        response["isBase64Encoded"],
+        serde_json::json!(true),
+        "{method} {path}: a JSON answer is not base64-encoded: {response}"
+    );
+    let status = response["statusCode"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{method} {path}: no statusCode in {response}"));
+    let json = response["body"]
+        .as_str()
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_bootstrap_creates_and_lists_webhooks_from_function_url_requests() {
+    if !root().join("crates/herald-api/Cargo.toml").exists() {
+        println!(
+            "SKIPPED the_api_bootstrap_creates_and_lists_webhooks_from_function_url_requests: \
+             crates/herald-api does not exist yet, so there is no herald-api-lambda to run"
+        );
+        return;
+    }
+    let stack = Stack::deploy("lambda-api").expect("deploy the stack");
+    let mut env: HashMap<String, String> = stack.env.clone();
+    env.insert("HERALD_ADMIN_KEY".into(), ADMIN.into());
+    let mut api = LambdaFunction::start("herald-api-lambda", &env)
+        .await
+        .expect("start the API function");
+
+    let (status, app) = call(
+        &mut api,
+        "POST",
+        "/v1/apps",
+        Some(ADMIN),
+        Some(serde_json::json!({ "id": "shop", "name": "Shop" })),
+    )
+    .await;
+    assert_eq!(status, 201, "create app: {app}");
+    assert_eq!(app["id"], "shop");
+
+    let (status, key) = call(&mut api, "POST", "/v1/apps/shop/keys", Some(ADMIN), None).await;
+    assert_eq!(status, 201, "create key: {key}");
+    let key = key["key"].as_str().expect("the key, shown once").to_owned();
+
+    let (status, none) = call(&mut api, "GET", "/v1/webhooks", None, None).await;
+    assert_eq!(status, 401, "list without a key: {none}");
+
+    let (status, created) = call(
+        &mut api,
+        "POST",
+        "/v1/webhooks",
+        Some(&key),
+        Some(serde_json::json!({
+            "url": "https://hooks.example.com/herald",
+            "events": ["create", "update"],
+            "object_types": ["user"],
+            "description": "from the Lambda test",
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "create webhook: {created}");
+    let id = created["id"].as_str().expect("webhook id").to_owned();
+    assert!(
+        created["secret"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whsec_")),
+        "the secret is shown on creation: {created}"
+    );
+
+    let (status, list) = call(&mut api, "GET", "/v1/webhooks", Some(&key), None).await;
+    assert_eq!(status, 200, "list webhooks: {list}");
+    let data = list["data"].as_array().expect("a page of webhooks");
+    assert_eq!(data.len(), 1, "{list}");
+    assert_eq!(data[0]["id"], id.as_str());
+    assert_eq!(data[0]["url"], "https://hooks.example.com/herald");
+    assert_eq!(data[0]["events"], serde_json::json!(["create", "update"]));
+    assert!(
+        data[0].get("secret").is_none(),
+        "no secret in lists: {list}"
+    );
+
+    // The function wrote to the stack's table, where the consumer reads it.
+    let aws = aws().await;
+    let store = SubscriptionStore::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        stack.subscriptions_table(),
+    );
+    let stored = store
+        .get(
+            &AppId::parse("shop").unwrap(),
+            &herald_core::SubscriptionId::new(id.clone()),
+        )
+        .await
+        .expect("read the subscription")
+        .expect("the subscription is stored");
+    assert_eq!(stored.url, "https://hooks.example.com/herald");
+    println!("[lambda-api] app, key and webhook {id} created and listed through the function");
+}

@@ -1,0 +1,596 @@
+//! Sections 1 and 5a: the consumer handler fed from an in-process source, with the
+//! real HTTP deliverer, against the receiver process; beside a bare reqwest client
+//! posting the same bodies to the same endpoints at the same concurrency.
+//!
+//! Subscriptions, the outbox and the history are in-memory fakes here (no AWS calls:
+//! those are counted in section 3). The handler logs as on Lambda (JSON, `info`)
+//! into a counting sink, so the CPU figures include producing the logs.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use herald_consumer::delivery::{HttpDeliverer, HttpSettings};
+use herald_consumer::history::History;
+use herald_consumer::outbox::Outbox;
+use herald_consumer::subscriptions::SubscriptionSource;
+use herald_consumer::{Adapters, Consumer, ConsumerConfig, DeliveryPolicy};
+use herald_core::{
+    AddressPolicy, AppId, Attempt, AttemptOutcome, DeadLetter, DeliveryTask, Envelope, Event,
+    EventFilter, EventType, ObjectType, ObjectTypeFilter, QueueMessage, Subscription,
+    SubscriptionId,
+};
+use herald_store::StoreError;
+use serde::Serialize;
+
+use crate::receiver::ReceiverProcess;
+use crate::stats::median;
+use crate::sys;
+
+/// Size of every delivered body, as the issue asks.
+pub const PAYLOAD_BYTES: usize = 1024;
+
+// ---------------------------------------------------------------------------------
+// Logs as on Lambda, into a counting sink.
+
+static LOGS_ON: AtomicBool = AtomicBool::new(false);
+static LOG_BYTES: AtomicU64 = AtomicU64::new(0);
+
+struct CountingWriter;
+
+impl Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG_BYTES.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the process's log subscriber: the Lambda binary's format (JSON with the
+/// current span, level `info`) written to a sink that only counts bytes. Off until
+/// [`set_logs`] turns it on.
+pub fn install_log_sink() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let layer = tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_writer(|| CountingWriter)
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            LOGS_ON.load(Ordering::Relaxed) && *meta.level() <= tracing::Level::INFO
+        }));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+pub fn set_logs(on: bool) {
+    LOGS_ON.store(on, Ordering::Relaxed);
+}
+
+fn log_bytes() -> u64 {
+    LOG_BYTES.load(Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------------
+// In-memory adapters.
+
+/// Subscriptions held in memory (what the DynamoDB store plus its cache return).
+#[derive(Clone, Default)]
+pub struct FakeSubscriptions {
+    by_app: HashMap<AppId, Arc<Vec<Subscription>>>,
+}
+
+#[async_trait]
+impl SubscriptionSource for FakeSubscriptions {
+    async fn for_app(&self, app: &AppId) -> Result<Arc<Vec<Subscription>>, Arc<StoreError>> {
+        Ok(self.by_app.get(app).cloned().unwrap_or_default())
+    }
+
+    async fn get(
+        &self,
+        app: &AppId,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, Arc<StoreError>> {
+        Ok(self
+            .by_app
+            .get(app)
+            .and_then(|subs| subs.iter().find(|s| &s.id == id).cloned()))
+    }
+
+    async fn record_failed_delivery(
+        &self,
+        _: &AppId,
+        _: &SubscriptionId,
+    ) -> Result<bool, Arc<StoreError>> {
+        Ok(false)
+    }
+
+    async fn reset_failures(&self, _: &AppId, _: &SubscriptionId) -> Result<(), Arc<StoreError>> {
+        Ok(())
+    }
+
+    async fn disable(&self, _: &AppId, _: &SubscriptionId, _: &str) -> Result<(), Arc<StoreError>> {
+        Ok(())
+    }
+}
+
+/// Counts what the consumer would send to SQS (nothing, when every delivery succeeds).
+#[derive(Default)]
+struct FakeOutbox {
+    sent: AtomicU64,
+}
+
+#[async_trait]
+impl Outbox for FakeOutbox {
+    async fn schedule(&self, _: &DeliveryTask, _: Duration) -> Result<(), String> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    async fn park(&self, _: &DeadLetter) -> Result<(), String> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Counts attempt records by outcome.
+#[derive(Default)]
+struct FakeHistory {
+    succeeded: AtomicU64,
+    other: AtomicU64,
+}
+
+#[async_trait]
+impl History for FakeHistory {
+    async fn record(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+        for a in attempts {
+            if a.outcome == AttemptOutcome::Succeeded {
+                self.succeeded.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.other.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The consumer's production delivery policy (the defaults of docs/configuration.md).
+pub fn default_policy() -> Result<DeliveryPolicy> {
+    let required = [
+        ("HERALD_EVENTS_QUEUE_URL", "http://unused/events"),
+        ("HERALD_DLQ_URL", "http://unused/dlq"),
+        ("HERALD_SUBSCRIPTIONS_TABLE", "unused"),
+        ("HERALD_ATTEMPTS_TABLE", "unused"),
+    ];
+    let config = ConsumerConfig::from_lookup(|var| {
+        required
+            .iter()
+            .find(|(k, _)| *k == var)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .context("the default consumer configuration")?;
+    Ok(config.delivery)
+}
+
+// ---------------------------------------------------------------------------------
+// Workloads.
+
+/// An `update` event on a `user` whose delivered body is exactly [`PAYLOAD_BYTES`].
+pub fn event_1k(app: &AppId) -> Result<Event> {
+    let mut event = Event::new(
+        app.clone(),
+        EventType::parse("update")?,
+        ObjectType::parse("user")?,
+        serde_json::json!({ "id": "42", "blob": "" }),
+    );
+    let base = Envelope::of(&event).to_body().len();
+    let pad = PAYLOAD_BYTES
+        .checked_sub(base)
+        .context("the envelope alone exceeds the payload size")?;
+    event.data = serde_json::json!({ "id": "42", "blob": "x".repeat(pad) });
+    let len = Envelope::of(&event).to_body().len();
+    if len != PAYLOAD_BYTES {
+        bail!("built a {len}-byte payload, wanted {PAYLOAD_BYTES}");
+    }
+    Ok(event)
+}
+
+/// What one run delivers.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Shape {
+    /// Distinct endpoints (receiver ports; each has its own connection pool).
+    pub endpoints: usize,
+    /// Subscriptions matching each event (spread over the endpoints).
+    pub subscriptions: usize,
+    /// Events per SQS batch handed to the handler.
+    pub events_per_batch: usize,
+    /// Deliveries to make in the timed part (rounded to whole events).
+    pub deliveries: usize,
+}
+
+/// (url, body) of each delivery, in order.
+type Bodies = Vec<(String, Bytes)>;
+
+struct Workload {
+    subs: FakeSubscriptions,
+    warmup: Vec<SqsEvent>,
+    batches: Vec<SqsEvent>,
+    /// Every delivery of `batches`, for the bare client.
+    bodies: Bodies,
+    warm_bodies: Bodies,
+    deliveries: usize,
+    warm_deliveries: usize,
+}
+
+fn record(event: &Event) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(uuid::Uuid::new_v4().to_string());
+    m.receipt_handle = m.message_id.clone();
+    m.body = Some(
+        QueueMessage::Event {
+            event: event.clone(),
+        }
+        .encode(),
+    );
+    m.event_source = Some("aws:sqs".into());
+    m
+}
+
+fn build(shape: Shape, ports: &[u16]) -> Result<Workload> {
+    let app = AppId::parse("bench")?;
+    let endpoints = shape.endpoints.clamp(1, ports.len());
+    let subs: Vec<Subscription> = (0..shape.subscriptions.max(1))
+        .map(|i| {
+            Subscription::new(
+                app.clone(),
+                format!("http://127.0.0.1:{}/hook/{i}", ports[i % endpoints]),
+                EventFilter::All,
+                ObjectTypeFilter::All,
+            )
+        })
+        .collect();
+    let events_total = (shape.deliveries / subs.len()).max(1);
+    let per_batch = shape.events_per_batch.clamp(1, 10);
+    let make = |events: usize| -> Result<(Vec<SqsEvent>, Bodies)> {
+        let mut batches = Vec::new();
+        let mut bodies = Vec::with_capacity(events * subs.len());
+        let mut current = SqsEvent::default();
+        for _ in 0..events {
+            let event = event_1k(&app)?;
+            let body = Bytes::from(Envelope::of(&event).to_body());
+            for sub in &subs {
+                bodies.push((sub.url.clone(), body.clone()));
+            }
+            current.records.push(record(&event));
+            if current.records.len() == per_batch {
+                batches.push(std::mem::take(&mut current));
+            }
+        }
+        if !current.records.is_empty() {
+            batches.push(current);
+        }
+        Ok((batches, bodies))
+    };
+    let (warmup, warm_bodies) = make(per_batch)?;
+    let (batches, bodies) = make(events_total)?;
+    let mut by_app = HashMap::new();
+    let count = subs.len();
+    by_app.insert(app, Arc::new(subs));
+    Ok(Workload {
+        subs: FakeSubscriptions { by_app },
+        warmup,
+        batches,
+        deliveries: events_total * count,
+        warm_deliveries: warm_bodies.len(),
+        bodies,
+        warm_bodies,
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Runs.
+
+/// One timed run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub deliveries: usize,
+    pub wall_s: f64,
+    pub cpu_s: f64,
+    pub per_sec: f64,
+    pub cpu_us_per_delivery: f64,
+    /// Peak RSS during the run minus RSS before it (KiB), when the kernel lets the
+    /// peak be reset. Memory the allocator kept from earlier runs hides growth here.
+    pub peak_rss_delta_kib: Option<i64>,
+    /// Peak live heap during the run minus the live heap before it (bytes).
+    pub peak_heap_delta_bytes: u64,
+    pub log_bytes_per_delivery: f64,
+}
+
+/// Where a timed run started from.
+struct Mark {
+    started: Instant,
+    cpu: Duration,
+    rss: Option<sys::Rss>,
+    heap: usize,
+    logs: u64,
+}
+
+fn finish(deliveries: usize, mark: Mark) -> Result<RunResult> {
+    let Mark {
+        started,
+        cpu: cpu0,
+        rss: rss0,
+        heap: heap0,
+        logs: logs0,
+    } = mark;
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = (sys::process_cpu() - cpu0).as_secs_f64();
+    let peak = match rss0 {
+        Some(before) => Some(sys::rss("self")?.hwm_kib as i64 - before.rss_kib as i64),
+        None => None,
+    };
+    Ok(RunResult {
+        deliveries,
+        wall_s: wall,
+        cpu_s: cpu,
+        per_sec: deliveries as f64 / wall,
+        cpu_us_per_delivery: cpu * 1e6 / deliveries as f64,
+        peak_rss_delta_kib: peak,
+        peak_heap_delta_bytes: sys::heap::peak().saturating_sub(heap0) as u64,
+        log_bytes_per_delivery: (log_bytes() - logs0) as f64 / deliveries as f64,
+    })
+}
+
+fn start_measuring() -> Result<Mark> {
+    let rss = if sys::reset_peak_rss() {
+        Some(sys::rss("self")?)
+    } else {
+        None
+    };
+    let heap = sys::heap::reset_peak();
+    Ok(Mark {
+        started: Instant::now(),
+        cpu: sys::process_cpu(),
+        rss,
+        heap,
+        logs: log_bytes(),
+    })
+}
+
+async fn run_herald(
+    w: Workload,
+    policy: &DeliveryPolicy,
+    receiver: &ReceiverProcess,
+    probe: &reqwest::Client,
+) -> Result<RunResult> {
+    let history = Arc::new(FakeHistory::default());
+    let outbox = Arc::new(FakeOutbox::default());
+    let deliverer = HttpDeliverer::new(&HttpSettings {
+        address_policy: AddressPolicy::with_allowlist("127.0.0.1/32")?,
+        ..HttpSettings::default()
+    })
+    .context("building the HTTP deliverer")?;
+    let consumer = Consumer::new(
+        Adapters {
+            subscriptions: Arc::new(w.subs),
+            deliverer: Arc::new(deliverer),
+            outbox: Arc::clone(&outbox) as Arc<dyn Outbox>,
+            history: Arc::clone(&history) as Arc<dyn History>,
+        },
+        policy.clone(),
+    );
+    let received0 = receiver.count(probe).await?;
+    let mut failures = 0;
+    for batch in w.warmup {
+        failures += consumer.handle(batch).await.batch_item_failures.len();
+    }
+    let mark = start_measuring()?;
+    for batch in w.batches {
+        failures += consumer.handle(batch).await.batch_item_failures.len();
+    }
+    let result = finish(w.deliveries, mark)?;
+    let expected = (w.deliveries + w.warm_deliveries) as u64;
+    let succeeded = history.succeeded.load(Ordering::Relaxed);
+    let received = receiver.count(probe).await? - received0;
+    if failures > 0
+        || succeeded != expected
+        || received != expected
+        || outbox.sent.load(Ordering::Relaxed) > 0
+    {
+        bail!(
+            "the consumer run was not clean: {failures} records returned, {succeeded} of {expected} \
+             deliveries succeeded, {received} received, {} retries/dead letters",
+            outbox.sent.load(Ordering::Relaxed)
+        );
+    }
+    Ok(result)
+}
+
+async fn post_all(client: &reqwest::Client, bodies: Bodies, in_flight: usize) -> Result<()> {
+    let failed = stream::iter(bodies)
+        .map(|(url, body)| async move {
+            let response = client
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+                .await?;
+            let ok = response.status().is_success();
+            response.bytes().await?;
+            Ok::<bool, reqwest::Error>(ok)
+        })
+        .buffer_unordered(in_flight.max(1))
+        .filter(|r| std::future::ready(!matches!(r, Ok(true))))
+        .count()
+        .await;
+    if failed > 0 {
+        bail!("{failed} bare-client requests failed");
+    }
+    Ok(())
+}
+
+async fn run_bare(
+    w: Workload,
+    in_flight: usize,
+    receiver: &ReceiverProcess,
+    probe: &reqwest::Client,
+) -> Result<RunResult> {
+    let client = reqwest::Client::new();
+    let received0 = receiver.count(probe).await?;
+    post_all(&client, w.warm_bodies, in_flight).await?;
+    let mark = start_measuring()?;
+    post_all(&client, w.bodies, in_flight).await?;
+    let result = finish(w.deliveries, mark)?;
+    let received = receiver.count(probe).await? - received0;
+    let expected = (w.deliveries + w.warm_deliveries) as u64;
+    if received != expected {
+        bail!("the receiver got {received} of the bare client's {expected} requests");
+    }
+    Ok(result)
+}
+
+/// Median and spread of repeated runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregate {
+    pub per_sec: f64,
+    pub per_sec_min: f64,
+    pub per_sec_max: f64,
+    pub cpu_us_per_delivery: f64,
+    pub peak_rss_delta_kib: Option<i64>,
+    pub peak_heap_delta_bytes: u64,
+    pub log_bytes_per_delivery: f64,
+    pub runs: Vec<RunResult>,
+}
+
+impl Aggregate {
+    fn of(runs: Vec<RunResult>) -> Self {
+        let rates: Vec<f64> = runs.iter().map(|r| r.per_sec).collect();
+        let cpu: Vec<f64> = runs.iter().map(|r| r.cpu_us_per_delivery).collect();
+        let logs: Vec<f64> = runs.iter().map(|r| r.log_bytes_per_delivery).collect();
+        Self {
+            per_sec: median(&rates),
+            per_sec_min: rates.iter().copied().fold(f64::INFINITY, f64::min),
+            per_sec_max: rates.iter().copied().fold(0.0, f64::max),
+            cpu_us_per_delivery: median(&cpu),
+            peak_rss_delta_kib: runs.iter().filter_map(|r| r.peak_rss_delta_kib).max(),
+            peak_heap_delta_bytes: runs
+                .iter()
+                .map(|r| r.peak_heap_delta_bytes)
+                .max()
+                .unwrap_or(0),
+            log_bytes_per_delivery: median(&logs),
+            runs,
+        }
+    }
+}
+
+/// Herald beside the bare client for one shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub label: String,
+    pub shape: Shape,
+    /// Deliveries in flight at once: the consumer's cap (64) or all of a batch,
+    /// whichever is smaller; the bare client runs at the same.
+    pub in_flight: usize,
+    pub logs: bool,
+    pub herald: Aggregate,
+    pub bare: Aggregate,
+    /// Herald's deliveries/s over the bare client's.
+    pub rate_ratio: f64,
+    /// Herald's CPU per delivery over the bare client's.
+    pub cpu_ratio: f64,
+}
+
+pub async fn compare(
+    label: &str,
+    shape: Shape,
+    logs: bool,
+    reps: usize,
+    receiver: &ReceiverProcess,
+) -> Result<Comparison> {
+    let policy = default_policy()?;
+    let in_flight = policy
+        .concurrency
+        .min(shape.events_per_batch.clamp(1, 10) * shape.subscriptions.max(1));
+    let probe = reqwest::Client::new();
+    let mut herald = Vec::new();
+    let mut bare = Vec::new();
+    for rep in 0..reps.max(1) {
+        // Alternate the order so drift on a busy machine hits both sides alike.
+        let herald_first = rep % 2 == 0;
+        for side in [herald_first, !herald_first] {
+            let w = build(shape, &receiver.ports)?;
+            if side {
+                set_logs(logs);
+                let r = run_herald(w, &policy, receiver, &probe).await;
+                set_logs(false);
+                herald.push(r.with_context(|| format!("{label}: Herald run"))?);
+            } else {
+                bare.push(
+                    run_bare(w, in_flight, receiver, &probe)
+                        .await
+                        .with_context(|| format!("{label}: bare-client run"))?,
+                );
+            }
+        }
+    }
+    let herald = Aggregate::of(herald);
+    let bare = Aggregate::of(bare);
+    eprintln!(
+        "[bench] {label}: Herald {:.0}/s ({:.1} µs CPU), bare {:.0}/s ({:.1} µs CPU)",
+        herald.per_sec, herald.cpu_us_per_delivery, bare.per_sec, bare.cpu_us_per_delivery
+    );
+    Ok(Comparison {
+        label: label.to_owned(),
+        shape,
+        in_flight,
+        logs,
+        rate_ratio: herald.per_sec / bare.per_sec,
+        cpu_ratio: herald.cpu_us_per_delivery / bare.cpu_us_per_delivery,
+        herald,
+        bare,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_exactly_one_kib() {
+        let app = AppId::parse("bench").unwrap();
+        for _ in 0..5 {
+            let e = event_1k(&app).unwrap();
+            assert_eq!(Envelope::of(&e).to_body().len(), PAYLOAD_BYTES);
+        }
+    }
+
+    #[test]
+    fn workloads_fan_out_over_the_endpoints() {
+        let shape = Shape {
+            endpoints: 2,
+            subscriptions: 4,
+            events_per_batch: 10,
+            deliveries: 100,
+        };
+        let w = build(shape, &[1000, 1001, 1002]).unwrap();
+        assert_eq!(w.deliveries, 100);
+        assert_eq!(w.bodies.len(), 100);
+        assert_eq!(w.batches.len(), 3, "25 events in batches of 10");
+        let urls: std::collections::BTreeSet<_> = w
+            .bodies
+            .iter()
+            .map(|(u, _)| u.split('/').nth(2).unwrap().to_owned())
+            .collect();
+        assert_eq!(urls.len(), 2);
+        assert!(default_policy().unwrap().concurrency >= 1);
+    }
+}

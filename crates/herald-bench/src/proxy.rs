@@ -1,0 +1,348 @@
+//! A counting HTTP proxy between AWS clients and the emulator. It forwards every
+//! request unchanged and counts it by the JSON-protocol operation in `X-Amz-Target`
+//! (`AmazonSQS.SendMessageBatch`, `DynamoDB_20120810.Query`, ...), together with what
+//! AWS bills for it: SQS requests in 64 KiB chunks, DynamoDB read and write request
+//! units from the sizes of the items read and written.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use serde::Serialize;
+use serde_json::Value;
+
+/// What was counted for one operation.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OpStats {
+    pub calls: u64,
+    /// SQS: billed requests (each 64 KiB of payload is one).
+    pub billed_requests: u64,
+    /// Messages sent or received, items read or written.
+    pub items: u64,
+    /// DynamoDB read request units (on-demand).
+    pub read_units: f64,
+    /// DynamoDB: bytes of the items read or written, as billed.
+    pub item_bytes: u64,
+    /// DynamoDB write request units per table, before index writes.
+    pub write_units: BTreeMap<String, f64>,
+    /// DynamoDB: write units, items and bytes written again to a global secondary index
+    /// (an item carrying an index key attribute, see [`INDEX_KEYS`]).
+    pub index_write_units: f64,
+    pub index_items: u64,
+    pub index_item_bytes: u64,
+}
+
+/// Key attributes of the global secondary indexes in infra/data-plane.yaml whose
+/// projection is ALL: an item that has one is written to the index too, at the
+/// same size. (`event_pk`: the attempts table's `by_event` index.)
+pub const INDEX_KEYS: [&str; 1] = ["event_pk"];
+
+pub type Counts = BTreeMap<String, OpStats>;
+
+struct ProxyState {
+    upstream: String,
+    client: reqwest::Client,
+    counts: Mutex<Counts>,
+}
+
+/// The proxy, listening on 127.0.0.1; stops when dropped.
+pub struct CountingProxy {
+    pub url: String,
+    state: Arc<ProxyState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    pub async fn start(upstream: &str) -> Result<Self> {
+        let state = Arc::new(ProxyState {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .context("building the proxy's client")?,
+            counts: Mutex::new(Counts::new()),
+        });
+        let app = axum::Router::new()
+            .fallback(forward)
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the counting proxy")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { url, state, task })
+    }
+
+    /// The counts so far, which are then cleared.
+    pub fn take(&self) -> Counts {
+        std::mem::take(&mut *self.state.counts.lock().expect("counts lock"))
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const HOP_BY_HOP: [&str; 4] = ["connection", "content-length", "transfer-encoding", "host"];
+
+async fn forward(
+    State(state): State<Arc<ProxyState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut request = state
+        .client
+        .request(method, format!("{}{path}", state.upstream))
+        .body(body.clone());
+    for (name, value) in &headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            request = request.header(name, value);
+        }
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    let status = response.status();
+    let response_headers = response.headers().clone();
+    let response_body = match response.bytes().await {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if status.is_success() {
+        let (op, stats) = analyse(&target, &body, &response_body);
+        let mut counts = state.counts.lock().expect("counts lock");
+        let entry = counts.entry(op).or_default();
+        entry.calls += 1;
+        entry.billed_requests += stats.billed_requests;
+        entry.items += stats.items;
+        entry.read_units += stats.read_units;
+        entry.item_bytes += stats.item_bytes;
+        for (table, units) in stats.write_units {
+            *entry.write_units.entry(table).or_default() += units;
+        }
+        entry.index_write_units += stats.index_write_units;
+        entry.index_items += stats.index_items;
+        entry.index_item_bytes += stats.index_item_bytes;
+    } else {
+        let op = format!("{} (failed)", operation_name(&target));
+        state
+            .counts
+            .lock()
+            .expect("counts lock")
+            .entry(op)
+            .or_default()
+            .calls += 1;
+    }
+    let mut out = (status, response_body).into_response();
+    for (name, value) in &response_headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// `AmazonSQS.SendMessageBatch` -> `SQS SendMessageBatch`.
+fn operation_name(target: &str) -> String {
+    match target.split_once('.') {
+        Some(("AmazonSQS", op)) => format!("SQS {op}"),
+        Some((service, op)) if service.starts_with("DynamoDB") => format!("DynamoDB {op}"),
+        _ if target.is_empty() => "other (no X-Amz-Target)".to_owned(),
+        _ => target.to_owned(),
+    }
+}
+
+/// The operation's name and what it costs, from its request and response bodies.
+fn analyse(target: &str, request: &[u8], response: &[u8]) -> (String, OpStats) {
+    let op = operation_name(target);
+    let req: Value = serde_json::from_slice(request).unwrap_or(Value::Null);
+    let resp: Value = serde_json::from_slice(response).unwrap_or(Value::Null);
+    let mut stats = OpStats::default();
+    if op.starts_with("SQS ") {
+        // A request is billed per 64 KiB chunk of its payload.
+        let payload = request.len().max(response.len()) as u64;
+        stats.billed_requests = payload.div_ceil(64 * 1024).max(1);
+        stats.items = match op.as_str() {
+            "SQS SendMessage" => 1,
+            "SQS ReceiveMessage" => resp["Messages"].as_array().map_or(0, |m| m.len() as u64),
+            _ => req["Entries"].as_array().map_or(0, |e| e.len() as u64),
+        };
+    } else if op.starts_with("DynamoDB ") {
+        let table = req["TableName"].as_str().unwrap_or("?").to_owned();
+        let consistent = req["ConsistentRead"].as_bool().unwrap_or(false);
+        let read_factor = if consistent { 1.0 } else { 0.5 };
+        match op.as_str() {
+            "DynamoDB Query" | "DynamoDB Scan" => {
+                let items = resp["Items"].as_array().cloned().unwrap_or_default();
+                let bytes: u64 = items.iter().map(item_size).sum();
+                stats.items = items.len() as u64;
+                stats.item_bytes = bytes;
+                stats.read_units = bytes.div_ceil(4096).max(1) as f64 * read_factor;
+            }
+            "DynamoDB GetItem" => {
+                stats.items = u64::from(resp["Item"].is_object());
+                stats.item_bytes = item_size(&resp["Item"]);
+                stats.read_units =
+                    item_size(&resp["Item"]).div_ceil(4096).max(1) as f64 * read_factor;
+            }
+            "DynamoDB PutItem" => {
+                stats.items = 1;
+                stats.item_bytes = item_size(&req["Item"]);
+                stats.write_units.insert(table, write_units(&req["Item"]));
+                stats.add_index_write(&req["Item"]);
+            }
+            "DynamoDB UpdateItem" | "DynamoDB DeleteItem" => {
+                // Items here are subscriptions, far below 1 KiB.
+                stats.items = 1;
+                stats.write_units.insert(table, 1.0);
+            }
+            "DynamoDB BatchWriteItem" => {
+                if let Some(tables) = req["RequestItems"].as_object() {
+                    for (table, writes) in tables {
+                        for w in writes.as_array().into_iter().flatten() {
+                            stats.items += 1;
+                            let units = if w["PutRequest"].is_object() {
+                                let item = &w["PutRequest"]["Item"];
+                                stats.item_bytes += item_size(item);
+                                stats.add_index_write(item);
+                                write_units(item)
+                            } else {
+                                1.0
+                            };
+                            *stats.write_units.entry(table.clone()).or_default() += units;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (op, stats)
+}
+
+impl OpStats {
+    fn add_index_write(&mut self, item: &Value) {
+        if INDEX_KEYS.iter().any(|k| item.get(*k).is_some()) {
+            self.index_items += 1;
+            self.index_item_bytes += item_size(item);
+            self.index_write_units += write_units(item);
+        }
+    }
+}
+
+fn write_units(item: &Value) -> f64 {
+    item_size(item).div_ceil(1024).max(1) as f64
+}
+
+/// The size DynamoDB bills for an item in DynamoDB JSON (`{"name": {"S": "..."}}`):
+/// attribute names plus values (strings by UTF-8 length, numbers about one byte per
+/// two digits plus one, booleans and nulls one byte, lists and maps three bytes plus
+/// one per element plus their contents).
+pub fn item_size(item: &Value) -> u64 {
+    item.as_object().map_or(0, |attrs| {
+        attrs
+            .iter()
+            .map(|(name, value)| name.len() as u64 + value_size(value))
+            .sum()
+    })
+}
+
+fn value_size(value: &Value) -> u64 {
+    let Some((kind, inner)) = value.as_object().and_then(|o| o.iter().next()) else {
+        return 0;
+    };
+    match kind.as_str() {
+        "S" => inner.as_str().map_or(0, |s| s.len() as u64),
+        "N" => inner
+            .as_str()
+            .map_or(0, |s| (s.len() as u64).div_ceil(2) + 1),
+        "B" => inner.as_str().map_or(0, |s| s.len() as u64 * 3 / 4),
+        "BOOL" | "NULL" => 1,
+        "SS" | "NS" | "BS" => inner.as_array().map_or(0, |a| {
+            a.iter()
+                .map(|s| s.as_str().map_or(0, |s| s.len() as u64))
+                .sum()
+        }),
+        "L" => inner
+            .as_array()
+            .map_or(3, |a| 3 + a.iter().map(|v| 1 + value_size(v)).sum::<u64>()),
+        "M" => inner.as_object().map_or(3, |m| {
+            3 + m
+                .iter()
+                .map(|(k, v)| 1 + k.len() as u64 + value_size(v))
+                .sum::<u64>()
+        }),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_named_from_the_target_header() {
+        assert_eq!(
+            operation_name("AmazonSQS.SendMessageBatch"),
+            "SQS SendMessageBatch"
+        );
+        assert_eq!(operation_name("DynamoDB_20120810.Query"), "DynamoDB Query");
+    }
+
+    #[test]
+    fn batch_writes_are_billed_per_started_kib_of_each_item() {
+        let small =
+            serde_json::json!({"PutRequest": {"Item": {"pk": {"S": "a"}, "event_pk": {"S": "b"}}}});
+        let big = serde_json::json!({"PutRequest": {"Item": {"pk": {"S": "x".repeat(1500)}}}});
+        let req = serde_json::json!({"RequestItems": {"t": [small, big]}});
+        let (op, stats) = analyse(
+            "DynamoDB_20120810.BatchWriteItem",
+            req.to_string().as_bytes(),
+            b"{}",
+        );
+        assert_eq!(op, "DynamoDB BatchWriteItem");
+        assert_eq!(stats.items, 2);
+        assert_eq!(stats.write_units["t"], 3.0);
+        assert_eq!(stats.index_items, 1, "only the item with an index key");
+        assert_eq!(stats.index_write_units, 1.0);
+    }
+
+    #[test]
+    fn queries_are_billed_per_four_kib_read_eventually_consistent_at_half() {
+        let items: Vec<Value> = (0..10)
+            .map(|_| serde_json::json!({"d": {"S": "y".repeat(999)}}))
+            .collect();
+        let resp = serde_json::json!({ "Items": items });
+        let (_, stats) = analyse(
+            "DynamoDB_20120810.Query",
+            br#"{"TableName":"t"}"#,
+            resp.to_string().as_bytes(),
+        );
+        assert_eq!(stats.items, 10);
+        assert_eq!(stats.read_units, 1.5, "10,000 bytes = 3 x 4 KiB, halved");
+    }
+
+    #[test]
+    fn sqs_requests_are_billed_per_64_kib() {
+        let (_, stats) = analyse("AmazonSQS.SendMessageBatch", &vec![b' '; 70_000], b"{}");
+        assert_eq!(stats.billed_requests, 2);
+    }
+}

@@ -492,24 +492,7 @@ fn human(report: &RedriveReport) -> String {
             report.items.len() - MAX_ITEMS_SHOWN
         ));
     }
-    for (title, list) in [
-        (
-            "left on the DLQ, cannot be moved",
-            &report.skipped_unmovable,
-        ),
-        ("left on the DLQ, send failed", &report.send_failed),
-        (
-            "sent but not deleted from the DLQ (will show up there again)",
-            &report.delete_failed,
-        ),
-    ] {
-        if !list.is_empty() {
-            out.push_str(&format!("{title}:\n"));
-            for (id, why) in list {
-                out.push_str(&format!("  {id}: {why}\n"));
-            }
-        }
-    }
+    out.push_str(&report.leftovers());
     out
 }
 

@@ -496,6 +496,28 @@ impl RedriveReport {
     pub fn is_complete(&self) -> bool {
         self.send_failed.is_empty() && self.delete_failed.is_empty()
     }
+
+    /// The messages left behind and why, one line each under a heading per cause
+    /// (empty when nothing was left behind).
+    pub fn leftovers(&self) -> String {
+        let mut out = String::new();
+        for (title, list) in [
+            ("left on the DLQ, cannot be moved", &self.skipped_unmovable),
+            ("left on the DLQ, send failed", &self.send_failed),
+            (
+                "sent but not deleted from the DLQ (will show up there again)",
+                &self.delete_failed,
+            ),
+        ] {
+            if !list.is_empty() {
+                out.push_str(&format!("{title}:\n"));
+                for (id, why) in list {
+                    out.push_str(&format!("  {id}: {why}\n"));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Sends at most `rate` messages per second, in batches of at most

@@ -124,11 +124,10 @@ impl AppStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => {
+            .map_err(|e| {
+                crate::on_condition(e, "PutItem", || {
                     StoreError::Conflict(format!("app {id} already exists"))
-                }
-                _ => StoreError::dynamo("PutItem", e),
+                })
             })?;
         Ok(app)
     }

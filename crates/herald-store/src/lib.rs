@@ -106,12 +106,7 @@ impl SubscriptionStore {
             .condition_expression(condition)
             .send()
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => {
-                    on_conflict(sub.id.clone())
-                }
-                _ => StoreError::dynamo("PutItem", e),
-            })?;
+            .map_err(|e| on_condition(e, "PutItem", || on_conflict(sub.id.clone())))?;
         Ok(())
     }
 
@@ -148,12 +143,7 @@ impl SubscriptionStore {
             .condition_expression("attribute_exists(id)")
             .send()
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => {
-                    StoreError::NotFound(id.clone())
-                }
-                _ => StoreError::dynamo("DeleteItem", e),
-            })?;
+            .map_err(|e| on_condition(e, "DeleteItem", || StoreError::NotFound(id.clone())))?;
         Ok(())
     }
 
@@ -246,12 +236,7 @@ impl SubscriptionStore {
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
             .send()
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => {
-                    StoreError::NotFound(id.clone())
-                }
-                _ => StoreError::dynamo("UpdateItem", e),
-            })?;
+            .map_err(|e| on_condition(e, "UpdateItem", || StoreError::NotFound(id.clone())))?;
         let count = out
             .attributes
             .as_ref()
@@ -312,12 +297,7 @@ impl SubscriptionStore {
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
             .send()
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => {
-                    StoreError::NotFound(id.clone())
-                }
-                _ => StoreError::dynamo("UpdateItem", e),
-            })?;
+            .map_err(|e| on_condition(e, "UpdateItem", || StoreError::NotFound(id.clone())))?;
         Ok(())
     }
 
@@ -335,10 +315,7 @@ impl SubscriptionStore {
             .expression_attribute_values(":now", AttributeValue::S(now_rfc3339()))
             .send()
             .await
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => StoreError::NotFound(id.clone()),
-                _ => StoreError::dynamo("UpdateItem", e),
-            })?;
+            .map_err(|e| on_condition(e, "UpdateItem", || StoreError::NotFound(id.clone())))?;
         Ok(())
     }
 
@@ -356,6 +333,23 @@ fn now_rfc3339() -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// Maps a failed conditional write to `conflict`, anything else to a DynamoDB error.
+pub(crate) fn on_condition<E, R>(
+    e: aws_sdk_dynamodb::error::SdkError<E, R>,
+    operation: &'static str,
+    conflict: impl FnOnce() -> StoreError,
+) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException") {
+        conflict()
+    } else {
+        StoreError::dynamo(operation, e)
+    }
 }
 
 pub(crate) fn decode_cursor(cursor: &str) -> Result<String, StoreError> {

@@ -9,10 +9,7 @@ use anyhow::Result;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
 use clap::Args;
 use futures::stream::{self, StreamExt};
-use herald_redriver::{
-    parse_age, Filter, Outcome, RedriveOptions, RedriveReport, Redriver,
-    DEFAULT_VISIBILITY_TIMEOUT_SECS,
-};
+use herald_redriver::{Outcome, RedriveOptions, RedriveReport, Redriver};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -276,33 +273,8 @@ pub struct RedriveArgs {
     /// The queue to move them to [env: HERALD_EVENTS_QUEUE_URL].
     #[arg(long, value_name = "URL")]
     queue_url: Option<String>,
-    /// Report what would move; move and delete nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Only events of this app.
-    #[arg(long, value_name = "APP_ID")]
-    app: Option<String>,
-    /// Only deliveries to this webhook (subscription).
-    #[arg(long, value_name = "WEBHOOK_ID")]
-    subscription: Option<String>,
-    /// Only events of this type.
-    #[arg(long, value_name = "TYPE")]
-    event_type: Option<String>,
-    /// Only messages parked at least this long ago (90s, 30m, 1h, 2d).
-    #[arg(long, value_name = "AGE", value_parser = parse_age)]
-    older_than: Option<chrono::Duration>,
-    /// Only messages parked at most this long ago.
-    #[arg(long, value_name = "AGE", value_parser = parse_age)]
-    newer_than: Option<chrono::Duration>,
-    /// Stop after this many matching messages.
-    #[arg(long, value_name = "N")]
-    max: Option<usize>,
-    /// Send at most this many messages per second.
-    #[arg(long, value_name = "N", default_value_t = herald_redriver::DEFAULT_RATE_PER_SEC)]
-    rate: f64,
-    /// Seconds the run holds received messages before they show again on their own.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_VISIBILITY_TIMEOUT_SECS)]
-    visibility_timeout: i32,
+    #[command(flatten)]
+    flags: herald_redriver::RedriveFlags,
 }
 
 pub const REDRIVE_HELP: &str = "\
@@ -321,19 +293,7 @@ Examples:
 
 impl RedriveArgs {
     fn options(&self) -> RedriveOptions {
-        RedriveOptions {
-            filter: Filter {
-                app_id: self.app.clone(),
-                subscription_id: self.subscription.clone(),
-                event_type: self.event_type.clone(),
-                older_than: self.older_than,
-                newer_than: self.newer_than,
-            },
-            dry_run: self.dry_run,
-            max_messages: self.max,
-            rate_per_sec: self.rate,
-            visibility_timeout_secs: self.visibility_timeout,
-        }
+        self.flags.options()
     }
 }
 
@@ -378,7 +338,7 @@ pub async fn redrive(args: RedriveArgs, settings: &Settings) -> Result<()> {
     if !settings.json {
         eprintln!(
             "{} {dlq}: about {depth} message{} parked",
-            if args.dry_run {
+            if args.flags.dry_run {
                 "examining (dry run)"
             } else {
                 "re-driving"

@@ -51,6 +51,57 @@ pub const MAX_BATCH_ENTRIES: usize = 10;
 pub const DEFAULT_RATE_PER_SEC: f64 = 50.0;
 /// Default time, in seconds, received messages stay hidden from other consumers.
 pub const DEFAULT_VISIBILITY_TIMEOUT_SECS: i32 = 60;
+
+/// The re-drive flags, shared by `herald-redrive` and `herald redrive`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RedriveFlags {
+    /// Report what would move; move and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only events of this app.
+    #[arg(long, value_name = "APP_ID")]
+    pub app: Option<String>,
+    /// Only deliveries to this webhook (subscription).
+    #[arg(long, value_name = "SUBSCRIPTION_ID")]
+    pub subscription: Option<String>,
+    /// Only events of this type.
+    #[arg(long, value_name = "TYPE")]
+    pub event_type: Option<String>,
+    /// Only messages parked at least this long ago (s, m, h or d: 90s, 30m, 1h, 2d).
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub older_than: Option<chrono::Duration>,
+    /// Only messages parked at most this long ago (s, m, h or d).
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub newer_than: Option<chrono::Duration>,
+    /// Stop after this many matching messages.
+    #[arg(long, value_name = "N")]
+    pub max: Option<usize>,
+    /// Send at most this many messages per second.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RATE_PER_SEC)]
+    pub rate: f64,
+    /// Seconds the run holds received messages before they show again on their own.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_VISIBILITY_TIMEOUT_SECS)]
+    pub visibility_timeout: i32,
+}
+
+impl RedriveFlags {
+    /// The library options these flags ask for.
+    pub fn options(&self) -> RedriveOptions {
+        RedriveOptions {
+            filter: Filter {
+                app_id: self.app.clone(),
+                subscription_id: self.subscription.clone(),
+                event_type: self.event_type.clone(),
+                older_than: self.older_than,
+                newer_than: self.newer_than,
+            },
+            dry_run: self.dry_run,
+            max_messages: self.max,
+            rate_per_sec: self.rate,
+            visibility_timeout_secs: self.visibility_timeout,
+        }
+    }
+}
 /// Most bytes (bodies and attributes) put in one `SendMessageBatch` call: the classic
 /// SQS limit, which every queue accepts.
 const MAX_BATCH_BYTES: usize = 262_144;

@@ -7,10 +7,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use herald_redriver::{
-    parse_age, Filter, Outcome, RedriveOptions, RedriveReport, Redriver,
-    DEFAULT_VISIBILITY_TIMEOUT_SECS,
-};
+use herald_redriver::{Outcome, RedriveOptions, RedriveReport, Redriver};
 
 const AFTER_HELP: &str = "\
 Without filters every message on the DLQ is moved, except undecodable messages whose
@@ -38,33 +35,8 @@ struct Cli {
     /// URL of the queue to move them to (the events queue).
     #[arg(long, env = "HERALD_EVENTS_QUEUE_URL", value_name = "URL")]
     queue_url: String,
-    /// Report what would move; move and delete nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Only events of this app.
-    #[arg(long, value_name = "APP_ID")]
-    app: Option<String>,
-    /// Only deliveries to this subscription.
-    #[arg(long, value_name = "SUBSCRIPTION_ID")]
-    subscription: Option<String>,
-    /// Only events of this type.
-    #[arg(long, value_name = "TYPE")]
-    event_type: Option<String>,
-    /// Only messages parked at least this long ago (s, m, h or d: 90s, 30m, 1h, 2d).
-    #[arg(long, value_name = "AGE", value_parser = parse_age)]
-    older_than: Option<chrono::Duration>,
-    /// Only messages parked at most this long ago (s, m, h or d).
-    #[arg(long, value_name = "AGE", value_parser = parse_age)]
-    newer_than: Option<chrono::Duration>,
-    /// Stop after this many matching messages.
-    #[arg(long, value_name = "N")]
-    max: Option<usize>,
-    /// Send at most this many messages per second.
-    #[arg(long, value_name = "N", default_value_t = herald_redriver::DEFAULT_RATE_PER_SEC)]
-    rate: f64,
-    /// Seconds the run holds received messages before they show again on their own.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_VISIBILITY_TIMEOUT_SECS)]
-    visibility_timeout: i32,
+    #[command(flatten)]
+    flags: herald_redriver::RedriveFlags,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -72,19 +44,7 @@ struct Cli {
 
 impl Cli {
     fn options(&self) -> RedriveOptions {
-        RedriveOptions {
-            filter: Filter {
-                app_id: self.app.clone(),
-                subscription_id: self.subscription.clone(),
-                event_type: self.event_type.clone(),
-                older_than: self.older_than,
-                newer_than: self.newer_than,
-            },
-            dry_run: self.dry_run,
-            max_messages: self.max,
-            rate_per_sec: self.rate,
-            visibility_timeout_secs: self.visibility_timeout,
-        }
+        self.flags.options()
     }
 }
 
@@ -249,7 +209,7 @@ mod tests {
             assert!(parse(&["--older-than", bad]).is_err(), "{bad}");
         }
         assert_eq!(
-            parse(&["--newer-than", "2d"]).unwrap().newer_than,
+            parse(&["--newer-than", "2d"]).unwrap().flags.newer_than,
             Some(chrono::Duration::days(2))
         );
     }

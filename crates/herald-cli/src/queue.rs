@@ -9,7 +9,7 @@ use anyhow::Result;
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
 use clap::Args;
 use futures::stream::{self, StreamExt};
-use herald_redriver::{Outcome, RedriveOptions, RedriveReport, Redriver};
+use herald_redriver::{RedriveOptions, RedriveReport, Redriver};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -394,66 +394,14 @@ pub async fn redrive(args: RedriveArgs, settings: &Settings) -> Result<()> {
     }
 }
 
-fn outcome_word(o: Outcome) -> &'static str {
-    match o {
-        Outcome::WouldMove => "would move",
-        Outcome::Unmovable => "unmovable",
-        Outcome::Moved => "moved",
-        Outcome::SendFailed => "send failed",
-    }
-}
-
 /// The report as text: a summary, every matching message, and what did not go to plan.
 fn human(report: &RedriveReport) -> String {
-    let mut out = String::new();
-    let unmovable = report.skipped_unmovable.len();
-    if report.dry_run {
-        let would = report
-            .items
-            .iter()
-            .filter(|i| i.outcome == Outcome::WouldMove)
-            .count();
-        out.push_str("Dry run: nothing was moved or deleted.\n");
-        out.push_str(&format!(
-            "examined {}, matched {}: would move {would}, unmovable {unmovable}\n",
-            report.examined, report.matched
-        ));
-    } else {
-        out.push_str(&format!(
-            "examined {}, matched {}: moved {}, unmovable {unmovable}, send failed {}, delete failed {}\n",
-            report.examined,
-            report.matched,
-            report.moved,
-            report.send_failed.len(),
-            report.delete_failed.len()
-        ));
-    }
-    for item in report.items.iter().take(MAX_ITEMS_SHOWN) {
-        let kind = serde_json::to_value(item.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "  {:<11}  {}  {kind:<13}  app={}  webhook={}  type={}",
-            outcome_word(item.outcome),
-            item.message_id,
-            item.app_id.as_deref().unwrap_or("?"),
-            item.subscription_id.as_deref().unwrap_or("?"),
-            item.event_type.as_deref().unwrap_or("?"),
-        ));
-        if let Some(reason) = &item.reason {
-            out.push_str(&format!("  parked because: {reason}"));
-        }
-        out.push('\n');
-    }
-    if report.items.len() > MAX_ITEMS_SHOWN {
-        out.push_str(&format!(
-            "  … and {} more (--json lists them all)\n",
-            report.items.len() - MAX_ITEMS_SHOWN
-        ));
-    }
-    out.push_str(&report.leftovers());
-    out
+    format!(
+        "{}{}{}",
+        report.summary(),
+        report.item_lines(MAX_ITEMS_SHOWN),
+        report.leftovers()
+    )
 }
 
 #[cfg(test)]
@@ -487,7 +435,7 @@ mod tests {
             items: vec![herald_redriver::ReportItem {
                 message_id: "m1".into(),
                 kind: herald_redriver::Kind::Failed,
-                outcome: Outcome::WouldMove,
+                outcome: herald_redriver::Outcome::WouldMove,
                 app_id: Some("shop".into()),
                 subscription_id: Some("sub_1".into()),
                 event_type: Some("update".into()),

@@ -260,6 +260,18 @@ pub enum Outcome {
     SendFailed,
 }
 
+impl Outcome {
+    /// The outcome in words, for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WouldMove => "would move",
+            Self::Unmovable => "unmovable",
+            Self::Moved => "moved",
+            Self::SendFailed => "send failed",
+        }
+    }
+}
+
 /// What can be known about a DLQ message, for filtering and for the attributes it
 /// is sent with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -546,6 +558,61 @@ impl RedriveReport {
     /// Whether every matching message that could move did (or, in a dry run, would).
     pub fn is_complete(&self) -> bool {
         self.send_failed.is_empty() && self.delete_failed.is_empty()
+    }
+
+    /// The summary: whether it was a dry run, and the counts.
+    pub fn summary(&self) -> String {
+        let unmovable = self.skipped_unmovable.len();
+        if self.dry_run {
+            let would = self
+                .items
+                .iter()
+                .filter(|i| i.outcome == Outcome::WouldMove)
+                .count();
+            format!(
+                "Dry run: nothing was moved or deleted.\nexamined {}, matched {}: would move {would}, unmovable {unmovable}\n",
+                self.examined, self.matched
+            )
+        } else {
+            format!(
+                "examined {}, matched {}: moved {}, unmovable {unmovable}, send failed {}, delete failed {}\n",
+                self.examined,
+                self.matched,
+                self.moved,
+                self.send_failed.len(),
+                self.delete_failed.len()
+            )
+        }
+    }
+
+    /// One line per matching message (at most `max`), and a note of how many more.
+    pub fn item_lines(&self, max: usize) -> String {
+        let mut out = String::new();
+        for item in self.items.iter().take(max) {
+            let kind = serde_json::to_value(item.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {:<11}  {}  {kind:<13}  app={}  webhook={}  type={}",
+                item.outcome.as_str(),
+                item.message_id,
+                item.app_id.as_deref().unwrap_or("?"),
+                item.subscription_id.as_deref().unwrap_or("?"),
+                item.event_type.as_deref().unwrap_or("?"),
+            ));
+            if let Some(reason) = &item.reason {
+                out.push_str(&format!("  parked because: {reason}"));
+            }
+            out.push('\n');
+        }
+        if self.items.len() > max {
+            out.push_str(&format!(
+                "  … and {} more (--json lists them all)\n",
+                self.items.len() - max
+            ));
+        }
+        out
     }
 
     /// The messages left behind and why, one line each under a heading per cause

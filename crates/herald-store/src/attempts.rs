@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as CURSOR;
 use base64::Engine as _;
 use herald_core::{AppId, Attempt, Event, EventId, SubscriptionId};
 
-use crate::{Page, StoreError, MAX_PAGE_SIZE};
+use crate::{decode_items, Page, StoreError, MAX_PAGE_SIZE};
 
 /// Items per `BatchWriteItem` call (DynamoDB's limit).
 const BATCH_WRITE_MAX: usize = 25;
@@ -271,14 +271,7 @@ impl AttemptStore {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("Query", e))?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| {
-                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .collect::<Result<Vec<Attempt>, _>>()?;
+        let items = decode_items::<Attempt>(out.items)?;
         let next_cursor = out
             .last_evaluated_key
             .filter(|k| !k.is_empty())

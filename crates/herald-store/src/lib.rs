@@ -172,14 +172,7 @@ impl SubscriptionStore {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("Query", e))?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|item| {
-                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .collect::<Result<Vec<Subscription>, _>>()?;
+        let items = decode_items::<Subscription>(out.items)?;
         let next_cursor = out.last_evaluated_key.and_then(|key| match key.get("id") {
             Some(AttributeValue::S(id)) => Some(CURSOR.encode(id)),
             _ => None,
@@ -202,12 +195,7 @@ impl SubscriptionStore {
                 .send()
                 .await
                 .map_err(|e| StoreError::dynamo("Query", e))?;
-            for item in out.items.unwrap_or_default() {
-                all.push(
-                    serde_dynamo::from_item(item)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                );
-            }
+            all.extend(decode_items::<Subscription>(out.items)?);
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => return Ok(all),
@@ -336,6 +324,17 @@ fn now_rfc3339() -> String {
 }
 
 /// Maps a failed conditional write to `conflict`, anything else to a DynamoDB error.
+/// Decodes the items a `Query` returned.
+pub(crate) fn decode_items<T: serde::de::DeserializeOwned>(
+    items: Option<Vec<std::collections::HashMap<String, AttributeValue>>>,
+) -> Result<Vec<T>, StoreError> {
+    items
+        .unwrap_or_default()
+        .into_iter()
+        .map(|item| serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
+}
+
 pub(crate) fn on_condition<E, R>(
     e: aws_sdk_dynamodb::error::SdkError<E, R>,
     operation: &'static str,

@@ -7,7 +7,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use herald_redriver::{Outcome, RedriveOptions, RedriveReport, Redriver};
+use herald_redriver::{RedriveOptions, RedriveReport, Redriver};
 
 const AFTER_HELP: &str = "\
 Without filters every message on the DLQ is moved, except undecodable messages whose
@@ -94,54 +94,12 @@ async fn main() -> ExitCode {
 /// The report as text: a summary line, every item in a dry run, and whatever did not
 /// go to plan.
 fn human(report: &RedriveReport) -> String {
-    let mut out = String::new();
-    let unmovable = report.skipped_unmovable.len();
-    if report.dry_run {
-        let would = report
-            .items
-            .iter()
-            .filter(|i| i.outcome == Outcome::WouldMove)
-            .count();
-        out.push_str("Dry run: nothing was moved or deleted.\n");
-        out.push_str(&format!(
-            "examined {}, matched {}: would move {would}, unmovable {unmovable}\n",
-            report.examined, report.matched
-        ));
-        for item in &report.items {
-            let what = match item.outcome {
-                Outcome::WouldMove => "would move",
-                Outcome::Unmovable => "unmovable",
-                Outcome::Moved => "moved",
-                Outcome::SendFailed => "send failed",
-            };
-            let kind = serde_json::to_value(item.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "  {what:<10}  {}  {kind:<13}  app={}  subscription={}  type={}",
-                item.message_id,
-                item.app_id.as_deref().unwrap_or("?"),
-                item.subscription_id.as_deref().unwrap_or("?"),
-                item.event_type.as_deref().unwrap_or("?"),
-            ));
-            if let Some(reason) = &item.reason {
-                out.push_str(&format!("  parked because: {reason}"));
-            }
-            out.push('\n');
-        }
+    let items = if report.dry_run {
+        report.item_lines(usize::MAX)
     } else {
-        out.push_str(&format!(
-            "examined {}, matched {}: moved {}, unmovable {unmovable}, send failed {}, delete failed {}\n",
-            report.examined,
-            report.matched,
-            report.moved,
-            report.send_failed.len(),
-            report.delete_failed.len()
-        ));
-    }
-    out.push_str(&report.leftovers());
-    out
+        String::new()
+    };
+    format!("{}{items}{}", report.summary(), report.leftovers())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_json, Query, Tenant};
 use crate::state::AppState;
 use crate::webhooks::load;
-use herald_consumer::outbox::Outbox;
+use herald_queue::Outbox;
 
 /// Most events in one request.
 pub const MAX_EVENTS_PER_REQUEST: usize = 100;
@@ -208,7 +208,7 @@ pub async fn publish(
                 let _ = state.idempotency.release(&app, key).await;
             }
             return Err(match e {
-                herald_publisher::PublishError::TooLarge { .. } => {
+                herald_queue::PublishError::TooLarge { .. } => {
                     ApiError::PayloadTooLarge(e.to_string())
                 }
                 other => {

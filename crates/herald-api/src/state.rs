@@ -5,97 +5,146 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota};
-use herald_consumer::config::{ConfigError, Env};
-use herald_consumer::delivery::{HttpDeliverer, HttpSettings};
-use herald_consumer::outbox::SqsOutbox;
-use herald_core::AppId;
-use herald_publisher::Publisher;
+use herald_core::{settings, AppId};
+use herald_delivery::{HttpDeliverer, HttpSettings};
+use herald_queue::{Publisher, SqsOutbox};
+use herald_runtime::config::{duration_in_range, in_range, ConfigError, Sources, Validate};
 use herald_store::{AppStore, AttemptStore, IdempotencyStore, SubscriptionStore};
+use serde::{Deserialize, Serialize};
 
-/// API settings, from `HERALD_` variables (docs/configuration.md).
-#[derive(Debug, Clone)]
+/// API settings, from `HERALD_*` variables (docs/configuration.md) through the one
+/// loader, validated at start.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ApiConfig {
     /// `HERALD_API_ADDR` (default 127.0.0.1:8080), for `herald serve`.
+    #[serde(
+        default = "defaults::addr",
+        rename = "api_addr",
+        deserialize_with = "settings::text"
+    )]
     pub addr: String,
     /// `HERALD_ADMIN_KEY`: manages apps and keys. Without it, admin routes answer 401.
+    #[serde(default, deserialize_with = "settings::optional_text")]
     pub admin_key: Option<String>,
+    /// `HERALD_EVENTS_QUEUE_URL`: where published events go.
+    #[serde(deserialize_with = "settings::text")]
     pub events_queue_url: String,
+    /// `HERALD_DLQ_URL`.
+    #[serde(deserialize_with = "settings::text")]
     pub dlq_url: String,
+    /// `HERALD_SUBSCRIPTIONS_TABLE`.
+    #[serde(deserialize_with = "settings::text")]
     pub subscriptions_table: String,
+    /// `HERALD_ATTEMPTS_TABLE`.
+    #[serde(deserialize_with = "settings::text")]
     pub attempts_table: String,
+    /// `HERALD_APPS_TABLE`.
+    #[serde(deserialize_with = "settings::text")]
     pub apps_table: String,
+    /// `HERALD_IDEMPOTENCY_TABLE`.
+    #[serde(deserialize_with = "settings::text")]
     pub idempotency_table: String,
     /// `HERALD_API_ALLOW_HTTP` (development mode): accept `http://` webhook URLs.
+    #[serde(
+        default,
+        rename = "api_allow_http",
+        deserialize_with = "settings::flag"
+    )]
     pub allow_http: bool,
-    /// `HERALD_SECRET_ROTATION_WINDOW_SECS` (default 86400): how long a rotated-out
-    /// secret keeps signing.
+    /// `HERALD_SECRET_ROTATION_WINDOW` (default 24h): how long a rotated-out secret
+    /// keeps signing.
+    #[serde(
+        default = "defaults::rotation_window",
+        rename = "secret_rotation_window",
+        deserialize_with = "settings::duration",
+        serialize_with = "settings::write_duration"
+    )]
     pub rotation_window: Duration,
     /// `HERALD_API_RATE_LIMIT` (default 100 per second per app, bursts of twice that; 0: off).
+    #[serde(
+        default = "defaults::rate_limit",
+        rename = "api_rate_limit",
+        deserialize_with = "settings::parsed"
+    )]
     pub rate_limit: u32,
     /// `HERALD_API_MAX_BODY_BYTES` (default 1 MiB).
+    #[serde(
+        default = "defaults::max_body_bytes",
+        rename = "api_max_body_bytes",
+        deserialize_with = "settings::parsed"
+    )]
     pub max_body_bytes: usize,
+    /// `HERALD_HISTORY_RETENTION` (default 30d), for the test pings' records.
+    #[serde(
+        default = "defaults::history_retention",
+        deserialize_with = "settings::duration",
+        serialize_with = "settings::write_duration"
+    )]
     pub history_retention: Duration,
     /// The test-ping client: timeouts and the address policy, as the consumer's.
+    #[serde(flatten)]
     pub http: HttpSettings,
 }
 
-impl ApiConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|v| std::env::var(v).ok())
-    }
+mod defaults {
+    use std::time::Duration;
 
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env(lookup);
-        let http = HttpSettings::from_env(&env)?;
-        let allow_http = match env.optional("HERALD_API_ALLOW_HTTP").as_deref() {
-            None | Some("false" | "0") => false,
-            Some("true" | "1") => true,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    var: "HERALD_API_ALLOW_HTTP",
-                    value: other.to_owned(),
-                    reason: "must be true or false".into(),
-                })
-            }
-        };
-        let admin_key = env.optional("HERALD_ADMIN_KEY");
-        if let Some(k) = &admin_key {
+    pub fn addr() -> String {
+        "127.0.0.1:8080".to_owned()
+    }
+    pub fn rotation_window() -> Duration {
+        Duration::from_secs(86_400)
+    }
+    pub fn rate_limit() -> u32 {
+        100
+    }
+    pub fn max_body_bytes() -> usize {
+        1_048_576
+    }
+    pub fn history_retention() -> Duration {
+        Duration::from_secs(30 * 86_400)
+    }
+}
+
+impl Validate for ApiConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.http.validate()?;
+        if let Some(k) = &self.admin_key {
             if k.len() < 16 {
-                return Err(ConfigError::Invalid {
-                    var: "HERALD_ADMIN_KEY",
-                    value: "(hidden)".into(),
-                    reason: "must be at least 16 characters".into(),
-                });
+                return Err(ConfigError::invalid(
+                    "admin_key",
+                    k,
+                    "must be at least 16 characters",
+                ));
             }
         }
-        Ok(Self {
-            addr: env
-                .optional("HERALD_API_ADDR")
-                .unwrap_or_else(|| "127.0.0.1:8080".into()),
-            admin_key,
-            events_queue_url: env.required("HERALD_EVENTS_QUEUE_URL")?,
-            dlq_url: env.required("HERALD_DLQ_URL")?,
-            subscriptions_table: env.required("HERALD_SUBSCRIPTIONS_TABLE")?,
-            attempts_table: env.required("HERALD_ATTEMPTS_TABLE")?,
-            apps_table: env.required("HERALD_APPS_TABLE")?,
-            idempotency_table: env.required("HERALD_IDEMPOTENCY_TABLE")?,
-            allow_http,
-            rotation_window: Duration::from_secs(env.number(
-                "HERALD_SECRET_ROTATION_WINDOW_SECS",
-                86_400,
-                0..=30 * 86_400,
-            )?),
-            rate_limit: env.number("HERALD_API_RATE_LIMIT", 100, 0..=1_000_000)?,
-            max_body_bytes: env.number(
-                "HERALD_API_MAX_BODY_BYTES",
-                1_048_576,
-                1_024..=6_291_456,
-            )?,
-            history_retention: Duration::from_secs(
-                86_400 * env.number("HERALD_HISTORY_RETENTION_DAYS", 30u64, 1..=3_650)?,
-            ),
-            http,
-        })
+        let days = |d: u64| Duration::from_secs(d * 86_400);
+        duration_in_range(
+            "secret_rotation_window",
+            self.rotation_window,
+            Duration::ZERO..=days(30),
+        )?;
+        in_range("api_rate_limit", self.rate_limit, 0..=1_000_000)?;
+        in_range("api_max_body_bytes", self.max_body_bytes, 1_024..=6_291_456)?;
+        duration_in_range(
+            "history_retention",
+            self.history_retention,
+            days(1)..=days(3_650),
+        )
+    }
+}
+
+impl ApiConfig {
+    /// From the process's `HERALD_*` environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Sources::from_env().load()
+    }
+
+    /// From settings given by variable name (tests).
+    pub fn from_vars<K: AsRef<str>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError> {
+        Sources::new().vars("settings", vars).load()
     }
 }
 
@@ -139,7 +188,7 @@ impl AppState {
                 sqs,
                 &config.events_queue_url,
                 &config.dlq_url,
-                herald_consumer::outbox::MAX_SQS_DELAY,
+                herald_queue::MAX_DELAY,
             )),
             deliverer: Arc::new(HttpDeliverer::new(&config.http)?),
             limiter,

@@ -8,12 +8,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use herald_consumer::delivery::Deliverer;
-use herald_consumer::handler::{is_reserved_header, outcome_record, signed_request};
 use herald_core::{
-    AppId, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter, Subscription,
-    SubscriptionId,
+    is_reserved_header, signed_request, AppId, Attempt, Event, EventFilter, EventType, ObjectType,
+    ObjectTypeFilter, Subscription, SubscriptionId,
 };
+use herald_delivery::Deliverer;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -405,7 +404,7 @@ pub async fn test(
         .deliverer
         .deliver(signed_request(&event, &sub, body))
         .await;
-    let attempt = outcome_record(&event, &sub.id, 1, attempted_at, &outcome);
+    let attempt = Attempt::of_outcome(&event, &sub.id, 1, attempted_at, &outcome);
     if let Err(e) = state
         .attempts
         .record_with_events(std::slice::from_ref(&attempt), std::slice::from_ref(&event))
@@ -416,7 +415,7 @@ pub async fn test(
     Ok(Json(TestResult {
         success: outcome.is_success(),
         webhook_id: attempt.webhook_id,
-        status_code: outcome.status,
+        status_code: outcome.status(),
         latency_ms: attempt.latency_ms,
         error: attempt.error,
         response_body: attempt.response_body,

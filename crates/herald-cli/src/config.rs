@@ -17,11 +17,12 @@
 //! api_key = "my-admin-key-of-16-chars-or-more"
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
+use herald_runtime::config::{key_name, var_name, Sources, PREFIX};
 
 use crate::failure::usage;
 
@@ -76,50 +77,34 @@ pub struct GlobalArgs {
     pub profile_file: Option<PathBuf>,
 }
 
-/// The settings Herald knows (without the `HERALD_` prefix); a profile key outside this
+/// The settings Herald knows, as profile keys (`api_url`, `http_timeout`, …): read off
+/// the settings structs of every role, plus the CLI's own. A profile key outside this
 /// list is used anyway, with a warning, in case it is newer than this binary.
-const KNOWN: &[&str] = &[
-    "API_URL",
-    "API_KEY",
-    "ADMIN_KEY",
-    "EVENTS_QUEUE_URL",
-    "DLQ_URL",
-    "SUBSCRIPTIONS_TABLE",
-    "ATTEMPTS_TABLE",
-    "APPS_TABLE",
-    "IDEMPOTENCY_TABLE",
-    "API_ADDR",
-    "API_ALLOW_HTTP",
-    "API_RATE_LIMIT",
-    "API_MAX_BODY_BYTES",
-    "SECRET_ROTATION_WINDOW_SECS",
-    "ALLOW_PRIVATE_NETWORKS",
-    "HISTORY_RETENTION_DAYS",
-    "HTTP_CONNECT_TIMEOUT_MS",
-    "HTTP_TIMEOUT_MS",
-    "RETRY_SCHEDULE",
-    "RETRY_JITTER",
-    "RETRY_AFTER_CAP",
-    "MAX_QUEUE_DELAY_SECS",
-    "DISABLE_AFTER_FAILED_DELIVERIES",
-    "DELIVERY_CONCURRENCY",
-    "BATCH_START_DEADLINE_SECS",
-    "SUBSCRIPTION_CACHE_TTL_MS",
-    "WORKER_WAIT_SECONDS",
-    "WORKER_BATCH_SIZE",
-    "LOG_FORMAT",
-    "HOME",
-];
+pub fn known_keys() -> BTreeSet<String> {
+    use herald_runtime::config::keys;
+    let mut known: BTreeSet<String> = CLI_KEYS.iter().map(|k| (*k).to_owned()).collect();
+    known.extend(keys::<herald_consumer::ConsumerSettings>());
+    known.extend(keys::<herald_api::ApiConfig>());
+    known.extend(keys::<herald_redriver::RedriverConfig>());
+    known
+}
 
-type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+/// The settings only the CLI reads.
+pub const CLI_KEYS: &[&str] = &["api_url", "api_key", "admin_key", "log_format"];
+
+/// An environment lookup (the process's, or a test's).
+pub type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Resolved settings of one invocation.
 pub struct Settings {
+    /// `--json`.
     pub json: bool,
+    /// The global flags.
     pub flags: GlobalArgs,
     env: Lookup,
-    /// `HERALD_*` name -> value, from the chosen profile.
-    profile: BTreeMap<String, String>,
+    /// The profile's values, then the environment's: what `herald serve` and
+    /// `herald worker` load their configuration from.
+    sources: Sources,
     /// Warnings met while reading the profile file.
     pub warnings: Vec<String>,
 }
@@ -136,12 +121,18 @@ impl Settings {
         Self::load_with(
             flags,
             Box::new(|k| std::env::var(k).ok()),
+            std::env::vars().collect(),
             default_file.as_deref(),
         )
     }
 
     /// Like [`Settings::load`] with an environment lookup and a default profile file.
-    pub fn load_with(flags: GlobalArgs, env: Lookup, default_file: Option<&Path>) -> Result<Self> {
+    pub fn load_with(
+        flags: GlobalArgs,
+        env: Lookup,
+        env_vars: Vec<(String, String)>,
+        default_file: Option<&Path>,
+    ) -> Result<Self> {
         let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
         let explicit_file = flags
             .profile_file
@@ -169,11 +160,18 @@ impl Settings {
                 BTreeMap::new()
             }
         };
+        let environment: Vec<(String, String)> = env_vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(PREFIX))
+            .collect();
+        let sources = Sources::new()
+            .vars("the profile file", profile)
+            .vars("environment", environment);
         Ok(Self {
             json: flags.json,
             flags,
             env,
-            profile,
+            sources,
             warnings,
         })
     }
@@ -182,7 +180,13 @@ impl Settings {
     pub fn lookup(&self, var: &str) -> Option<String> {
         (self.env)(var)
             .filter(|v| !v.trim().is_empty())
-            .or_else(|| self.profile.get(var).cloned())
+            .or_else(|| self.sources.get(var))
+    }
+
+    /// The profile's and the environment's settings, to load a role's configuration
+    /// from.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
     }
 
     /// A flag's value, else the variable from the environment or the profile.
@@ -304,14 +308,13 @@ fn merge(
     file: &str,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
+    let known = known_keys();
     for (key, value) in section {
-        let bare = key
-            .trim_start_matches("HERALD_")
-            .trim_start_matches("herald_")
-            .to_ascii_uppercase();
-        if !KNOWN.contains(&bare.as_str()) {
+        let bare = key_name(key);
+        if !known.contains(&bare) {
             warnings.push(format!(
-                "{file} {what}: `{key}` is not a Herald setting this version knows; passed on as HERALD_{bare}"
+                "{file} {what}: `{key}` is not a Herald setting this version knows; passed on as {}",
+                var_name(&bare)
             ));
         }
         let bad = || {
@@ -327,7 +330,7 @@ fn merge(
                 .join(","),
             other => scalar(other).ok_or_else(bad)?,
         };
-        into.insert(format!("HERALD_{bare}"), text);
+        into.insert(bare, text);
     }
     Ok(())
 }
@@ -347,12 +350,21 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> Lookup {
+    fn env(pairs: &[(&str, &str)]) -> (Lookup, Vec<(String, String)>) {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Box::new(move |k| map.get(k).cloned())
+        let vars = map.clone().into_iter().collect();
+        (Box::new(move |k| map.get(k).cloned()), vars)
+    }
+
+    fn load(
+        flags: GlobalArgs,
+        (lookup, vars): (Lookup, Vec<(String, String)>),
+        default_file: Option<&Path>,
+    ) -> Result<Settings> {
+        Settings::load_with(flags, lookup, vars, default_file)
     }
 
     fn file(text: &str) -> tempfile_path::TempPath {
@@ -391,7 +403,7 @@ allow_private_networks = ["127.0.0.1/32", "::1"]
 [profiles.staging]
 api_url = "http://staging:2"
 admin_key = "admin-of-staging-0123"
-worker_wait_seconds = 3
+worker_wait = "3s"
 "#;
 
     #[test]
@@ -402,28 +414,28 @@ worker_wait_seconds = 3
             profile_file: Some(f.0.clone()),
             ..GlobalArgs::default()
         };
-        let s = Settings::load_with(
+        let s = load(
             flags(Some("http://flag:9")),
             env(&[("HERALD_API_URL", "http://env:8")]),
             None,
         )
         .unwrap();
         assert_eq!(s.api_url(), "http://flag:9");
-        let s = Settings::load_with(
+        let s = load(
             flags(None),
             env(&[("HERALD_API_URL", "http://env:8")]),
             None,
         )
         .unwrap();
         assert_eq!(s.api_url(), "http://env:8");
-        let s = Settings::load_with(flags(None), env(&[]), None).unwrap();
+        let s = load(flags(None), env(&[]), None).unwrap();
         assert_eq!(s.api_url(), "http://default:1");
         assert_eq!(s.app_key().unwrap(), "hk_default");
         assert_eq!(
             s.lookup("HERALD_ALLOW_PRIVATE_NETWORKS").as_deref(),
             Some("127.0.0.1/32,::1")
         );
-        let s = Settings::load_with(GlobalArgs::default(), env(&[]), None).unwrap();
+        let s = load(GlobalArgs::default(), env(&[]), None).unwrap();
         assert_eq!(s.api_url(), DEFAULT_API_URL);
         assert!(s.app_key().is_err());
     }
@@ -431,7 +443,7 @@ worker_wait_seconds = 3
     #[test]
     fn a_named_profile_overrides_the_default_section() {
         let f = file(PROFILES);
-        let s = Settings::load_with(
+        let s = load(
             GlobalArgs::default(),
             env(&[
                 ("HERALD_PROFILE_FILE", f.0.to_str().unwrap()),
@@ -445,14 +457,14 @@ worker_wait_seconds = 3
             s.lookup("HERALD_EVENTS_QUEUE_URL").as_deref(),
             Some("http://q/default")
         );
-        assert_eq!(s.lookup("HERALD_WORKER_WAIT_SECONDS").as_deref(), Some("3"));
+        assert_eq!(s.lookup("HERALD_WORKER_WAIT").as_deref(), Some("3s"));
         assert_eq!(s.admin_key().unwrap(), "admin-of-staging-0123");
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     }
 
     #[test]
     fn admin_key_prefers_admin_sources() {
-        let s = Settings::load_with(
+        let s = load(
             GlobalArgs::default(),
             env(&[
                 ("HERALD_API_KEY", "hk_app"),
@@ -463,7 +475,7 @@ worker_wait_seconds = 3
         .unwrap();
         assert_eq!(s.admin_key().unwrap(), "admin-key-0123456789");
         assert_eq!(s.app_key().unwrap(), "hk_app");
-        let s = Settings::load_with(
+        let s = load(
             GlobalArgs {
                 api_key: Some("flag-key".into()),
                 ..GlobalArgs::default()
@@ -475,7 +487,7 @@ worker_wait_seconds = 3
         assert_eq!(s.admin_key().unwrap(), "flag-key");
         // A profile's admin key beats an exported app key.
         let f = file("[default]\nadmin_key = \"admin-from-profile-0123\"\n");
-        let s = Settings::load_with(
+        let s = load(
             GlobalArgs {
                 profile_file: Some(f.0.clone()),
                 ..GlobalArgs::default()
@@ -491,7 +503,7 @@ worker_wait_seconds = 3
     #[test]
     fn missing_profiles_and_bad_files_are_usage_errors() {
         let f = file(PROFILES);
-        let err = Settings::load_with(
+        let err = load(
             GlobalArgs {
                 profile: Some("prod".into()),
                 profile_file: Some(f.0.clone()),
@@ -504,7 +516,7 @@ worker_wait_seconds = 3
         .unwrap();
         assert_eq!(crate::failure::exit_code(&err), crate::failure::EXIT_USAGE);
         assert!(err.to_string().contains("staging"), "{err}");
-        let err = Settings::load_with(
+        let err = load(
             GlobalArgs {
                 profile: Some("prod".into()),
                 ..GlobalArgs::default()
@@ -516,7 +528,7 @@ worker_wait_seconds = 3
         .unwrap();
         assert!(err.to_string().contains("no profile file"), "{err}");
         let bad = file("[default\napi_url=");
-        assert!(Settings::load_with(
+        assert!(load(
             GlobalArgs {
                 profile_file: Some(bad.0.clone()),
                 ..GlobalArgs::default()
@@ -526,7 +538,7 @@ worker_wait_seconds = 3
         )
         .is_err());
         let odd = file("[default]\nfavourite_colour = \"blue\"\n");
-        let s = Settings::load_with(
+        let s = load(
             GlobalArgs {
                 profile_file: Some(odd.0.clone()),
                 ..GlobalArgs::default()

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use herald_consumer::ConfigError;
+use herald_runtime::ConfigError;
 
 use crate::config::Settings;
 use crate::failure::{usage, Failure};
@@ -32,7 +32,7 @@ pub struct WorkerArgs {}
 
 pub const WORKER_HELP: &str = "\
 Long-polls the events queue and runs each batch through the same handler as the Lambda
-function (the loop of herald-worker): matches webhooks, signs, delivers, retries, parks
+function: matches webhooks, signs, delivers, retries, parks
 on the DLQ and records the history. Checks the visibility-timeout rule at start-up.
 Stops on Ctrl-C or SIGTERM after finishing the batch in hand. Settings are listed in
 docs/configuration.md.
@@ -40,7 +40,7 @@ docs/configuration.md.
 Examples:
   set -a; . .run/local.env; set +a
   HERALD_ALLOW_PRIVATE_NETWORKS=127.0.0.1/32 herald worker
-  HERALD_RETRY_SCHEDULE=0s,2s,10s HERALD_WORKER_WAIT_SECONDS=1 herald worker";
+  HERALD_RETRY_SCHEDULE=0s,2s,10s HERALD_WORKER_WAIT=1s herald worker";
 
 fn config_error(e: ConfigError) -> anyhow::Error {
     usage(format!(
@@ -67,15 +67,14 @@ fn startup_error(e: anyhow::Error) -> anyhow::Error {
 }
 
 pub async fn serve(args: ServeArgs, settings: &Settings) -> Result<()> {
-    herald_consumer::init_tracing(settings.lookup("HERALD_LOG_FORMAT").as_deref() == Some("json"));
-    let mut config =
-        herald_api::ApiConfig::from_lookup(|k| settings.lookup(k)).map_err(config_error)?;
+    herald_runtime::init_tracing(settings.lookup("HERALD_LOG_FORMAT").as_deref() == Some("json"));
+    let mut config: herald_api::ApiConfig = settings.sources().load().map_err(config_error)?;
     if let Some(addr) = args.addr {
         config.addr = addr;
     }
     let addr = config.addr.clone();
     let admin = config.admin_key.is_some();
-    let aws = herald_consumer::aws_config().await;
+    let aws = herald_runtime::aws_config().await;
     let state = herald_api::AppState::connect(config, &aws)
         .await
         .map_err(startup_error)?;
@@ -87,15 +86,14 @@ pub async fn serve(args: ServeArgs, settings: &Settings) -> Result<()> {
             "DISABLED: set HERALD_ADMIN_KEY"
         }
     );
-    herald_api::serve(state, &addr, herald_consumer::shutdown_signal())
+    herald_api::serve(state, &addr, herald_runtime::shutdown_signal())
         .await
         .map_err(|e| Failure::Failed(format!("{e:#}")).into())
 }
 
 pub async fn worker(_args: WorkerArgs, settings: &Settings) -> Result<()> {
-    herald_consumer::init_tracing(settings.lookup("HERALD_LOG_FORMAT").as_deref() == Some("json"));
-    let config = herald_consumer::ConsumerConfig::from_lookup(|k| settings.lookup(k))
-        .map_err(config_error)?;
+    herald_runtime::init_tracing(settings.lookup("HERALD_LOG_FORMAT").as_deref() == Some("json"));
+    let config = herald_consumer::ConsumerConfig::load(settings.sources()).map_err(config_error)?;
     eprintln!(
         "Herald worker polling {}  (Ctrl-C stops after the batch in hand)",
         config.events_queue_url

@@ -1,6 +1,7 @@
 //! `herald inject` (raw messages onto the events queue) and `herald redrive` (the DLQ
 //! re-driver), straight to SQS.
 
+use herald_queue::{MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,6 @@ use crate::failure::{self, failed, usage, Failure, EXIT_FAILED};
 use crate::output::{self, read_input, read_stdin, stderr_is_tty};
 
 /// Most bytes in one `SendMessageBatch` (the classic SQS limit every queue accepts).
-const MAX_BATCH_BYTES: usize = 262_144;
 /// Batches in flight at once.
 const CONCURRENT_BATCHES: usize = 8;
 /// Matching messages the text report of a re-drive lists one by one.
@@ -90,11 +90,10 @@ fn parse_attribute(s: &str) -> Result<(String, String, String), String> {
     ))
 }
 
-/// AWS configuration from the standard chain (`AWS_ENDPOINT_URL`, `AWS_REGION`, …).
+/// AWS configuration from the standard chain (`AWS_ENDPOINT_URL`, `AWS_REGION`, …),
+/// every call bounded.
 async fn aws() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
+    herald_runtime::aws_config().await
 }
 
 fn endpoint(aws: &aws_config::SdkConfig) -> String {
@@ -149,7 +148,7 @@ pub async fn inject(args: InjectArgs, settings: &Settings) -> Result<()> {
             .iter()
             .map(|(k, v)| k.len() + v.data_type().len() + v.string_value().map_or(0, str::len))
             .sum::<usize>();
-    let per_batch = (MAX_BATCH_BYTES / size.max(1)).clamp(1, 10) as u64;
+    let per_batch = (MAX_MESSAGE_BYTES / size.max(1)).clamp(1, MAX_BATCH_ENTRIES) as u64;
 
     let aws = aws().await;
     let where_ = endpoint(&aws);
@@ -279,7 +278,7 @@ pub struct RedriveArgs {
 
 pub const REDRIVE_HELP: &str = "\
 Moves parked deliveries from the dead-letter queue back onto the events queue (the
-library behind `herald-redrive`). A failed delivery goes back as a fresh first attempt
+re-driver library, also run by the re-driver Lambda). A failed delivery goes back as a fresh first attempt
 with the same webhook-id; anything else goes back as it was; an undecodable body that
 was cut when parked stays. Messages are sent before they are deleted, so a crash can
 duplicate one but never lose one. Exits 1 when some matching messages could not be

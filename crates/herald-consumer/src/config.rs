@@ -1,218 +1,253 @@
-//! Configuration of the consumer and the local worker, from `HERALD_` environment
-//! variables (documented in docs/configuration.md), validated at start-up.
+//! Configuration of the consumer and the local worker: the `HERALD_*` settings
+//! (documented in docs/configuration.md), read through the one loader
+//! (`herald_runtime::config`) and validated at start-up.
 
 use std::time::Duration;
 
-use herald_core::retry::{self, RetrySchedule};
-use herald_core::AddressPolicy;
+use herald_core::retry::RetrySchedule;
+use herald_core::settings;
+use herald_delivery::HttpSettings;
+use herald_runtime::config::{duration_in_range, in_range, ConfigError, Sources, Validate};
+use serde::{Deserialize, Serialize};
 
-use crate::delivery::HttpSettings;
 use crate::handler::DeliveryPolicy;
 
-/// A setting that is missing or malformed.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{0} must be set")]
-    Missing(&'static str),
-    #[error("{var}={value:?} is invalid: {reason}")]
-    Invalid {
-        var: &'static str,
-        value: String,
-        reason: String,
-    },
+/// The consumer's settings as they are written; [`ConsumerConfig`] is what they mean.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ConsumerSettings {
+    /// `HERALD_EVENTS_QUEUE_URL`: polled by the local worker; retries go back onto it.
+    #[serde(deserialize_with = "settings::text")]
+    pub events_queue_url: String,
+    /// `HERALD_DLQ_URL`: where dead letters are parked.
+    #[serde(deserialize_with = "settings::text")]
+    pub dlq_url: String,
+    /// `HERALD_SUBSCRIPTIONS_TABLE`.
+    #[serde(deserialize_with = "settings::text")]
+    pub subscriptions_table: String,
+    /// `HERALD_ATTEMPTS_TABLE`: the delivery history.
+    #[serde(deserialize_with = "settings::text")]
+    pub attempts_table: String,
+    /// `HERALD_HISTORY_RETENTION` (default 30d).
+    #[serde(
+        default = "defaults::history_retention",
+        deserialize_with = "settings::duration",
+        serialize_with = "settings::write_duration"
+    )]
+    pub history_retention: Duration,
+    /// `HERALD_SUBSCRIPTION_CACHE_TTL` (default 5s; 0s disables the cache).
+    #[serde(
+        default = "defaults::cache_ttl",
+        deserialize_with = "settings::duration",
+        serialize_with = "settings::write_duration"
+    )]
+    pub subscription_cache_ttl: Duration,
+    /// `HERALD_DISABLE_AFTER_FAILED_DELIVERIES` (default 5; 0 never disables).
+    #[serde(
+        default = "defaults::disable_after",
+        deserialize_with = "settings::parsed"
+    )]
+    pub disable_after_failed_deliveries: u32,
+    /// `HERALD_RETRY_SCHEDULE` (default `0s,5s,5m,30m,2h,5h,10h,10h`).
+    #[serde(default = "defaults::schedule")]
+    pub retry_schedule: String,
+    /// `HERALD_RETRY_JITTER` (default 0.2, from 0 to 0.5).
+    #[serde(default = "defaults::jitter", deserialize_with = "settings::parsed")]
+    pub retry_jitter: f64,
+    /// `HERALD_RETRY_AFTER_CAP` (default 24h): the longest `Retry-After` honoured.
+    #[serde(
+        default = "defaults::retry_after_cap",
+        deserialize_with = "settings::duration",
+        serialize_with = "settings::write_duration"
+    )]
+    pub retry_after_cap: Duration,
+    /// `HERALD_DELIVERY_CONCURRENCY` (default 64).
+    #[serde(
+        default = "defaults::concurrency",
+        deserialize_with = "settings::parsed"
+    )]
+    pub delivery_concurrency: usize,
+    /// `HERALD_BATCH_START_DEADLINE` (default 30s).
+    #[serde(
+        default = "defaults::start_deadline",
+        deserialize_with = "settings::duration",
+        serialize_with = "settings::write_duration"
+    )]
+    pub batch_start_deadline: Duration,
+    /// `HERALD_HTTP_CONNECT_TIMEOUT`, `HERALD_HTTP_TIMEOUT`, `HERALD_ALLOW_PRIVATE_NETWORKS`.
+    #[serde(flatten)]
+    pub http: HttpSettings,
+    /// `HERALD_MAX_QUEUE_DELAY` (default 15m, SQS's maximum): the longest delay put on
+    /// one queued retry; longer waits take several hops.
+    #[serde(
+        default = "defaults::max_queue_delay",
+        deserialize_with = "settings::duration",
+        serialize_with = "settings::write_duration"
+    )]
+    pub max_queue_delay: Duration,
+    /// `HERALD_WORKER_WAIT` (default 20s): long-poll wait of the local worker.
+    #[serde(
+        default = "defaults::worker_wait",
+        deserialize_with = "settings::duration",
+        serialize_with = "settings::write_duration"
+    )]
+    pub worker_wait: Duration,
+    /// `HERALD_WORKER_BATCH_SIZE` (default 10, at most 10).
+    #[serde(
+        default = "defaults::batch_size",
+        deserialize_with = "settings::parsed"
+    )]
+    pub worker_batch_size: i32,
+}
+
+mod defaults {
+    use std::time::Duration;
+
+    pub fn history_retention() -> Duration {
+        Duration::from_secs(30 * 86_400)
+    }
+    pub fn cache_ttl() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn disable_after() -> u32 {
+        5
+    }
+    pub fn schedule() -> String {
+        herald_core::retry::DEFAULT_SCHEDULE.to_owned()
+    }
+    pub fn jitter() -> f64 {
+        herald_core::retry::DEFAULT_JITTER
+    }
+    pub fn retry_after_cap() -> Duration {
+        herald_core::retry::DEFAULT_RETRY_AFTER_CAP
+    }
+    pub fn concurrency() -> usize {
+        64
+    }
+    pub fn start_deadline() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn max_queue_delay() -> Duration {
+        Duration::from_secs(900)
+    }
+    pub fn worker_wait() -> Duration {
+        Duration::from_secs(20)
+    }
+    pub fn batch_size() -> i32 {
+        10
+    }
+}
+
+impl Validate for ConsumerSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.http.validate()?;
+        let days = |d: u64| Duration::from_secs(d * 86_400);
+        duration_in_range(
+            "history_retention",
+            self.history_retention,
+            days(1)..=days(3_650),
+        )?;
+        duration_in_range(
+            "subscription_cache_ttl",
+            self.subscription_cache_ttl,
+            Duration::ZERO..=Duration::from_secs(3_600),
+        )?;
+        in_range(
+            "disable_after_failed_deliveries",
+            self.disable_after_failed_deliveries,
+            0..=1_000_000,
+        )?;
+        in_range("retry_jitter", self.retry_jitter, 0.0..=0.5)?;
+        in_range(
+            "delivery_concurrency",
+            self.delivery_concurrency,
+            1..=10_000,
+        )?;
+        duration_in_range(
+            "batch_start_deadline",
+            self.batch_start_deadline,
+            Duration::from_secs(1)..=Duration::from_secs(3_600),
+        )?;
+        duration_in_range(
+            "max_queue_delay",
+            self.max_queue_delay,
+            Duration::from_secs(1)..=Duration::from_secs(900),
+        )?;
+        duration_in_range(
+            "worker_wait",
+            self.worker_wait,
+            Duration::ZERO..=Duration::from_secs(20),
+        )?;
+        in_range("worker_batch_size", self.worker_batch_size, 1..=10)
+    }
 }
 
 /// Everything the consumer needs.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    /// `HERALD_EVENTS_QUEUE_URL`: polled by the local worker; retries go back onto it.
+    /// Polled by the local worker; retries go back onto it.
     pub events_queue_url: String,
-    /// `HERALD_DLQ_URL`: where dead letters are parked.
+    /// Where dead letters are parked.
     pub dlq_url: String,
-    /// `HERALD_SUBSCRIPTIONS_TABLE`.
+    /// The subscriptions table.
     pub subscriptions_table: String,
-    /// `HERALD_ATTEMPTS_TABLE`: the delivery history.
+    /// The delivery history table.
     pub attempts_table: String,
-    /// `HERALD_HISTORY_RETENTION_DAYS` (default 30).
+    /// How long attempt records and kept events live.
     pub history_retention: Duration,
-    /// `HERALD_SUBSCRIPTION_CACHE_TTL_MS` (default 5000; 0 disables the cache).
+    /// How long an app's subscriptions are cached (zero: not cached).
     pub subscription_cache_ttl: Duration,
-    /// `HERALD_DISABLE_AFTER_FAILED_DELIVERIES` (default 5; 0 never disables).
+    /// Failed deliveries in a row that disable an endpoint (0: never).
     pub disable_after: u32,
     /// Retry schedule, concurrency and time bounds.
     pub delivery: DeliveryPolicy,
-    /// `HERALD_HTTP_CONNECT_TIMEOUT_MS`, `HERALD_HTTP_TIMEOUT_MS`,
-    /// `HERALD_ALLOW_PRIVATE_NETWORKS`.
+    /// The HTTP client's timeouts and address policy.
     pub http: HttpSettings,
-    /// `HERALD_MAX_QUEUE_DELAY_SECS` (default 900, SQS's maximum): the longest delay
-    /// put on one queued retry; longer waits take several hops.
+    /// The longest delay put on one queued retry; longer waits take several hops.
     pub max_queue_delay: Duration,
-    /// `HERALD_WORKER_WAIT_SECONDS` (default 20): long-poll wait of the local worker.
+    /// Long-poll wait of the local worker.
     pub worker_wait: Duration,
-    /// `HERALD_WORKER_BATCH_SIZE` (default 10, at most 10).
+    /// Messages per receive of the local worker.
     pub worker_batch_size: i32,
 }
 
-/// Reads variables through a lookup function, so tests need not touch the process environment.
-pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
-
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    pub fn required(&self, var: &'static str) -> Result<String, ConfigError> {
-        self.optional(var).ok_or(ConfigError::Missing(var))
-    }
-
-    pub fn optional(&self, var: &'static str) -> Option<String> {
-        (self.0)(var).filter(|v| !v.trim().is_empty())
-    }
-
-    /// A whole number within `range`, or `default` when unset.
-    pub fn number<T>(
-        &self,
-        var: &'static str,
-        default: T,
-        range: std::ops::RangeInclusive<T>,
-    ) -> Result<T, ConfigError>
-    where
-        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-    {
-        let Some(value) = self.optional(var) else {
-            return Ok(default);
-        };
-        let invalid = |reason: String| ConfigError::Invalid {
-            var,
-            value: value.clone(),
-            reason,
-        };
-        let n: T = value
-            .trim()
-            .parse()
-            .map_err(|_| invalid("not a whole number".into()))?;
-        if !range.contains(&n) {
-            return Err(invalid(format!(
-                "must be between {} and {}",
-                range.start(),
-                range.end()
-            )));
-        }
-        Ok(n)
-    }
-
-    pub fn millis(
-        &self,
-        var: &'static str,
-        default_ms: u64,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<Duration, ConfigError> {
-        self.number(var, default_ms, range)
-            .map(Duration::from_millis)
-    }
-}
-
-impl HttpSettings {
-    /// `HERALD_HTTP_CONNECT_TIMEOUT_MS`, `HERALD_HTTP_TIMEOUT_MS` and
-    /// `HERALD_ALLOW_PRIVATE_NETWORKS`, shared by the consumer and the API's test pings.
-    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let allow = env
-            .optional("HERALD_ALLOW_PRIVATE_NETWORKS")
-            .unwrap_or_default();
-        Ok(Self {
-            connect_timeout: env.millis("HERALD_HTTP_CONNECT_TIMEOUT_MS", 5_000, 1..=60_000)?,
-            total_timeout: env.millis("HERALD_HTTP_TIMEOUT_MS", 15_000, 1..=300_000)?,
-            address_policy: AddressPolicy::with_allowlist(&allow).map_err(|e| {
-                ConfigError::Invalid {
-                    var: "HERALD_ALLOW_PRIVATE_NETWORKS",
-                    value: allow.clone(),
-                    reason: e.to_string(),
-                }
-            })?,
-            ..HttpSettings::default()
-        })
-    }
-}
-
 impl ConsumerConfig {
+    /// From the process's `HERALD_*` environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|var| std::env::var(var).ok())
+        Self::load(&Sources::from_env())
     }
 
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env(lookup);
-        let invalid = |var: &'static str, value: &str, reason: String| ConfigError::Invalid {
-            var,
-            value: value.to_owned(),
-            reason,
-        };
+    /// From settings given by variable name (tests, and `herald worker`'s layers).
+    pub fn from_vars<K: AsRef<str>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError> {
+        Self::load(&Sources::new().vars("settings", vars))
+    }
 
-        let http = HttpSettings::from_env(&env)?;
-
-        let schedule_text = env
-            .optional("HERALD_RETRY_SCHEDULE")
-            .unwrap_or_else(|| retry::DEFAULT_SCHEDULE.to_owned());
-        let jitter = match env.optional("HERALD_RETRY_JITTER") {
-            None => retry::DEFAULT_JITTER,
-            Some(j) => j
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|j| (0.0..=0.5).contains(j))
-                .ok_or_else(|| {
-                    invalid(
-                        "HERALD_RETRY_JITTER",
-                        &j,
-                        "must be a number from 0 to 0.5".into(),
-                    )
-                })?,
-        };
-        let schedule = RetrySchedule::parse(&schedule_text, jitter)
-            .map_err(|e| invalid("HERALD_RETRY_SCHEDULE", &schedule_text, e.to_string()))?;
-        let retry_after_cap = match env.optional("HERALD_RETRY_AFTER_CAP") {
-            None => retry::DEFAULT_RETRY_AFTER_CAP,
-            Some(v) => retry::parse_duration(&v)
-                .map_err(|e| invalid("HERALD_RETRY_AFTER_CAP", &v, e.to_string()))?,
-        };
+    /// Reads, validates and interprets the settings of `sources`.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let s: ConsumerSettings = sources.load()?;
+        let schedule = RetrySchedule::parse(&s.retry_schedule, s.retry_jitter)
+            .map_err(|e| ConfigError::invalid("retry_schedule", &s.retry_schedule, e))?;
         let delivery = DeliveryPolicy {
             schedule,
-            retry_after_cap,
-            concurrency: env.number("HERALD_DELIVERY_CONCURRENCY", 64, 1..=10_000)?,
-            start_deadline: Duration::from_secs(env.number(
-                "HERALD_BATCH_START_DEADLINE_SECS",
-                30,
-                1..=3_600,
-            )?),
-            attempt_timeout: http.total_timeout,
+            retry_after_cap: s.retry_after_cap,
+            concurrency: s.delivery_concurrency,
+            start_deadline: s.batch_start_deadline,
+            attempt_timeout: s.http.total_timeout,
         };
-
         Ok(Self {
-            events_queue_url: env.required("HERALD_EVENTS_QUEUE_URL")?,
-            dlq_url: env.required("HERALD_DLQ_URL")?,
-            subscriptions_table: env.required("HERALD_SUBSCRIPTIONS_TABLE")?,
-            attempts_table: env.required("HERALD_ATTEMPTS_TABLE")?,
-            history_retention: Duration::from_secs(
-                86_400 * env.number("HERALD_HISTORY_RETENTION_DAYS", 30u64, 1..=3_650)?,
-            ),
-            subscription_cache_ttl: env.millis(
-                "HERALD_SUBSCRIPTION_CACHE_TTL_MS",
-                5_000,
-                0..=3_600_000,
-            )?,
-            disable_after: env.number(
-                "HERALD_DISABLE_AFTER_FAILED_DELIVERIES",
-                5,
-                0..=1_000_000,
-            )?,
+            events_queue_url: s.events_queue_url,
+            dlq_url: s.dlq_url,
+            subscriptions_table: s.subscriptions_table,
+            attempts_table: s.attempts_table,
+            history_retention: s.history_retention,
+            subscription_cache_ttl: s.subscription_cache_ttl,
+            disable_after: s.disable_after_failed_deliveries,
             delivery,
-            http,
-            max_queue_delay: Duration::from_secs(env.number(
-                "HERALD_MAX_QUEUE_DELAY_SECS",
-                900,
-                1..=900,
-            )?),
-            worker_wait: Duration::from_secs(env.number(
-                "HERALD_WORKER_WAIT_SECONDS",
-                20,
-                0..=20,
-            )?),
-            worker_batch_size: env.number("HERALD_WORKER_BATCH_SIZE", 10, 1..=10)?,
+            http: s.http,
+            max_queue_delay: s.max_queue_delay,
+            worker_wait: s.worker_wait,
+            worker_batch_size: s.worker_batch_size,
         })
     }
 }
@@ -220,14 +255,10 @@ impl ConsumerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use herald_core::AddressPolicy;
 
     fn config(vars: &[(&str, &str)]) -> Result<ConsumerConfig, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        ConsumerConfig::from_lookup(|k| map.get(k).cloned())
+        ConsumerConfig::from_vars(vars.iter().copied())
     }
 
     const BASE: [(&str, &str); 4] = [
@@ -242,6 +273,8 @@ mod tests {
         let c = config(&BASE).unwrap();
         assert_eq!(c.delivery.concurrency, 64);
         assert_eq!(c.http.total_timeout, Duration::from_secs(15));
+        assert_eq!(c.http.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.http.pool_max_idle_per_host, 32);
         assert_eq!(c.subscription_cache_ttl, Duration::from_secs(5));
         assert_eq!(c.worker_batch_size, 10);
         assert_eq!(c.delivery.schedule, RetrySchedule::default());
@@ -257,6 +290,8 @@ mod tests {
         vars.push(("HERALD_RETRY_SCHEDULE", "0s,1s,2s"));
         vars.push(("HERALD_RETRY_JITTER", "0"));
         vars.push(("HERALD_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32,::1"));
+        vars.push(("HERALD_HTTP_TIMEOUT", "2s"));
+        vars.push(("HERALD_WORKER_WAIT", "1s"));
         let c = config(&vars).unwrap();
         assert_eq!(c.delivery.schedule.max_attempts(), 3);
         assert_eq!(
@@ -268,6 +303,8 @@ mod tests {
             .address_policy
             .check("127.0.0.1".parse().unwrap())
             .is_ok());
+        assert_eq!(c.delivery.attempt_timeout, Duration::from_secs(2));
+        assert_eq!(c.worker_wait, Duration::from_secs(1));
     }
 
     #[test]
@@ -281,11 +318,14 @@ mod tests {
             ("HERALD_RETRY_JITTER", "0.9"),
             ("HERALD_ALLOW_PRIVATE_NETWORKS", "localhost"),
             ("HERALD_RETRY_AFTER_CAP", "forever"),
+            ("HERALD_HTTP_TIMEOUT", "15000"),
+            ("HERALD_HTTP_TIMEOUT", "15 parsecs"),
+            ("HERALD_WORKER_WAIT", "1m"),
         ] {
             let mut vars = BASE.to_vec();
             vars.push((var, value));
             let err = config(&vars).unwrap_err().to_string();
-            assert!(err.contains(var), "{err}");
+            assert!(err.starts_with(var), "{var}: {err}");
         }
     }
 }

@@ -15,25 +15,24 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
 use chrono::Utc;
 use futures::stream::{self, StreamExt};
-use herald_core::attempt::{truncate_body, truncate_to};
+use herald_core::attempt::truncate_to;
 use herald_core::retry::next_step;
-use herald_core::signing::Signer;
 use herald_core::{
-    webhook_id, Attempt, AttemptOutcome, DeadLetter, DeliveryTask, Envelope, Event, NextStep,
-    QueueMessage, RetrySchedule, Subscription,
+    signed_request, webhook_id, Attempt, DeadLetter, DeliveryOutcome, DeliveryTask, Envelope,
+    Event, NextStep, QueueMessage, RetrySchedule, Subscription,
 };
+use herald_delivery::Deliverer;
+use herald_queue::Outbox;
 use tracing::{info_span, Instrument};
 
-use crate::delivery::{Deliverer, DeliveryOutcome, DeliveryRequest};
 use crate::history::History;
-use crate::outbox::Outbox;
 use crate::subscriptions::SubscriptionSource;
 
 /// Allowance for the calls made after the last delivery of a batch ends (retry
 /// scheduling, parking, history), each bounded by the SDK operation timeout.
 pub const FOLLOW_UP_ALLOWANCE: Duration = Duration::from_secs(10);
 /// Longest error text carried on a queued retry or a dead letter (the room kept for
-/// it is `herald_publisher::RETRY_HEADROOM`).
+/// it is `herald_queue::RETRY_HEADROOM`).
 const LAST_RESULT_LIMIT: usize = 1024;
 /// A delivery task received this close to its due time is attempted, not re-delayed.
 const DUE_TOLERANCE: chrono::TimeDelta = chrono::TimeDelta::milliseconds(200);
@@ -180,7 +179,7 @@ impl Consumer {
         }
 
         if !attempts.is_empty() || !events.is_empty() {
-            if let Err(e) = self.adapters.history.record_all(&attempts, &events).await {
+            if let Err(e) = self.adapters.history.record(&attempts, &events).await {
                 // Failing the records would repeat deliveries that succeeded; the
                 // deliveries stand and the gap in the history is logged.
                 tracing::error!(error = %e, records = attempts.len(), "could not write the delivery history");
@@ -252,7 +251,7 @@ impl Consumer {
                     subscription: sub.clone(),
                 });
             } else {
-                plan.not_sent.push(not_sent(
+                plan.not_sent.push(Attempt::not_sent(
                     &event,
                     &sub.id,
                     "endpoint_disabled",
@@ -313,7 +312,7 @@ impl Consumer {
         let Some(subscription) = subscription else {
             tracing::info!("subscription deleted; delivery dropped and recorded as not sent");
             let mut plan = Plan::done();
-            plan.not_sent.push(not_sent(
+            plan.not_sent.push(Attempt::not_sent(
                 &task.event,
                 &task.subscription_id,
                 "subscription_deleted",
@@ -347,7 +346,7 @@ impl Consumer {
                     return Plan::retry();
                 }
             };
-            plan.not_sent.push(not_sent(
+            plan.not_sent.push(Attempt::not_sent(
                 &task.event,
                 &subscription.id,
                 "endpoint_disabled",
@@ -388,11 +387,17 @@ impl Consumer {
         let request = signed_request(&w.task.event, &w.subscription, body);
         let attempted_at = Utc::now();
         let outcome = self.adapters.deliverer.deliver(request).await;
-        let mut attempt = attempt_record(&w, attempted_at, &outcome);
+        let mut attempt = Attempt::of_outcome(
+            &w.task.event,
+            &w.subscription.id,
+            w.task.attempt,
+            attempted_at,
+            &outcome,
+        );
 
         let Some(failure) = outcome.failure() else {
             tracing::info!(
-                status = outcome.status,
+                status = outcome.status(),
                 latency_ms = attempt.latency_ms,
                 "delivered"
             );
@@ -475,10 +480,9 @@ impl Consumer {
             reason,
             delivery: w.task.clone(),
             attempts: w.task.attempt,
-            last_status: outcome.status,
+            last_status: outcome.status(),
             last_error: outcome
-                .error
-                .as_ref()
+                .error()
                 .map(|e| truncate_to(&e.to_string(), LAST_RESULT_LIMIT)),
             parked_at: Utc::now(),
         };
@@ -490,119 +494,6 @@ impl Consumer {
             }
         }
     }
-}
-
-fn not_sent(
-    event: &Event,
-    subscription: &herald_core::SubscriptionId,
-    kind: &str,
-    detail: Option<&str>,
-) -> Attempt {
-    Attempt {
-        app_id: event.app_id.clone(),
-        event_id: event.id.clone(),
-        event_type: event.event_type.clone(),
-        subscription_id: subscription.clone(),
-        webhook_id: webhook_id(&event.id, subscription),
-        attempt: 0,
-        attempted_at: Utc::now(),
-        outcome: AttemptOutcome::NotSent,
-        status_code: None,
-        latency_ms: 0,
-        error_kind: Some(kind.to_owned()),
-        error: detail.map(str::to_owned),
-        response_body: String::new(),
-        next_attempt_at: None,
-    }
-}
-
-fn attempt_record(
-    w: &Work,
-    attempted_at: chrono::DateTime<Utc>,
-    outcome: &DeliveryOutcome,
-) -> Attempt {
-    outcome_record(
-        &w.task.event,
-        &w.subscription.id,
-        w.task.attempt,
-        attempted_at,
-        outcome,
-    )
-}
-
-/// The history record of one attempt to deliver `event` to `subscription`.
-pub fn outcome_record(
-    event: &Event,
-    subscription: &herald_core::SubscriptionId,
-    attempt: u32,
-    attempted_at: chrono::DateTime<Utc>,
-    outcome: &DeliveryOutcome,
-) -> Attempt {
-    let error_kind = match (&outcome.error, outcome.is_success()) {
-        (Some(e), _) => Some(e.kind().to_owned()),
-        (None, false) => Some("http_status".to_owned()),
-        (None, true) => None,
-    };
-    Attempt {
-        app_id: event.app_id.clone(),
-        event_id: event.id.clone(),
-        event_type: event.event_type.clone(),
-        subscription_id: subscription.clone(),
-        webhook_id: webhook_id(&event.id, subscription),
-        attempt,
-        attempted_at,
-        outcome: if outcome.is_success() {
-            AttemptOutcome::Succeeded
-        } else {
-            AttemptOutcome::Failed
-        },
-        status_code: outcome.status,
-        latency_ms: outcome.latency.as_millis() as u64,
-        error_kind,
-        error: outcome.error.as_ref().map(|e| e.to_string()),
-        response_body: truncate_body(&outcome.response_body),
-        next_attempt_at: None,
-    }
-}
-
-/// The signed POST of `event` to `subscription`. Custom headers go first; the
-/// signature headers and content type cannot be overridden by them.
-pub fn signed_request(event: &Event, subscription: &Subscription, body: Bytes) -> DeliveryRequest {
-    let msg_id = webhook_id(&event.id, &subscription.id);
-    let now = Utc::now();
-    let signed = Signer::headers(
-        subscription.signing_secrets(now),
-        &msg_id,
-        now.timestamp(),
-        &body,
-    );
-    let mut headers: Vec<(String, String)> = subscription
-        .headers
-        .iter()
-        .filter(|(name, _)| !is_reserved_header(name))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    headers.extend(signed.pairs().into_iter().map(|(k, v)| (k.to_owned(), v)));
-    DeliveryRequest {
-        url: subscription.url.clone(),
-        headers,
-        body,
-    }
-}
-
-/// Headers Herald sets itself, which custom headers may not replace.
-pub fn is_reserved_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name.starts_with("webhook-")
-        || matches!(
-            name.as_str(),
-            "content-type"
-                | "content-length"
-                | "host"
-                | "user-agent"
-                | "transfer-encoding"
-                | "connection"
-        )
 }
 
 #[cfg(test)]

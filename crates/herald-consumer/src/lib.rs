@@ -5,41 +5,22 @@
 //! (`herald-worker`) both call it; [`build`] wires it to DynamoDB, the DLQ and HTTP.
 
 pub mod config;
-pub mod delivery;
 pub mod handler;
 pub mod history;
-pub mod outbox;
 pub mod subscriptions;
 pub mod worker;
 
 use std::sync::Arc;
 
-pub use config::{ConfigError, ConsumerConfig};
+pub use config::{ConsumerConfig, ConsumerSettings};
 pub use handler::{Adapters, Consumer, DeliveryPolicy};
+pub use herald_runtime::ConfigError;
 
 use anyhow::{bail, Context};
-use delivery::HttpDeliverer;
+use herald_delivery::HttpDeliverer;
+use herald_queue::SqsOutbox;
 use herald_store::{AttemptStore, SubscriptionStore};
-use outbox::SqsOutbox;
 use subscriptions::CachedSubscriptions;
-
-/// Longest a single AWS call of the consumer may take, retries included; the
-/// follow-up allowance in [`DeliveryPolicy::worst_case_batch_time`] rests on it.
-pub const AWS_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// AWS SDK configuration from the standard environment (`AWS_ENDPOINT_URL`,
-/// `AWS_REGION`, credentials), so the same code runs against the emulator,
-/// LocalStack or AWS. Every call is bounded by [`AWS_OPERATION_TIMEOUT`].
-pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .operation_timeout(AWS_OPERATION_TIMEOUT)
-                .build(),
-        )
-        .load()
-        .await
-}
 
 /// A consumer wired to the real adapters.
 pub fn build(config: &ConsumerConfig, aws: &aws_config::SdkConfig) -> anyhow::Result<Consumer> {
@@ -81,7 +62,7 @@ pub async fn check_visibility_timeout(
         .attribute_names(QueueAttributeName::VisibilityTimeout)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))
+        .map_err(|e| herald_queue::QueueError::sdk("GetQueueAttributes", &e))
         .context("reading the events queue's visibility timeout")?;
     let visibility: u64 = attrs
         .attributes()
@@ -92,7 +73,7 @@ pub async fn check_visibility_timeout(
     if visibility <= worst.as_secs() {
         bail!(
             "the events queue's visibility timeout ({visibility} s) must exceed the worst-case batch time \
-             ({} s = HERALD_BATCH_START_DEADLINE_SECS {} s + HERALD_HTTP_TIMEOUT_MS {} ms + {} s for follow-ups); \
+             ({} s = HERALD_BATCH_START_DEADLINE {} s + HERALD_HTTP_TIMEOUT {} ms + {} s for follow-ups); \
              raise the queue's VisibilityTimeout or lower those settings",
             worst.as_secs(),
             config.delivery.start_deadline.as_secs(),
@@ -108,21 +89,27 @@ pub async fn check_visibility_timeout(
     Ok(())
 }
 
-/// Runs the local worker until SIGINT or SIGTERM: checks the visibility-timeout rule,
-/// then long-polls the events queue and hands each batch to the consumer, finishing
-/// the batch in hand before it stops. `herald-worker` and `herald worker` both call it.
+/// Runs the local worker until SIGINT or SIGTERM. `herald worker` calls it.
 pub async fn run_worker(config: ConsumerConfig) -> anyhow::Result<()> {
-    let aws = aws_config().await;
+    run_worker_until(config, herald_runtime::shutdown_signal()).await
+}
+
+/// Runs the local worker until `shutdown` completes: checks the visibility-timeout
+/// rule, then long-polls the events queue and hands each batch to the consumer,
+/// finishing the batch in hand before it stops.
+pub async fn run_worker_until(
+    config: ConsumerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let aws = herald_runtime::aws_config().await;
     let consumer = build(&config, &aws)?;
-    // Long polls outlast the consumer's 5-second operation timeout: the poller gets
-    // its own client whose calls may take the wait plus a margin.
+    // Long polls outlast the usual 5-second operation timeout: the poller gets its
+    // own client whose calls may take the wait plus a margin.
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(&aws)
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .operation_timeout(config.worker_wait + std::time::Duration::from_secs(10))
-                    .build(),
-            )
+            .timeout_config(herald_runtime::operation_timeout(
+                config.worker_wait + std::time::Duration::from_secs(10),
+            ))
             .build(),
     );
     check_visibility_timeout(&sqs, &config).await?;
@@ -131,32 +118,6 @@ pub async fn run_worker(config: ConsumerConfig) -> anyhow::Result<()> {
         wait_seconds: config.worker_wait.as_secs() as i32,
         batch_size: config.worker_batch_size,
     };
-    worker::run(&sqs, &consumer, &settings, shutdown_signal()).await;
+    worker::run(&sqs, &consumer, &settings, shutdown).await;
     Ok(())
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
-    tracing::info!("shutdown requested; finishing the current batch");
-}
-
-/// Logs through `tracing`: JSON lines (for Lambda and CloudWatch) or human-readable
-/// text, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().with_current_span(true).init();
-    } else {
-        builder.init();
-    }
 }

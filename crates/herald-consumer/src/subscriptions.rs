@@ -11,29 +11,28 @@ use herald_store::{StoreError, SubscriptionStore};
 #[async_trait]
 pub trait SubscriptionSource: Send + Sync {
     /// Every subscription of an app, active or not (possibly a few seconds old).
-    async fn for_app(&self, app: &AppId) -> Result<Arc<Vec<Subscription>>, Arc<StoreError>>;
+    async fn for_app(&self, app: &AppId) -> Result<Arc<Vec<Subscription>>, StoreError>;
     /// One subscription, read fresh (used when the cached list lacks it).
     async fn get(
         &self,
         app: &AppId,
         id: &SubscriptionId,
-    ) -> Result<Option<Subscription>, Arc<StoreError>>;
+    ) -> Result<Option<Subscription>, StoreError>;
     /// Counts a delivery that failed for good; returns true if that disabled the endpoint.
     async fn record_failed_delivery(
         &self,
         app: &AppId,
         id: &SubscriptionId,
-    ) -> Result<bool, Arc<StoreError>>;
+    ) -> Result<bool, StoreError>;
     /// Resets the failure count after a success.
-    async fn reset_failures(&self, app: &AppId, id: &SubscriptionId)
-        -> Result<(), Arc<StoreError>>;
+    async fn reset_failures(&self, app: &AppId, id: &SubscriptionId) -> Result<(), StoreError>;
     /// Disables an endpoint now, with a reason.
     async fn disable(
         &self,
         app: &AppId,
         id: &SubscriptionId,
         reason: &str,
-    ) -> Result<(), Arc<StoreError>>;
+    ) -> Result<(), StoreError>;
 }
 
 /// The DynamoDB store behind a short-lived per-app cache: one `Query` per app per TTL,
@@ -70,20 +69,17 @@ impl CachedSubscriptions {
 
 #[async_trait]
 impl SubscriptionSource for CachedSubscriptions {
-    async fn for_app(&self, app: &AppId) -> Result<Arc<Vec<Subscription>>, Arc<StoreError>> {
+    async fn for_app(&self, app: &AppId) -> Result<Arc<Vec<Subscription>>, StoreError> {
         match &self.cache {
-            None => self
-                .store
-                .for_app(app)
-                .await
-                .map(Arc::new)
-                .map_err(Arc::new),
+            None => self.store.for_app(app).await.map(Arc::new),
             Some(cache) => {
                 cache
                     .try_get_with(app.clone(), async {
                         self.store.for_app(app).await.map(Arc::new)
                     })
                     .await
+                    // moka shares one failed lookup among its waiters.
+                    .map_err(|e| (*e).clone())
             }
         }
     }
@@ -92,30 +88,25 @@ impl SubscriptionSource for CachedSubscriptions {
         &self,
         app: &AppId,
         id: &SubscriptionId,
-    ) -> Result<Option<Subscription>, Arc<StoreError>> {
-        self.store.get(app, id).await.map_err(Arc::new)
+    ) -> Result<Option<Subscription>, StoreError> {
+        self.store.get(app, id).await
     }
 
     async fn record_failed_delivery(
         &self,
         app: &AppId,
         id: &SubscriptionId,
-    ) -> Result<bool, Arc<StoreError>> {
+    ) -> Result<bool, StoreError> {
         let (_, disabled) = self
             .store
             .record_failed_delivery(app, id, self.disable_after)
-            .await
-            .map_err(Arc::new)?;
+            .await?;
         self.invalidate(app).await;
         Ok(disabled)
     }
 
-    async fn reset_failures(
-        &self,
-        app: &AppId,
-        id: &SubscriptionId,
-    ) -> Result<(), Arc<StoreError>> {
-        self.store.reset_failures(app, id).await.map_err(Arc::new)?;
+    async fn reset_failures(&self, app: &AppId, id: &SubscriptionId) -> Result<(), StoreError> {
+        self.store.reset_failures(app, id).await?;
         self.invalidate(app).await;
         Ok(())
     }
@@ -125,11 +116,8 @@ impl SubscriptionSource for CachedSubscriptions {
         app: &AppId,
         id: &SubscriptionId,
         reason: &str,
-    ) -> Result<(), Arc<StoreError>> {
-        self.store
-            .disable(app, id, reason)
-            .await
-            .map_err(Arc::new)?;
+    ) -> Result<(), StoreError> {
+        self.store.disable(app, id, reason).await?;
         self.invalidate(app).await;
         Ok(())
     }

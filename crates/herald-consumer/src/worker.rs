@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
+use herald_queue::sqs::{entry_results, error_reason, to_sqs_event, EntryResult};
 
 use crate::handler::Consumer;
 
@@ -45,7 +45,7 @@ pub async fn run(
         let messages = match received {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
-                tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "ReceiveMessage failed; retrying in 1 s");
+                tracing::error!(error = %error_reason(&e), "ReceiveMessage failed; retrying in 1 s");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
             }
@@ -96,52 +96,15 @@ async fn delete(client: &Client, queue_url: &str, done: &[(&String, &String)]) {
         .await
     {
         Ok(out) => {
-            for f in out.failed() {
-                // The message will be received again; receivers dedupe on webhook-id.
-                tracing::warn!(
-                    entry = f.id(),
-                    code = f.code(),
-                    "DeleteMessageBatch entry failed; the message will be redelivered"
-                );
+            for ((message_id, _), result) in done.iter().zip(entry_results(done.len(), &out)) {
+                if let EntryResult::Failed { reason, .. } = result {
+                    // The message will be received again; receivers dedupe on webhook-id.
+                    tracing::warn!(%message_id, %reason, "DeleteMessageBatch entry failed; the message will be redelivered");
+                }
             }
         }
         Err(e) => {
-            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "DeleteMessageBatch failed; the messages will be redelivered");
+            tracing::warn!(error = %error_reason(&e), "DeleteMessageBatch failed; the messages will be redelivered");
         }
     }
-}
-
-/// Converts received messages into the event Lambda's SQS integration would pass.
-pub fn to_sqs_event(messages: Vec<aws_sdk_sqs::types::Message>) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = messages
-        .into_iter()
-        .map(|m| {
-            let mut record = SqsMessage::default();
-            record.attributes = m
-                .attributes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v))
-                .collect();
-            record.message_attributes = m
-                .message_attributes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| {
-                    let mut attr = SqsMessageAttribute::default();
-                    attr.data_type = Some(v.data_type);
-                    attr.string_value = v.string_value;
-                    (k, attr)
-                })
-                .collect();
-            record.message_id = m.message_id;
-            record.receipt_handle = m.receipt_handle;
-            record.body = m.body;
-            record.md5_of_body = m.md5_of_body;
-            record.event_source = Some("aws:sqs".to_owned());
-            record
-        })
-        .collect();
-    event
 }

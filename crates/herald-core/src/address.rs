@@ -31,6 +31,23 @@ pub struct AddressPolicy {
     allowed: Vec<IpNet>,
 }
 
+impl std::fmt::Display for AddressPolicy {
+    /// The allowlist as [`AddressPolicy::with_allowlist`] reads it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list: Vec<String> = self.allowed.iter().map(ToString::to_string).collect();
+        f.write_str(&list.join(","))
+    }
+}
+
+impl std::str::FromStr for AddressPolicy {
+    type Err = BadNetwork;
+
+    /// The policy of [`AddressPolicy::with_allowlist`].
+    fn from_str(list: &str) -> Result<Self, BadNetwork> {
+        Self::with_allowlist(list)
+    }
+}
+
 impl AddressPolicy {
     /// Refuses every non-public address.
     pub fn strict() -> Self {

@@ -3,11 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{AppId, EventId, EventType};
+use crate::delivery::{DeliveryOutcome, RESPONSE_BODY_CAP};
+use crate::envelope::webhook_id;
+use crate::event::{AppId, Event, EventId, EventType};
 use crate::subscription::SubscriptionId;
-
-/// Most bytes of a response body kept in an attempt record.
-pub const RESPONSE_BODY_LIMIT: usize = 4 * 1024;
 
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,7 +41,7 @@ pub struct Attempt {
     pub error_kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// The start of the response body, at most [`RESPONSE_BODY_LIMIT`] bytes.
+    /// The start of the response body, at most [`RESPONSE_BODY_CAP`] bytes.
     #[serde(default)]
     pub response_body: String,
     /// When the next attempt is due, if there will be one.
@@ -50,9 +49,75 @@ pub struct Attempt {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// Cuts `body` to at most [`RESPONSE_BODY_LIMIT`] bytes on a character boundary.
+impl Attempt {
+    /// The record of attempt number `attempt` to deliver `event` to `subscription`,
+    /// made at `attempted_at`, that ended with `outcome`. The one builder of attempt
+    /// records, for the consumer and the API's test ping alike.
+    pub fn of_outcome(
+        event: &Event,
+        subscription: &SubscriptionId,
+        attempt: u32,
+        attempted_at: DateTime<Utc>,
+        outcome: &DeliveryOutcome,
+    ) -> Self {
+        let succeeded = outcome.is_success();
+        let error_kind = match (outcome.error(), succeeded) {
+            (Some(e), _) => Some(e.kind().to_owned()),
+            (None, false) => Some("http_status".to_owned()),
+            (None, true) => None,
+        };
+        Self {
+            app_id: event.app_id.clone(),
+            event_id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            subscription_id: subscription.clone(),
+            webhook_id: webhook_id(&event.id, subscription),
+            attempt,
+            attempted_at,
+            outcome: if succeeded {
+                AttemptOutcome::Succeeded
+            } else {
+                AttemptOutcome::Failed
+            },
+            status_code: outcome.status(),
+            latency_ms: outcome.latency.as_millis() as u64,
+            error_kind,
+            error: outcome.error().map(|e| e.to_string()),
+            response_body: truncate_body(outcome.response_body()),
+            next_attempt_at: None,
+        }
+    }
+
+    /// The record of a delivery that was not sent: `kind` says why
+    /// (`endpoint_disabled`, `subscription_deleted`), `detail` adds the reason if any.
+    pub fn not_sent(
+        event: &Event,
+        subscription: &SubscriptionId,
+        kind: &str,
+        detail: Option<&str>,
+    ) -> Self {
+        Self {
+            app_id: event.app_id.clone(),
+            event_id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            subscription_id: subscription.clone(),
+            webhook_id: webhook_id(&event.id, subscription),
+            attempt: 0,
+            attempted_at: Utc::now(),
+            outcome: AttemptOutcome::NotSent,
+            status_code: None,
+            latency_ms: 0,
+            error_kind: Some(kind.to_owned()),
+            error: detail.map(str::to_owned),
+            response_body: String::new(),
+            next_attempt_at: None,
+        }
+    }
+}
+
+/// Cuts `body` to at most [`RESPONSE_BODY_CAP`] bytes on a character boundary.
 pub fn truncate_body(body: &str) -> String {
-    truncate_to(body, RESPONSE_BODY_LIMIT)
+    truncate_to(body, RESPONSE_BODY_CAP)
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary.
@@ -67,9 +132,9 @@ mod tests {
     #[test]
     fn bodies_are_cut_at_four_kib_on_a_char_boundary() {
         assert_eq!(truncate_body("short"), "short");
-        let long = "ü".repeat(RESPONSE_BODY_LIMIT);
+        let long = "ü".repeat(RESPONSE_BODY_CAP);
         let cut = truncate_body(&long);
-        assert!(cut.len() <= RESPONSE_BODY_LIMIT && cut.len() >= RESPONSE_BODY_LIMIT - 1);
+        assert!(cut.len() <= RESPONSE_BODY_CAP && cut.len() >= RESPONSE_BODY_CAP - 1);
         assert!(long.starts_with(&cut));
     }
 }

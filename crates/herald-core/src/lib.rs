@@ -5,15 +5,21 @@
 
 pub mod address;
 pub mod attempt;
+pub mod delivery;
 pub mod envelope;
 pub mod event;
 pub mod message;
 pub mod retry;
+pub mod settings;
 pub mod signing;
 pub mod subscription;
 
 pub use address::AddressPolicy;
 pub use attempt::{Attempt, AttemptOutcome};
+pub use delivery::{
+    is_reserved_header, signed_request, DeliveryError, DeliveryOutcome, DeliveryRequest,
+    DeliveryResult,
+};
 pub use envelope::webhook_id;
 pub use envelope::Envelope;
 pub use event::{AppId, Event, EventId, EventType, ObjectType, ValidationError};

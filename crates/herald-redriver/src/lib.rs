@@ -32,6 +32,9 @@
 
 #![warn(missing_docs)]
 
+pub mod settings;
+pub use settings::RedriverConfig;
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration as StdDuration;
 

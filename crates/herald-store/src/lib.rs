@@ -27,7 +27,7 @@ use herald_core::{AppId, Event, Subscription, SubscriptionId};
 pub const MAX_PAGE_SIZE: i32 = 250;
 
 /// Store failures.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("subscription {0} not found")]
     NotFound(SubscriptionId),

@@ -6,9 +6,9 @@ use herald_api::{router, ApiConfig, AppState};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    herald_consumer::init_tracing(true);
+    herald_runtime::init_tracing(true);
     let config = ApiConfig::from_env().context("invalid configuration")?;
-    let aws = herald_consumer::aws_config().await;
+    let aws = herald_runtime::aws_config().await;
     let state = AppState::connect(config, &aws).await?;
     lambda_http::run(router(state)).await
 }

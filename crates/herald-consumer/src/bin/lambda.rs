@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use herald_consumer::{build, init_tracing, ConsumerConfig};
+use herald_consumer::{build, check_visibility_timeout, ConsumerConfig};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    init_tracing(true);
+    herald_runtime::init_tracing(true);
     let config = ConsumerConfig::from_env().context("invalid configuration")?;
-    let aws = herald_consumer::aws_config().await;
-    herald_consumer::check_visibility_timeout(&aws_sdk_sqs::Client::new(&aws), &config).await?;
+    let aws = herald_runtime::aws_config().await;
+    check_visibility_timeout(&aws_sdk_sqs::Client::new(&aws), &config).await?;
     let consumer = Arc::new(build(&config, &aws)?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = Arc::clone(&consumer);

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use herald_redriver::{Filter, RedriveOptions, RedriveReport, Redriver};
+use herald_redriver::{Filter, RedriveOptions, RedriveReport, Redriver, RedriverConfig};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde::Deserialize;
 
@@ -46,33 +46,15 @@ impl Payload {
     }
 }
 
-fn env(name: &str) -> Result<String, lambda_runtime::Error> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("{name} is not set").into())
-}
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .json()
-        .with_current_span(true)
-        .init();
-
-    let dlq_url = env("HERALD_DLQ_URL")?;
-    let queue_url = env("HERALD_EVENTS_QUEUE_URL")?;
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    herald_runtime::init_tracing(true);
+    let config = RedriverConfig::from_env()?;
+    let aws = herald_runtime::aws_config().await;
     let redriver = Arc::new(Redriver::new(
         aws_sdk_sqs::Client::new(&aws),
-        dlq_url,
-        queue_url,
+        config.dlq_url,
+        config.events_queue_url,
     ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Option<Payload>>| {
         let redriver = Arc::clone(&redriver);

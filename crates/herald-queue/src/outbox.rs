@@ -4,12 +4,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::MessageAttributeValue;
 use herald_core::{DeadLetter, DeliveryTask, QueueMessage};
 
-/// SQS's longest per-message delay.
-pub const MAX_SQS_DELAY: Duration = Duration::from_secs(900);
+use crate::sqs::{string_attribute, string_attributes, task_attributes, QueueError, MAX_DELAY};
 
 /// Durable hand-off of work the consumer cannot finish now. An error means nothing
 /// was sent, so the caller must keep the message it came from.
@@ -17,9 +14,9 @@ pub const MAX_SQS_DELAY: Duration = Duration::from_secs(900);
 pub trait Outbox: Send + Sync {
     /// Puts a delivery task on the events queue, invisible for `delay` (at most 15
     /// minutes; the task's `not_before` carries any longer wait).
-    async fn schedule(&self, task: &DeliveryTask, delay: Duration) -> Result<(), String>;
+    async fn schedule(&self, task: &DeliveryTask, delay: Duration) -> Result<(), QueueError>;
     /// Puts a dead letter on the DLQ.
-    async fn park(&self, letter: &DeadLetter) -> Result<(), String>;
+    async fn park(&self, letter: &DeadLetter) -> Result<(), QueueError>;
 }
 
 /// The SQS events queue and DLQ. Messages carry `app_id`, `event_type`, `event_id`,
@@ -45,31 +42,14 @@ impl SqsOutbox {
             client,
             events_queue_url: events_queue_url.into(),
             dlq_url: dlq_url.into(),
-            max_delay: max_delay.min(MAX_SQS_DELAY),
+            max_delay: max_delay.min(MAX_DELAY),
         }
     }
 }
 
-fn attribute(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .expect("data type is set")
-}
-
-fn task_attributes(task: &DeliveryTask) -> [(&'static str, MessageAttributeValue); 4] {
-    [
-        ("app_id", attribute(task.event.app_id.as_str())),
-        ("event_type", attribute(task.event.event_type.as_str())),
-        ("event_id", attribute(task.event.id.as_str())),
-        ("subscription_id", attribute(task.subscription_id.as_str())),
-    ]
-}
-
 #[async_trait]
 impl Outbox for SqsOutbox {
-    async fn schedule(&self, task: &DeliveryTask, delay: Duration) -> Result<(), String> {
+    async fn schedule(&self, task: &DeliveryTask, delay: Duration) -> Result<(), QueueError> {
         // Whole seconds, rounded up, so a task never arrives before it is due.
         let delay = delay.min(self.max_delay);
         let delay = (delay.as_secs() + u64::from(delay.subsec_nanos() > 0)) as i32;
@@ -77,38 +57,34 @@ impl Outbox for SqsOutbox {
             delivery: task.clone(),
         }
         .encode();
-        let mut send = self
-            .client
+        self.client
             .send_message()
             .queue_url(&self.events_queue_url)
             .message_body(body)
-            .delay_seconds(delay);
-        for (name, value) in task_attributes(task) {
-            send = send.message_attributes(name, value);
-        }
-        send.send()
+            .delay_seconds(delay)
+            .set_message_attributes(Some(string_attributes(task_attributes(task))))
+            .send()
             .await
             .map(|_| ())
-            .map_err(|e| DisplayErrorContext(e).to_string())
+            .map_err(|e| QueueError::sdk("SendMessage", &e))
     }
 
-    async fn park(&self, letter: &DeadLetter) -> Result<(), String> {
+    async fn park(&self, letter: &DeadLetter) -> Result<(), QueueError> {
         let mut reason = letter.reason().to_owned();
         reason.truncate(reason.floor_char_boundary(1024));
-        let mut send = self
-            .client
+        let mut attributes = match letter {
+            DeadLetter::Failed { delivery, .. } => string_attributes(task_attributes(delivery)),
+            _ => Default::default(),
+        };
+        attributes.insert("herald_reason".to_owned(), string_attribute(&reason));
+        self.client
             .send_message()
             .queue_url(&self.dlq_url)
             .message_body(letter.encode())
-            .message_attributes("herald_reason", attribute(&reason));
-        if let DeadLetter::Failed { delivery, .. } = letter {
-            for (name, value) in task_attributes(delivery) {
-                send = send.message_attributes(name, value);
-            }
-        }
-        send.send()
+            .set_message_attributes(Some(attributes))
+            .send()
             .await
             .map(|_| ())
-            .map_err(|e| DisplayErrorContext(e).to_string())
+            .map_err(|e| QueueError::sdk("SendMessage", &e))
     }
 }

@@ -9,14 +9,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use herald_core::{Event, EventId, QueueMessage};
 
-/// Most entries SQS takes in one `SendMessageBatch` call.
-pub const MAX_BATCH_ENTRIES: usize = 10;
-/// The SQS message size limit assumed when the queue does not report its own.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
+pub use crate::sqs::EntryResult;
+use crate::sqs::{
+    entry_results, event_attributes, message_size, string_attributes, QueueError,
+    MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES,
+};
 /// Bytes kept free under the queue's limit for what a retry or a dead letter adds
 /// around an event (subscription id, attempt, times, last result), so that every
 /// event accepted here can also travel as a retry or be parked.
@@ -43,7 +44,7 @@ pub enum PublishError {
         failed: Vec<(EventId, String)>,
     },
     #[error("could not read the events queue's attributes: {0}")]
-    QueueAttributes(String),
+    QueueAttributes(QueueError),
 }
 
 fn summary(failed: &[(EventId, String)]) -> String {
@@ -76,7 +77,7 @@ impl Publisher {
     pub fn with_sink(sink: std::sync::Arc<dyn BatchSink>) -> Self {
         Self {
             sink,
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_message_bytes: MAX_MESSAGE_BYTES,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
     }
@@ -94,16 +95,13 @@ impl Publisher {
             .send()
             .await
             .map_err(|e| {
-                PublishError::QueueAttributes(
-                    aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
-                )
+                PublishError::QueueAttributes(QueueError::sdk("GetQueueAttributes", &e))
             })?;
         let limit = attrs
             .attributes()
             .and_then(|a| a.get(&QueueAttributeName::MaximumMessageSize))
             .and_then(|s| s.parse().ok());
-        Ok(Self::new(client, queue_url)
-            .with_max_message_bytes(limit.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)))
+        Ok(Self::new(client, queue_url).with_max_message_bytes(limit.unwrap_or(MAX_MESSAGE_BYTES)))
     }
 
     pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
@@ -214,7 +212,7 @@ impl Publisher {
                 Err(why) => {
                     tracing::warn!(attempt, error = %why, "SendMessageBatch call failed");
                     for reason in pending.values_mut() {
-                        reason.clone_from(&why);
+                        reason.clone_from(&why.reason);
                     }
                 }
                 Ok(results) => {
@@ -223,7 +221,7 @@ impl Publisher {
                             continue;
                         }
                         match result {
-                            EntryResult::Sent => {
+                            EntryResult::Succeeded => {
                                 pending.remove(&i);
                                 published.push(batch[i].0.id.clone());
                             }
@@ -256,13 +254,6 @@ impl Publisher {
     }
 }
 
-/// The result of one entry of a batch send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryResult {
-    Sent,
-    Failed { reason: String, sender_fault: bool },
-}
-
 /// Where batches go: the SQS events queue ([`SqsSink`]), or a fake in unit tests.
 #[async_trait::async_trait]
 pub trait BatchSink: Send + Sync {
@@ -272,7 +263,7 @@ pub trait BatchSink: Send + Sync {
     async fn send(
         &self,
         entries: &[(usize, &Event, &str)],
-    ) -> Result<Vec<(usize, EntryResult)>, String>;
+    ) -> Result<Vec<(usize, EntryResult)>, QueueError>;
 }
 
 /// The SQS events queue, through `SendMessageBatch`.
@@ -286,14 +277,15 @@ impl BatchSink for SqsSink {
     async fn send(
         &self,
         entries: &[(usize, &Event, &str)],
-    ) -> Result<Vec<(usize, EntryResult)>, String> {
+    ) -> Result<Vec<(usize, EntryResult)>, QueueError> {
         let request = entries
             .iter()
-            .map(|(i, event, body)| {
+            .enumerate()
+            .map(|(slot, (_, event, body))| {
                 SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
+                    .id(slot.to_string())
                     .message_body(*body)
-                    .set_message_attributes(Some(attributes(event)))
+                    .set_message_attributes(Some(string_attributes(event_attributes(event))))
                     .build()
                     .expect("id and body are set")
             })
@@ -305,21 +297,12 @@ impl BatchSink for SqsSink {
             .set_entries(Some(request))
             .send()
             .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
-        let sent = out
-            .successful()
+            .map_err(|e| QueueError::sdk("SendMessageBatch", &e))?;
+        Ok(entries
             .iter()
-            .filter_map(|ok| Some((ok.id().parse().ok()?, EntryResult::Sent)));
-        let failed = out.failed().iter().filter_map(|bad| {
-            Some((
-                bad.id().parse().ok()?,
-                EntryResult::Failed {
-                    reason: format!("{}: {}", bad.code(), bad.message().unwrap_or("no message")),
-                    sender_fault: bad.sender_fault(),
-                },
-            ))
-        });
-        Ok(sent.chain(failed).collect())
+            .map(|(i, _, _)| *i)
+            .zip(entry_results(entries.len(), &out))
+            .collect())
     }
 }
 
@@ -327,35 +310,9 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(50u64 << attempt.min(6))
 }
 
-/// Message attributes carried beside the body, so operators and the re-driver can
-/// filter without decoding bodies.
-fn attributes(event: &Event) -> std::collections::HashMap<String, MessageAttributeValue> {
-    [
-        ("app_id", event.app_id.as_str()),
-        ("event_type", event.event_type.as_str()),
-        ("event_id", event.id.as_str()),
-    ]
-    .into_iter()
-    .map(|(k, v)| {
-        (
-            k.to_owned(),
-            MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(v)
-                .build()
-                .expect("data type is set"),
-        )
-    })
-    .collect()
-}
-
 /// SQS counts attribute names, types and values towards the message size.
 fn attributes_size(event: &Event) -> usize {
-    let strings = "app_id".len() + "event_type".len() + "event_id".len() + 3 * "String".len();
-    strings
-        + event.app_id.as_str().len()
-        + event.event_type.as_str().len()
-        + event.id.as_str().len()
+    message_size("", &string_attributes(event_attributes(event)))
 }
 
 #[cfg(test)]
@@ -393,13 +350,16 @@ mod tests {
         async fn send(
             &self,
             entries: &[(usize, &Event, &str)],
-        ) -> Result<Vec<(usize, EntryResult)>, String> {
+        ) -> Result<Vec<(usize, EntryResult)>, QueueError> {
             self.calls.lock().unwrap().push(entries.len());
             {
                 let mut failing = self.calls_failing.lock().unwrap();
                 if *failing > 0 {
                     *failing -= 1;
-                    return Err("connection reset".into());
+                    return Err(QueueError {
+                        operation: "SendMessageBatch",
+                        reason: "connection reset".into(),
+                    });
                 }
             }
             let mut out = Vec::new();
@@ -425,7 +385,7 @@ mod tests {
                     ));
                 } else {
                     self.sent.lock().unwrap().push(event.id.clone());
-                    out.push((*i, EntryResult::Sent));
+                    out.push((*i, EntryResult::Succeeded));
                 }
             }
             Ok(out)

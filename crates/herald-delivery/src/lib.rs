@@ -1,115 +1,76 @@
 //! Delivering one signed request over HTTP.
+//!
+//! [`HttpDeliverer`] is the one HTTP client of deliveries (the consumer's and the
+//! API's test pings): pooled, no redirects, bounded timeouts and response sizes, and
+//! the address policy enforced on the addresses it actually connects to.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use herald_core::address::{AddressPolicy, RefusedAddress};
-use herald_core::AttemptFailure;
-
-/// Most bytes of a response body that are read (and kept for the delivery history).
-pub const RESPONSE_BODY_CAP: usize = 4 * 1024;
-
-/// One POST to make.
-#[derive(Debug, Clone)]
-pub struct DeliveryRequest {
-    pub url: String,
-    /// Headers in order: the subscription's custom headers first, then the signature
-    /// headers, which therefore always win.
-    pub headers: Vec<(String, String)>,
-    pub body: Bytes,
-}
-
-/// Why a delivery produced no HTTP status.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeliveryError {
-    #[error("timed out")]
-    Timeout,
-    #[error("could not connect: {0}")]
-    Connect(String),
-    #[error("request failed: {0}")]
-    Request(String),
-    #[error("invalid request: {0}")]
-    Invalid(String),
-    /// The destination resolves only to addresses the policy refuses.
-    #[error("destination refused: {0}")]
-    Refused(String),
-}
-
-impl DeliveryError {
-    /// A short machine-readable kind, for the delivery history.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Timeout => "timeout",
-            Self::Connect(_) => "connect",
-            Self::Request(_) => "request",
-            Self::Invalid(_) => "invalid_url",
-            Self::Refused(_) => "refused_address",
-        }
-    }
-}
-
-/// What happened to one delivery attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryOutcome {
-    /// The HTTP status, when the receiver answered.
-    pub status: Option<u16>,
-    pub latency: Duration,
-    pub error: Option<DeliveryError>,
-    /// The start of the response body (at most [`RESPONSE_BODY_CAP`] bytes).
-    pub response_body: String,
-    /// The response's `Retry-After`, as a delay from now.
-    pub retry_after: Option<Duration>,
-}
-
-impl DeliveryOutcome {
-    /// 2xx is success; anything else (3xx included: redirects are never followed) is not.
-    pub fn is_success(&self) -> bool {
-        self.error.is_none() && matches!(self.status, Some(200..=299))
-    }
-
-    /// The failure as the retry policy sees it; `None` on success.
-    pub fn failure(&self) -> Option<AttemptFailure> {
-        match (&self.error, self.status) {
-            (None, Some(200..=299)) => None,
-            (Some(DeliveryError::Refused(_) | DeliveryError::Invalid(_)), _) => {
-                Some(AttemptFailure::Refused)
-            }
-            (Some(_), _) | (None, None) => Some(AttemptFailure::Transport),
-            (None, Some(code)) => Some(AttemptFailure::Status {
-                code,
-                retry_after: self.retry_after,
-            }),
-        }
-    }
-
-    /// A short description for logs: the status, or the error.
-    pub fn describe(&self) -> String {
-        match (&self.status, &self.error) {
-            (_, Some(e)) => e.to_string(),
-            (Some(s), None) => format!("HTTP {s}"),
-            (None, None) => "no response".to_owned(),
-        }
-    }
-}
+use herald_core::delivery::{parse_retry_after, RESPONSE_BODY_CAP};
+use herald_core::settings;
+use herald_core::{DeliveryError, DeliveryOutcome, DeliveryRequest};
+use herald_runtime::config::{duration_in_range, ConfigError, Validate};
 
 /// Makes delivery attempts. The HTTP implementation is [`HttpDeliverer`].
 #[async_trait]
 pub trait Deliverer: Send + Sync {
+    /// Makes one attempt; every way it can end is in the outcome.
     async fn deliver(&self, request: DeliveryRequest) -> DeliveryOutcome;
 }
 
-/// Timeouts and limits of the HTTP client.
-#[derive(Debug, Clone)]
+/// Timeouts and limits of the HTTP client: settings `HERALD_HTTP_CONNECT_TIMEOUT`
+/// (default 5s), `HERALD_HTTP_TIMEOUT` (15s) and `HERALD_ALLOW_PRIVATE_NETWORKS`,
+/// shared by the consumer and the API's test pings.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
 pub struct HttpSettings {
+    /// Longest wait for a connection.
+    #[serde(
+        rename = "http_connect_timeout",
+        deserialize_with = "settings::duration",
+        serialize_with = "settings::write_duration"
+    )]
     pub connect_timeout: Duration,
+    /// Longest a whole attempt may take, connecting and reading included.
+    #[serde(
+        rename = "http_timeout",
+        deserialize_with = "settings::duration",
+        serialize_with = "settings::write_duration"
+    )]
     pub total_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    #[serde(skip)]
     pub pool_idle_timeout: Duration,
+    /// Idle connections kept per host.
+    #[serde(skip)]
     pub pool_max_idle_per_host: usize,
-    /// Which addresses deliveries may connect to.
+    /// Which addresses deliveries may connect to (a comma-separated allowlist of
+    /// networks; the default refuses every private address).
+    #[serde(
+        rename = "allow_private_networks",
+        deserialize_with = "settings::parsed",
+        serialize_with = "settings::write_display"
+    )]
     pub address_policy: AddressPolicy,
+}
+
+impl Validate for HttpSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        duration_in_range(
+            "http_connect_timeout",
+            self.connect_timeout,
+            Duration::from_millis(1)..=Duration::from_secs(60),
+        )?;
+        duration_in_range(
+            "http_timeout",
+            self.total_timeout,
+            Duration::from_millis(1)..=Duration::from_secs(300),
+        )
+    }
 }
 
 impl Default for HttpSettings {
@@ -172,6 +133,7 @@ pub struct HttpDeliverer {
 }
 
 impl HttpDeliverer {
+    /// A client with `settings`.
     pub fn new(settings: &HttpSettings) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver {
@@ -213,16 +175,6 @@ impl HttpDeliverer {
     }
 }
 
-/// Parses `Retry-After`: a number of seconds or an HTTP date.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or_default())
-}
-
 fn classify(e: &reqwest::Error) -> DeliveryError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
@@ -258,13 +210,7 @@ impl Deliverer for HttpDeliverer {
     async fn deliver(&self, request: DeliveryRequest) -> DeliveryOutcome {
         let started = Instant::now();
         if let Err(error) = self.check_url(&request.url) {
-            return DeliveryOutcome {
-                status: None,
-                latency: started.elapsed(),
-                error: Some(error),
-                response_body: String::new(),
-                retry_after: None,
-            };
+            return DeliveryOutcome::failed(error, started.elapsed());
         }
         let mut builder = self
             .client
@@ -276,15 +222,7 @@ impl Deliverer for HttpDeliverer {
         let result = builder.body(request.body).send().await;
         let mut response = match result {
             Ok(r) => r,
-            Err(e) => {
-                return DeliveryOutcome {
-                    status: None,
-                    latency: started.elapsed(),
-                    error: Some(classify(&e)),
-                    response_body: String::new(),
-                    retry_after: None,
-                }
-            }
+            Err(e) => return DeliveryOutcome::failed(classify(&e), started.elapsed()),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -301,37 +239,18 @@ impl Deliverer for HttpDeliverer {
             }
         }
         body.truncate(RESPONSE_BODY_CAP);
-        DeliveryOutcome {
-            status: Some(status),
-            latency: started.elapsed(),
-            error: None,
-            response_body: String::from_utf8_lossy(&body).into_owned(),
+        DeliveryOutcome::answered(
+            status,
+            String::from_utf8_lossy(&body).into_owned(),
             retry_after,
-        }
+            started.elapsed(),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_takes_seconds_or_an_http_date() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(30))
-        );
-        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-5", now), None);
-    }
 
     fn deliverer(allow: &str) -> HttpDeliverer {
         HttpDeliverer::new(&HttpSettings {
@@ -367,36 +286,5 @@ mod tests {
         assert!(deliverer("127.0.0.1/32")
             .check_url("http://127.0.0.1:9/x")
             .is_ok());
-    }
-
-    fn outcome(status: Option<u16>, error: Option<DeliveryError>) -> DeliveryOutcome {
-        DeliveryOutcome {
-            status,
-            latency: Duration::ZERO,
-            error,
-            response_body: String::new(),
-            retry_after: Some(Duration::from_secs(7)),
-        }
-    }
-
-    #[test]
-    fn outcomes_map_onto_the_retry_policy() {
-        assert_eq!(outcome(Some(204), None).failure(), None);
-        assert_eq!(
-            outcome(Some(503), None).failure(),
-            Some(AttemptFailure::Status {
-                code: 503,
-                retry_after: Some(Duration::from_secs(7))
-            })
-        );
-        assert_eq!(
-            outcome(None, Some(DeliveryError::Timeout)).failure(),
-            Some(AttemptFailure::Transport)
-        );
-        assert_eq!(
-            outcome(None, Some(DeliveryError::Refused("x".into()))).failure(),
-            Some(AttemptFailure::Refused)
-        );
-        assert!(!outcome(Some(301), None).is_success());
     }
 }

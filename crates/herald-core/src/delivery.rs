@@ -1,0 +1,286 @@
+//! One delivery as data: the signed request to make and what came of it.
+//!
+//! Pure: the HTTP client that makes the request lives in `herald-delivery`; the
+//! consumer and the API's test ping build requests and read outcomes through these
+//! types.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use chrono::Utc;
+
+use crate::envelope::webhook_id;
+use crate::event::Event;
+use crate::retry::AttemptFailure;
+use crate::signing::Signer;
+use crate::subscription::Subscription;
+
+/// Most bytes of a response body that are read (and kept for the delivery history).
+pub const RESPONSE_BODY_CAP: usize = 4 * 1024;
+
+/// One POST to make.
+#[derive(Debug, Clone)]
+pub struct DeliveryRequest {
+    /// The webhook's URL.
+    pub url: String,
+    /// Headers in order: the subscription's custom headers first, then the signature
+    /// headers, which therefore always win.
+    pub headers: Vec<(String, String)>,
+    /// The exact bytes that were signed.
+    pub body: Bytes,
+}
+
+/// Why a delivery produced no HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The attempt outlasted its total timeout.
+    #[error("timed out")]
+    Timeout,
+    /// No connection could be made (refused, reset, DNS, TLS).
+    #[error("could not connect: {0}")]
+    Connect(String),
+    /// The request failed after connecting.
+    #[error("request failed: {0}")]
+    Request(String),
+    /// The URL cannot be requested (malformed, not http(s)).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The destination resolves only to addresses the policy refuses.
+    #[error("destination refused: {0}")]
+    Refused(String),
+}
+
+impl DeliveryError {
+    /// A short machine-readable kind, for the delivery history.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect(_) => "connect",
+            Self::Request(_) => "request",
+            Self::Invalid(_) => "invalid_url",
+            Self::Refused(_) => "refused_address",
+        }
+    }
+}
+
+/// How an attempt ended: the receiver answered, or no answer came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryResult {
+    /// The receiver answered with an HTTP status.
+    Answered {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the response body (at most [`RESPONSE_BODY_CAP`] bytes).
+        body: String,
+        /// The response's `Retry-After`, as a delay from now.
+        retry_after: Option<Duration>,
+    },
+    /// No HTTP status: the request could not be made or got no answer.
+    Failed(DeliveryError),
+}
+
+/// What happened to one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryOutcome {
+    /// From the start of the attempt to its end.
+    pub latency: Duration,
+    /// The answer, or why there was none.
+    pub result: DeliveryResult,
+}
+
+impl DeliveryOutcome {
+    /// The receiver answered `status`.
+    pub fn answered(
+        status: u16,
+        body: String,
+        retry_after: Option<Duration>,
+        latency: Duration,
+    ) -> Self {
+        Self {
+            latency,
+            result: DeliveryResult::Answered {
+                status,
+                body,
+                retry_after,
+            },
+        }
+    }
+
+    /// No answer came, because of `error`.
+    pub fn failed(error: DeliveryError, latency: Duration) -> Self {
+        Self {
+            latency,
+            result: DeliveryResult::Failed(error),
+        }
+    }
+
+    /// The HTTP status, when the receiver answered.
+    pub fn status(&self) -> Option<u16> {
+        match &self.result {
+            DeliveryResult::Answered { status, .. } => Some(*status),
+            DeliveryResult::Failed(_) => None,
+        }
+    }
+
+    /// Why there was no answer, if there was none.
+    pub fn error(&self) -> Option<&DeliveryError> {
+        match &self.result {
+            DeliveryResult::Answered { .. } => None,
+            DeliveryResult::Failed(e) => Some(e),
+        }
+    }
+
+    /// The start of the response body (empty when there was no answer).
+    pub fn response_body(&self) -> &str {
+        match &self.result {
+            DeliveryResult::Answered { body, .. } => body,
+            DeliveryResult::Failed(_) => "",
+        }
+    }
+
+    /// 2xx is success; anything else (3xx included: redirects are never followed) is not.
+    pub fn is_success(&self) -> bool {
+        matches!(self.status(), Some(200..=299))
+    }
+
+    /// The failure as the retry policy sees it; `None` on success.
+    pub fn failure(&self) -> Option<AttemptFailure> {
+        match &self.result {
+            DeliveryResult::Answered {
+                status: 200..=299, ..
+            } => None,
+            DeliveryResult::Answered {
+                status,
+                retry_after,
+                ..
+            } => Some(AttemptFailure::Status {
+                code: *status,
+                retry_after: *retry_after,
+            }),
+            DeliveryResult::Failed(DeliveryError::Refused(_) | DeliveryError::Invalid(_)) => {
+                Some(AttemptFailure::Refused)
+            }
+            DeliveryResult::Failed(_) => Some(AttemptFailure::Transport),
+        }
+    }
+
+    /// A short description for logs: the status, or the error.
+    pub fn describe(&self) -> String {
+        match &self.result {
+            DeliveryResult::Answered { status, .. } => format!("HTTP {status}"),
+            DeliveryResult::Failed(e) => e.to_string(),
+        }
+    }
+}
+
+/// Parses `Retry-After`: a number of seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
+/// The signed POST of `event` to `subscription`. Custom headers go first; the
+/// signature headers and content type cannot be overridden by them.
+pub fn signed_request(event: &Event, subscription: &Subscription, body: Bytes) -> DeliveryRequest {
+    let msg_id = webhook_id(&event.id, &subscription.id);
+    let now = Utc::now();
+    let signed = Signer::headers(
+        subscription.signing_secrets(now),
+        &msg_id,
+        now.timestamp(),
+        &body,
+    );
+    let mut headers: Vec<(String, String)> = subscription
+        .headers
+        .iter()
+        .filter(|(name, _)| !is_reserved_header(name))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    headers.extend(signed.pairs().into_iter().map(|(k, v)| (k.to_owned(), v)));
+    DeliveryRequest {
+        url: subscription.url.clone(),
+        headers,
+        body,
+    }
+}
+
+/// Headers Herald sets itself, which custom headers may not replace.
+pub fn is_reserved_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("webhook-")
+        || matches!(
+            name.as_str(),
+            "content-type"
+                | "content-length"
+                | "host"
+                | "user-agent"
+                | "transfer-encoding"
+                | "connection"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    fn answered(status: u16) -> DeliveryOutcome {
+        DeliveryOutcome::answered(
+            status,
+            String::new(),
+            Some(Duration::from_secs(7)),
+            Duration::ZERO,
+        )
+    }
+
+    #[test]
+    fn outcomes_map_onto_the_retry_policy() {
+        assert_eq!(answered(204).failure(), None);
+        assert_eq!(
+            answered(503).failure(),
+            Some(AttemptFailure::Status {
+                code: 503,
+                retry_after: Some(Duration::from_secs(7))
+            })
+        );
+        let timeout = DeliveryOutcome::failed(DeliveryError::Timeout, Duration::ZERO);
+        assert_eq!(timeout.failure(), Some(AttemptFailure::Transport));
+        assert_eq!(timeout.status(), None);
+        assert_eq!(timeout.describe(), "timed out");
+        assert_eq!(
+            DeliveryOutcome::failed(DeliveryError::Refused("x".into()), Duration::ZERO).failure(),
+            Some(AttemptFailure::Refused)
+        );
+        assert!(!answered(301).is_success());
+        assert!(answered(200).is_success());
+    }
+
+    #[test]
+    fn reserved_headers_are_case_insensitive() {
+        for name in ["Webhook-Signature", "CONTENT-TYPE", "host", "Connection"] {
+            assert!(is_reserved_header(name), "{name}");
+        }
+        assert!(!is_reserved_header("x-team"));
+    }
+}

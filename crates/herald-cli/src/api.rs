@@ -314,6 +314,7 @@ pub fn api_error(method: &Method, path: &str, status: StatusCode, body: &[u8]) -
 /// An error answer of the API: its status, and the [`Failure`] it maps to.
 #[derive(Debug)]
 pub struct Refused {
+    /// The HTTP status.
     pub status: u16,
     failure: Failure,
 }
@@ -338,7 +339,7 @@ pub fn refused_status(e: &anyhow::Error) -> Option<u16> {
 }
 
 /// Percent-encodes one path segment (ids are plain, but be safe with what users type).
-pub fn seg(s: &str) -> String {
+fn seg(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

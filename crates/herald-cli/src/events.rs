@@ -55,6 +55,7 @@ pub struct PublishArgs {
     idempotency_key: Option<String>,
 }
 
+/// The `--help` epilogue of `herald publish`.
 pub const PUBLISH_HELP: &str = "\
 Without --type or --file, events are read from standard input, in any of the --file forms.
 More than 100 events are sent 100 per request.
@@ -82,6 +83,7 @@ pub struct DeliveriesArgs {
     page: PageArgs,
 }
 
+/// The `--help` epilogue of `herald deliveries`.
 pub const DELIVERIES_HELP: &str = "\
 Each line is one attempt: when, outcome (succeeded, failed, not_sent), HTTP status,
 latency, attempt number, event type, event id, webhook id, and the error if any.
@@ -104,6 +106,7 @@ pub struct TailArgs {
     duration: Option<f64>,
 }
 
+/// The `--help` epilogue of `herald tail`.
 pub const TAIL_HELP: &str = "\
 Polls the delivery history (GET /v1/webhooks/{id}/deliveries) and prints each attempt
 made after it started, oldest first. With --json, one JSON object per line.
@@ -164,6 +167,7 @@ fn parse_events(bytes: &[u8]) -> Result<Vec<EventIn>> {
         .collect()
 }
 
+/// Runs `herald publish`.
 pub async fn publish(args: PublishArgs, settings: &Settings) -> Result<()> {
     let events = match (&args.event_type, &args.file) {
         (Some(t), _) => {
@@ -252,6 +256,7 @@ pub fn attempt_line(a: &AttemptOut) -> String {
     line
 }
 
+/// Runs `herald deliveries`.
 pub async fn deliveries(args: DeliveriesArgs, settings: &Settings) -> Result<()> {
     let api = ApiClient::app(settings)?;
     let paging = args.page.paging();
@@ -321,6 +326,7 @@ async fn poll(api: &ApiClient, webhook: Option<&str>) -> Result<Vec<AttemptOut>>
     Ok(all)
 }
 
+/// Runs `herald tail`.
 pub async fn tail(args: TailArgs, settings: &Settings) -> Result<()> {
     if !(args.interval.is_finite() && args.interval >= 0.1) {
         return Err(usage("--interval must be at least 0.1 seconds"));

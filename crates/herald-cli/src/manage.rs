@@ -219,6 +219,7 @@ pub struct UpdateArgs {
     clear_headers: bool,
 }
 
+/// Runs `herald apps`.
 pub async fn apps(cmd: AppsCommand, settings: &Settings) -> Result<()> {
     let api = ApiClient::admin(settings)?;
     let json = settings.json;
@@ -274,6 +275,7 @@ pub async fn apps(cmd: AppsCommand, settings: &Settings) -> Result<()> {
     Ok(())
 }
 
+/// Runs `herald keys`.
 pub async fn keys(cmd: KeysCommand, settings: &Settings) -> Result<()> {
     let api = ApiClient::admin(settings)?;
     let json = settings.json;
@@ -356,6 +358,7 @@ fn webhook_line(w: &WebhookOut) -> String {
     )
 }
 
+/// Runs `herald webhooks`.
 pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
     let api = ApiClient::app(settings)?;
     let json = settings.json;

@@ -30,6 +30,7 @@ pub fn line(s: impl AsRef<str>) {
     let _ = out.flush();
 }
 
+/// Whether standard error is a terminal (progress bars only then).
 pub fn stderr_is_tty() -> bool {
     std::io::stderr().is_terminal()
 }

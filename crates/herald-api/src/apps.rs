@@ -13,10 +13,11 @@ use crate::extract::{Admin, Body, Query};
 use crate::state::AppState;
 
 /// Creating an app.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppIn {
     /// `[a-zA-Z0-9_-]`, at most 64 characters; generated when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// A display name, at most 256 characters.
     pub name: String,
@@ -72,11 +73,13 @@ pub struct Page<T> {
 }
 
 /// Paging parameters.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 pub struct PageParams {
     /// Items per page, 1–250 (default 50).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<i32>,
     /// The `next_cursor` of the previous page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
 }
 

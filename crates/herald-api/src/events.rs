@@ -23,7 +23,7 @@ pub const MAX_EVENTS_PER_REQUEST: usize = 100;
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// One event to publish.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventIn {
     /// A built-in kind (`create`, `update`, `delete`, `createAll`, `updateAll`,
@@ -36,14 +36,14 @@ pub struct EventIn {
 }
 
 /// Up to 100 events at once.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventBatchIn {
     pub events: Vec<EventIn>,
 }
 
 /// `POST /v1/events` takes one event or a batch.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum PublishIn {
     Batch(EventBatchIn),

@@ -28,7 +28,7 @@ pub const MAX_HEADERS: usize = 20;
 pub const MAX_HEADER_VALUE_LEN: usize = 1024;
 
 /// Registering a webhook.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookIn {
     /// `https://` URL (or `http://` in development mode), at most 2048 characters.
@@ -45,18 +45,25 @@ pub struct WebhookIn {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Defaults to true.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
 }
 
 /// Changing a webhook: only the fields present change.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub object_types: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
 }
 

@@ -1,25 +1,39 @@
-//! A small client of Herald's management API, mapping its errors
-//! (`{"error": {"code", "message"}}`) to exit codes.
+//! A typed client of Herald's management API. Requests and responses are herald-api's
+//! own types (the structs its handlers take and serialize); its errors
+//! ([`ErrorBody`], `{"error": {"code", "message"}}`) map to exit codes.
 
 use std::time::Duration;
 
 use anyhow::Result;
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use bytes::Bytes;
+use herald_api::apps::{AppIn, AppOut, KeyOut, Page, PageParams};
+use herald_api::error::ErrorBody;
+use herald_api::events::{AttemptOut, PublishIn, Published};
+use herald_api::webhooks::{RotatedSecret, TestResult, WebhookIn, WebhookOut, WebhookPatch};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
 
+use crate::config::Settings;
 use crate::failure::{usage, Failure};
 
-/// One API endpoint and key.
-pub struct Api {
+/// Which page of a list to fetch, or every page.
+#[derive(Debug, Clone, Default)]
+pub struct Paging {
+    /// The API's paging parameters (`limit`, `cursor`) of the first request.
+    pub params: PageParams,
+    /// Follow `next_cursor` to the end and answer one page without a cursor.
+    pub all: bool,
+}
+
+/// One API endpoint and the key it is called with.
+pub struct ApiClient {
     base: String,
     key: String,
     http: reqwest::Client,
 }
 
-/// An extra request header (the `Idempotency-Key`).
-pub type Header<'a> = (&'a str, &'a str);
-
-impl Api {
+impl ApiClient {
+    /// A client of the API at `base` (an http(s) URL) with the bearer `key`.
     pub fn new(base: &str, key: String) -> Result<Self> {
         let parsed = url::Url::parse(base).map_err(|e| {
             usage(format!(
@@ -41,84 +55,215 @@ impl Api {
         })
     }
 
-    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
-        self.call(Method::GET, path, query, None, &[]).await
+    /// A client with the admin key (apps and keys).
+    pub fn admin(settings: &Settings) -> Result<Self> {
+        Self::new(&settings.api_url(), settings.admin_key()?)
     }
 
-    pub async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value> {
-        self.call(Method::POST, path, &[], body, &[]).await
+    /// A client with the app's key (webhooks, events, deliveries).
+    pub fn app(settings: &Settings) -> Result<Self> {
+        Self::new(&settings.api_url(), settings.app_key()?)
     }
 
-    pub async fn patch(&self, path: &str, body: &Value) -> Result<Value> {
-        self.call(Method::PATCH, path, &[], Some(body), &[]).await
+    // Apps and keys (admin key).
+
+    /// `POST /v1/apps`.
+    pub async fn create_app(&self, app: &AppIn) -> Result<AppOut> {
+        self.call(Method::POST, "/v1/apps", |r| r.json(app)).await
     }
 
-    pub async fn delete(&self, path: &str) -> Result<Value> {
-        self.call(Method::DELETE, path, &[], None, &[]).await
+    /// `GET /v1/apps`.
+    pub async fn list_apps(&self, paging: &Paging) -> Result<Page<AppOut>> {
+        self.list("/v1/apps", paging).await
     }
 
-    /// Sends a request; returns the JSON body (`Null` when empty) of a 2xx answer.
-    pub async fn call(
+    /// `GET /v1/apps/{id}`.
+    pub async fn get_app(&self, id: &str) -> Result<AppOut> {
+        self.call(Method::GET, &format!("/v1/apps/{}", seg(id)), |r| r)
+            .await
+    }
+
+    /// `DELETE /v1/apps/{id}`: the app and its webhooks.
+    pub async fn delete_app(&self, id: &str) -> Result<()> {
+        self.send(Method::DELETE, &format!("/v1/apps/{}", seg(id)), |r| r)
+            .await
+            .map(drop)
+    }
+
+    /// `POST /v1/apps/{id}/keys`: the answer holds the key, shown only here.
+    pub async fn create_key(&self, app: &str) -> Result<KeyOut> {
+        self.call(Method::POST, &keys_path(app), |r| r).await
+    }
+
+    /// `GET /v1/apps/{id}/keys`.
+    pub async fn list_keys(&self, app: &str, paging: &Paging) -> Result<Page<KeyOut>> {
+        self.list(&keys_path(app), paging).await
+    }
+
+    /// `DELETE /v1/apps/{id}/keys/{key_id}`.
+    pub async fn delete_key(&self, app: &str, key_id: &str) -> Result<()> {
+        let path = format!("{}/{}", keys_path(app), seg(key_id));
+        self.send(Method::DELETE, &path, |r| r).await.map(drop)
+    }
+
+    // Webhooks (app key).
+
+    /// `POST /v1/webhooks`: the answer holds the secret, shown only here.
+    pub async fn create_webhook(&self, webhook: &WebhookIn) -> Result<WebhookOut> {
+        self.call(Method::POST, "/v1/webhooks", |r| r.json(webhook))
+            .await
+    }
+
+    /// `GET /v1/webhooks`.
+    pub async fn list_webhooks(&self, paging: &Paging) -> Result<Page<WebhookOut>> {
+        self.list("/v1/webhooks", paging).await
+    }
+
+    /// `GET /v1/webhooks/{id}`.
+    pub async fn get_webhook(&self, id: &str) -> Result<WebhookOut> {
+        self.call(Method::GET, &webhook_path(id, ""), |r| r).await
+    }
+
+    /// `PATCH /v1/webhooks/{id}`: only the fields present in `patch` change.
+    pub async fn update_webhook(&self, id: &str, patch: &WebhookPatch) -> Result<WebhookOut> {
+        self.call(Method::PATCH, &webhook_path(id, ""), |r| r.json(patch))
+            .await
+    }
+
+    /// `DELETE /v1/webhooks/{id}`.
+    pub async fn delete_webhook(&self, id: &str) -> Result<()> {
+        self.send(Method::DELETE, &webhook_path(id, ""), |r| r)
+            .await
+            .map(drop)
+    }
+
+    /// `POST /v1/webhooks/{id}/enable`.
+    pub async fn enable_webhook(&self, id: &str) -> Result<WebhookOut> {
+        self.call(Method::POST, &webhook_path(id, "/enable"), |r| r)
+            .await
+    }
+
+    /// `POST /v1/webhooks/{id}/disable`.
+    pub async fn disable_webhook(&self, id: &str) -> Result<WebhookOut> {
+        self.call(Method::POST, &webhook_path(id, "/disable"), |r| r)
+            .await
+    }
+
+    /// `POST /v1/webhooks/{id}/secret/rotate`.
+    pub async fn rotate_secret(&self, id: &str) -> Result<RotatedSecret> {
+        self.call(Method::POST, &webhook_path(id, "/secret/rotate"), |r| r)
+            .await
+    }
+
+    /// `POST /v1/webhooks/{id}/test`: a signed test delivery, made now.
+    pub async fn test_webhook(&self, id: &str) -> Result<TestResult> {
+        self.call(Method::POST, &webhook_path(id, "/test"), |r| r)
+            .await
+    }
+
+    // Events and deliveries (app key).
+
+    /// `POST /v1/events`, with an `Idempotency-Key` when given.
+    pub async fn publish(
+        &self,
+        events: &PublishIn,
+        idempotency_key: Option<&str>,
+    ) -> Result<Published> {
+        self.call(Method::POST, "/v1/events", |r| {
+            let r = r.json(events);
+            match idempotency_key {
+                Some(key) => r.header("Idempotency-Key", key),
+                None => r,
+            }
+        })
+        .await
+    }
+
+    /// `GET /v1/webhooks/{id}/deliveries`: the webhook's attempts, newest first.
+    pub async fn webhook_deliveries(&self, id: &str, paging: &Paging) -> Result<Page<AttemptOut>> {
+        self.list(&webhook_path(id, "/deliveries"), paging).await
+    }
+
+    /// `GET /v1/events/{id}/deliveries`: the event's attempts, newest first.
+    pub async fn event_deliveries(&self, id: &str, paging: &Paging) -> Result<Page<AttemptOut>> {
+        self.list(&format!("/v1/events/{}/deliveries", seg(id)), paging)
+            .await
+    }
+
+    // The plumbing.
+
+    /// One page of a list, or with [`Paging::all`] every page as one without a cursor.
+    async fn list<T: DeserializeOwned>(&self, path: &str, paging: &Paging) -> Result<Page<T>> {
+        let mut params = paging.params.clone();
+        let mut page: Page<T> = self.call(Method::GET, path, |r| r.query(&params)).await?;
+        if !paging.all {
+            return Ok(page);
+        }
+        let mut data = std::mem::take(&mut page.data);
+        while let Some(cursor) = page.next_cursor.take().filter(|c| !c.is_empty()) {
+            params.cursor = Some(cursor);
+            page = self.call(Method::GET, path, |r| r.query(&params)).await?;
+            data.append(&mut page.data);
+        }
+        Ok(Page {
+            data,
+            next_cursor: None,
+        })
+    }
+
+    /// Sends a request and decodes the JSON of its 2xx answer as a `T`.
+    async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        query: &[(&str, String)],
-        body: Option<&Value>,
-        headers: &[Header<'_>],
-    ) -> Result<Value> {
+        build: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<T> {
+        let (status, body) = self.send(method.clone(), path, build).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "the expected JSON",
+                _ => "JSON",
+            };
+            Failure::Failed(format!(
+                "{method} {path}: the API answered {status} with a body that is not {what}: {e}"
+            ))
+            .into()
+        })
+    }
+
+    /// Sends a request; the status and body of a 2xx answer, else the API's error.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<(StatusCode, Bytes)> {
         let url = format!("{}{path}", self.base);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth(&self.key)
-            .query(query);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(body) = body {
-            req = req.json(body);
-        }
+        let req = build(
+            self.http
+                .request(method.clone(), &url)
+                .bearer_auth(&self.key),
+        );
         let resp = req.send().await.map_err(|e| unreachable(&self.base, &e))?;
         let status = resp.status();
-        let bytes = resp
+        let body = resp
             .bytes()
             .await
             .map_err(|e| unreachable(&self.base, &e))?;
         if status.is_success() {
-            if bytes.is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                Failure::Failed(format!(
-                    "{method} {path}: the API answered {status} with a body that is not JSON: {e}"
-                ))
-                .into()
-            });
+            Ok((status, body))
+        } else {
+            Err(api_error(&method, path, status, &body))
         }
-        Err(api_error(&method, path, status, &bytes))
     }
+}
 
-    /// Every item of a paged list (`{"data": [...], "next_cursor"}`).
-    pub async fn all_pages(
-        &self,
-        path: &str,
-        mut query: Vec<(&str, String)>,
-    ) -> Result<Vec<Value>> {
-        let mut items = Vec::new();
-        loop {
-            let page = self.get(path, &query).await?;
-            if let Some(data) = page["data"].as_array() {
-                items.extend(data.iter().cloned());
-            }
-            match page["next_cursor"].as_str() {
-                Some(c) if !c.is_empty() => {
-                    query.retain(|(k, _)| *k != "cursor");
-                    query.push(("cursor", c.to_owned()));
-                }
-                _ => return Ok(items),
-            }
-        }
-    }
+fn keys_path(app: &str) -> String {
+    format!("/v1/apps/{}/keys", seg(app))
+}
+
+fn webhook_path(id: &str, rest: &str) -> String {
+    format!("/v1/webhooks/{}{rest}", seg(id))
 }
 
 fn unreachable(base: &str, e: &reqwest::Error) -> anyhow::Error {
@@ -138,13 +283,9 @@ fn unreachable(base: &str, e: &reqwest::Error) -> anyhow::Error {
 
 /// The API's error as a message and an exit code: 401/403 exit with 4, the rest with 1.
 pub fn api_error(method: &Method, path: &str, status: StatusCode, body: &[u8]) -> anyhow::Error {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let (code, message) = match parsed.as_ref().map(|v| &v["error"]) {
-        Some(err) if err.is_object() => (
-            err["code"].as_str().unwrap_or("error").to_owned(),
-            err["message"].as_str().unwrap_or_default().to_owned(),
-        ),
-        _ => (
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody { error }) => (error.code, error.message),
+        Err(_) => (
             status
                 .canonical_reason()
                 .unwrap_or("error")
@@ -173,6 +314,7 @@ pub fn api_error(method: &Method, path: &str, status: StatusCode, body: &[u8]) -
 /// An error answer of the API: its status, and the [`Failure`] it maps to.
 #[derive(Debug)]
 pub struct Refused {
+    /// The HTTP status.
     pub status: u16,
     failure: Failure,
 }
@@ -197,7 +339,7 @@ pub fn refused_status(e: &anyhow::Error) -> Option<u16> {
 }
 
 /// Percent-encodes one path segment (ids are plain, but be safe with what users type).
-pub fn seg(s: &str) -> String {
+fn seg(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -235,6 +377,130 @@ mod tests {
         let e = api_error(&Method::GET, "/v1/apps", StatusCode::FORBIDDEN, b"<html>");
         assert_eq!(exit_code(&e), EXIT_AUTH);
         assert!(e.to_string().contains("403 forbidden: <html>"), "{e}");
+    }
+
+    /// The `--json` output re-serializes what the client decoded: the API's own
+    /// types give back the very text the API sent.
+    fn round_trips<T: serde::Serialize + DeserializeOwned>(sent: &T) {
+        let text = serde_json::to_string(sent).unwrap();
+        let decoded: T = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&decoded).unwrap(), text);
+    }
+
+    #[test]
+    fn answers_round_trip_unchanged() {
+        use herald_api::error::ErrorDetail;
+        let now = chrono::Utc::now();
+        let app = || AppOut {
+            id: "shop".into(),
+            name: "The shop".into(),
+            created_at: now,
+        };
+        round_trips(&app());
+        round_trips(&Page {
+            data: vec![app(), app()],
+            next_cursor: Some("c1".into()),
+        });
+        round_trips(&Page::<AppOut> {
+            data: vec![],
+            next_cursor: None,
+        });
+        for key in [None, Some("hk_secret".to_owned())] {
+            round_trips(&KeyOut {
+                id: "key_1".into(),
+                app_id: "shop".into(),
+                prefix: "hk_0190".into(),
+                created_at: now,
+                key,
+            });
+        }
+        for (secret, reason) in [(Some("whsec_x"), None), (None, Some("gone"))] {
+            round_trips(&WebhookOut {
+                id: "sub_1".into(),
+                url: "https://example.com/h".into(),
+                events: vec!["update".into()],
+                object_types: vec![],
+                description: "d".into(),
+                headers: [("x-team".to_owned(), "billing".to_owned())].into(),
+                active: reason.is_none(),
+                disabled_reason: reason.map(str::to_owned),
+                created_at: now,
+                updated_at: now,
+                secret: secret.map(str::to_owned),
+            });
+        }
+        round_trips(&RotatedSecret {
+            secret: "whsec_y".into(),
+            previous_secret_expires_at: now,
+        });
+        round_trips(&TestResult {
+            success: false,
+            webhook_id: "msg_1".into(),
+            status_code: None,
+            latency_ms: 12,
+            error: Some("connection refused".into()),
+            response_body: String::new(),
+        });
+        round_trips(&Published {
+            ids: vec!["evt_1".into(), "evt_2".into()],
+        });
+        round_trips(&AttemptOut {
+            event_id: "evt_1".into(),
+            event_type: "update".into(),
+            subscription_id: "sub_1".into(),
+            webhook_id: "msg_1".into(),
+            attempt: 2,
+            attempted_at: now,
+            outcome: "failed".into(),
+            status_code: Some(500),
+            latency_ms: 7,
+            error_kind: Some("http_status".into()),
+            error: None,
+            response_body: "oops".into(),
+            next_attempt_at: Some(now),
+        });
+        round_trips(&ErrorBody {
+            error: ErrorDetail {
+                code: "not_found".into(),
+                message: "webhook sub_x not found".into(),
+            },
+        });
+    }
+
+    #[test]
+    fn requests_carry_only_what_is_given() {
+        let app = serde_json::to_value(AppIn {
+            id: None,
+            name: "Shop".into(),
+        })
+        .unwrap();
+        assert_eq!(app, serde_json::json!({"name": "Shop"}));
+        let patch = serde_json::to_value(WebhookPatch {
+            events: Some(vec!["update".into()]),
+            headers: Some(Default::default()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            patch,
+            serde_json::json!({"events": ["update"], "headers": {}})
+        );
+        let query = |params: &PageParams| {
+            reqwest::Client::new()
+                .get("http://api.test/v1/webhooks")
+                .query(params)
+                .build()
+                .unwrap()
+                .url()
+                .query()
+                .map(str::to_owned)
+        };
+        assert_eq!(query(&PageParams::default()), None);
+        let params = PageParams {
+            limit: Some(10),
+            cursor: Some("a b".into()),
+        };
+        assert_eq!(query(&params).as_deref(), Some("limit=10&cursor=a+b"));
     }
 
     #[test]

@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use clap::Args;
-use reqwest::Method;
-use serde_json::{json, Value};
+use herald_api::apps::PageParams;
+use herald_api::events::{AttemptOut, EventBatchIn, EventIn, PublishIn, Published};
+use serde_json::Value;
 
-use crate::api::{refused_status, seg, Api};
+use crate::api::{refused_status, ApiClient, Paging};
 use crate::config::Settings;
-use crate::failure::{exit_code, usage, EXIT_AUTH, EXIT_USAGE};
-use crate::manage::{app_api, more_hint, PageArgs};
-use crate::output::{self, read_input, read_stdin, s, time};
+use crate::failure::{exit_code, failed, usage, EXIT_AUTH, EXIT_USAGE};
+use crate::manage::{more_hint, PageArgs};
+use crate::output::{self, read_input, read_stdin, time};
 
 /// Most events the API takes in one request.
 const MAX_EVENTS_PER_REQUEST: usize = 100;
@@ -53,6 +55,7 @@ pub struct PublishArgs {
     idempotency_key: Option<String>,
 }
 
+/// The `--help` epilogue of `herald publish`.
 pub const PUBLISH_HELP: &str = "\
 Without --type or --file, events are read from standard input, in any of the --file forms.
 More than 100 events are sent 100 per request.
@@ -80,6 +83,7 @@ pub struct DeliveriesArgs {
     page: PageArgs,
 }
 
+/// The `--help` epilogue of `herald deliveries`.
 pub const DELIVERIES_HELP: &str = "\
 Each line is one attempt: when, outcome (succeeded, failed, not_sent), HTTP status,
 latency, attempt number, event type, event id, webhook id, and the error if any.
@@ -102,6 +106,7 @@ pub struct TailArgs {
     duration: Option<f64>,
 }
 
+/// The `--help` epilogue of `herald tail`.
 pub const TAIL_HELP: &str = "\
 Polls the delivery history (GET /v1/webhooks/{id}/deliveries) and prints each attempt
 made after it started, oldest first. With --json, one JSON object per line.
@@ -111,8 +116,9 @@ Examples:
   herald tail --webhook sub_0190ab...
   herald --json tail --for 30 | jq -c 'select(.outcome == \"failed\")'";
 
-/// The events of a file or standard input.
-fn parse_events(bytes: &[u8]) -> Result<Vec<Value>> {
+/// The events of a file or standard input. Input that is not JSON in one of the forms
+/// is a usage error; an event of the wrong shape fails as the API would refuse it.
+fn parse_events(bytes: &[u8]) -> Result<Vec<EventIn>> {
     let text = std::str::from_utf8(bytes).map_err(|_| usage("the events are not UTF-8"))?;
     if text.trim().is_empty() {
         return Err(usage("no events in the input"));
@@ -148,9 +154,20 @@ fn parse_events(bytes: &[u8]) -> Result<Vec<Value>> {
     if events.is_empty() {
         return Err(usage("no events in the input"));
     }
-    Ok(events)
+    let count = events.len();
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            serde_json::from_value(e).map_err(|e| match count {
+                1 => failed(format!("the event is not valid: {e}")),
+                _ => failed(format!("event {} of {count} is not valid: {e}", i + 1)),
+            })
+        })
+        .collect()
 }
 
+/// Runs `herald publish`.
 pub async fn publish(args: PublishArgs, settings: &Settings) -> Result<()> {
     let events = match (&args.event_type, &args.file) {
         (Some(t), _) => {
@@ -162,7 +179,15 @@ pub async fn publish(args: PublishArgs, settings: &Settings) -> Result<()> {
             };
             let data: Value = serde_json::from_str(&data)
                 .map_err(|e| usage(format!("the event data is not JSON: {e}")))?;
-            vec![json!({"type": t, "object_type": args.object_type, "data": data})]
+            let object_type = args
+                .object_type
+                .clone()
+                .ok_or_else(|| usage("--type needs --object-type"))?;
+            vec![EventIn {
+                event_type: t.clone(),
+                object_type,
+                data,
+            }]
         }
         (None, Some(path)) => parse_events(&read_input(path)?)?,
         (None, None) => parse_events(&read_stdin()?)?,
@@ -174,40 +199,23 @@ pub async fn publish(args: PublishArgs, settings: &Settings) -> Result<()> {
             events.len()
         )));
     }
-    let api = app_api(settings)?;
-    let headers: Vec<(&str, &str)> = args
-        .idempotency_key
-        .as_deref()
-        .map(|k| ("Idempotency-Key", k))
-        .into_iter()
-        .collect();
+    let api = ApiClient::app(settings)?;
     let mut ids: Vec<String> = Vec::with_capacity(events.len());
     for chunk in events.chunks(MAX_EVENTS_PER_REQUEST) {
-        let body = if chunk.len() == 1 && events.len() == 1 {
-            chunk[0].clone()
-        } else {
-            json!({"events": chunk})
+        let body = match chunk {
+            [one] if events.len() == 1 => PublishIn::One(one.clone()),
+            _ => PublishIn::Batch(EventBatchIn {
+                events: chunk.to_vec(),
+            }),
         };
-        let out = api
-            .call(Method::POST, "/v1/events", &[], Some(&body), &headers)
-            .await?;
-        ids.extend(
-            out["ids"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(str::to_owned)),
-        );
+        let published = api.publish(&body, args.idempotency_key.as_deref()).await?;
+        ids.extend(published.ids);
     }
     if settings.json {
-        output::json(&json!({"ids": ids}));
+        output::json(&Published { ids });
     } else {
         for (id, e) in ids.iter().zip(&events) {
-            println!(
-                "published {id}  {} on {}",
-                s(e, "type"),
-                s(e, "object_type")
-            );
+            println!("published {id}  {} on {}", e.event_type, e.object_type);
         }
         if ids.len() > 1 {
             println!("{} events published", ids.len());
@@ -217,92 +225,99 @@ pub async fn publish(args: PublishArgs, settings: &Settings) -> Result<()> {
 }
 
 /// One attempt as a line of text.
-pub fn attempt_line(a: &Value) -> String {
-    let outcome = s(a, "outcome");
+pub fn attempt_line(a: &AttemptOut) -> String {
+    let outcome = a.outcome.as_str();
     let mark = match outcome {
         "succeeded" => "✔",
         "failed" => "✘",
         _ => "·",
     };
-    let status = a["status_code"]
-        .as_u64()
+    let status = a
+        .status_code
         .map(|c| c.to_string())
         .unwrap_or_else(|| "-".into());
     let mut line = format!(
         "{}  {mark} {outcome:<9}  {status:>3}  {:>5} ms  #{}  {:<12}  {}  → {}",
-        time(&a["attempted_at"]),
-        a["latency_ms"].as_u64().unwrap_or(0),
-        a["attempt"].as_u64().unwrap_or(0),
-        s(a, "event_type"),
-        s(a, "event_id"),
-        s(a, "subscription_id"),
+        time(&a.attempted_at),
+        a.latency_ms,
+        a.attempt,
+        a.event_type,
+        a.event_id,
+        a.subscription_id,
     );
-    match (a["error_kind"].as_str(), a["error"].as_str()) {
+    match (&a.error_kind, &a.error) {
         (_, Some(e)) => line.push_str(&format!("  ({e})")),
         (Some(k), None) => line.push_str(&format!("  ({k})")),
         _ => {}
     }
-    if let Some(next) = a["next_attempt_at"].as_str() {
-        line.push_str(&format!("  next attempt {}", time(&Value::from(next))));
+    if let Some(next) = &a.next_attempt_at {
+        line.push_str(&format!("  next attempt {}", time(next)));
     }
     line
 }
 
+/// Runs `herald deliveries`.
 pub async fn deliveries(args: DeliveriesArgs, settings: &Settings) -> Result<()> {
-    let api = app_api(settings)?;
-    let path = match (&args.webhook, &args.event) {
-        (Some(w), _) => format!("/v1/webhooks/{}/deliveries", seg(w)),
-        (None, Some(e)) => format!("/v1/events/{}/deliveries", seg(e)),
+    let api = ApiClient::app(settings)?;
+    let paging = args.page.paging();
+    let page = match (&args.webhook, &args.event) {
+        (Some(w), _) => api.webhook_deliveries(w, &paging).await?,
+        (None, Some(e)) => api.event_deliveries(e, &paging).await?,
         (None, None) => return Err(usage("give --webhook or --event")),
     };
-    let page = args.page.fetch(&api, &path).await?;
     if settings.json {
         output::json(&page);
         return Ok(());
     }
-    let items = page["data"].as_array().cloned().unwrap_or_default();
-    if items.is_empty() {
+    if page.data.is_empty() {
         println!("no delivery attempts recorded (yet)");
     }
-    for a in &items {
+    for a in &page.data {
         println!("{}", attempt_line(a));
     }
     more_hint(&page);
     Ok(())
 }
 
-/// A key that tells attempts apart.
-fn attempt_key(a: &Value) -> String {
-    format!(
-        "{}|{}|{}|{}",
-        s(a, "subscription_id"),
-        s(a, "webhook_id"),
-        a["attempt"],
-        s(a, "attempted_at")
+/// What tells attempts apart.
+type AttemptKey = (String, String, u32, DateTime<Utc>);
+
+fn attempt_key(a: &AttemptOut) -> AttemptKey {
+    (
+        a.subscription_id.clone(),
+        a.webhook_id.clone(),
+        a.attempt,
+        a.attempted_at,
     )
 }
 
+/// `limit` items per page; every page with `all`.
+fn paging(limit: i32, all: bool) -> Paging {
+    Paging {
+        params: PageParams {
+            limit: Some(limit),
+            cursor: None,
+        },
+        all,
+    }
+}
+
 /// The newest attempts of the webhooks followed.
-async fn poll(api: &Api, webhook: Option<&str>) -> Result<Vec<Value>> {
+async fn poll(api: &ApiClient, webhook: Option<&str>) -> Result<Vec<AttemptOut>> {
     let ids: Vec<String> = match webhook {
         Some(w) => vec![w.to_owned()],
         None => api
-            .all_pages("/v1/webhooks", vec![("limit", "250".into())])
+            .list_webhooks(&paging(250, true))
             .await?
-            .iter()
-            .filter_map(|w| w["id"].as_str().map(str::to_owned))
+            .data
+            .into_iter()
+            .map(|w| w.id)
             .collect(),
     };
     let mut all = Vec::new();
     for id in ids {
-        let page = api
-            .get(
-                &format!("/v1/webhooks/{}/deliveries", seg(&id)),
-                &[("limit", "100".into())],
-            )
-            .await;
-        match page {
-            Ok(p) => all.extend(p["data"].as_array().cloned().unwrap_or_default()),
+        match api.webhook_deliveries(&id, &paging(100, false)).await {
+            Ok(p) => all.extend(p.data),
             // A webhook deleted between the list and this call.
             Err(e) if webhook.is_none() && refused_status(&e) == Some(404) => {}
             Err(e) => return Err(e),
@@ -311,12 +326,13 @@ async fn poll(api: &Api, webhook: Option<&str>) -> Result<Vec<Value>> {
     Ok(all)
 }
 
+/// Runs `herald tail`.
 pub async fn tail(args: TailArgs, settings: &Settings) -> Result<()> {
     if !(args.interval.is_finite() && args.interval >= 0.1) {
         return Err(usage("--interval must be at least 0.1 seconds"));
     }
-    let api = app_api(settings)?;
-    let mut seen: HashSet<String> = poll(&api, args.webhook.as_deref())
+    let api = ApiClient::app(settings)?;
+    let mut seen: HashSet<AttemptKey> = poll(&api, args.webhook.as_deref())
         .await?
         .iter()
         .map(attempt_key)
@@ -358,11 +374,11 @@ pub async fn tail(args: TailArgs, settings: &Settings) -> Result<()> {
                 continue;
             }
         };
-        let mut fresh: Vec<&Value> = attempts
+        let mut fresh: Vec<&AttemptOut> = attempts
             .iter()
             .filter(|a| seen.insert(attempt_key(a)))
             .collect();
-        fresh.sort_by(|a, b| s(a, "attempted_at").cmp(s(b, "attempted_at")));
+        fresh.sort_by_key(|a| a.attempted_at);
         for a in fresh {
             if settings.json {
                 output::json_line(a);
@@ -396,11 +412,24 @@ mod tests {
     }
 
     #[test]
+    fn events_of_the_wrong_shape_fail_as_the_api_would_refuse_them() {
+        use crate::failure::EXIT_FAILED;
+        let missing = br#"[{"type":"a","object_type":"b","data":1},{"type":"c","data":2}]"#;
+        let e = parse_events(missing).unwrap_err();
+        assert_eq!(exit_code(&e), EXIT_FAILED);
+        assert!(e.to_string().contains("event 2 of 2"), "{e}");
+        assert!(e.to_string().contains("object_type"), "{e}");
+        let unknown = br#"{"type":"a","object_type":"b","data":1,"id":"x"}"#;
+        assert_eq!(exit_code(&parse_events(unknown).unwrap_err()), EXIT_FAILED);
+    }
+
+    #[test]
     fn attempts_read_as_one_line() {
-        let a = json!({"event_id": "evt_1", "event_type": "update", "subscription_id": "sub_1",
+        let a: AttemptOut = serde_json::from_value(serde_json::json!({"event_id": "evt_1", "event_type": "update", "subscription_id": "sub_1",
             "webhook_id": "msg_1", "attempt": 2, "attempted_at": "2025-01-31T12:00:00Z",
             "outcome": "failed", "status_code": 500, "latency_ms": 12, "error_kind": "http_status",
-            "error": null, "response_body": "", "next_attempt_at": "2025-01-31T12:00:05Z"});
+            "error": null, "response_body": "", "next_attempt_at": "2025-01-31T12:00:05Z"}))
+        .unwrap();
         let line = attempt_line(&a);
         for part in [
             "✘ failed",

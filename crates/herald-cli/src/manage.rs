@@ -1,22 +1,22 @@
 //! `herald apps`, `herald keys` and `herald webhooks`: clients of the management API.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use serde_json::{json, Map, Value};
+use herald_api::apps::{AppIn, Page, PageParams};
+use herald_api::webhooks::{WebhookIn, WebhookOut, WebhookPatch};
+use serde_json::json;
 
-use crate::api::{seg, Api};
+use crate::api::{ApiClient, Paging};
 use crate::config::Settings;
 use crate::failure::{usage, Failure, EXIT_FAILED};
-use crate::output::{self, list, parse_kv, s, time};
+use crate::output::{self, list, parse_kv, time};
 
 /// Paging of list commands.
 #[derive(Args, Debug, Clone, Default)]
 pub struct PageArgs {
     /// Items per page, 1-250 [default: 50].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=250))]
-    pub limit: Option<u32>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=250))]
+    pub limit: Option<i32>,
     /// Start at this page (the `next_cursor` of the previous one).
     #[arg(long, value_name = "CURSOR", conflicts_with = "all")]
     pub cursor: Option<String>,
@@ -26,31 +26,21 @@ pub struct PageArgs {
 }
 
 impl PageArgs {
-    pub fn query(&self) -> Vec<(&'static str, String)> {
-        let mut q = Vec::new();
-        if let Some(l) = self.limit {
-            q.push(("limit", l.to_string()));
-        }
-        if let Some(c) = &self.cursor {
-            q.push(("cursor", c.clone()));
-        }
-        q
-    }
-
     /// One page, or every page with `--all` (as one page without a cursor).
-    pub async fn fetch(&self, api: &Api, path: &str) -> Result<Value> {
-        if self.all {
-            let data = api.all_pages(path, self.query()).await?;
-            Ok(json!({"data": data, "next_cursor": null}))
-        } else {
-            api.get(path, &self.query()).await
+    pub fn paging(&self) -> Paging {
+        Paging {
+            params: PageParams {
+                limit: self.limit,
+                cursor: self.cursor.clone(),
+            },
+            all: self.all,
         }
     }
 }
 
 /// Tells a reader of text output how to get the next page.
-pub fn more_hint(page: &Value) {
-    if let Some(c) = page["next_cursor"].as_str() {
+pub fn more_hint<T>(page: &Page<T>) {
+    if let Some(c) = &page.next_cursor {
         eprintln!("(more: add --cursor {c}, or --all)");
     }
 }
@@ -229,69 +219,52 @@ pub struct UpdateArgs {
     clear_headers: bool,
 }
 
-fn admin_api(settings: &Settings) -> Result<Api> {
-    Api::new(&settings.api_url(), settings.admin_key()?)
-}
-
-pub fn app_api(settings: &Settings) -> Result<Api> {
-    Api::new(&settings.api_url(), settings.app_key()?)
-}
-
+/// Runs `herald apps`.
 pub async fn apps(cmd: AppsCommand, settings: &Settings) -> Result<()> {
-    let api = admin_api(settings)?;
+    let api = ApiClient::admin(settings)?;
     let json = settings.json;
     match cmd {
         AppsCommand::Create { id, name } => {
             let name = name
                 .or_else(|| id.clone())
                 .ok_or_else(|| usage("give the app an --id or a --name (or both)"))?;
-            let mut body = json!({"name": name});
-            if let Some(id) = id {
-                body["id"] = id.into();
-            }
-            let app = api.post("/v1/apps", Some(&body)).await?;
+            let app = api.create_app(&AppIn { id, name }).await?;
             if json {
                 output::json(&app);
             } else {
-                println!("created app {}  ({})", s(&app, "id"), s(&app, "name"));
+                println!("created app {}  ({})", app.id, app.name);
                 println!(
                     "  next: herald keys create --app {}   (an API key for its webhooks and events)",
-                    s(&app, "id")
+                    app.id
                 );
             }
         }
         AppsCommand::List(page) => {
-            let apps = page.fetch(&api, "/v1/apps").await?;
+            let apps = api.list_apps(&page.paging()).await?;
             if json {
                 output::json(&apps);
             } else {
-                let items = apps["data"].as_array().cloned().unwrap_or_default();
-                if items.is_empty() {
+                if apps.data.is_empty() {
                     println!("no apps");
                 }
-                for a in &items {
-                    println!(
-                        "{}  {}  created {}",
-                        s(a, "id"),
-                        s(a, "name"),
-                        time(&a["created_at"])
-                    );
+                for a in &apps.data {
+                    println!("{}  {}  created {}", a.id, a.name, time(&a.created_at));
                 }
                 more_hint(&apps);
             }
         }
         AppsCommand::Get { id } => {
-            let app = api.get(&format!("/v1/apps/{}", seg(&id)), &[]).await?;
+            let app = api.get_app(&id).await?;
             if json {
                 output::json(&app);
             } else {
-                println!("app {}", s(&app, "id"));
-                println!("  name:    {}", s(&app, "name"));
-                println!("  created: {}", time(&app["created_at"]));
+                println!("app {}", app.id);
+                println!("  name:    {}", app.name);
+                println!("  created: {}", time(&app.created_at));
             }
         }
         AppsCommand::Rm { id } => {
-            api.delete(&format!("/v1/apps/{}", seg(&id))).await?;
+            api.delete_app(&id).await?;
             if json {
                 output::json(&json!({"deleted": id}));
             } else {
@@ -302,51 +275,38 @@ pub async fn apps(cmd: AppsCommand, settings: &Settings) -> Result<()> {
     Ok(())
 }
 
+/// Runs `herald keys`.
 pub async fn keys(cmd: KeysCommand, settings: &Settings) -> Result<()> {
-    let api = admin_api(settings)?;
+    let api = ApiClient::admin(settings)?;
     let json = settings.json;
     match cmd {
         KeysCommand::Create { app } => {
-            let key = api
-                .post(&format!("/v1/apps/{}/keys", seg(&app)), None)
-                .await?;
+            let key = api.create_key(&app).await?;
             if json {
                 output::json(&key);
             } else {
-                println!(
-                    "created key {} for app {}",
-                    s(&key, "id"),
-                    s(&key, "app_id")
-                );
-                println!("  key: {}   (shown once; keep it)", s(&key, "key"));
-                println!("  use it: export HERALD_API_KEY={}", s(&key, "key"));
+                let secret = key.key.as_deref().unwrap_or("-");
+                println!("created key {} for app {}", key.id, key.app_id);
+                println!("  key: {secret}   (shown once; keep it)");
+                println!("  use it: export HERALD_API_KEY={secret}");
             }
         }
         KeysCommand::List { app, page } => {
-            let keys = page
-                .fetch(&api, &format!("/v1/apps/{}/keys", seg(&app)))
-                .await?;
+            let keys = api.list_keys(&app, &page.paging()).await?;
             if json {
                 output::json(&keys);
             } else {
-                let items = keys["data"].as_array().cloned().unwrap_or_default();
-                if items.is_empty() {
+                if keys.data.is_empty() {
                     println!("no keys for app {app}");
                 }
-                for k in &items {
-                    println!(
-                        "{}  {}…  created {}",
-                        s(k, "id"),
-                        s(k, "prefix"),
-                        time(&k["created_at"])
-                    );
+                for k in &keys.data {
+                    println!("{}  {}…  created {}", k.id, k.prefix, time(&k.created_at));
                 }
                 more_hint(&keys);
             }
         }
         KeysCommand::Rm { app, key_id } => {
-            api.delete(&format!("/v1/apps/{}/keys/{}", seg(&app), seg(&key_id)))
-                .await?;
+            api.delete_key(&app, &key_id).await?;
             if json {
                 output::json(&json!({"deleted": key_id, "app_id": app}));
             } else {
@@ -357,81 +317,63 @@ pub async fn keys(cmd: KeysCommand, settings: &Settings) -> Result<()> {
     Ok(())
 }
 
-fn headers_map(headers: Vec<(String, String)>) -> Map<String, Value> {
-    headers
-        .into_iter()
-        .collect::<BTreeMap<_, _>>()
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect()
-}
-
 /// The text form of a webhook.
-fn print_webhook(w: &Value) {
-    let state = if w["active"].as_bool() == Some(true) {
-        "active".to_owned()
-    } else {
-        match w["disabled_reason"].as_str() {
-            Some(r) => format!("disabled: {r}"),
-            None => "disabled".to_owned(),
-        }
+fn print_webhook(w: &WebhookOut) {
+    let state = match (w.active, &w.disabled_reason) {
+        (true, _) => "active".to_owned(),
+        (false, Some(r)) => format!("disabled: {r}"),
+        (false, None) => "disabled".to_owned(),
     };
-    println!("webhook {}  ({state})", s(w, "id"));
-    println!("  url:          {}", s(w, "url"));
-    println!("  events:       {}", list(w, "events"));
-    println!("  object types: {}", list(w, "object_types"));
-    if let Some(d) = w["description"].as_str().filter(|d| !d.is_empty()) {
-        println!("  description:  {d}");
+    println!("webhook {}  ({state})", w.id);
+    println!("  url:          {}", w.url);
+    println!("  events:       {}", list(&w.events));
+    println!("  object types: {}", list(&w.object_types));
+    if !w.description.is_empty() {
+        println!("  description:  {}", w.description);
     }
-    if let Some(h) = w["headers"].as_object().filter(|h| !h.is_empty()) {
-        let shown: Vec<String> = h
-            .iter()
-            .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or_default()))
-            .collect();
+    if !w.headers.is_empty() {
+        let shown: Vec<String> = w.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         println!("  headers:      {}", shown.join("; "));
     }
-    println!("  created:      {}", time(&w["created_at"]));
-    println!("  updated:      {}", time(&w["updated_at"]));
-    if let Some(secret) = w["secret"].as_str() {
+    println!("  created:      {}", time(&w.created_at));
+    println!("  updated:      {}", time(&w.updated_at));
+    if let Some(secret) = &w.secret {
         println!("  secret:       {secret}   (shown once; receivers verify signatures with it)");
     }
 }
 
-fn webhook_line(w: &Value) -> String {
+fn webhook_line(w: &WebhookOut) -> String {
     format!(
         "{}  {:<8}  {}  events={}  object_types={}{}",
-        s(w, "id"),
-        if w["active"].as_bool() == Some(true) {
-            "active"
+        w.id,
+        if w.active { "active" } else { "disabled" },
+        w.url,
+        list(&w.events),
+        list(&w.object_types),
+        if w.description.is_empty() {
+            String::new()
         } else {
-            "disabled"
-        },
-        s(w, "url"),
-        list(w, "events"),
-        list(w, "object_types"),
-        w["description"]
-            .as_str()
-            .filter(|d| !d.is_empty())
-            .map(|d| format!("  \"{d}\""))
-            .unwrap_or_default()
+            format!("  \"{}\"", w.description)
+        }
     )
 }
 
+/// Runs `herald webhooks`.
 pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
-    let api = app_api(settings)?;
+    let api = ApiClient::app(settings)?;
     let json = settings.json;
-    let path = |id: &str| format!("/v1/webhooks/{}", seg(id));
     match cmd {
         WebhooksCommand::Add(a) => {
-            let body = json!({
-                "url": a.url,
-                "events": a.events,
-                "object_types": a.object_types,
-                "description": a.description,
-                "headers": headers_map(a.headers),
-                "active": !a.disabled,
-            });
-            let w = api.post("/v1/webhooks", Some(&body)).await?;
+            let w = api
+                .create_webhook(&WebhookIn {
+                    url: a.url,
+                    events: a.events,
+                    object_types: a.object_types,
+                    description: a.description,
+                    headers: a.headers.into_iter().collect(),
+                    active: Some(!a.disabled),
+                })
+                .await?;
             if json {
                 output::json(&w);
             } else {
@@ -440,22 +382,21 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
             }
         }
         WebhooksCommand::List(page) => {
-            let ws = page.fetch(&api, "/v1/webhooks").await?;
+            let ws = api.list_webhooks(&page.paging()).await?;
             if json {
                 output::json(&ws);
             } else {
-                let items = ws["data"].as_array().cloned().unwrap_or_default();
-                if items.is_empty() {
+                if ws.data.is_empty() {
                     println!("no webhooks (herald webhooks add --url ... registers one)");
                 }
-                for w in &items {
+                for w in &ws.data {
                     println!("{}", webhook_line(w));
                 }
                 more_hint(&ws);
             }
         }
         WebhooksCommand::Get { id } => {
-            let w = api.get(&path(&id), &[]).await?;
+            let w = api.get_webhook(&id).await?;
             if json {
                 output::json(&w);
             } else {
@@ -463,31 +404,33 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
             }
         }
         WebhooksCommand::Update(u) => {
-            let mut patch = Map::new();
-            if let Some(url) = u.url {
-                patch.insert("url".into(), url.into());
-            }
-            if let Some(events) = u.events {
-                patch.insert("events".into(), events.into());
-            }
-            if let Some(types) = u.object_types {
-                patch.insert("object_types".into(), types.into());
-            }
-            if let Some(d) = u.description {
-                patch.insert("description".into(), d.into());
-            }
-            if u.clear_headers {
-                patch.insert("headers".into(), json!({}));
-            } else if !u.headers.is_empty() {
-                patch.insert("headers".into(), Value::Object(headers_map(u.headers)));
-            }
-            if patch.is_empty() {
+            let headers = if u.clear_headers {
+                Some(Default::default())
+            } else if u.headers.is_empty() {
+                None
+            } else {
+                Some(u.headers.into_iter().collect())
+            };
+            let patch = WebhookPatch {
+                url: u.url,
+                events: u.events,
+                object_types: u.object_types,
+                description: u.description,
+                headers,
+                active: None,
+            };
+            if patch.url.is_none()
+                && patch.events.is_none()
+                && patch.object_types.is_none()
+                && patch.description.is_none()
+                && patch.headers.is_none()
+            {
                 return Err(usage(
                     "nothing to change: give at least one of --url, --events, --object-types, \
                      --description, --header, --clear-headers",
                 ));
             }
-            let w = api.patch(&path(&u.id), &Value::Object(patch)).await?;
+            let w = api.update_webhook(&u.id, &patch).await?;
             if json {
                 output::json(&w);
             } else {
@@ -496,7 +439,7 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
             }
         }
         WebhooksCommand::Rm { id } => {
-            api.delete(&path(&id)).await?;
+            api.delete_webhook(&id).await?;
             if json {
                 output::json(&json!({"deleted": id}));
             } else {
@@ -504,71 +447,64 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
             }
         }
         WebhooksCommand::Enable { id } => {
-            let w = api.post(&format!("{}/enable", path(&id)), None).await?;
+            let w = api.enable_webhook(&id).await?;
             if json {
                 output::json(&w);
             } else {
-                println!(
-                    "enabled webhook {}: new events are delivered to it",
-                    s(&w, "id")
-                );
+                println!("enabled webhook {}: new events are delivered to it", w.id);
             }
         }
         WebhooksCommand::Disable { id } => {
-            let w = api.post(&format!("{}/disable", path(&id)), None).await?;
+            let w = api.disable_webhook(&id).await?;
             if json {
                 output::json(&w);
             } else {
                 println!(
                     "disabled webhook {}: its events are recorded as not sent until `herald webhooks enable {}`",
-                    s(&w, "id"),
-                    s(&w, "id")
+                    w.id, w.id
                 );
             }
         }
         WebhooksCommand::Rotate { id } => {
-            let r = api
-                .post(&format!("{}/secret/rotate", path(&id)), None)
-                .await?;
+            let r = api.rotate_secret(&id).await?;
             if json {
                 output::json(&r);
             } else {
                 println!("rotated the secret of webhook {id}");
-                println!("  new secret: {}   (shown once)", s(&r, "secret"));
+                println!("  new secret: {}   (shown once)", r.secret);
                 println!(
                     "  the previous secret also signs until {}",
-                    time(&r["previous_secret_expires_at"])
+                    time(&r.previous_secret_expires_at)
                 );
             }
         }
         WebhooksCommand::Test { id } => {
-            let r = api.post(&format!("{}/test", path(&id)), None).await?;
-            let ok = r["success"].as_bool() == Some(true);
+            let r = api.test_webhook(&id).await?;
             if json {
                 output::json(&r);
             } else {
-                let status = r["status_code"]
-                    .as_u64()
+                let status = r
+                    .status_code
                     .map(|c| format!("HTTP {c}"))
                     .unwrap_or_else(|| "no response".into());
-                let mark = if ok {
+                let mark = if r.success {
                     "✔ test delivery succeeded"
                 } else {
                     "✘ test delivery FAILED"
                 };
                 println!(
                     "{mark}: {status} in {} ms  (webhook-id {})",
-                    r["latency_ms"].as_u64().unwrap_or(0),
-                    s(&r, "webhook_id")
+                    r.latency_ms, r.webhook_id
                 );
-                if let Some(e) = r["error"].as_str() {
+                if let Some(e) = &r.error {
                     println!("  error: {e}");
                 }
-                if let Some(b) = r["response_body"].as_str().filter(|b| !b.is_empty()) {
-                    println!("  response: {}", b.chars().take(300).collect::<String>());
+                if !r.response_body.is_empty() {
+                    let shown: String = r.response_body.chars().take(300).collect();
+                    println!("  response: {shown}");
                 }
             }
-            if !ok {
+            if !r.success {
                 return Err(Failure::Reported(EXIT_FAILED).into());
             }
         }

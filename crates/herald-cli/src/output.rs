@@ -4,8 +4,8 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::failure::usage;
 
@@ -30,21 +30,13 @@ pub fn line(s: impl AsRef<str>) {
     let _ = out.flush();
 }
 
+/// Whether standard error is a terminal (progress bars only then).
 pub fn stderr_is_tty() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// A string field, or `-`.
-pub fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or("-")
-}
-
-/// A list field joined with `, `; `all` when empty.
-pub fn list(v: &Value, field: &str) -> String {
-    let items: Vec<&str> = v[field]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+/// A list joined with `, `; `all` when empty.
+pub fn list(items: &[String]) -> String {
     if items.is_empty() {
         "all".to_owned()
     } else {
@@ -52,18 +44,9 @@ pub fn list(v: &Value, field: &str) -> String {
     }
 }
 
-/// An RFC 3339 time as `2025-01-31 12:00:03.123` (UTC), or as it came.
-pub fn time(v: &Value) -> String {
-    let Some(raw) = v.as_str() else {
-        return "-".to_owned();
-    };
-    chrono::DateTime::parse_from_rfc3339(raw)
-        .map(|t| {
-            t.with_timezone(&chrono::Utc)
-                .format("%Y-%m-%d %H:%M:%S%.3f")
-                .to_string()
-        })
-        .unwrap_or_else(|_| raw.to_owned())
+/// A time as `2025-01-31 12:00:03.123` (UTC).
+pub fn time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
 /// Reads a file, or standard input for `-`.
@@ -123,11 +106,15 @@ mod tests {
 
     #[test]
     fn times_are_shortened() {
-        assert_eq!(
-            time(&Value::from("2025-01-31T12:00:03.123456Z")),
-            "2025-01-31 12:00:03.123"
-        );
-        assert_eq!(time(&Value::from("soon")), "soon");
-        assert_eq!(time(&Value::Null), "-");
+        let t: DateTime<Utc> = "2025-01-31T12:00:03.123456Z".parse().unwrap();
+        assert_eq!(time(&t), "2025-01-31 12:00:03.123");
+        let t: DateTime<Utc> = "2025-01-31T14:00:03+02:00".parse().unwrap();
+        assert_eq!(time(&t), "2025-01-31 12:00:03.000");
+    }
+
+    #[test]
+    fn empty_lists_mean_all() {
+        assert_eq!(list(&[]), "all");
+        assert_eq!(list(&["update".into(), "delete".into()]), "update, delete");
     }
 }

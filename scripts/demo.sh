@@ -40,7 +40,7 @@ HERALD_ADMIN_KEY="demo-admin-$($py -c 'import secrets; print(secrets.token_hex(1
 export HERALD_ADMIN_KEY
 # Development mode: http:// webhook URLs, and deliveries to 127.0.0.1 allowed.
 export HERALD_API_ALLOW_HTTP=true HERALD_ALLOW_PRIVATE_NETWORKS=127.0.0.1/32
-export HERALD_WORKER_WAIT_SECONDS=1 RUST_LOG=${RUST_LOG:-warn}
+export HERALD_WORKER_WAIT=1s RUST_LOG=${RUST_LOG:-warn}
 "$herald" serve --addr "127.0.0.1:$api_port" & pids+=($!)
 "$herald" worker & pids+=($!)
 for _ in $(seq 1 100); do

@@ -348,6 +348,27 @@ fn scalar(v: &toml::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuration_reference_matches_the_settings_structs() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        let documented: BTreeSet<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `HERALD_"))
+            .filter_map(|l| l.split('`').next())
+            .map(|name| format!("HERALD_{name}"))
+            .collect();
+        let mut known: BTreeSet<String> = known_keys().iter().map(|k| var_name(k)).collect();
+        known.extend(["HERALD_PROFILE".to_owned(), "HERALD_PROFILE_FILE".to_owned()]);
+        let undocumented: Vec<_> = known.difference(&documented).collect();
+        let unknown: Vec<_> = documented.difference(&known).collect();
+        assert!(
+            undocumented.is_empty() && unknown.is_empty(),
+            "docs/configuration.md and the settings structs disagree: \
+             read but not documented {undocumented:?}; documented but not read {unknown:?}"
+        );
+    }
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> (Lookup, Vec<(String, String)>) {

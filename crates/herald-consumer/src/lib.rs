@@ -2,7 +2,7 @@
 //!
 //! [`Consumer::handle`] is the one function from an SQS batch to a partial batch
 //! response. The Lambda binary (`herald-consumer-lambda`) and the local worker
-//! (`herald-worker`) both call it; [`build`] wires it to DynamoDB, the DLQ and HTTP.
+//! (`herald worker`) both call it; [`build`] wires it to DynamoDB, the DLQ and HTTP.
 
 pub mod config;
 pub mod handler;

@@ -360,7 +360,10 @@ mod tests {
             .map(|name| format!("HERALD_{name}"))
             .collect();
         let mut known: BTreeSet<String> = known_keys().iter().map(|k| var_name(k)).collect();
-        known.extend(["HERALD_PROFILE".to_owned(), "HERALD_PROFILE_FILE".to_owned()]);
+        known.extend([
+            "HERALD_PROFILE".to_owned(),
+            "HERALD_PROFILE_FILE".to_owned(),
+        ]);
         let undocumented: Vec<_> = known.difference(&documented).collect();
         let unknown: Vec<_> = documented.difference(&known).collect();
         assert!(

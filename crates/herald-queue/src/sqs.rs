@@ -80,6 +80,14 @@ pub fn string_attributes<'a>(
         .collect()
 }
 
+/// The string value of the attribute `name`, if there is one.
+pub fn string_attribute_value<'a>(
+    attributes: &'a HashMap<String, MessageAttributeValue>,
+    name: &str,
+) -> Option<&'a str> {
+    attributes.get(name).and_then(|v| v.string_value())
+}
+
 /// The attributes an event's messages carry, so operators and the re-driver can
 /// filter without decoding bodies: `app_id`, `event_type`, `event_id`.
 pub fn event_attributes(event: &Event) -> [(&'static str, &str); 3] {
@@ -129,6 +137,16 @@ pub enum EntryResult {
     },
 }
 
+impl EntryResult {
+    /// `Ok` when the entry succeeded, else the reason.
+    pub fn into_result(self) -> Result<(), String> {
+        match self {
+            Self::Succeeded => Ok(()),
+            Self::Failed { reason, .. } => Err(reason),
+        }
+    }
+}
+
 /// The output of a batch call, as [`entry_results`] reads it.
 pub trait BatchOutput {
     /// The ids of the entries reported as done.
@@ -166,7 +184,7 @@ impl BatchOutput for ChangeMessageVisibilityBatchOutput {
 
 /// The result of each of `count` entries of a batch call whose entry ids were their
 /// indexes (`"0"`, `"1"`, …), in entry order. An entry SQS did not mention counts as
-/// failed.
+/// failed; one it reports both ways counts as done.
 pub fn entry_results(count: usize, out: &impl BatchOutput) -> Vec<EntryResult> {
     let mut results = vec![
         EntryResult::Failed {
@@ -175,11 +193,6 @@ pub fn entry_results(count: usize, out: &impl BatchOutput) -> Vec<EntryResult> {
         };
         count
     ];
-    for id in out.succeeded_ids() {
-        if let Some(slot) = id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
-            *slot = EntryResult::Succeeded;
-        }
-    }
     for bad in out.failed_entries() {
         if let Some(slot) = bad
             .id()
@@ -191,6 +204,11 @@ pub fn entry_results(count: usize, out: &impl BatchOutput) -> Vec<EntryResult> {
                 reason: format!("{}: {}", bad.code(), bad.message().unwrap_or("no message")),
                 sender_fault: bad.sender_fault(),
             };
+        }
+    }
+    for id in out.succeeded_ids() {
+        if let Some(slot) = id.parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
+            *slot = EntryResult::Succeeded;
         }
     }
     results

@@ -17,7 +17,6 @@ CFN_LINT     := cfn-lint==1.58.0
 AWSCLI       := awscli==1.46.3
 LAMBDA_BINS  := herald-consumer-lambda herald-redriver-lambda herald-api-lambda
 LAMBDA_ARCH  ?= x86_64
-LAMBDA_PROFILE ?= release
 LAMBDA_DIR   ?= target/lambda
 NAME_PREFIX  ?= herald
 export AWS_ACCESS_KEY_ID     ?= test
@@ -60,12 +59,12 @@ status: venv
 demo: venv build
 	localstack/with-emulator scripts/demo.sh
 
-## test: lint, unit tests, and end-to-end tests against a private emulator; also lints
-## the templates and builds the Lambda zips (debug profile, to keep CI short), and the
-## Lambda tests run the bootstraps from those zips (tests/tests/lambda.rs).
+## test: lint, unit tests, and the integration suite against a private emulator; also
+## lints the templates and packages the Lambda bootstraps from the same debug build the
+## tests use (one build of the dependencies), which the Lambda tests run under
+## cargo-lambda's Runtime API (crates/herald-cli/tests/it/lambda.rs).
 test: export HERALD_LAMBDA_DIR := $(CURDIR)/target/lambda-debug
-test: venv lint cfn-lint lambda-check
-	$(CARGO) build --workspace --bins
+test: venv lint cfn-lint lambda-check $(VENV)/.cargo-lambda
 	localstack/with-emulator $(CARGO) test --workspace --no-fail-fast -- --show-output
 
 lint:
@@ -94,16 +93,17 @@ cargo-lambda: $(VENV)/.cargo-lambda
 ## lambda: build target/lambda/<function>/bootstrap.zip for each Lambda function with
 ## cargo-lambda (release; LAMBDA_ARCH=arm64 on machines with that Rust target).
 lambda: $(VENV)/.cargo-lambda
-	@bins=""; for b in $(LAMBDA_BINS); do \
-	  if [ "$$b" = herald-api-lambda ] && [ ! -f crates/herald-api/Cargo.toml ]; then \
-	    echo "crates/herald-api is absent: skipping herald-api-lambda"; continue; fi; \
-	  bins="$$bins --bin $$b"; done; \
-	cmd="$(CARGO) lambda build $(if $(filter release,$(LAMBDA_PROFILE)),--release )$(if $(filter arm64,$(LAMBDA_ARCH)),--arm64,--x86-64) --output-format zip --lambda-dir $(LAMBDA_DIR)$$bins"; \
+	cmd="$(CARGO) lambda build --release $(if $(filter arm64,$(LAMBDA_ARCH)),--arm64,--x86-64) --output-format zip --lambda-dir $(LAMBDA_DIR)$(foreach b,$(LAMBDA_BINS), --bin $(b))"; \
 	echo "$$cmd"; PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $$cmd
 
-## lambda-check: the same zips in the debug profile (target/lambda-debug), for CI.
-lambda-check:
-	$(MAKE) --no-print-directory lambda LAMBDA_PROFILE=debug LAMBDA_DIR=target/lambda-debug
+## lambda-check: the same zips from the workspace's debug build (target/lambda-debug),
+## for the tests: no second build of the dependencies.
+lambda-check: venv
+	$(CARGO) build --workspace --bins
+	@for b in $(LAMBDA_BINS); do \
+	  mkdir -p target/lambda-debug/$$b/pkg && cp target/debug/$$b target/lambda-debug/$$b/pkg/bootstrap && \
+	  (cd target/lambda-debug/$$b/pkg && rm -f ../bootstrap.zip && $(CURDIR)/$(PY) -m zipfile -c ../bootstrap.zip bootstrap) && \
+	  rm -rf target/lambda-debug/$$b/pkg && echo "target/lambda-debug/$$b/bootstrap.zip"; done
 
 ## cfn-lint: lint every CloudFormation template in infra/.
 cfn-lint: $(VENV)/.cfn-lint
@@ -137,11 +137,11 @@ clean:
 ## bench: benchmarks against baselines measured in the same run (release build, private
 ## emulator, about 5 minutes plus the build); writes BENCHMARKS.md and bench-results.json.
 bench: venv
-	$(CARGO) build --release -p herald-bench -p herald-consumer
+	$(CARGO) build --release -p herald-bench -p herald-cli -p herald-consumer
 	localstack/with-emulator target/release/herald-bench run --out . --command "make bench"
 
 ## bench-quick: a smoke run of the benchmarks (debug build, small counts, no thresholds);
 ## writes target/bench-quick/BENCHMARKS.md.
 bench-quick: venv
-	$(CARGO) build -p herald-bench -p herald-consumer
+	$(CARGO) build -p herald-bench -p herald-cli -p herald-consumer
 	localstack/with-emulator target/debug/herald-bench run --quick --out target/bench-quick --command "make bench-quick"

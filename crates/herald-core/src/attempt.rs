@@ -67,11 +67,6 @@ impl Attempt {
             (None, true) => None,
         };
         Self {
-            app_id: event.app_id.clone(),
-            event_id: event.id.clone(),
-            event_type: event.event_type.clone(),
-            subscription_id: subscription.clone(),
-            webhook_id: webhook_id(&event.id, subscription),
             attempt,
             attempted_at,
             outcome: if succeeded {
@@ -84,7 +79,7 @@ impl Attempt {
             error_kind,
             error: outcome.error().map(|e| e.to_string()),
             response_body: truncate_body(outcome.response_body()),
-            next_attempt_at: None,
+            ..Self::not_sent(event, subscription, "", None)
         }
     }
 
@@ -128,6 +123,54 @@ pub fn truncate_to(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::DeliveryError;
+    use crate::event::{EventType, ObjectType};
+    use std::time::Duration;
+
+    fn event() -> Event {
+        Event::new(
+            AppId::parse("shop").unwrap(),
+            EventType::parse("update").unwrap(),
+            ObjectType::parse("user").unwrap(),
+            serde_json::json!({}),
+        )
+    }
+
+    #[test]
+    fn records_say_how_each_attempt_ended() {
+        let (e, sub) = (event(), SubscriptionId::generate());
+        let now = Utc::now();
+        let ok = DeliveryOutcome::answered(204, "fine".into(), None, Duration::from_millis(12));
+        let a = Attempt::of_outcome(&e, &sub, 1, now, &ok);
+        assert_eq!(a.outcome, AttemptOutcome::Succeeded);
+        assert_eq!(
+            (a.status_code, a.latency_ms, a.error_kind),
+            (Some(204), 12, None)
+        );
+        assert_eq!(a.webhook_id, webhook_id(&e.id, &sub));
+        assert_eq!((a.attempt, a.attempted_at), (1, now));
+
+        let bad = DeliveryOutcome::answered(503, "x".repeat(5000), None, Duration::ZERO);
+        let a = Attempt::of_outcome(&e, &sub, 2, now, &bad);
+        assert_eq!(a.outcome, AttemptOutcome::Failed);
+        assert_eq!(a.error_kind.as_deref(), Some("http_status"));
+        assert_eq!(a.response_body.len(), RESPONSE_BODY_CAP);
+
+        let down = DeliveryOutcome::failed(DeliveryError::Timeout, Duration::ZERO);
+        let a = Attempt::of_outcome(&e, &sub, 3, now, &down);
+        assert_eq!(
+            (a.error_kind.as_deref(), a.error.as_deref()),
+            (Some("timeout"), Some("timed out"))
+        );
+        assert_eq!(a.status_code, None);
+
+        let skipped = Attempt::not_sent(&e, &sub, "endpoint_disabled", Some("410"));
+        assert_eq!(
+            (skipped.outcome, skipped.attempt),
+            (AttemptOutcome::NotSent, 0)
+        );
+        assert_eq!(skipped.error_kind.as_deref(), Some("endpoint_disabled"));
+    }
 
     #[test]
     fn bodies_are_cut_at_four_kib_on_a_char_boundary() {

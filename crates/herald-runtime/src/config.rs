@@ -70,14 +70,7 @@ pub fn in_range<T: PartialOrd + Display>(
     value: T,
     range: RangeInclusive<T>,
 ) -> Result<(), ConfigError> {
-    if range.contains(&value) {
-        return Ok(());
-    }
-    Err(ConfigError::invalid(
-        var,
-        &value,
-        format!("must be between {} and {}", range.start(), range.end()),
-    ))
+    check_range(var, value, range, |v| v.to_string())
 }
 
 /// `Ok` when duration `value` of setting `var` lies in `range`.
@@ -86,16 +79,25 @@ pub fn duration_in_range(
     value: Duration,
     range: RangeInclusive<Duration>,
 ) -> Result<(), ConfigError> {
+    check_range(var, value, range, |d| format_duration(*d))
+}
+
+fn check_range<T: PartialOrd>(
+    var: &str,
+    value: T,
+    range: RangeInclusive<T>,
+    show: impl Fn(&T) -> String,
+) -> Result<(), ConfigError> {
     if range.contains(&value) {
         return Ok(());
     }
     Err(ConfigError::invalid(
         var,
-        format_duration(value),
+        show(&value),
         format!(
             "must be between {} and {}",
-            format_duration(*range.start()),
-            format_duration(*range.end())
+            show(range.start()),
+            show(range.end())
         ),
     ))
 }

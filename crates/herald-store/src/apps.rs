@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -20,7 +21,10 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{Page, StoreError, MAX_PAGE_SIZE};
+use crate::{
+    decode_cursor, decode_items, encode_cursor, from_item, on_condition, to_item, Item, ItemKind,
+    Page, StoreError, MAX_PAGE_SIZE,
+};
 
 /// Prefix of every Herald API key.
 pub const KEY_PREFIX: &str = "hk_";
@@ -28,67 +32,174 @@ pub const KEY_PREFIX: &str = "hk_";
 /// An app (tenant).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct App {
+    /// The app's id, chosen by the admin or generated.
     pub id: AppId,
+    /// A display name.
     pub name: String,
+    /// When the app was created.
     pub created_at: DateTime<Utc>,
 }
 
 /// An API key's metadata; the key itself is never stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKey {
+    /// The key's id (`key_` and 32 hex digits), used to revoke it.
     pub id: String,
+    /// The app the key acts for.
     pub app_id: AppId,
     /// The first characters of the key, to tell keys apart.
     pub prefix: String,
+    /// When the key was created.
     pub created_at: DateTime<Utc>,
 }
 
 /// A freshly created key: shown to its owner once.
 #[derive(Debug, Clone)]
 pub struct NewKey {
+    /// The key's metadata, as stored.
     pub key: ApiKey,
+    /// The key itself (`hk_...`); only its hash is stored.
     pub secret: String,
+}
+
+/// The partition that holds every app.
+const APPS_PARTITION: &str = "apps";
+/// Sort key prefix of app items.
+const APP_PREFIX: &str = "app#";
+/// Sort key prefix of key metadata items.
+const KEY_ITEM_PREFIX: &str = "key#";
+
+/// The table's key (`pk`, `sk`) of each kind of item: the only place it is spelled out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Key {
+    pk: String,
+    sk: String,
+}
+
+impl Key {
+    /// An app, in the partition of all apps.
+    fn app(id: &AppId) -> Self {
+        Self {
+            pk: APPS_PARTITION.to_owned(),
+            sk: format!("{APP_PREFIX}{id}"),
+        }
+    }
+
+    /// The partition of an app's keys.
+    fn keys_partition(app: &AppId) -> String {
+        format!("app#{app}")
+    }
+
+    /// A key's metadata, in its app's partition.
+    fn key_meta(app: &AppId, key_id: &str) -> Self {
+        Self {
+            pk: Self::keys_partition(app),
+            sk: format!("{KEY_ITEM_PREFIX}{key_id}"),
+        }
+    }
+
+    /// The lookup of a key by the SHA-256 of its secret.
+    fn key_lookup(hash: &str) -> Self {
+        Self {
+            pk: format!("keyhash#{hash}"),
+            sk: "key".to_owned(),
+        }
+    }
+
+    /// The key as the attribute map of a `GetItem`, `DeleteItem` or start key.
+    fn into_item(self) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(self.pk)),
+            ("sk".to_owned(), AttributeValue::S(self.sk)),
+        ])
+    }
+}
+
+/// The item of an app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct AppItem {
+    #[serde(flatten)]
+    key: Key,
+    app_id: AppId,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&App> for AppItem {
+    fn from(app: &App) -> Self {
+        Self {
+            key: Key::app(&app.id),
+            app_id: app.id.clone(),
+            name: app.name.clone(),
+            created_at: app.created_at,
+        }
+    }
+}
+
+impl From<AppItem> for App {
+    fn from(item: AppItem) -> Self {
+        Self {
+            id: item.app_id,
+            name: item.name,
+            created_at: item.created_at,
+        }
+    }
+}
+
+/// The attributes of a key that both its items carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct KeyFields {
+    key_id: String,
+    app_id: AppId,
+    prefix: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&ApiKey> for KeyFields {
+    fn from(key: &ApiKey) -> Self {
+        Self {
+            key_id: key.id.clone(),
+            app_id: key.app_id.clone(),
+            prefix: key.prefix.clone(),
+            created_at: key.created_at,
+        }
+    }
+}
+
+impl From<KeyFields> for ApiKey {
+    fn from(f: KeyFields) -> Self {
+        Self {
+            id: f.key_id,
+            app_id: f.app_id,
+            prefix: f.prefix,
+            created_at: f.created_at,
+        }
+    }
+}
+
+/// The item of a key's metadata, listed under its app; it names the lookup item by
+/// `key_hash` so that revoking the key deletes both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct KeyItem {
+    #[serde(flatten)]
+    key: Key,
+    #[serde(flatten)]
+    fields: KeyFields,
+    key_hash: String,
+}
+
+/// The item that authenticates a key: found by the hash of the presented secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct KeyLookupItem {
+    #[serde(flatten)]
+    key: Key,
+    #[serde(flatten)]
+    fields: KeyFields,
 }
 
 fn hash_key(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn get_s(item: &HashMap<String, AttributeValue>, k: &str) -> Result<String, StoreError> {
-    item.get(k)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .ok_or_else(|| StoreError::Corrupt(format!("missing attribute {k}")))
-}
-
-fn get_time(item: &HashMap<String, AttributeValue>, k: &str) -> Result<DateTime<Utc>, StoreError> {
-    get_s(item, k)?
-        .parse()
-        .map_err(|e| StoreError::Corrupt(format!("{k}: {e}")))
-}
-
-fn app_from(item: &HashMap<String, AttributeValue>) -> Result<App, StoreError> {
-    Ok(App {
-        id: AppId::parse(&get_s(item, "app_id")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        name: get_s(item, "name")?,
-        created_at: get_time(item, "created_at")?,
-    })
-}
-
-fn key_from(item: &HashMap<String, AttributeValue>) -> Result<ApiKey, StoreError> {
-    Ok(ApiKey {
-        id: get_s(item, "key_id")?,
-        app_id: AppId::parse(&get_s(item, "app_id")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        prefix: get_s(item, "prefix")?,
-        created_at: get_time(item, "created_at")?,
-    })
 }
 
 /// Apps and API keys.
@@ -99,6 +210,7 @@ pub struct AppStore {
 }
 
 impl AppStore {
+    /// A store on the apps table `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -106,7 +218,7 @@ impl AppStore {
         }
     }
 
-    /// Creates an app; `AppExists` if the id is taken.
+    /// Creates an app; `AlreadyExists` if the id is taken.
     pub async fn create_app(&self, id: &AppId, name: &str) -> Result<App, StoreError> {
         let app = App {
             id: id.clone(),
@@ -116,34 +228,32 @@ impl AppStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s("apps"))
-            .item("sk", s(format!("app#{id}")))
-            .item("app_id", s(id.as_str()))
-            .item("name", s(name))
-            .item("created_at", s(app.created_at.to_rfc3339()))
+            .set_item(Some(to_item(ItemKind::App, &AppItem::from(&app))?))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
             .map_err(|e| {
-                crate::on_condition(e, "PutItem", || {
-                    StoreError::Conflict(format!("app {id} already exists"))
+                on_condition(e, "PutItem", || {
+                    StoreError::already_exists(ItemKind::App, id)
                 })
             })?;
         Ok(app)
     }
 
+    /// One app, or `None`.
     pub async fn get_app(&self, id: &AppId) -> Result<Option<App>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s("apps"))
-            .key("sk", s(format!("app#{id}")))
+            .set_key(Some(Key::app(id).into_item()))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
-        out.item.as_ref().map(app_from).transpose()
+        out.item
+            .map(|item| from_item::<AppItem>(ItemKind::App, item).map(App::from))
+            .transpose()
     }
 
     /// A page of apps in id order.
@@ -152,32 +262,38 @@ impl AppStore {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<App>, StoreError> {
-        let (items, next) = self.query_prefix("apps", "app#", limit, cursor).await?;
+        let (items, next_cursor) = self
+            .prefix_page(APPS_PARTITION, APP_PREFIX, limit, cursor)
+            .await?;
+        let items = decode_items::<AppItem>(ItemKind::App, Some(items))?;
         Ok(Page {
-            items: items.iter().map(app_from).collect::<Result<_, _>>()?,
-            next_cursor: next,
+            items: items.into_iter().map(App::from).collect(),
+            next_cursor,
         })
     }
 
-    /// Deletes an app and every key of it (its subscriptions are the caller's to delete).
+    /// Deletes an app and every key of it (its subscriptions are the caller's to
+    /// delete); `NotFound` if there is no such app.
     pub async fn delete_app(&self, id: &AppId) -> Result<(), StoreError> {
         if self.get_app(id).await?.is_none() {
-            return Err(StoreError::Missing(format!("app {id}")));
+            return Err(StoreError::not_found(ItemKind::App, id));
         }
-        loop {
-            let page = self.list_keys(id, MAX_PAGE_SIZE, None).await?;
-            if page.items.is_empty() {
-                break;
-            }
-            for key in page.items {
-                self.delete_key(id, &key.id).await?;
-            }
+        let keys = self
+            .prefix_query(&Key::keys_partition(id), KEY_ITEM_PREFIX)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        for item in keys {
+            self.delete_key_items(from_item(ItemKind::ApiKey, item)?)
+                .await?;
         }
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s("apps"))
-            .key("sk", s(format!("app#{id}")))
+            .set_key(Some(Key::app(id).into_item()))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
@@ -190,37 +306,33 @@ impl AppStore {
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let secret = format!("{KEY_PREFIX}{}", B64.encode(bytes));
         let key = ApiKey {
-            id: format!("key_{}", uuid_simple()),
+            id: herald_core::new_id("key_"),
             app_id: app.clone(),
             prefix: secret[..KEY_PREFIX.len() + 6].to_owned(),
             created_at: Utc::now(),
         };
         let hash = hash_key(&secret);
-        let meta = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(format!("app#{app}")))
-            .item("sk", s(format!("key#{}", key.id)))
-            .item("key_id", s(&key.id))
-            .item("app_id", s(app.as_str()))
-            .item("prefix", s(&key.prefix))
-            .item("key_hash", s(&hash))
-            .item("created_at", s(key.created_at.to_rfc3339()))
-            .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let lookup = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(format!("keyhash#{hash}")))
-            .item("sk", s("key"))
-            .item("key_id", s(&key.id))
-            .item("app_id", s(app.as_str()))
-            .item("prefix", s(&key.prefix))
-            .item("created_at", s(key.created_at.to_rfc3339()))
-            .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let meta = KeyItem {
+            key: Key::key_meta(app, &key.id),
+            fields: KeyFields::from(&key),
+            key_hash: hash.clone(),
+        };
+        let lookup = KeyLookupItem {
+            key: Key::key_lookup(&hash),
+            fields: KeyFields::from(&key),
+        };
+        let put = |item: Item| {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| StoreError::unwritable(ItemKind::ApiKey, e))?;
+            Ok::<_, StoreError>(TransactWriteItem::builder().put(put).build())
+        };
         self.client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(meta).build())
-            .transact_items(TransactWriteItem::builder().put(lookup).build())
+            .transact_items(put(to_item(ItemKind::ApiKey, &meta)?)?)
+            .transact_items(put(to_item(ItemKind::ApiKey, &lookup)?)?)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("TransactWriteItems", e))?;
@@ -234,12 +346,13 @@ impl AppStore {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<ApiKey>, StoreError> {
-        let (items, next) = self
-            .query_prefix(&format!("app#{app}"), "key#", limit, cursor)
+        let (items, next_cursor) = self
+            .prefix_page(&Key::keys_partition(app), KEY_ITEM_PREFIX, limit, cursor)
             .await?;
+        let items = decode_items::<KeyItem>(ItemKind::ApiKey, Some(items))?;
         Ok(Page {
-            items: items.iter().map(key_from).collect::<Result<_, _>>()?,
-            next_cursor: next,
+            items: items.into_iter().map(|i| i.fields.into()).collect(),
+            next_cursor,
         })
     }
 
@@ -249,8 +362,7 @@ impl AppStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("app#{app}")))
-            .key("sk", s(format!("key#{key_id}")))
+            .set_key(Some(Key::key_meta(app, key_id).into_item()))
             .consistent_read(true)
             .send()
             .await
@@ -258,31 +370,29 @@ impl AppStore {
         let Some(item) = out.item else {
             return Ok(false);
         };
-        let hash = get_s(&item, "key_hash")?;
-        let delete = |pk: String, sk: String| {
-            Delete::builder()
+        self.delete_key_items(from_item(ItemKind::ApiKey, item)?)
+            .await?;
+        Ok(true)
+    }
+
+    /// Deletes a key's metadata and its lookup in one transaction.
+    async fn delete_key_items(&self, meta: KeyItem) -> Result<(), StoreError> {
+        let delete = |key: Key| {
+            let delete = Delete::builder()
                 .table_name(&self.table)
-                .key("pk", s(pk))
-                .key("sk", s(sk))
+                .set_key(Some(key.into_item()))
                 .build()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
+                .map_err(|e| StoreError::unwritable(ItemKind::ApiKey, e))?;
+            Ok::<_, StoreError>(TransactWriteItem::builder().delete(delete).build())
         };
         self.client
             .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .delete(delete(format!("app#{app}"), format!("key#{key_id}"))?)
-                    .build(),
-            )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .delete(delete(format!("keyhash#{hash}"), "key".into())?)
-                    .build(),
-            )
+            .transact_items(delete(meta.key)?)
+            .transact_items(delete(Key::key_lookup(&meta.key_hash))?)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("TransactWriteItems", e))?;
-        Ok(true)
+        Ok(())
     }
 
     /// The key a presented secret belongs to, if any.
@@ -294,60 +404,160 @@ impl AppStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("keyhash#{}", hash_key(secret))))
-            .key("sk", s("key"))
+            .set_key(Some(Key::key_lookup(&hash_key(secret)).into_item()))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
-        out.item.as_ref().map(key_from).transpose()
+        out.item
+            .map(|item| from_item::<KeyLookupItem>(ItemKind::ApiKey, item).map(|i| i.fields.into()))
+            .transpose()
     }
 
-    async fn query_prefix(
+    /// The `Query` for the items of partition `pk` whose sort key starts with
+    /// `sk_prefix`, in sort key order.
+    fn prefix_query(&self, pk: &str, sk_prefix: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .expression_attribute_values(":prefix", AttributeValue::S(sk_prefix.to_owned()))
+    }
+
+    /// One page of [`Self::prefix_query`]; the cursor carries the last sort key.
+    async fn prefix_page(
         &self,
         pk: &str,
         sk_prefix: &str,
         limit: i32,
         cursor: Option<&str>,
-    ) -> Result<(Vec<HashMap<String, AttributeValue>>, Option<String>), StoreError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(sk_prefix))
-            .limit(limit.clamp(1, MAX_PAGE_SIZE));
-        if let Some(cursor) = cursor {
-            let sk = crate::decode_cursor(cursor)?;
-            if !sk.starts_with(sk_prefix) {
-                return Err(StoreError::BadCursor);
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let start = match cursor {
+            None => None,
+            Some(cursor) => {
+                let sk = decode_cursor(cursor)?;
+                if !sk.starts_with(sk_prefix) {
+                    return Err(StoreError::BadCursor);
+                }
+                let pk = pk.to_owned();
+                Some(Key { pk, sk }.into_item())
             }
-            query = query
-                .exclusive_start_key("pk", s(pk))
-                .exclusive_start_key("sk", s(sk));
-        }
-        let out = query
+        };
+        let out = self
+            .prefix_query(pk, sk_prefix)
+            .limit(limit.clamp(1, MAX_PAGE_SIZE))
+            .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("Query", e))?;
         let next = out.last_evaluated_key.and_then(|k| {
             k.get("sk")
                 .and_then(|v| v.as_s().ok())
-                .map(|sk| B64.encode(sk))
+                .map(|sk| encode_cursor(sk))
         });
         Ok((out.items.unwrap_or_default(), next))
     }
 }
 
-fn uuid_simple() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(item: &Item) -> Vec<&str> {
+        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn app_items_keep_their_layout_and_round_trip() {
+        let app = App {
+            id: AppId::parse("shop").unwrap(),
+            name: "The shop".into(),
+            created_at: Utc::now(),
+        };
+        let item = to_item(ItemKind::App, &AppItem::from(&app)).unwrap();
+        assert_eq!(names(&item), ["app_id", "created_at", "name", "pk", "sk"]);
+        assert_eq!(item["pk"], AttributeValue::S("apps".into()));
+        assert_eq!(item["sk"], AttributeValue::S("app#shop".into()));
+        let back: AppItem = from_item(ItemKind::App, item).unwrap();
+        assert_eq!(App::from(back), app);
+    }
+
+    #[test]
+    fn key_items_keep_their_layout_and_round_trip() {
+        let app = AppId::parse("shop").unwrap();
+        let key = ApiKey {
+            id: "key_1".into(),
+            app_id: app.clone(),
+            prefix: "hk_abcdef".into(),
+            created_at: Utc::now(),
+        };
+        let meta = KeyItem {
+            key: Key::key_meta(&app, &key.id),
+            fields: KeyFields::from(&key),
+            key_hash: "ab12".into(),
+        };
+        let item = to_item(ItemKind::ApiKey, &meta).unwrap();
+        assert_eq!(
+            names(&item),
+            [
+                "app_id",
+                "created_at",
+                "key_hash",
+                "key_id",
+                "pk",
+                "prefix",
+                "sk"
+            ]
+        );
+        assert_eq!(item["pk"], AttributeValue::S("app#shop".into()));
+        assert_eq!(item["sk"], AttributeValue::S("key#key_1".into()));
+        let back: KeyItem = from_item(ItemKind::ApiKey, item).unwrap();
+        assert_eq!(back, meta);
+
+        let lookup = KeyLookupItem {
+            key: Key::key_lookup("ab12"),
+            fields: KeyFields::from(&key),
+        };
+        let item = to_item(ItemKind::ApiKey, &lookup).unwrap();
+        assert_eq!(
+            names(&item),
+            ["app_id", "created_at", "key_id", "pk", "prefix", "sk"]
+        );
+        assert_eq!(item["pk"], AttributeValue::S("keyhash#ab12".into()));
+        assert_eq!(item["sk"], AttributeValue::S("key".into()));
+        let back: KeyLookupItem = from_item(ItemKind::ApiKey, item).unwrap();
+        assert_eq!(ApiKey::from(back.fields), key);
+    }
+
+    #[test]
+    fn items_written_before_serde_dynamo_still_decode() {
+        // Earlier versions wrote timestamps with `to_rfc3339` (`+00:00`, not `Z`).
+        let created_at = Utc::now();
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        let item: Item = HashMap::from([
+            ("pk".to_owned(), s("apps")),
+            ("sk".to_owned(), s("app#shop")),
+            ("app_id".to_owned(), s("shop")),
+            ("name".to_owned(), s("The shop")),
+            ("created_at".to_owned(), s(&created_at.to_rfc3339())),
+        ]);
+        let app = App::from(from_item::<AppItem>(ItemKind::App, item).unwrap());
+        assert_eq!(app.created_at, created_at);
+        let broken: Item = HashMap::from([("pk".to_owned(), s("apps"))]);
+        let err = from_item::<AppItem>(ItemKind::App, broken).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Corrupt {
+                    kind: ItemKind::App,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
 
     #[test]
     fn keys_are_hashed_deterministically_and_differ() {

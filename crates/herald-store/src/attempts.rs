@@ -8,8 +8,11 @@ use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as CURSOR;
 use base64::Engine as _;
 use herald_core::{AppId, Attempt, Event, EventId, SubscriptionId};
+use serde::{Deserialize, Serialize};
+use serde_with::json::JsonString;
+use serde_with::serde_as;
 
-use crate::{decode_items, Page, StoreError, MAX_PAGE_SIZE};
+use crate::{decode_items, from_item, to_item, Item, ItemKind, Page, StoreError, MAX_PAGE_SIZE};
 
 /// Items per `BatchWriteItem` call (DynamoDB's limit).
 const BATCH_WRITE_MAX: usize = 25;
@@ -29,7 +32,7 @@ pub struct AttemptStore {
 }
 
 /// Approximate size of an item of string and number attributes.
-fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+fn item_size(item: &Item) -> usize {
     item.iter()
         .map(|(k, v)| {
             k.len()
@@ -41,26 +44,80 @@ fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
         .sum()
 }
 
-fn sk(a: &Attempt) -> String {
-    format!(
-        "{}#{}#{:04}",
-        a.attempted_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        a.event_id,
-        a.attempt
-    )
+/// The table's key (`pk`, `sk`) of each kind of item: the only place it is spelled out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Key {
+    pk: String,
+    sk: String,
 }
 
-fn subscription_pk(app: &AppId, sub: &SubscriptionId) -> String {
+impl Key {
+    /// An attempt: in its subscription's partition, sorted by time, then event, then
+    /// attempt number.
+    fn attempt(a: &Attempt) -> Self {
+        Self {
+            pk: subscription_partition(&a.app_id, &a.subscription_id),
+            sk: format!(
+                "{}#{}#{:04}",
+                a.attempted_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                a.event_id,
+                a.attempt
+            ),
+        }
+    }
+
+    /// An event kept for re-sending, in a partition of its own.
+    fn event(app: &AppId, id: &EventId) -> Self {
+        Self {
+            pk: format!("event#{app}#{id}"),
+            sk: "event".to_owned(),
+        }
+    }
+
+    /// The key as the attribute map of a `GetItem`.
+    fn into_item(self) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(self.pk)),
+            ("sk".to_owned(), AttributeValue::S(self.sk)),
+        ])
+    }
+}
+
+/// The partition (`pk`) of a subscription's attempts.
+fn subscription_partition(app: &AppId, sub: &SubscriptionId) -> String {
     format!("{app}#{sub}")
 }
 
-fn stored_event_pk(app: &AppId, event: &EventId) -> String {
-    format!("event#{app}#{event}")
+/// The partition (`event_pk`) of an event's attempts in the [`BY_EVENT_INDEX`].
+fn event_partition(app: &AppId, event: &EventId) -> String {
+    format!("{app}#{event}")
 }
 
-fn event_pk(app: &AppId, event: &EventId) -> String {
-    format!("{app}#{event}")
+/// The item of an attempt: the [`Attempt`]'s own attributes beside its keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct AttemptItem {
+    #[serde(flatten)]
+    key: Key,
+    event_pk: String,
+    /// Unix seconds; the table's TTL attribute.
+    expires_at: i64,
+    #[serde(flatten)]
+    attempt: Attempt,
+}
+
+/// The item of an event kept for re-sending.
+#[serde_as]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct EventItem {
+    #[serde(flatten)]
+    key: Key,
+    /// The event as JSON text, not as a map: DynamoDB nests maps at most 32 levels
+    /// deep, while an event's `data` may nest deeper (publishing accepts about 126).
+    #[serde_as(as = "JsonString")]
+    event: Event,
+    /// Unix seconds; the table's TTL attribute.
+    expires_at: i64,
 }
 
 impl AttemptStore {
@@ -73,38 +130,28 @@ impl AttemptStore {
         }
     }
 
-    fn item(&self, a: &Attempt) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        let mut item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(a).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let expires = a.attempted_at.timestamp() + self.retention.as_secs() as i64;
-        item.insert(
-            "pk".into(),
-            AttributeValue::S(subscription_pk(&a.app_id, &a.subscription_id)),
-        );
-        item.insert("sk".into(), AttributeValue::S(sk(a)));
-        item.insert(
-            "event_pk".into(),
-            AttributeValue::S(event_pk(&a.app_id, &a.event_id)),
-        );
-        item.insert("expires_at".into(), AttributeValue::N(expires.to_string()));
-        Ok(item)
+    /// Unix seconds at which a record made at `at` expires.
+    fn expires_at(&self, at: chrono::DateTime<chrono::Utc>) -> i64 {
+        at.timestamp() + self.retention.as_secs() as i64
     }
 
-    fn event_item(&self, e: &Event) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        let json = serde_json::to_string(e).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-        let expires = e.timestamp.timestamp() + self.retention.as_secs() as i64;
-        Ok(HashMap::from([
-            (
-                "pk".to_owned(),
-                AttributeValue::S(stored_event_pk(&e.app_id, &e.id)),
-            ),
-            ("sk".to_owned(), AttributeValue::S("event".into())),
-            ("event".to_owned(), AttributeValue::S(json)),
-            (
-                "expires_at".to_owned(),
-                AttributeValue::N(expires.to_string()),
-            ),
-        ]))
+    fn attempt_item(&self, a: &Attempt) -> Result<Item, StoreError> {
+        let item = AttemptItem {
+            key: Key::attempt(a),
+            event_pk: event_partition(&a.app_id, &a.event_id),
+            expires_at: self.expires_at(a.attempted_at),
+            attempt: a.clone(),
+        };
+        to_item(ItemKind::Attempt, &item)
+    }
+
+    fn event_item(&self, e: &Event) -> Result<Item, StoreError> {
+        let item = EventItem {
+            key: Key::event(&e.app_id, &e.id),
+            event: e.clone(),
+            expires_at: self.expires_at(e.timestamp),
+        };
+        to_item(ItemKind::Event, &item)
     }
 
     /// Writes attempts with `BatchWriteItem`, 25 per call, retrying unprocessed items
@@ -122,7 +169,7 @@ impl AttemptStore {
     ) -> Result<(), StoreError> {
         let items = attempts
             .iter()
-            .map(|a| self.item(a))
+            .map(|a| self.attempt_item(a))
             .chain(events.iter().filter_map(|e| match self.event_item(e) {
                 Ok(item) if item_size(&item) > MAX_STORED_EVENT_BYTES => {
                     tracing::warn!(event_id = %e.id, "event too large to keep for re-sending; its deliveries are unaffected");
@@ -140,7 +187,7 @@ impl AttemptStore {
                             PutRequest::builder()
                                 .set_item(Some(item.clone()))
                                 .build()
-                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                                .map_err(|e| StoreError::unwritable(ItemKind::Attempt, e))?,
                         )
                         .build())
                 })
@@ -180,29 +227,16 @@ impl AttemptStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(stored_event_pk(app, id)))
-            .key("sk", AttributeValue::S("event".into()))
+            .set_key(Some(Key::event(app, id).into_item()))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
         let Some(item) = out.item else {
             return Ok(None);
         };
-        let expired = item
-            .get("expires_at")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<i64>().ok())
-            .is_some_and(|at| at <= chrono::Utc::now().timestamp());
-        if expired {
-            return Ok(None);
-        }
-        let json = item
-            .get("event")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| StoreError::Corrupt("stored event without body".into()))?;
-        serde_json::from_str(json)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
+        let item: EventItem = from_item(ItemKind::Event, item)?;
+        // TTL deletion lags: an expired event is gone for callers already.
+        Ok((item.expires_at > chrono::Utc::now().timestamp()).then_some(item.event))
     }
 
     /// A subscription's attempts, newest first.
@@ -216,7 +250,7 @@ impl AttemptStore {
         self.query(
             None,
             "pk",
-            subscription_pk(app, subscription),
+            subscription_partition(app, subscription),
             limit,
             cursor,
         )
@@ -234,18 +268,20 @@ impl AttemptStore {
         self.query(
             Some(BY_EVENT_INDEX),
             "event_pk",
-            event_pk(app, event),
+            event_partition(app, event),
             limit,
             cursor,
         )
         .await
     }
 
+    /// A page of the attempts whose `partition_key` attribute is `partition`, in
+    /// the table or one of its indexes, newest first.
     async fn query(
         &self,
         index: Option<&str>,
-        key: &str,
-        value: String,
+        partition_key: &str,
+        partition: String,
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
@@ -256,8 +292,8 @@ impl AttemptStore {
             .table_name(&self.table)
             .set_index_name(index.map(str::to_owned))
             .key_condition_expression("#k = :v")
-            .expression_attribute_names("#k", key)
-            .expression_attribute_values(":v", AttributeValue::S(value))
+            .expression_attribute_names("#k", partition_key)
+            .expression_attribute_values(":v", AttributeValue::S(partition))
             // TTL deletion lags (up to days on AWS, never on some emulators): expired
             // records are hidden at read time too.
             .filter_expression("expires_at > :now")
@@ -271,7 +307,10 @@ impl AttemptStore {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("Query", e))?;
-        let items = decode_items::<Attempt>(out.items)?;
+        let items = decode_items::<AttemptItem>(ItemKind::Attempt, out.items)?
+            .into_iter()
+            .map(|item| item.attempt)
+            .collect();
         let next_cursor = out
             .last_evaluated_key
             .filter(|k| !k.is_empty())
@@ -281,7 +320,7 @@ impl AttemptStore {
 }
 
 /// Cursors carry the last evaluated key's string attributes, base64-encoded JSON.
-fn encode_key(key: &HashMap<String, AttributeValue>) -> String {
+fn encode_key(key: &Item) -> String {
     let strings: HashMap<&str, &str> = key
         .iter()
         .filter_map(|(k, v)| Some((k.as_str(), v.as_s().ok()?.as_str())))
@@ -289,7 +328,9 @@ fn encode_key(key: &HashMap<String, AttributeValue>) -> String {
     CURSOR.encode(serde_json::to_vec(&strings).unwrap_or_default())
 }
 
-fn decode_key(cursor: &str) -> Result<HashMap<String, AttributeValue>, StoreError> {
+/// The last evaluated key a cursor from [`encode_key`] carries; only the table's and
+/// the index's key attributes are accepted.
+fn decode_key(cursor: &str) -> Result<Item, StoreError> {
     let bytes = CURSOR.decode(cursor).map_err(|_| StoreError::BadCursor)?;
     let strings: HashMap<String, String> =
         serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
@@ -305,7 +346,98 @@ fn decode_key(cursor: &str) -> Result<HashMap<String, AttributeValue>, StoreErro
 
 #[cfg(test)]
 mod tests {
+    use herald_core::{AttemptOutcome, EventType, ObjectType};
+
     use super::*;
+
+    fn store() -> AttemptStore {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        AttemptStore::new(
+            Client::from_conf(config),
+            "attempts",
+            Duration::from_secs(3600),
+        )
+    }
+
+    fn event(data: serde_json::Value) -> Event {
+        Event::new(
+            AppId::parse("shop").unwrap(),
+            EventType::parse("update").unwrap(),
+            ObjectType::parse("user").unwrap(),
+            data,
+        )
+    }
+
+    #[test]
+    fn attempts_keep_their_layout_and_round_trip() {
+        let e = event(serde_json::json!({"id": "42"}));
+        let sub = SubscriptionId::new("sub_1");
+        let mut attempt = Attempt {
+            app_id: e.app_id.clone(),
+            event_id: e.id.clone(),
+            event_type: e.event_type.clone(),
+            subscription_id: sub.clone(),
+            webhook_id: "msg_1".into(),
+            attempt: 2,
+            attempted_at: e.timestamp,
+            outcome: AttemptOutcome::Failed,
+            status_code: None,
+            latency_ms: 12,
+            error_kind: Some("timeout".into()),
+            error: Some("timed out".into()),
+            response_body: String::new(),
+            next_attempt_at: Some(e.timestamp),
+        };
+        for status_code in [None, Some(503)] {
+            attempt.status_code = status_code;
+            let item = store().attempt_item(&attempt).unwrap();
+            assert_eq!(item["pk"], AttributeValue::S(format!("shop#sub_1")));
+            let AttributeValue::S(sk) = &item["sk"] else {
+                panic!("sk is a string");
+            };
+            assert!(sk.ends_with(&format!("#{}#0002", e.id)), "{sk}");
+            assert_eq!(
+                item["event_pk"],
+                AttributeValue::S(format!("shop#{}", e.id))
+            );
+            assert_eq!(
+                item["expires_at"],
+                AttributeValue::N((e.timestamp.timestamp() + 3600).to_string())
+            );
+            assert_eq!(item["attempt"], AttributeValue::N("2".into()));
+            assert_eq!(item.contains_key("status_code"), status_code.is_some());
+            let back: AttemptItem = from_item(ItemKind::Attempt, item).unwrap();
+            assert_eq!(back.attempt, attempt);
+        }
+    }
+
+    #[test]
+    fn deeply_nested_events_are_kept_as_json_text_and_come_back() {
+        // Deeper than DynamoDB's 32 levels of nested maps, as deep as publishing accepts.
+        let mut data = serde_json::json!("leaf");
+        for level in 0..120 {
+            data = if level % 2 == 0 {
+                serde_json::json!({ "next": data })
+            } else {
+                serde_json::json!([data])
+            };
+        }
+        let e = event(data);
+        let item = store().event_item(&e).unwrap();
+        assert_eq!(
+            item["pk"],
+            AttributeValue::S(format!("event#shop#{}", e.id))
+        );
+        assert_eq!(item["sk"], AttributeValue::S("event".into()));
+        assert_eq!(
+            item["event"],
+            AttributeValue::S(serde_json::to_string(&e).unwrap())
+        );
+        let back: EventItem = from_item(ItemKind::Event, item).unwrap();
+        assert_eq!(back.event, e);
+    }
 
     #[test]
     fn cursors_round_trip_and_reject_foreign_keys() {

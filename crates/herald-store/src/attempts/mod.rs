@@ -1,5 +1,7 @@
 //! The delivery history in DynamoDB.
 
+mod items;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -8,9 +10,7 @@ use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as CURSOR;
 use base64::Engine as _;
 use herald_core::{AppId, Attempt, Event, EventId, SubscriptionId};
-use serde::{Deserialize, Serialize};
-use serde_with::json::JsonString;
-use serde_with::serde_as;
+use items::{event_partition, subscription_partition, AttemptItem, EventItem, TableKey};
 
 use crate::{decode_items, from_item, to_item, Item, ItemKind, Page, StoreError, MAX_PAGE_SIZE};
 
@@ -44,82 +44,6 @@ fn item_size(item: &Item) -> usize {
         .sum()
 }
 
-/// The table's key (`pk`, `sk`) of each kind of item: the only place it is spelled out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Key {
-    pk: String,
-    sk: String,
-}
-
-impl Key {
-    /// An attempt: in its subscription's partition, sorted by time, then event, then
-    /// attempt number.
-    fn attempt(a: &Attempt) -> Self {
-        Self {
-            pk: subscription_partition(&a.app_id, &a.subscription_id),
-            sk: format!(
-                "{}#{}#{:04}",
-                a.attempted_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                a.event_id,
-                a.attempt
-            ),
-        }
-    }
-
-    /// An event kept for re-sending, in a partition of its own.
-    fn event(app: &AppId, id: &EventId) -> Self {
-        Self {
-            pk: format!("event#{app}#{id}"),
-            sk: "event".to_owned(),
-        }
-    }
-
-    /// The key as the attribute map of a `GetItem`.
-    fn into_item(self) -> Item {
-        HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(self.pk)),
-            ("sk".to_owned(), AttributeValue::S(self.sk)),
-        ])
-    }
-}
-
-/// The partition (`pk`) of a subscription's attempts.
-fn subscription_partition(app: &AppId, sub: &SubscriptionId) -> String {
-    format!("{app}#{sub}")
-}
-
-/// The partition (`event_pk`) of an event's attempts in the [`BY_EVENT_INDEX`].
-fn event_partition(app: &AppId, event: &EventId) -> String {
-    format!("{app}#{event}")
-}
-
-/// The item of an attempt: the [`Attempt`]'s own attributes beside its keys.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct AttemptItem {
-    #[serde(flatten)]
-    key: Key,
-    event_pk: String,
-    /// Unix seconds; the table's TTL attribute.
-    expires_at: i64,
-    #[serde(flatten)]
-    attempt: Attempt,
-}
-
-/// The item of an event kept for re-sending.
-#[serde_as]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct EventItem {
-    #[serde(flatten)]
-    key: Key,
-    /// The event as JSON text, not as a map: DynamoDB nests maps at most 32 levels
-    /// deep, while an event's `data` may nest deeper (publishing accepts about 126).
-    #[serde_as(as = "JsonString")]
-    event: Event,
-    /// Unix seconds; the table's TTL attribute.
-    expires_at: i64,
-}
-
 impl AttemptStore {
     /// `retention` sets each record's `expires_at` (the table's TTL attribute).
     pub fn new(client: Client, table: impl Into<String>, retention: Duration) -> Self {
@@ -135,22 +59,15 @@ impl AttemptStore {
         at.timestamp() + self.retention.as_secs() as i64
     }
 
+    /// The item of an attempt record.
     fn attempt_item(&self, a: &Attempt) -> Result<Item, StoreError> {
-        let item = AttemptItem {
-            key: Key::attempt(a),
-            event_pk: event_partition(&a.app_id, &a.event_id),
-            expires_at: self.expires_at(a.attempted_at),
-            attempt: a.clone(),
-        };
+        let item = AttemptItem::new(a, self.expires_at(a.attempted_at));
         to_item(ItemKind::Attempt, &item)
     }
 
+    /// The item of an event kept for re-sending.
     fn event_item(&self, e: &Event) -> Result<Item, StoreError> {
-        let item = EventItem {
-            key: Key::event(&e.app_id, &e.id),
-            event: e.clone(),
-            expires_at: self.expires_at(e.timestamp),
-        };
+        let item = EventItem::new(e, self.expires_at(e.timestamp));
         to_item(ItemKind::Event, &item)
     }
 
@@ -227,7 +144,7 @@ impl AttemptStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Key::event(app, id).into_item()))
+            .set_key(Some(TableKey::event(app, id).into_item()))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
@@ -346,98 +263,7 @@ fn decode_key(cursor: &str) -> Result<Item, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use herald_core::{AttemptOutcome, EventType, ObjectType};
-
     use super::*;
-
-    fn store() -> AttemptStore {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .build();
-        AttemptStore::new(
-            Client::from_conf(config),
-            "attempts",
-            Duration::from_secs(3600),
-        )
-    }
-
-    fn event(data: serde_json::Value) -> Event {
-        Event::new(
-            AppId::parse("shop").unwrap(),
-            EventType::parse("update").unwrap(),
-            ObjectType::parse("user").unwrap(),
-            data,
-        )
-    }
-
-    #[test]
-    fn attempts_keep_their_layout_and_round_trip() {
-        let e = event(serde_json::json!({"id": "42"}));
-        let sub = SubscriptionId::new("sub_1");
-        let mut attempt = Attempt {
-            app_id: e.app_id.clone(),
-            event_id: e.id.clone(),
-            event_type: e.event_type.clone(),
-            subscription_id: sub.clone(),
-            webhook_id: "msg_1".into(),
-            attempt: 2,
-            attempted_at: e.timestamp,
-            outcome: AttemptOutcome::Failed,
-            status_code: None,
-            latency_ms: 12,
-            error_kind: Some("timeout".into()),
-            error: Some("timed out".into()),
-            response_body: String::new(),
-            next_attempt_at: Some(e.timestamp),
-        };
-        for status_code in [None, Some(503)] {
-            attempt.status_code = status_code;
-            let item = store().attempt_item(&attempt).unwrap();
-            assert_eq!(item["pk"], AttributeValue::S(format!("shop#sub_1")));
-            let AttributeValue::S(sk) = &item["sk"] else {
-                panic!("sk is a string");
-            };
-            assert!(sk.ends_with(&format!("#{}#0002", e.id)), "{sk}");
-            assert_eq!(
-                item["event_pk"],
-                AttributeValue::S(format!("shop#{}", e.id))
-            );
-            assert_eq!(
-                item["expires_at"],
-                AttributeValue::N((e.timestamp.timestamp() + 3600).to_string())
-            );
-            assert_eq!(item["attempt"], AttributeValue::N("2".into()));
-            assert_eq!(item.contains_key("status_code"), status_code.is_some());
-            let back: AttemptItem = from_item(ItemKind::Attempt, item).unwrap();
-            assert_eq!(back.attempt, attempt);
-        }
-    }
-
-    #[test]
-    fn deeply_nested_events_are_kept_as_json_text_and_come_back() {
-        // Deeper than DynamoDB's 32 levels of nested maps, as deep as publishing accepts.
-        let mut data = serde_json::json!("leaf");
-        for level in 0..120 {
-            data = if level % 2 == 0 {
-                serde_json::json!({ "next": data })
-            } else {
-                serde_json::json!([data])
-            };
-        }
-        let e = event(data);
-        let item = store().event_item(&e).unwrap();
-        assert_eq!(
-            item["pk"],
-            AttributeValue::S(format!("event#shop#{}", e.id))
-        );
-        assert_eq!(item["sk"], AttributeValue::S("event".into()));
-        assert_eq!(
-            item["event"],
-            AttributeValue::S(serde_json::to_string(&e).unwrap())
-        );
-        let back: EventItem = from_item(ItemKind::Event, item).unwrap();
-        assert_eq!(back.event, e);
-    }
 
     #[test]
     fn cursors_round_trip_and_reject_foreign_keys() {

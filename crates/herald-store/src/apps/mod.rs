@@ -8,7 +8,7 @@
 //! Keys are 32 random bytes; only their SHA-256 is stored (a slow hash adds nothing to
 //! a secret of that entropy), so a key is shown once, when it is created.
 
-use std::collections::HashMap;
+mod items;
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
@@ -20,6 +20,11 @@ use herald_core::AppId;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use items::{
+    AppItem, KeyFields, KeyItem, KeyLookupItem, TableKey, APPS_PARTITION, APP_PREFIX,
+    KEY_ITEM_PREFIX,
+};
 
 use crate::{
     decode_cursor, decode_items, encode_cursor, from_item, on_condition, to_item, Item, ItemKind,
@@ -62,141 +67,7 @@ pub struct NewKey {
     pub secret: String,
 }
 
-/// The partition that holds every app.
-const APPS_PARTITION: &str = "apps";
-/// Sort key prefix of app items.
-const APP_PREFIX: &str = "app#";
-/// Sort key prefix of key metadata items.
-const KEY_ITEM_PREFIX: &str = "key#";
-
-/// The table's key (`pk`, `sk`) of each kind of item: the only place it is spelled out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Key {
-    pk: String,
-    sk: String,
-}
-
-impl Key {
-    /// An app, in the partition of all apps.
-    fn app(id: &AppId) -> Self {
-        Self {
-            pk: APPS_PARTITION.to_owned(),
-            sk: format!("{APP_PREFIX}{id}"),
-        }
-    }
-
-    /// The partition of an app's keys.
-    fn keys_partition(app: &AppId) -> String {
-        format!("app#{app}")
-    }
-
-    /// A key's metadata, in its app's partition.
-    fn key_meta(app: &AppId, key_id: &str) -> Self {
-        Self {
-            pk: Self::keys_partition(app),
-            sk: format!("{KEY_ITEM_PREFIX}{key_id}"),
-        }
-    }
-
-    /// The lookup of a key by the SHA-256 of its secret.
-    fn key_lookup(hash: &str) -> Self {
-        Self {
-            pk: format!("keyhash#{hash}"),
-            sk: "key".to_owned(),
-        }
-    }
-
-    /// The key as the attribute map of a `GetItem`, `DeleteItem` or start key.
-    fn into_item(self) -> Item {
-        HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(self.pk)),
-            ("sk".to_owned(), AttributeValue::S(self.sk)),
-        ])
-    }
-}
-
-/// The item of an app.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct AppItem {
-    #[serde(flatten)]
-    key: Key,
-    app_id: AppId,
-    name: String,
-    created_at: DateTime<Utc>,
-}
-
-impl From<&App> for AppItem {
-    fn from(app: &App) -> Self {
-        Self {
-            key: Key::app(&app.id),
-            app_id: app.id.clone(),
-            name: app.name.clone(),
-            created_at: app.created_at,
-        }
-    }
-}
-
-impl From<AppItem> for App {
-    fn from(item: AppItem) -> Self {
-        Self {
-            id: item.app_id,
-            name: item.name,
-            created_at: item.created_at,
-        }
-    }
-}
-
-/// The attributes of a key that both its items carry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct KeyFields {
-    key_id: String,
-    app_id: AppId,
-    prefix: String,
-    created_at: DateTime<Utc>,
-}
-
-impl From<&ApiKey> for KeyFields {
-    fn from(key: &ApiKey) -> Self {
-        Self {
-            key_id: key.id.clone(),
-            app_id: key.app_id.clone(),
-            prefix: key.prefix.clone(),
-            created_at: key.created_at,
-        }
-    }
-}
-
-impl From<KeyFields> for ApiKey {
-    fn from(f: KeyFields) -> Self {
-        Self {
-            id: f.key_id,
-            app_id: f.app_id,
-            prefix: f.prefix,
-            created_at: f.created_at,
-        }
-    }
-}
-
-/// The item of a key's metadata, listed under its app; it names the lookup item by
-/// `key_hash` so that revoking the key deletes both.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct KeyItem {
-    #[serde(flatten)]
-    key: Key,
-    #[serde(flatten)]
-    fields: KeyFields,
-    key_hash: String,
-}
-
-/// The item that authenticates a key: found by the hash of the presented secret.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct KeyLookupItem {
-    #[serde(flatten)]
-    key: Key,
-    #[serde(flatten)]
-    fields: KeyFields,
-}
-
+/// The hex SHA-256 of a key: what is stored, and looked up to authenticate.
 fn hash_key(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -246,7 +117,7 @@ impl AppStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Key::app(id).into_item()))
+            .set_key(Some(TableKey::app(id).into_item()))
             .consistent_read(true)
             .send()
             .await
@@ -279,7 +150,7 @@ impl AppStore {
             return Err(StoreError::not_found(ItemKind::App, id));
         }
         let keys = self
-            .prefix_query(&Key::keys_partition(id), KEY_ITEM_PREFIX)
+            .prefix_query(&TableKey::keys_partition(id), KEY_ITEM_PREFIX)
             .into_paginator()
             .items()
             .send()
@@ -293,7 +164,7 @@ impl AppStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Key::app(id).into_item()))
+            .set_key(Some(TableKey::app(id).into_item()))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
@@ -313,12 +184,12 @@ impl AppStore {
         };
         let hash = hash_key(&secret);
         let meta = KeyItem {
-            key: Key::key_meta(app, &key.id),
+            key: TableKey::key_meta(app, &key.id),
             fields: KeyFields::from(&key),
             key_hash: hash.clone(),
         };
         let lookup = KeyLookupItem {
-            key: Key::key_lookup(&hash),
+            key: TableKey::key_lookup(&hash),
             fields: KeyFields::from(&key),
         };
         let put = |item: Item| {
@@ -347,7 +218,12 @@ impl AppStore {
         cursor: Option<&str>,
     ) -> Result<Page<ApiKey>, StoreError> {
         let (items, next_cursor) = self
-            .prefix_page(&Key::keys_partition(app), KEY_ITEM_PREFIX, limit, cursor)
+            .prefix_page(
+                &TableKey::keys_partition(app),
+                KEY_ITEM_PREFIX,
+                limit,
+                cursor,
+            )
             .await?;
         let items = decode_items::<KeyItem>(ItemKind::ApiKey, Some(items))?;
         Ok(Page {
@@ -362,7 +238,7 @@ impl AppStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Key::key_meta(app, key_id).into_item()))
+            .set_key(Some(TableKey::key_meta(app, key_id).into_item()))
             .consistent_read(true)
             .send()
             .await
@@ -377,7 +253,7 @@ impl AppStore {
 
     /// Deletes a key's metadata and its lookup in one transaction.
     async fn delete_key_items(&self, meta: KeyItem) -> Result<(), StoreError> {
-        let delete = |key: Key| {
+        let delete = |key: TableKey| {
             let delete = Delete::builder()
                 .table_name(&self.table)
                 .set_key(Some(key.into_item()))
@@ -388,7 +264,7 @@ impl AppStore {
         self.client
             .transact_write_items()
             .transact_items(delete(meta.key)?)
-            .transact_items(delete(Key::key_lookup(&meta.key_hash))?)
+            .transact_items(delete(TableKey::key_lookup(&meta.key_hash))?)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("TransactWriteItems", e))?;
@@ -404,7 +280,7 @@ impl AppStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Key::key_lookup(&hash_key(secret)).into_item()))
+            .set_key(Some(TableKey::key_lookup(&hash_key(secret)).into_item()))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
@@ -440,7 +316,7 @@ impl AppStore {
                     return Err(StoreError::BadCursor);
                 }
                 let pk = pk.to_owned();
-                Some(Key { pk, sk }.into_item())
+                Some(TableKey { pk, sk }.into_item())
             }
         };
         let out = self
@@ -462,102 +338,6 @@ impl AppStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(item: &Item) -> Vec<&str> {
-        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        names
-    }
-
-    #[test]
-    fn app_items_keep_their_layout_and_round_trip() {
-        let app = App {
-            id: AppId::parse("shop").unwrap(),
-            name: "The shop".into(),
-            created_at: Utc::now(),
-        };
-        let item = to_item(ItemKind::App, &AppItem::from(&app)).unwrap();
-        assert_eq!(names(&item), ["app_id", "created_at", "name", "pk", "sk"]);
-        assert_eq!(item["pk"], AttributeValue::S("apps".into()));
-        assert_eq!(item["sk"], AttributeValue::S("app#shop".into()));
-        let back: AppItem = from_item(ItemKind::App, item).unwrap();
-        assert_eq!(App::from(back), app);
-    }
-
-    #[test]
-    fn key_items_keep_their_layout_and_round_trip() {
-        let app = AppId::parse("shop").unwrap();
-        let key = ApiKey {
-            id: "key_1".into(),
-            app_id: app.clone(),
-            prefix: "hk_abcdef".into(),
-            created_at: Utc::now(),
-        };
-        let meta = KeyItem {
-            key: Key::key_meta(&app, &key.id),
-            fields: KeyFields::from(&key),
-            key_hash: "ab12".into(),
-        };
-        let item = to_item(ItemKind::ApiKey, &meta).unwrap();
-        assert_eq!(
-            names(&item),
-            [
-                "app_id",
-                "created_at",
-                "key_hash",
-                "key_id",
-                "pk",
-                "prefix",
-                "sk"
-            ]
-        );
-        assert_eq!(item["pk"], AttributeValue::S("app#shop".into()));
-        assert_eq!(item["sk"], AttributeValue::S("key#key_1".into()));
-        let back: KeyItem = from_item(ItemKind::ApiKey, item).unwrap();
-        assert_eq!(back, meta);
-
-        let lookup = KeyLookupItem {
-            key: Key::key_lookup("ab12"),
-            fields: KeyFields::from(&key),
-        };
-        let item = to_item(ItemKind::ApiKey, &lookup).unwrap();
-        assert_eq!(
-            names(&item),
-            ["app_id", "created_at", "key_id", "pk", "prefix", "sk"]
-        );
-        assert_eq!(item["pk"], AttributeValue::S("keyhash#ab12".into()));
-        assert_eq!(item["sk"], AttributeValue::S("key".into()));
-        let back: KeyLookupItem = from_item(ItemKind::ApiKey, item).unwrap();
-        assert_eq!(ApiKey::from(back.fields), key);
-    }
-
-    #[test]
-    fn items_written_before_serde_dynamo_still_decode() {
-        // Earlier versions wrote timestamps with `to_rfc3339` (`+00:00`, not `Z`).
-        let created_at = Utc::now();
-        let s = |v: &str| AttributeValue::S(v.to_owned());
-        let item: Item = HashMap::from([
-            ("pk".to_owned(), s("apps")),
-            ("sk".to_owned(), s("app#shop")),
-            ("app_id".to_owned(), s("shop")),
-            ("name".to_owned(), s("The shop")),
-            ("created_at".to_owned(), s(&created_at.to_rfc3339())),
-        ]);
-        let app = App::from(from_item::<AppItem>(ItemKind::App, item).unwrap());
-        assert_eq!(app.created_at, created_at);
-        let broken: Item = HashMap::from([("pk".to_owned(), s("apps"))]);
-        let err = from_item::<AppItem>(ItemKind::App, broken).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StoreError::Corrupt {
-                    kind: ItemKind::App,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-    }
 
     #[test]
     fn keys_are_hashed_deterministically_and_differ() {

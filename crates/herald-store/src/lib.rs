@@ -33,7 +33,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as CURSOR;
 use base64::Engine as _;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Largest page a listing returns.
 pub const MAX_PAGE_SIZE: i32 = 250;
@@ -143,6 +143,24 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass it back to get the next page.
     pub next_cursor: Option<String>,
+}
+
+/// The key of a table keyed by the string attributes `pk` (partition) and `sk` (sort).
+/// Each such table's module adds the constructors of its kinds of item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PkSk {
+    pub(crate) pk: String,
+    pub(crate) sk: String,
+}
+
+impl PkSk {
+    /// The key as the attribute map of a `GetItem`, `DeleteItem` or start key.
+    pub(crate) fn into_item(self) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(self.pk)),
+            ("sk".to_owned(), AttributeValue::S(self.sk)),
+        ])
+    }
 }
 
 /// Encodes a typed item (or key) of `kind` with `serde_dynamo`.

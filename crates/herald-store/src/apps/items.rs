@@ -1,14 +1,11 @@
 //! The apps table's layout: its keys and the typed items of apps and API keys.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use herald_core::AppId;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiKey, App};
-use crate::Item;
+use crate::PkSk;
 
 /// The partition that holds every app.
 pub(super) const APPS_PARTITION: &str = "apps";
@@ -17,14 +14,8 @@ pub(super) const APP_PREFIX: &str = "app#";
 /// Sort key prefix of key metadata items.
 pub(super) const KEY_ITEM_PREFIX: &str = "key#";
 
-/// The table's key (`pk`, `sk`) of each kind of item: the only place it is spelled out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct TableKey {
-    pub(super) pk: String,
-    pub(super) sk: String,
-}
-
-impl TableKey {
+/// The apps table's key of each kind of item: the only place it is spelled out.
+impl PkSk {
     /// An app, in the partition of all apps.
     pub(super) fn app(id: &AppId) -> Self {
         Self {
@@ -53,21 +44,13 @@ impl TableKey {
             sk: "key".to_owned(),
         }
     }
-
-    /// The key as the attribute map of a `GetItem`, `DeleteItem` or start key.
-    pub(super) fn into_item(self) -> Item {
-        HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(self.pk)),
-            ("sk".to_owned(), AttributeValue::S(self.sk)),
-        ])
-    }
 }
 
 /// The item of an app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct AppItem {
     #[serde(flatten)]
-    pub(super) key: TableKey,
+    pub(super) key: PkSk,
     pub(super) app_id: AppId,
     pub(super) name: String,
     pub(super) created_at: DateTime<Utc>,
@@ -76,7 +59,7 @@ pub(super) struct AppItem {
 impl From<&App> for AppItem {
     fn from(app: &App) -> Self {
         Self {
-            key: TableKey::app(&app.id),
+            key: PkSk::app(&app.id),
             app_id: app.id.clone(),
             name: app.name.clone(),
             created_at: app.created_at,
@@ -130,7 +113,7 @@ impl From<KeyFields> for ApiKey {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct KeyItem {
     #[serde(flatten)]
-    pub(super) key: TableKey,
+    pub(super) key: PkSk,
     #[serde(flatten)]
     pub(super) fields: KeyFields,
     pub(super) key_hash: String,
@@ -140,15 +123,19 @@ pub(super) struct KeyItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct KeyLookupItem {
     #[serde(flatten)]
-    pub(super) key: TableKey,
+    pub(super) key: PkSk,
     #[serde(flatten)]
     pub(super) fields: KeyFields,
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+
     use super::*;
-    use crate::{from_item, to_item, ItemKind, StoreError};
+    use crate::{from_item, to_item, Item, ItemKind, StoreError};
 
     fn names(item: &Item) -> Vec<&str> {
         let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
@@ -181,7 +168,7 @@ mod tests {
             created_at: Utc::now(),
         };
         let meta = KeyItem {
-            key: TableKey::key_meta(&app, &key.id),
+            key: PkSk::key_meta(&app, &key.id),
             fields: KeyFields::from(&key),
             key_hash: "ab12".into(),
         };
@@ -204,7 +191,7 @@ mod tests {
         assert_eq!(back, meta);
 
         let lookup = KeyLookupItem {
-            key: TableKey::key_lookup("ab12"),
+            key: PkSk::key_lookup("ab12"),
             fields: KeyFields::from(&key),
         };
         let item = to_item(ItemKind::ApiKey, &lookup).unwrap();

@@ -22,13 +22,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use items::{
-    AppItem, KeyFields, KeyItem, KeyLookupItem, TableKey, APPS_PARTITION, APP_PREFIX,
-    KEY_ITEM_PREFIX,
+    AppItem, KeyFields, KeyItem, KeyLookupItem, APPS_PARTITION, APP_PREFIX, KEY_ITEM_PREFIX,
 };
 
 use crate::{
     decode_cursor, decode_items, encode_cursor, from_item, on_condition, to_item, Item, ItemKind,
-    Page, StoreError, MAX_PAGE_SIZE,
+    Page, PkSk, StoreError, MAX_PAGE_SIZE,
 };
 
 /// Prefix of every Herald API key.
@@ -117,7 +116,7 @@ impl AppStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(TableKey::app(id).into_item()))
+            .set_key(Some(PkSk::app(id).into_item()))
             .consistent_read(true)
             .send()
             .await
@@ -150,7 +149,7 @@ impl AppStore {
             return Err(StoreError::not_found(ItemKind::App, id));
         }
         let keys = self
-            .prefix_query(&TableKey::keys_partition(id), KEY_ITEM_PREFIX)
+            .prefix_query(&PkSk::keys_partition(id), KEY_ITEM_PREFIX)
             .into_paginator()
             .items()
             .send()
@@ -164,7 +163,7 @@ impl AppStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(TableKey::app(id).into_item()))
+            .set_key(Some(PkSk::app(id).into_item()))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
@@ -184,12 +183,12 @@ impl AppStore {
         };
         let hash = hash_key(&secret);
         let meta = KeyItem {
-            key: TableKey::key_meta(app, &key.id),
+            key: PkSk::key_meta(app, &key.id),
             fields: KeyFields::from(&key),
             key_hash: hash.clone(),
         };
         let lookup = KeyLookupItem {
-            key: TableKey::key_lookup(&hash),
+            key: PkSk::key_lookup(&hash),
             fields: KeyFields::from(&key),
         };
         let put = |item: Item| {
@@ -218,12 +217,7 @@ impl AppStore {
         cursor: Option<&str>,
     ) -> Result<Page<ApiKey>, StoreError> {
         let (items, next_cursor) = self
-            .prefix_page(
-                &TableKey::keys_partition(app),
-                KEY_ITEM_PREFIX,
-                limit,
-                cursor,
-            )
+            .prefix_page(&PkSk::keys_partition(app), KEY_ITEM_PREFIX, limit, cursor)
             .await?;
         let items = decode_items::<KeyItem>(ItemKind::ApiKey, Some(items))?;
         Ok(Page {
@@ -238,7 +232,7 @@ impl AppStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(TableKey::key_meta(app, key_id).into_item()))
+            .set_key(Some(PkSk::key_meta(app, key_id).into_item()))
             .consistent_read(true)
             .send()
             .await
@@ -253,7 +247,7 @@ impl AppStore {
 
     /// Deletes a key's metadata and its lookup in one transaction.
     async fn delete_key_items(&self, meta: KeyItem) -> Result<(), StoreError> {
-        let delete = |key: TableKey| {
+        let delete = |key: PkSk| {
             let delete = Delete::builder()
                 .table_name(&self.table)
                 .set_key(Some(key.into_item()))
@@ -264,7 +258,7 @@ impl AppStore {
         self.client
             .transact_write_items()
             .transact_items(delete(meta.key)?)
-            .transact_items(delete(TableKey::key_lookup(&meta.key_hash))?)
+            .transact_items(delete(PkSk::key_lookup(&meta.key_hash))?)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("TransactWriteItems", e))?;
@@ -280,7 +274,7 @@ impl AppStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(TableKey::key_lookup(&hash_key(secret)).into_item()))
+            .set_key(Some(PkSk::key_lookup(&hash_key(secret)).into_item()))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
@@ -316,7 +310,7 @@ impl AppStore {
                     return Err(StoreError::BadCursor);
                 }
                 let pk = pk.to_owned();
-                Some(TableKey { pk, sk }.into_item())
+                Some(PkSk { pk, sk }.into_item())
             }
         };
         let out = self

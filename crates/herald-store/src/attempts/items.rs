@@ -1,24 +1,15 @@
 //! The delivery history table's layout: its keys and the typed items of attempts
 //! and of events kept for re-sending.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use herald_core::{AppId, Attempt, Event, EventId, SubscriptionId};
 use serde::{Deserialize, Serialize};
 use serde_with::json::JsonString;
 use serde_with::serde_as;
 
-use crate::Item;
+use crate::PkSk;
 
-/// The table's key (`pk`, `sk`) of each kind of item: the only place it is spelled out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct TableKey {
-    pub(super) pk: String,
-    pub(super) sk: String,
-}
-
-impl TableKey {
+/// The history table's key of each kind of item: the only place it is spelled out.
+impl PkSk {
     /// An attempt: in its subscription's partition, sorted by time, then event, then
     /// attempt number.
     pub(super) fn attempt(a: &Attempt) -> Self {
@@ -41,14 +32,6 @@ impl TableKey {
             sk: "event".to_owned(),
         }
     }
-
-    /// The key as the attribute map of a `GetItem`.
-    pub(super) fn into_item(self) -> Item {
-        HashMap::from([
-            ("pk".to_owned(), AttributeValue::S(self.pk)),
-            ("sk".to_owned(), AttributeValue::S(self.sk)),
-        ])
-    }
 }
 
 /// The partition (`pk`) of a subscription's attempts.
@@ -65,7 +48,7 @@ pub(super) fn event_partition(app: &AppId, event: &EventId) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct AttemptItem {
     #[serde(flatten)]
-    pub(super) key: TableKey,
+    pub(super) key: PkSk,
     pub(super) event_pk: String,
     /// Unix seconds; the table's TTL attribute.
     pub(super) expires_at: i64,
@@ -78,7 +61,7 @@ pub(super) struct AttemptItem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct EventItem {
     #[serde(flatten)]
-    pub(super) key: TableKey,
+    pub(super) key: PkSk,
     /// The event as JSON text, not as a map: DynamoDB nests maps at most 32 levels
     /// deep, while an event's `data` may nest deeper (publishing accepts about 126).
     #[serde_as(as = "JsonString")]
@@ -91,7 +74,7 @@ impl AttemptItem {
     /// The item of `attempt`, expiring at `expires_at` (Unix seconds).
     pub(super) fn new(attempt: &Attempt, expires_at: i64) -> Self {
         Self {
-            key: TableKey::attempt(attempt),
+            key: PkSk::attempt(attempt),
             event_pk: event_partition(&attempt.app_id, &attempt.event_id),
             expires_at,
             attempt: attempt.clone(),
@@ -103,7 +86,7 @@ impl EventItem {
     /// The item of `event`, expiring at `expires_at` (Unix seconds).
     pub(super) fn new(event: &Event, expires_at: i64) -> Self {
         Self {
-            key: TableKey::event(&event.app_id, &event.id),
+            key: PkSk::event(&event.app_id, &event.id),
             event: event.clone(),
             expires_at,
         }
@@ -113,6 +96,8 @@ impl EventItem {
 #[cfg(test)]
 mod tests {
     use herald_core::{AttemptOutcome, EventType, ObjectType};
+
+    use aws_sdk_dynamodb::types::AttributeValue;
 
     use super::*;
     use crate::{from_item, to_item, ItemKind};

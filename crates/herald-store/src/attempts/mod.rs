@@ -10,9 +10,11 @@ use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as CURSOR;
 use base64::Engine as _;
 use herald_core::{AppId, Attempt, Event, EventId, SubscriptionId};
-use items::{event_partition, subscription_partition, AttemptItem, EventItem, TableKey};
+use items::{event_partition, subscription_partition, AttemptItem, EventItem};
 
-use crate::{decode_items, from_item, to_item, Item, ItemKind, Page, StoreError, MAX_PAGE_SIZE};
+use crate::{
+    decode_items, from_item, to_item, Item, ItemKind, Page, PkSk, StoreError, MAX_PAGE_SIZE,
+};
 
 /// Items per `BatchWriteItem` call (DynamoDB's limit).
 const BATCH_WRITE_MAX: usize = 25;
@@ -144,7 +146,7 @@ impl AttemptStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(TableKey::event(app, id).into_item()))
+            .set_key(Some(PkSk::event(app, id).into_item()))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;

@@ -119,7 +119,7 @@ pub async fn create_app(
 ) -> ApiResult<(StatusCode, Json<AppOut>)> {
     let id = match &input.id {
         Some(id) => parse_app_id(id)?,
-        None => AppId::parse(&format!("app_{}", uuid_hex()))
+        None => AppId::parse(&herald_core::new_id("app_"))
             .map_err(|e| ApiError::Validation(e.to_string()))?,
     };
     let name = input.name.trim();
@@ -234,9 +234,4 @@ pub async fn delete_key(
         return Err(ApiError::NotFound(format!("key {key_id}")));
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A fresh, time-ordered hexadecimal id.
-pub fn uuid_hex() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
 }

@@ -78,13 +78,18 @@ impl ApiError {
 
 impl From<herald_store::StoreError> for ApiError {
     fn from(e: herald_store::StoreError) -> Self {
-        use herald_store::StoreError as E;
+        use herald_store::{ItemKind, StoreError as E};
+        // The API calls subscriptions webhooks.
+        let name = |kind: ItemKind| match kind {
+            ItemKind::Subscription => "webhook".to_owned(),
+            other => other.to_string(),
+        };
         match e {
-            E::NotFound(id) => Self::NotFound(format!("webhook {id}")),
-            E::Missing(what) => Self::NotFound(what),
-            E::AlreadyExists(id) => Self::Conflict(format!("webhook {id} already exists")),
-            E::Conflict(m) => Self::Conflict(m),
-            E::BadCursor => Self::BadRequest("invalid pagination cursor".into()),
+            E::NotFound { kind, id } => Self::NotFound(format!("{} {id}", name(kind))),
+            E::AlreadyExists { kind, id } => {
+                Self::Conflict(format!("{} {id} already exists", name(kind)))
+            }
+            E::BadCursor => Self::BadRequest(E::BadCursor.to_string()),
             other => {
                 // Storage trouble is the service's, not the caller's: report it as
                 // temporarily unavailable (retryable) and log the detail.
@@ -108,3 +113,53 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use herald_store::{ItemKind, StoreError};
+
+    use super::*;
+
+    #[test]
+    fn store_errors_reach_clients_as_before() {
+        let cases = [
+            (
+                StoreError::not_found(ItemKind::Subscription, "sub_1"),
+                StatusCode::NOT_FOUND,
+                "webhook sub_1 not found",
+            ),
+            (
+                StoreError::already_exists(ItemKind::Subscription, "sub_1"),
+                StatusCode::CONFLICT,
+                "webhook sub_1 already exists",
+            ),
+            (
+                StoreError::not_found(ItemKind::App, "shop"),
+                StatusCode::NOT_FOUND,
+                "app shop not found",
+            ),
+            (
+                StoreError::already_exists(ItemKind::App, "shop"),
+                StatusCode::CONFLICT,
+                "app shop already exists",
+            ),
+            (
+                StoreError::BadCursor,
+                StatusCode::BAD_REQUEST,
+                "invalid pagination cursor",
+            ),
+            (
+                StoreError::Dynamo {
+                    operation: "Query",
+                    message: "throttled".into(),
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage is temporarily unavailable; retry later",
+            ),
+        ];
+        for (store, status, message) in cases {
+            let api = ApiError::from(store);
+            assert_eq!((api.status(), api.to_string().as_str()), (status, message));
+        }
+    }
+}

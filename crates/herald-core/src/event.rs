@@ -125,7 +125,7 @@ impl AppId {
 impl EventId {
     /// A fresh, time-ordered event id.
     pub fn generate() -> Self {
-        Self(format!("evt_{}", uuid::Uuid::now_v7().simple()))
+        Self(crate::new_id("evt_"))
     }
 
     /// Validates an event id supplied from outside: 1–128 characters of `[a-zA-Z0-9_-]`.

@@ -8,6 +8,7 @@ pub mod attempt;
 pub mod delivery;
 pub mod envelope;
 pub mod event;
+pub mod id;
 pub mod message;
 pub mod retry;
 pub mod settings;
@@ -23,6 +24,7 @@ pub use delivery::{
 pub use envelope::webhook_id;
 pub use envelope::Envelope;
 pub use event::{AppId, Event, EventId, EventType, ObjectType, ValidationError};
+pub use id::new_id;
 pub use message::{DeadLetter, DecodeError, DeliveryTask, QueueMessage};
 pub use retry::{AttemptFailure, NextStep, RetrySchedule};
 pub use signing::{Secret, SignatureError, SignedHeaders, Signer, Verifier};

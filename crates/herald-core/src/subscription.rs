@@ -17,7 +17,7 @@ pub struct SubscriptionId(String);
 impl SubscriptionId {
     /// A fresh subscription id.
     pub fn generate() -> Self {
-        Self(format!("sub_{}", uuid::Uuid::now_v7().simple()))
+        Self(crate::new_id("sub_"))
     }
 
     /// Wraps an id read back from storage or a request path. Ids are opaque; an unknown

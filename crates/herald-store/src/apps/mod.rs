@@ -8,8 +8,9 @@
 //! Keys are 32 random bytes; only their SHA-256 is stored (a slow hash adds nothing to
 //! a secret of that entropy), so a key is shown once, when it is created.
 
-use std::collections::HashMap;
+mod items;
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -20,7 +21,14 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{Page, StoreError, MAX_PAGE_SIZE};
+use items::{
+    AppItem, KeyFields, KeyItem, KeyLookupItem, APPS_PARTITION, APP_PREFIX, KEY_ITEM_PREFIX,
+};
+
+use crate::{
+    decode_cursor, decode_items, encode_cursor, from_item, on_condition, to_item, Item, ItemKind,
+    Page, PkSk, StoreError, MAX_PAGE_SIZE,
+};
 
 /// Prefix of every Herald API key.
 pub const KEY_PREFIX: &str = "hk_";
@@ -28,67 +36,40 @@ pub const KEY_PREFIX: &str = "hk_";
 /// An app (tenant).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct App {
+    /// The app's id, chosen by the admin or generated.
     pub id: AppId,
+    /// A display name.
     pub name: String,
+    /// When the app was created.
     pub created_at: DateTime<Utc>,
 }
 
 /// An API key's metadata; the key itself is never stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKey {
+    /// The key's id (`key_` and 32 hex digits), used to revoke it.
     pub id: String,
+    /// The app the key acts for.
     pub app_id: AppId,
     /// The first characters of the key, to tell keys apart.
     pub prefix: String,
+    /// When the key was created.
     pub created_at: DateTime<Utc>,
 }
 
 /// A freshly created key: shown to its owner once.
 #[derive(Debug, Clone)]
 pub struct NewKey {
+    /// The key's metadata, as stored.
     pub key: ApiKey,
+    /// The key itself (`hk_...`); only its hash is stored.
     pub secret: String,
 }
 
+/// The hex SHA-256 of a key: what is stored, and looked up to authenticate.
 fn hash_key(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn get_s(item: &HashMap<String, AttributeValue>, k: &str) -> Result<String, StoreError> {
-    item.get(k)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .ok_or_else(|| StoreError::Corrupt(format!("missing attribute {k}")))
-}
-
-fn get_time(item: &HashMap<String, AttributeValue>, k: &str) -> Result<DateTime<Utc>, StoreError> {
-    get_s(item, k)?
-        .parse()
-        .map_err(|e| StoreError::Corrupt(format!("{k}: {e}")))
-}
-
-fn app_from(item: &HashMap<String, AttributeValue>) -> Result<App, StoreError> {
-    Ok(App {
-        id: AppId::parse(&get_s(item, "app_id")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        name: get_s(item, "name")?,
-        created_at: get_time(item, "created_at")?,
-    })
-}
-
-fn key_from(item: &HashMap<String, AttributeValue>) -> Result<ApiKey, StoreError> {
-    Ok(ApiKey {
-        id: get_s(item, "key_id")?,
-        app_id: AppId::parse(&get_s(item, "app_id")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        prefix: get_s(item, "prefix")?,
-        created_at: get_time(item, "created_at")?,
-    })
 }
 
 /// Apps and API keys.
@@ -99,6 +80,7 @@ pub struct AppStore {
 }
 
 impl AppStore {
+    /// A store on the apps table `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -106,7 +88,7 @@ impl AppStore {
         }
     }
 
-    /// Creates an app; `AppExists` if the id is taken.
+    /// Creates an app; `AlreadyExists` if the id is taken.
     pub async fn create_app(&self, id: &AppId, name: &str) -> Result<App, StoreError> {
         let app = App {
             id: id.clone(),
@@ -116,34 +98,32 @@ impl AppStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s("apps"))
-            .item("sk", s(format!("app#{id}")))
-            .item("app_id", s(id.as_str()))
-            .item("name", s(name))
-            .item("created_at", s(app.created_at.to_rfc3339()))
+            .set_item(Some(to_item(ItemKind::App, &AppItem::from(&app))?))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
             .map_err(|e| {
-                crate::on_condition(e, "PutItem", || {
-                    StoreError::Conflict(format!("app {id} already exists"))
+                on_condition(e, "PutItem", || {
+                    StoreError::already_exists(ItemKind::App, id)
                 })
             })?;
         Ok(app)
     }
 
+    /// One app, or `None`.
     pub async fn get_app(&self, id: &AppId) -> Result<Option<App>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s("apps"))
-            .key("sk", s(format!("app#{id}")))
+            .set_key(Some(PkSk::app(id).into_item()))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
-        out.item.as_ref().map(app_from).transpose()
+        out.item
+            .map(|item| from_item::<AppItem>(ItemKind::App, item).map(App::from))
+            .transpose()
     }
 
     /// A page of apps in id order.
@@ -152,32 +132,38 @@ impl AppStore {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<App>, StoreError> {
-        let (items, next) = self.query_prefix("apps", "app#", limit, cursor).await?;
+        let (items, next_cursor) = self
+            .prefix_page(APPS_PARTITION, APP_PREFIX, limit, cursor)
+            .await?;
+        let items = decode_items::<AppItem>(ItemKind::App, Some(items))?;
         Ok(Page {
-            items: items.iter().map(app_from).collect::<Result<_, _>>()?,
-            next_cursor: next,
+            items: items.into_iter().map(App::from).collect(),
+            next_cursor,
         })
     }
 
-    /// Deletes an app and every key of it (its subscriptions are the caller's to delete).
+    /// Deletes an app and every key of it (its subscriptions are the caller's to
+    /// delete); `NotFound` if there is no such app.
     pub async fn delete_app(&self, id: &AppId) -> Result<(), StoreError> {
         if self.get_app(id).await?.is_none() {
-            return Err(StoreError::Missing(format!("app {id}")));
+            return Err(StoreError::not_found(ItemKind::App, id));
         }
-        loop {
-            let page = self.list_keys(id, MAX_PAGE_SIZE, None).await?;
-            if page.items.is_empty() {
-                break;
-            }
-            for key in page.items {
-                self.delete_key(id, &key.id).await?;
-            }
+        let keys = self
+            .prefix_query(&PkSk::keys_partition(id), KEY_ITEM_PREFIX)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        for item in keys {
+            self.delete_key_items(from_item(ItemKind::ApiKey, item)?)
+                .await?;
         }
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s("apps"))
-            .key("sk", s(format!("app#{id}")))
+            .set_key(Some(PkSk::app(id).into_item()))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
@@ -190,37 +176,33 @@ impl AppStore {
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let secret = format!("{KEY_PREFIX}{}", B64.encode(bytes));
         let key = ApiKey {
-            id: format!("key_{}", uuid_simple()),
+            id: herald_core::new_id("key_"),
             app_id: app.clone(),
             prefix: secret[..KEY_PREFIX.len() + 6].to_owned(),
             created_at: Utc::now(),
         };
         let hash = hash_key(&secret);
-        let meta = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(format!("app#{app}")))
-            .item("sk", s(format!("key#{}", key.id)))
-            .item("key_id", s(&key.id))
-            .item("app_id", s(app.as_str()))
-            .item("prefix", s(&key.prefix))
-            .item("key_hash", s(&hash))
-            .item("created_at", s(key.created_at.to_rfc3339()))
-            .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let lookup = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(format!("keyhash#{hash}")))
-            .item("sk", s("key"))
-            .item("key_id", s(&key.id))
-            .item("app_id", s(app.as_str()))
-            .item("prefix", s(&key.prefix))
-            .item("created_at", s(key.created_at.to_rfc3339()))
-            .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let meta = KeyItem {
+            key: PkSk::key_meta(app, &key.id),
+            fields: KeyFields::from(&key),
+            key_hash: hash.clone(),
+        };
+        let lookup = KeyLookupItem {
+            key: PkSk::key_lookup(&hash),
+            fields: KeyFields::from(&key),
+        };
+        let put = |item: Item| {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| StoreError::unwritable(ItemKind::ApiKey, e))?;
+            Ok::<_, StoreError>(TransactWriteItem::builder().put(put).build())
+        };
         self.client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(meta).build())
-            .transact_items(TransactWriteItem::builder().put(lookup).build())
+            .transact_items(put(to_item(ItemKind::ApiKey, &meta)?)?)
+            .transact_items(put(to_item(ItemKind::ApiKey, &lookup)?)?)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("TransactWriteItems", e))?;
@@ -234,12 +216,13 @@ impl AppStore {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<ApiKey>, StoreError> {
-        let (items, next) = self
-            .query_prefix(&format!("app#{app}"), "key#", limit, cursor)
+        let (items, next_cursor) = self
+            .prefix_page(&PkSk::keys_partition(app), KEY_ITEM_PREFIX, limit, cursor)
             .await?;
+        let items = decode_items::<KeyItem>(ItemKind::ApiKey, Some(items))?;
         Ok(Page {
-            items: items.iter().map(key_from).collect::<Result<_, _>>()?,
-            next_cursor: next,
+            items: items.into_iter().map(|i| i.fields.into()).collect(),
+            next_cursor,
         })
     }
 
@@ -249,8 +232,7 @@ impl AppStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("app#{app}")))
-            .key("sk", s(format!("key#{key_id}")))
+            .set_key(Some(PkSk::key_meta(app, key_id).into_item()))
             .consistent_read(true)
             .send()
             .await
@@ -258,31 +240,29 @@ impl AppStore {
         let Some(item) = out.item else {
             return Ok(false);
         };
-        let hash = get_s(&item, "key_hash")?;
-        let delete = |pk: String, sk: String| {
-            Delete::builder()
+        self.delete_key_items(from_item(ItemKind::ApiKey, item)?)
+            .await?;
+        Ok(true)
+    }
+
+    /// Deletes a key's metadata and its lookup in one transaction.
+    async fn delete_key_items(&self, meta: KeyItem) -> Result<(), StoreError> {
+        let delete = |key: PkSk| {
+            let delete = Delete::builder()
                 .table_name(&self.table)
-                .key("pk", s(pk))
-                .key("sk", s(sk))
+                .set_key(Some(key.into_item()))
                 .build()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
+                .map_err(|e| StoreError::unwritable(ItemKind::ApiKey, e))?;
+            Ok::<_, StoreError>(TransactWriteItem::builder().delete(delete).build())
         };
         self.client
             .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .delete(delete(format!("app#{app}"), format!("key#{key_id}"))?)
-                    .build(),
-            )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .delete(delete(format!("keyhash#{hash}"), "key".into())?)
-                    .build(),
-            )
+            .transact_items(delete(meta.key)?)
+            .transact_items(delete(PkSk::key_lookup(&meta.key_hash))?)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("TransactWriteItems", e))?;
-        Ok(true)
+        Ok(())
     }
 
     /// The key a presented secret belongs to, if any.
@@ -294,55 +274,59 @@ impl AppStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(format!("keyhash#{}", hash_key(secret))))
-            .key("sk", s("key"))
+            .set_key(Some(PkSk::key_lookup(&hash_key(secret)).into_item()))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
-        out.item.as_ref().map(key_from).transpose()
+        out.item
+            .map(|item| from_item::<KeyLookupItem>(ItemKind::ApiKey, item).map(|i| i.fields.into()))
+            .transpose()
     }
 
-    async fn query_prefix(
+    /// The `Query` for the items of partition `pk` whose sort key starts with
+    /// `sk_prefix`, in sort key order.
+    fn prefix_query(&self, pk: &str, sk_prefix: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .expression_attribute_values(":prefix", AttributeValue::S(sk_prefix.to_owned()))
+    }
+
+    /// One page of [`Self::prefix_query`]; the cursor carries the last sort key.
+    async fn prefix_page(
         &self,
         pk: &str,
         sk_prefix: &str,
         limit: i32,
         cursor: Option<&str>,
-    ) -> Result<(Vec<HashMap<String, AttributeValue>>, Option<String>), StoreError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(sk_prefix))
-            .limit(limit.clamp(1, MAX_PAGE_SIZE));
-        if let Some(cursor) = cursor {
-            let sk = crate::decode_cursor(cursor)?;
-            if !sk.starts_with(sk_prefix) {
-                return Err(StoreError::BadCursor);
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let start = match cursor {
+            None => None,
+            Some(cursor) => {
+                let sk = decode_cursor(cursor)?;
+                if !sk.starts_with(sk_prefix) {
+                    return Err(StoreError::BadCursor);
+                }
+                let pk = pk.to_owned();
+                Some(PkSk { pk, sk }.into_item())
             }
-            query = query
-                .exclusive_start_key("pk", s(pk))
-                .exclusive_start_key("sk", s(sk));
-        }
-        let out = query
+        };
+        let out = self
+            .prefix_query(pk, sk_prefix)
+            .limit(limit.clamp(1, MAX_PAGE_SIZE))
+            .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("Query", e))?;
         let next = out.last_evaluated_key.and_then(|k| {
             k.get("sk")
                 .and_then(|v| v.as_s().ok())
-                .map(|sk| B64.encode(sk))
+                .map(|sk| encode_cursor(sk))
         });
         Ok((out.items.unwrap_or_default(), next))
     }
-}
-
-fn uuid_simple() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

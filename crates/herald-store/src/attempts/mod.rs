@@ -1,5 +1,7 @@
 //! The delivery history in DynamoDB.
 
+mod items;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -8,8 +10,11 @@ use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as CURSOR;
 use base64::Engine as _;
 use herald_core::{AppId, Attempt, Event, EventId, SubscriptionId};
+use items::{event_partition, subscription_partition, AttemptItem, EventItem};
 
-use crate::{decode_items, Page, StoreError, MAX_PAGE_SIZE};
+use crate::{
+    decode_items, from_item, to_item, Item, ItemKind, Page, PkSk, StoreError, MAX_PAGE_SIZE,
+};
 
 /// Items per `BatchWriteItem` call (DynamoDB's limit).
 const BATCH_WRITE_MAX: usize = 25;
@@ -29,7 +34,7 @@ pub struct AttemptStore {
 }
 
 /// Approximate size of an item of string and number attributes.
-fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
+fn item_size(item: &Item) -> usize {
     item.iter()
         .map(|(k, v)| {
             k.len()
@@ -39,28 +44,6 @@ fn item_size(item: &HashMap<String, AttributeValue>) -> usize {
                     .unwrap_or(16)
         })
         .sum()
-}
-
-fn sk(a: &Attempt) -> String {
-    format!(
-        "{}#{}#{:04}",
-        a.attempted_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        a.event_id,
-        a.attempt
-    )
-}
-
-fn subscription_pk(app: &AppId, sub: &SubscriptionId) -> String {
-    format!("{app}#{sub}")
-}
-
-fn stored_event_pk(app: &AppId, event: &EventId) -> String {
-    format!("event#{app}#{event}")
-}
-
-fn event_pk(app: &AppId, event: &EventId) -> String {
-    format!("{app}#{event}")
 }
 
 impl AttemptStore {
@@ -73,38 +56,21 @@ impl AttemptStore {
         }
     }
 
-    fn item(&self, a: &Attempt) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        let mut item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(a).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let expires = a.attempted_at.timestamp() + self.retention.as_secs() as i64;
-        item.insert(
-            "pk".into(),
-            AttributeValue::S(subscription_pk(&a.app_id, &a.subscription_id)),
-        );
-        item.insert("sk".into(), AttributeValue::S(sk(a)));
-        item.insert(
-            "event_pk".into(),
-            AttributeValue::S(event_pk(&a.app_id, &a.event_id)),
-        );
-        item.insert("expires_at".into(), AttributeValue::N(expires.to_string()));
-        Ok(item)
+    /// Unix seconds at which a record made at `at` expires.
+    fn expires_at(&self, at: chrono::DateTime<chrono::Utc>) -> i64 {
+        at.timestamp() + self.retention.as_secs() as i64
     }
 
-    fn event_item(&self, e: &Event) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        let json = serde_json::to_string(e).map_err(|err| StoreError::Corrupt(err.to_string()))?;
-        let expires = e.timestamp.timestamp() + self.retention.as_secs() as i64;
-        Ok(HashMap::from([
-            (
-                "pk".to_owned(),
-                AttributeValue::S(stored_event_pk(&e.app_id, &e.id)),
-            ),
-            ("sk".to_owned(), AttributeValue::S("event".into())),
-            ("event".to_owned(), AttributeValue::S(json)),
-            (
-                "expires_at".to_owned(),
-                AttributeValue::N(expires.to_string()),
-            ),
-        ]))
+    /// The item of an attempt record.
+    fn attempt_item(&self, a: &Attempt) -> Result<Item, StoreError> {
+        let item = AttemptItem::new(a, self.expires_at(a.attempted_at));
+        to_item(ItemKind::Attempt, &item)
+    }
+
+    /// The item of an event kept for re-sending.
+    fn event_item(&self, e: &Event) -> Result<Item, StoreError> {
+        let item = EventItem::new(e, self.expires_at(e.timestamp));
+        to_item(ItemKind::Event, &item)
     }
 
     /// Writes attempts with `BatchWriteItem`, 25 per call, retrying unprocessed items
@@ -122,7 +88,7 @@ impl AttemptStore {
     ) -> Result<(), StoreError> {
         let items = attempts
             .iter()
-            .map(|a| self.item(a))
+            .map(|a| self.attempt_item(a))
             .chain(events.iter().filter_map(|e| match self.event_item(e) {
                 Ok(item) if item_size(&item) > MAX_STORED_EVENT_BYTES => {
                     tracing::warn!(event_id = %e.id, "event too large to keep for re-sending; its deliveries are unaffected");
@@ -140,7 +106,7 @@ impl AttemptStore {
                             PutRequest::builder()
                                 .set_item(Some(item.clone()))
                                 .build()
-                                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                                .map_err(|e| StoreError::unwritable(ItemKind::Attempt, e))?,
                         )
                         .build())
                 })
@@ -180,29 +146,16 @@ impl AttemptStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(stored_event_pk(app, id)))
-            .key("sk", AttributeValue::S("event".into()))
+            .set_key(Some(PkSk::event(app, id).into_item()))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
         let Some(item) = out.item else {
             return Ok(None);
         };
-        let expired = item
-            .get("expires_at")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<i64>().ok())
-            .is_some_and(|at| at <= chrono::Utc::now().timestamp());
-        if expired {
-            return Ok(None);
-        }
-        let json = item
-            .get("event")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| StoreError::Corrupt("stored event without body".into()))?;
-        serde_json::from_str(json)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
+        let item: EventItem = from_item(ItemKind::Event, item)?;
+        // TTL deletion lags: an expired event is gone for callers already.
+        Ok((item.expires_at > chrono::Utc::now().timestamp()).then_some(item.event))
     }
 
     /// A subscription's attempts, newest first.
@@ -216,7 +169,7 @@ impl AttemptStore {
         self.query(
             None,
             "pk",
-            subscription_pk(app, subscription),
+            subscription_partition(app, subscription),
             limit,
             cursor,
         )
@@ -234,18 +187,20 @@ impl AttemptStore {
         self.query(
             Some(BY_EVENT_INDEX),
             "event_pk",
-            event_pk(app, event),
+            event_partition(app, event),
             limit,
             cursor,
         )
         .await
     }
 
+    /// A page of the attempts whose `partition_key` attribute is `partition`, in
+    /// the table or one of its indexes, newest first.
     async fn query(
         &self,
         index: Option<&str>,
-        key: &str,
-        value: String,
+        partition_key: &str,
+        partition: String,
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
@@ -256,8 +211,8 @@ impl AttemptStore {
             .table_name(&self.table)
             .set_index_name(index.map(str::to_owned))
             .key_condition_expression("#k = :v")
-            .expression_attribute_names("#k", key)
-            .expression_attribute_values(":v", AttributeValue::S(value))
+            .expression_attribute_names("#k", partition_key)
+            .expression_attribute_values(":v", AttributeValue::S(partition))
             // TTL deletion lags (up to days on AWS, never on some emulators): expired
             // records are hidden at read time too.
             .filter_expression("expires_at > :now")
@@ -271,7 +226,10 @@ impl AttemptStore {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("Query", e))?;
-        let items = decode_items::<Attempt>(out.items)?;
+        let items = decode_items::<AttemptItem>(ItemKind::Attempt, out.items)?
+            .into_iter()
+            .map(|item| item.attempt)
+            .collect();
         let next_cursor = out
             .last_evaluated_key
             .filter(|k| !k.is_empty())
@@ -281,7 +239,7 @@ impl AttemptStore {
 }
 
 /// Cursors carry the last evaluated key's string attributes, base64-encoded JSON.
-fn encode_key(key: &HashMap<String, AttributeValue>) -> String {
+fn encode_key(key: &Item) -> String {
     let strings: HashMap<&str, &str> = key
         .iter()
         .filter_map(|(k, v)| Some((k.as_str(), v.as_s().ok()?.as_str())))
@@ -289,7 +247,9 @@ fn encode_key(key: &HashMap<String, AttributeValue>) -> String {
     CURSOR.encode(serde_json::to_vec(&strings).unwrap_or_default())
 }
 
-fn decode_key(cursor: &str) -> Result<HashMap<String, AttributeValue>, StoreError> {
+/// The last evaluated key a cursor from [`encode_key`] carries; only the table's and
+/// the index's key attributes are accepted.
+fn decode_key(cursor: &str) -> Result<Item, StoreError> {
     let bytes = CURSOR.decode(cursor).map_err(|_| StoreError::BadCursor)?;
     let strings: HashMap<String, String> =
         serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;

@@ -7,9 +7,9 @@ use std::time::Duration;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use herald_core::{settings, AppId};
 use herald_delivery::{HttpDeliverer, HttpSettings};
-use herald_queue::{Publisher, SqsOutbox};
+use herald_queue::{Publisher, QueueSettings, SqsOutbox};
 use herald_runtime::config::{duration_in_range, in_range, ConfigError, Sources, Validate};
-use herald_store::{AppStore, AttemptStore, IdempotencyStore, SubscriptionStore};
+use herald_store::{AppStore, AttemptStore, DeliveryTables, IdempotencyStore, SubscriptionStore};
 use serde::{Deserialize, Serialize};
 
 /// API settings, from `HERALD_*` variables (docs/configuration.md) through the one
@@ -26,18 +26,13 @@ pub struct ApiConfig {
     /// `HERALD_ADMIN_KEY`: manages apps and keys. Without it, admin routes answer 401.
     #[serde(default, deserialize_with = "settings::optional_text")]
     pub admin_key: Option<String>,
-    /// `HERALD_EVENTS_QUEUE_URL`: where published events go.
-    #[serde(deserialize_with = "settings::text")]
-    pub events_queue_url: String,
-    /// `HERALD_DLQ_URL`.
-    #[serde(deserialize_with = "settings::text")]
-    pub dlq_url: String,
-    /// `HERALD_SUBSCRIPTIONS_TABLE`.
-    #[serde(deserialize_with = "settings::text")]
-    pub subscriptions_table: String,
-    /// `HERALD_ATTEMPTS_TABLE`.
-    #[serde(deserialize_with = "settings::text")]
-    pub attempts_table: String,
+    /// `HERALD_EVENTS_QUEUE_URL` (where published events go) and `HERALD_DLQ_URL`.
+    #[serde(flatten)]
+    pub queues: QueueSettings,
+    /// `HERALD_SUBSCRIPTIONS_TABLE`, `HERALD_ATTEMPTS_TABLE` and
+    /// `HERALD_HISTORY_RETENTION` (for the test pings' records).
+    #[serde(flatten)]
+    pub tables: DeliveryTables,
     /// `HERALD_APPS_TABLE`.
     #[serde(deserialize_with = "settings::text")]
     pub apps_table: String,
@@ -74,13 +69,6 @@ pub struct ApiConfig {
         deserialize_with = "settings::parsed"
     )]
     pub max_body_bytes: usize,
-    /// `HERALD_HISTORY_RETENTION` (default 30d), for the test pings' records.
-    #[serde(
-        default = "defaults::history_retention",
-        deserialize_with = "settings::duration",
-        serialize_with = "settings::write_duration"
-    )]
-    pub history_retention: Duration,
     /// The test-ping client: timeouts and the address policy, as the consumer's.
     #[serde(flatten)]
     pub http: HttpSettings,
@@ -100,9 +88,6 @@ mod defaults {
     }
     pub fn max_body_bytes() -> usize {
         1_048_576
-    }
-    pub fn history_retention() -> Duration {
-        Duration::from_secs(30 * 86_400)
     }
 }
 
@@ -126,11 +111,7 @@ impl Validate for ApiConfig {
         )?;
         in_range("api_rate_limit", self.rate_limit, 0..=1_000_000)?;
         in_range("api_max_body_bytes", self.max_body_bytes, 1_024..=6_291_456)?;
-        duration_in_range(
-            "history_retention",
-            self.history_retention,
-            days(1)..=days(3_650),
-        )
+        self.tables.validate()
     }
 }
 
@@ -167,7 +148,7 @@ impl AppState {
     pub async fn connect(config: ApiConfig, aws: &aws_config::SdkConfig) -> anyhow::Result<Self> {
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         let sqs = aws_sdk_sqs::Client::new(aws);
-        let publisher = Publisher::connect(sqs.clone(), &config.events_queue_url).await?;
+        let publisher = Publisher::connect(sqs.clone(), &config.queues.events_queue_url).await?;
         let limiter = NonZeroU32::new(config.rate_limit).map(|per_sec| {
             let burst = NonZeroU32::new(config.rate_limit.saturating_mul(2)).unwrap_or(per_sec);
             Arc::new(governor::RateLimiter::keyed(
@@ -175,19 +156,22 @@ impl AppState {
             ))
         });
         Ok(Self {
-            subscriptions: SubscriptionStore::new(dynamo.clone(), &config.subscriptions_table),
+            subscriptions: SubscriptionStore::new(
+                dynamo.clone(),
+                &config.tables.subscriptions_table,
+            ),
             attempts: AttemptStore::new(
                 dynamo.clone(),
-                &config.attempts_table,
-                config.history_retention,
+                &config.tables.attempts_table,
+                config.tables.history_retention,
             ),
             apps: AppStore::new(dynamo.clone(), &config.apps_table),
             idempotency: IdempotencyStore::new(dynamo, &config.idempotency_table),
             publisher,
             outbox: Arc::new(SqsOutbox::new(
                 sqs,
-                &config.events_queue_url,
-                &config.dlq_url,
+                &config.queues.events_queue_url,
+                &config.queues.dlq_url,
                 herald_queue::MAX_DELAY,
             )),
             deliverer: Arc::new(HttpDeliverer::new(&config.http)?),

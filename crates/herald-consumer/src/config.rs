@@ -7,7 +7,9 @@ use std::time::Duration;
 use herald_core::retry::RetrySchedule;
 use herald_core::settings;
 use herald_delivery::HttpSettings;
+use herald_queue::QueueSettings;
 use herald_runtime::config::{duration_in_range, in_range, ConfigError, Sources, Validate};
+use herald_store::DeliveryTables;
 use serde::{Deserialize, Serialize};
 
 use crate::handler::DeliveryPolicy;
@@ -15,25 +17,13 @@ use crate::handler::DeliveryPolicy;
 /// The consumer's settings as they are written; [`ConsumerConfig`] is what they mean.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ConsumerSettings {
-    /// `HERALD_EVENTS_QUEUE_URL`: polled by the local worker; retries go back onto it.
-    #[serde(deserialize_with = "settings::text")]
-    pub events_queue_url: String,
-    /// `HERALD_DLQ_URL`: where dead letters are parked.
-    #[serde(deserialize_with = "settings::text")]
-    pub dlq_url: String,
-    /// `HERALD_SUBSCRIPTIONS_TABLE`.
-    #[serde(deserialize_with = "settings::text")]
-    pub subscriptions_table: String,
-    /// `HERALD_ATTEMPTS_TABLE`: the delivery history.
-    #[serde(deserialize_with = "settings::text")]
-    pub attempts_table: String,
-    /// `HERALD_HISTORY_RETENTION` (default 30d).
-    #[serde(
-        default = "defaults::history_retention",
-        deserialize_with = "settings::duration",
-        serialize_with = "settings::write_duration"
-    )]
-    pub history_retention: Duration,
+    /// `HERALD_EVENTS_QUEUE_URL` (polled by the local worker; retries go back onto it)
+    /// and `HERALD_DLQ_URL`.
+    #[serde(flatten)]
+    pub queues: QueueSettings,
+    /// `HERALD_SUBSCRIPTIONS_TABLE`, `HERALD_ATTEMPTS_TABLE`, `HERALD_HISTORY_RETENTION`.
+    #[serde(flatten)]
+    pub tables: DeliveryTables,
     /// `HERALD_SUBSCRIPTION_CACHE_TTL` (default 5s; 0s disables the cache).
     #[serde(
         default = "defaults::cache_ttl",
@@ -102,9 +92,6 @@ pub struct ConsumerSettings {
 mod defaults {
     use std::time::Duration;
 
-    pub fn history_retention() -> Duration {
-        Duration::from_secs(30 * 86_400)
-    }
     pub fn cache_ttl() -> Duration {
         Duration::from_secs(5)
     }
@@ -140,12 +127,7 @@ mod defaults {
 impl Validate for ConsumerSettings {
     fn validate(&self) -> Result<(), ConfigError> {
         self.http.validate()?;
-        let days = |d: u64| Duration::from_secs(d * 86_400);
-        duration_in_range(
-            "history_retention",
-            self.history_retention,
-            days(1)..=days(3_650),
-        )?;
+        self.tables.validate()?;
         duration_in_range(
             "subscription_cache_ttl",
             self.subscription_cache_ttl,
@@ -236,11 +218,11 @@ impl ConsumerConfig {
             attempt_timeout: s.http.total_timeout,
         };
         Ok(Self {
-            events_queue_url: s.events_queue_url,
-            dlq_url: s.dlq_url,
-            subscriptions_table: s.subscriptions_table,
-            attempts_table: s.attempts_table,
-            history_retention: s.history_retention,
+            events_queue_url: s.queues.events_queue_url,
+            dlq_url: s.queues.dlq_url,
+            subscriptions_table: s.tables.subscriptions_table,
+            attempts_table: s.tables.attempts_table,
+            history_retention: s.tables.history_retention,
             subscription_cache_ttl: s.subscription_cache_ttl,
             disable_after: s.disable_after_failed_deliveries,
             delivery,

@@ -13,5 +13,18 @@ pub mod publisher;
 pub mod sqs;
 
 pub use outbox::{Outbox, SqsOutbox};
+
 pub use publisher::{PublishError, Publisher, RETRY_HEADROOM};
 pub use sqs::{EntryResult, QueueError, MAX_BATCH_ENTRIES, MAX_DELAY, MAX_MESSAGE_BYTES};
+
+/// The queue settings every role shares, read through the one loader.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct QueueSettings {
+    /// `HERALD_EVENTS_QUEUE_URL`: published events, retries and re-driven messages go
+    /// onto it; the local worker polls it.
+    #[serde(deserialize_with = "herald_core::settings::text")]
+    pub events_queue_url: String,
+    /// `HERALD_DLQ_URL`: where dead letters are parked.
+    #[serde(deserialize_with = "herald_core::settings::text")]
+    pub dlq_url: String,
+}

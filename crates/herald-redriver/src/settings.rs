@@ -1,18 +1,16 @@
 //! The re-driver Lambda's settings, read through the one loader.
 
-use herald_core::settings;
+use herald_queue::QueueSettings;
 use herald_runtime::config::{ConfigError, Sources, Validate};
 use serde::{Deserialize, Serialize};
 
-/// Where the re-driver moves messages from and to.
+/// Where the re-driver moves messages from (`HERALD_DLQ_URL`) and back to
+/// (`HERALD_EVENTS_QUEUE_URL`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct RedriverConfig {
-    /// `HERALD_DLQ_URL`: the dead-letter queue to move messages from.
-    #[serde(deserialize_with = "settings::text")]
-    pub dlq_url: String,
-    /// `HERALD_EVENTS_QUEUE_URL`: where they go back to.
-    #[serde(deserialize_with = "settings::text")]
-    pub events_queue_url: String,
+    /// The two queues.
+    #[serde(flatten)]
+    pub queues: QueueSettings,
 }
 
 impl Validate for RedriverConfig {

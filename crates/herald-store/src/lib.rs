@@ -16,6 +16,8 @@
 //! Every item is a typed struct converted with `serde_dynamo`; each table has one place
 //! that builds its keys.
 
+mod settings;
+pub use settings::DeliveryTables;
 mod apps;
 mod attempts;
 mod idempotency;

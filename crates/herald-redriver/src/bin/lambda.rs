@@ -53,8 +53,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = herald_runtime::aws_config().await;
     let redriver = Arc::new(Redriver::new(
         aws_sdk_sqs::Client::new(&aws),
-        config.dlq_url,
-        config.events_queue_url,
+        config.queues.dlq_url,
+        config.queues.events_queue_url,
     ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Option<Payload>>| {
         let redriver = Arc::clone(&redriver);

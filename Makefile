@@ -137,11 +137,11 @@ clean:
 ## bench: benchmarks against baselines measured in the same run (release build, private
 ## emulator, about 5 minutes plus the build); writes BENCHMARKS.md and bench-results.json.
 bench: venv
-	$(CARGO) build --release -p herald-bench -p herald-consumer
+	$(CARGO) build --release -p herald-bench -p herald-consumer -p herald-cli
 	localstack/with-emulator target/release/herald-bench run --out . --command "make bench"
 
 ## bench-quick: a smoke run of the benchmarks (debug build, small counts, no thresholds);
 ## writes target/bench-quick/BENCHMARKS.md.
 bench-quick: venv
-	$(CARGO) build -p herald-bench -p herald-consumer
+	$(CARGO) build -p herald-bench -p herald-consumer -p herald-cli
 	localstack/with-emulator target/debug/herald-bench run --quick --out target/bench-quick --command "make bench-quick"

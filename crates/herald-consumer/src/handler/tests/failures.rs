@@ -1,4 +1,4 @@
-//! Lookup failures and history writes.
+//! Lookup failures and the history writes.
 
 use super::*;
 
@@ -55,4 +55,28 @@ async fn a_history_write_failure_does_not_fail_deliveries_that_were_made() {
     let response = h.handle(vec![event_record("m1", &event("create"))]).await;
     assert!(failures(&response).is_empty());
     assert_eq!(h.outbox.scheduled().len(), 1);
+}
+
+#[tokio::test]
+async fn fresh_events_are_kept_in_the_history_beside_their_attempts() {
+    let h = Harness::new(
+        FakeSubscriptions::with(vec![sub("a", &["*"])]),
+        FakeDeliverer::default(),
+        FakeOutbox::default(),
+    );
+    let fresh = event("create");
+    let retried = event("update");
+    let response = h
+        .handle(vec![
+            event_record("m1", &fresh),
+            delivery_record("m2", &task(&retried, "a", 2)),
+        ])
+        .await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(h.history.attempts().len(), 2);
+    assert_eq!(
+        h.history.events(),
+        vec![fresh],
+        "a fresh event is kept (so it can be re-sent); a retried one was kept already"
+    );
 }

@@ -77,9 +77,10 @@ async fn an_undecodable_record_that_cannot_be_parked_comes_back_alone() {
     assert_eq!(h.history.attempts().len(), 2);
 }
 
-#[tokio::test]
-async fn a_retry_that_cannot_be_scheduled_brings_back_only_its_record() {
-    let h = Harness::new(
+/// `create` events go to an endpoint answering 500 whose retries cannot be scheduled;
+/// `update` events to one answering 200.
+fn creates_fail_and_cannot_be_retried() -> Harness {
+    Harness::new(
         FakeSubscriptions::with(vec![
             sub("creates", &["create"]),
             sub("updates", &["update"]),
@@ -89,7 +90,12 @@ async fn a_retry_that_cannot_be_scheduled_brings_back_only_its_record() {
             (&url("updates"), status(200)),
         ]),
         FakeOutbox::default().failing_schedules(|_| true),
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_retry_that_cannot_be_scheduled_brings_back_only_its_record() {
+    let h = creates_fail_and_cannot_be_retried();
     let response = h
         .handle(vec![
             event_record("failing", &event("create")),
@@ -130,17 +136,7 @@ async fn a_record_whose_message_id_is_missing_brings_the_whole_batch_back_and_do
 
 #[tokio::test]
 async fn a_follow_up_that_fails_for_an_unnamed_record_brings_back_the_named_ones_too() {
-    let h = Harness::new(
-        FakeSubscriptions::with(vec![
-            sub("creates", &["create"]),
-            sub("updates", &["update"]),
-        ]),
-        FakeDeliverer::answering(&[
-            (&url("creates"), status(500)),
-            (&url("updates"), status(200)),
-        ]),
-        FakeOutbox::default().failing_schedules(|_| true),
-    );
+    let h = creates_fail_and_cannot_be_retried();
     let mut unnamed = event_record("failing", &event("create"));
     unnamed.message_id = Some(String::new());
     let mut also_unnamed = event_record("failing too", &event("create"));

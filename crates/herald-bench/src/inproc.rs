@@ -2,32 +2,28 @@
 //! real HTTP deliverer, against the receiver process; beside a bare reqwest client
 //! posting the same bodies to the same endpoints at the same concurrency.
 //!
-//! Subscriptions, the outbox and the history are in-memory fakes here (no AWS calls:
-//! those are counted in section 3). The handler logs as on Lambda (JSON, `info`)
+//! Subscriptions, the outbox and the history are the consumer's in-memory fakes
+//! (`herald_consumer::testing`; no AWS calls: those are counted in section 3). The handler logs as on Lambda (JSON, `info`)
 //! into a counting sink, so the CPU figures include producing the logs.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use herald_consumer::delivery::{HttpDeliverer, HttpSettings};
 use herald_consumer::history::History;
-use herald_consumer::outbox::Outbox;
-use herald_consumer::subscriptions::SubscriptionSource;
+use herald_consumer::testing::{FakeHistory, FakeOutbox, FakeSubscriptions};
 use herald_consumer::{Adapters, Consumer, ConsumerConfig, DeliveryPolicy};
 use herald_core::{
-    AddressPolicy, AppId, Attempt, AttemptOutcome, DeadLetter, DeliveryTask, Envelope, Event,
-    EventFilter, EventType, ObjectType, ObjectTypeFilter, QueueMessage, Subscription,
-    SubscriptionId,
+    AddressPolicy, AppId, Envelope, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter,
+    QueueMessage, Subscription,
 };
-use herald_store::StoreError;
+use herald_delivery::{HttpDeliverer, HttpSettings};
+use herald_queue::Outbox;
 use serde::Serialize;
 
 use crate::receiver::ReceiverProcess;
@@ -80,88 +76,6 @@ fn log_bytes() -> u64 {
     LOG_BYTES.load(Ordering::Relaxed)
 }
 
-// ---------------------------------------------------------------------------------
-// In-memory adapters.
-
-/// Subscriptions held in memory (what the DynamoDB store plus its cache return).
-#[derive(Clone, Default)]
-pub struct FakeSubscriptions {
-    by_app: HashMap<AppId, Arc<Vec<Subscription>>>,
-}
-
-#[async_trait]
-impl SubscriptionSource for FakeSubscriptions {
-    async fn for_app(&self, app: &AppId) -> Result<Arc<Vec<Subscription>>, Arc<StoreError>> {
-        Ok(self.by_app.get(app).cloned().unwrap_or_default())
-    }
-
-    async fn get(
-        &self,
-        app: &AppId,
-        id: &SubscriptionId,
-    ) -> Result<Option<Subscription>, Arc<StoreError>> {
-        Ok(self
-            .by_app
-            .get(app)
-            .and_then(|subs| subs.iter().find(|s| &s.id == id).cloned()))
-    }
-
-    async fn record_failed_delivery(
-        &self,
-        _: &AppId,
-        _: &SubscriptionId,
-    ) -> Result<bool, Arc<StoreError>> {
-        Ok(false)
-    }
-
-    async fn reset_failures(&self, _: &AppId, _: &SubscriptionId) -> Result<(), Arc<StoreError>> {
-        Ok(())
-    }
-
-    async fn disable(&self, _: &AppId, _: &SubscriptionId, _: &str) -> Result<(), Arc<StoreError>> {
-        Ok(())
-    }
-}
-
-/// Counts what the consumer would send to SQS (nothing, when every delivery succeeds).
-#[derive(Default)]
-struct FakeOutbox {
-    sent: AtomicU64,
-}
-
-#[async_trait]
-impl Outbox for FakeOutbox {
-    async fn schedule(&self, _: &DeliveryTask, _: Duration) -> Result<(), String> {
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-    async fn park(&self, _: &DeadLetter) -> Result<(), String> {
-        self.sent.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// Counts attempt records by outcome.
-#[derive(Default)]
-struct FakeHistory {
-    succeeded: AtomicU64,
-    other: AtomicU64,
-}
-
-#[async_trait]
-impl History for FakeHistory {
-    async fn record(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
-        for a in attempts {
-            if a.outcome == AttemptOutcome::Succeeded {
-                self.succeeded.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.other.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The consumer's production delivery policy (the defaults of docs/configuration.md).
 pub fn default_policy() -> Result<DeliveryPolicy> {
     let required = [
@@ -170,13 +84,8 @@ pub fn default_policy() -> Result<DeliveryPolicy> {
         ("HERALD_SUBSCRIPTIONS_TABLE", "unused"),
         ("HERALD_ATTEMPTS_TABLE", "unused"),
     ];
-    let config = ConsumerConfig::from_lookup(|var| {
-        required
-            .iter()
-            .find(|(k, _)| *k == var)
-            .map(|(_, v)| (*v).to_owned())
-    })
-    .context("the default consumer configuration")?;
+    let config =
+        ConsumerConfig::from_vars(required).context("the default consumer configuration")?;
     Ok(config.delivery)
 }
 
@@ -281,11 +190,9 @@ fn build(shape: Shape, ports: &[u16]) -> Result<Workload> {
     };
     let (warmup, warm_bodies) = make(per_batch)?;
     let (batches, bodies) = make(events_total)?;
-    let mut by_app = HashMap::new();
     let count = subs.len();
-    by_app.insert(app, Arc::new(subs));
     Ok(Workload {
-        subs: FakeSubscriptions { by_app },
+        subs: FakeSubscriptions::with(subs),
         warmup,
         batches,
         deliveries: events_total * count,
@@ -371,7 +278,8 @@ async fn run_herald(
     receiver: &ReceiverProcess,
     probe: &reqwest::Client,
 ) -> Result<RunResult> {
-    let history = Arc::new(FakeHistory::default());
+    // Counts only: keeping every attempt would add to the memory measured.
+    let history = Arc::new(FakeHistory::counting());
     let outbox = Arc::new(FakeOutbox::default());
     let deliverer = HttpDeliverer::new(&HttpSettings {
         address_policy: AddressPolicy::with_allowlist("127.0.0.1/32")?,
@@ -390,25 +298,21 @@ async fn run_herald(
     let received0 = receiver.count(probe).await?;
     let mut failures = 0;
     for batch in w.warmup {
-        failures += consumer.handle(batch).await.batch_item_failures.len();
+        failures += consumer.handle(batch).await?.batch_item_failures.len();
     }
     let mark = start_measuring()?;
     for batch in w.batches {
-        failures += consumer.handle(batch).await.batch_item_failures.len();
+        failures += consumer.handle(batch).await?.batch_item_failures.len();
     }
     let result = finish(w.deliveries, mark)?;
     let expected = (w.deliveries + w.warm_deliveries) as u64;
-    let succeeded = history.succeeded.load(Ordering::Relaxed);
+    let succeeded = history.succeeded();
     let received = receiver.count(probe).await? - received0;
-    if failures > 0
-        || succeeded != expected
-        || received != expected
-        || outbox.sent.load(Ordering::Relaxed) > 0
-    {
+    if failures > 0 || succeeded != expected || received != expected || outbox.sent() > 0 {
         bail!(
             "the consumer run was not clean: {failures} records returned, {succeeded} of {expected} \
              deliveries succeeded, {received} received, {} retries/dead letters",
-            outbox.sent.load(Ordering::Relaxed)
+            outbox.sent()
         );
     }
     Ok(result)

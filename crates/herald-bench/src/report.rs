@@ -290,7 +290,7 @@ fn latency(s: &mut String, e: &EmulatorResults) {
     let _ = writeln!(s, "## 2. End-to-end latency (emulator)\n");
     let _ = writeln!(
         s,
-        "The real `herald-worker` (long polls of 20 s, batches of up to 10) against moto, one \
+        "The real `herald worker` (long polls of 20 s, batches of up to 10) against moto, one \
          subscription to a receiver in the bench process. {:.0} events/s for {:.0} s, each \
          published on its own (`Publisher::publish`, one `SendMessageBatch`); latency runs from \
          the start of the publish call to the receiver's first byte-complete request. \
@@ -557,7 +557,7 @@ fn footprint(s: &mut String, e: &EmulatorResults, profile: &str) {
     );
     let _ = writeln!(
         s,
-        "| peak RSS of `herald-worker` after the runs of sections 2–3 (`VmHWM`) vs its RSS when idle after start | {:.1} MiB | {:.1} MiB | {} |",
+        "| peak RSS of `herald worker` after the runs of sections 2–3 (`VmHWM`) vs its RSS when idle after start | {:.1} MiB | {:.1} MiB | {} |",
         kib_to_mib(f.worker_after_load.hwm_kib),
         kib_to_mib(f.worker_idle.rss_kib),
         ratio(f.worker_after_load.hwm_kib as f64, f.worker_idle.rss_kib as f64)
@@ -586,7 +586,7 @@ fn footprint(s: &mut String, e: &EmulatorResults, profile: &str) {
     );
     let _ = writeln!(
         s,
-        "| start → ready of `herald-worker` (spawn to its `worker polling` line), median of {} | {:.1} ms | {:.1} ms (spawn and exit of `/bin/true`, median of {}) | {} |",
+        "| start → ready of `herald worker` (spawn to its `worker polling` line), median of {} | {:.1} ms | {:.1} ms (spawn and exit of `/bin/true`, median of {}) | {} |",
         f.start_to_ready_ms.len(),
         median(&f.start_to_ready_ms),
         median(&f.spawn_true_ms),
@@ -638,7 +638,7 @@ fn scale(s: &mut String, r: &Results) {
          `Query` returning one item, no decoding, timed alternately with the lookups of each \
          row (a one-item query reads 0.5 units). The read units are what \
          DynamoDB would bill for one lookup (counted by the proxy from the bytes returned). \
-         The consumer caches each app's list for 5 s (`HERALD_SUBSCRIPTION_CACHE_TTL_MS`), so \
+         The consumer caches each app's list for 5 s (`HERALD_SUBSCRIPTION_CACHE_TTL`), so \
          a lookup happens at most once per app per 5 s per consumer instance.\n",
         e.lookup.write_s
     );

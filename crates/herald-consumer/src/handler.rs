@@ -6,7 +6,9 @@
 //! never causes a second request to one that succeeded. After the last attempt (or a
 //! 410, or a refused address) the delivery is parked on the DLQ with its reason. The
 //! record a delivery came from is reported as failed only when that hand-off could
-//! not be made durable; then SQS redelivers the whole record (at-least-once).
+//! not be made durable; then SQS redelivers the whole record (at-least-once). A record
+//! that must come back but has no message id cannot be named in the response: then
+//! the whole batch comes back ([`BatchError`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +60,22 @@ impl DeliveryPolicy {
     pub fn worst_case_batch_time(&self) -> Duration {
         self.start_deadline + self.attempt_timeout + FOLLOW_UP_ALLOWANCE
     }
+}
+
+/// A batch that must come back whole: some record needs to be received again but has
+/// no message id, so the partial batch response cannot name it, and reporting the
+/// batch as handled would delete it. The Lambda invocation fails (SQS retries every
+/// record of the batch) and the local worker deletes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{unnamed} of the batch's {records} records must come back but have no message id; \
+     the whole batch must come back"
+)]
+pub struct BatchError {
+    /// Records that must come back and have no message id.
+    pub unnamed: usize,
+    /// Records in the batch.
+    pub records: usize,
 }
 
 /// The adapters the consumer drives.
@@ -130,7 +148,13 @@ impl Consumer {
     /// a failed subscription lookup, or a follow-up (retry, dead letter) that could not
     /// be sent. Undecodable records are parked on the DLQ with their reason and never
     /// stop the other records of the batch.
-    pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
+    ///
+    /// # Errors
+    ///
+    /// [`BatchError`] when a record that must come back has no message id: the
+    /// response could not name it, so the whole batch must come back. The deliveries
+    /// made stand and are recorded; receivers dedupe the repeats on `webhook-id`.
+    pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, BatchError> {
         let started = Instant::now();
         let records = batch.records;
         let plans: Vec<Plan> = stream::iter(records.iter().enumerate())
@@ -187,12 +211,27 @@ impl Consumer {
         }
 
         let mut response = SqsBatchResponse::default();
+        let mut unnamed = 0;
         for (record, fate) in records.iter().zip(&fates) {
             if *fate == Fate::Retry {
-                if let Some(id) = &record.message_id {
-                    response.add_failure(id.clone());
+                match record.message_id.as_deref().filter(|id| !id.is_empty()) {
+                    Some(id) => response.add_failure(id.to_owned()),
+                    None => unnamed += 1,
                 }
             }
+        }
+        if unnamed > 0 {
+            let error = BatchError {
+                unnamed,
+                records: records.len(),
+            };
+            tracing::error!(
+                error = %error,
+                attempts = attempts.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "batch failed"
+            );
+            return Err(error);
         }
         tracing::info!(
             records = records.len(),
@@ -201,7 +240,7 @@ impl Consumer {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "batch handled"
         );
-        response
+        Ok(response)
     }
 
     /// Decodes a record and works out its deliveries.
@@ -497,5 +536,4 @@ impl Consumer {
 }
 
 #[cfg(test)]
-#[path = "handler_tests.rs"]
 mod tests;

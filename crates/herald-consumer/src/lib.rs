@@ -3,17 +3,20 @@
 //! [`Consumer::handle`] is the one function from an SQS batch to a partial batch
 //! response. The Lambda binary (`herald-consumer-lambda`) and the local worker
 //! (`herald worker`) both call it; [`build`] wires it to DynamoDB, the DLQ and HTTP.
+//! With the `testing` feature, the `testing` module holds in-memory fakes of its adapters.
 
 pub mod config;
 pub mod handler;
 pub mod history;
 pub mod subscriptions;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod worker;
 
 use std::sync::Arc;
 
 pub use config::{ConsumerConfig, ConsumerSettings};
-pub use handler::{Adapters, Consumer, DeliveryPolicy};
+pub use handler::{Adapters, BatchError, Consumer, DeliveryPolicy};
 pub use herald_runtime::ConfigError;
 
 use anyhow::{bail, Context};

@@ -21,7 +21,8 @@ pub struct PollSettings {
 /// Polls until `shutdown` completes. A batch being handled when shutdown arrives is
 /// finished first. Records the handler reports as failures are left alone, so SQS
 /// makes them visible again after the visibility timeout (and, past
-/// `maxReceiveCount`, moves them to the DLQ).
+/// `maxReceiveCount`, moves them to the DLQ); when the handler fails the whole batch,
+/// none of it is deleted.
 pub async fn run(
     client: &Client,
     consumer: &Consumer,
@@ -58,7 +59,14 @@ pub async fn run(
             .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
             .collect();
         let event = to_sqs_event(messages);
-        let response = consumer.handle(event).await;
+        let response = match consumer.handle(event).await {
+            Ok(response) => response,
+            Err(e) => {
+                // As on Lambda, the whole batch comes back after the visibility timeout.
+                tracing::error!(error = %e, "batch failed; none of its messages is deleted");
+                continue;
+            }
+        };
         let failed: std::collections::HashSet<&str> = response
             .batch_item_failures
             .iter()

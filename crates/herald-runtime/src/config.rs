@@ -201,25 +201,53 @@ impl Sources {
             .layers
             .iter()
             .fold(Figment::new(), |f, layer| f.merge(layer));
-        let config: T = figment.extract().map_err(|e| self.explain(e))?;
+        let config: T = figment.extract().map_err(|e| self.explain::<T>(e))?;
         config.validate()?;
         Ok(config)
     }
 
-    fn explain(&self, e: figment::Error) -> ConfigError {
+    fn explain<T: DeserializeOwned>(&self, e: figment::Error) -> ConfigError {
         use figment::error::Kind;
-        match &e.kind {
-            Kind::MissingField(field) => ConfigError::Missing(var_name(field)),
-            kind => {
-                let key = e.path.last().cloned().unwrap_or_default();
-                let value = self.get(&key).unwrap_or_default();
-                let reason = match kind {
-                    Kind::Message(m) => m.clone(),
-                    other => other.to_string(),
-                };
-                ConfigError::invalid(&key, value, reason)
-            }
-        }
+        let reason = match &e.kind {
+            Kind::MissingField(field) => return ConfigError::Missing(var_name(field)),
+            Kind::Message(m) => m.clone(),
+            other => other.to_string(),
+        };
+        // Errors inside a flattened struct come without their key: it is the key
+        // whose removal changes the outcome.
+        let key = match e.path.last() {
+            Some(key) => key.clone(),
+            None => self.culprit::<T>(&e.to_string()).unwrap_or_default(),
+        };
+        let value = self.get(&key).unwrap_or_default();
+        ConfigError::invalid(&key, value, reason)
+    }
+
+    /// The key without which loading `T` no longer fails with `error` (nor fails for
+    /// lack of that key).
+    fn culprit<T: DeserializeOwned>(&self, error: &str) -> Option<String> {
+        let keys: std::collections::BTreeSet<&String> =
+            self.layers.iter().flat_map(|l| l.values.keys()).collect();
+        keys.into_iter()
+            .find(|key| {
+                let without = self.layers.iter().fold(Figment::new(), |f, layer| {
+                    let mut values = layer.values.clone();
+                    values.remove(*key);
+                    f.merge(Layer {
+                        origin: layer.origin.clone(),
+                        values,
+                    })
+                });
+                // Leaving out a required key only says it is required.
+                without.extract::<T>().map_or_else(
+                    |e| {
+                        !matches!(e.kind, figment::error::Kind::MissingField(_))
+                            && e.to_string() != error
+                    },
+                    |_| true,
+                )
+            })
+            .cloned()
     }
 }
 
@@ -319,6 +347,45 @@ mod tests {
         assert!(ConfigError::invalid("admin_key", "short", "too short")
             .to_string()
             .contains("(hidden)"));
+    }
+
+    #[derive(Deserialize, Serialize, Debug)]
+    struct Outer {
+        #[serde(deserialize_with = "herald_core::settings::text")]
+        name: String,
+        #[serde(flatten)]
+        inner: Example,
+    }
+
+    impl Validate for Outer {
+        fn validate(&self) -> Result<(), ConfigError> {
+            self.inner.validate()
+        }
+    }
+
+    #[test]
+    fn errors_in_flattened_settings_still_name_the_variable() {
+        let err = Sources::new()
+            .vars(
+                "env",
+                [
+                    ("HERALD_NAME", "n"),
+                    ("HERALD_QUEUE_URL", "q"),
+                    ("HERALD_BATCH_SIZE", "lots"),
+                ],
+            )
+            .load::<Outer>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("HERALD_BATCH_SIZE=\"lots\" is invalid"),
+            "{err}"
+        );
+        let err = Sources::new()
+            .vars("env", [("HERALD_NAME", "n")])
+            .load::<Outer>()
+            .unwrap_err();
+        assert_eq!(err, ConfigError::Missing("HERALD_QUEUE_URL".into()));
     }
 
     #[test]

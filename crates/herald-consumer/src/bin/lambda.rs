@@ -1,10 +1,11 @@
 //! The consumer on AWS Lambda, behind an SQS event source mapping with
-//! `ReportBatchItemFailures`.
+//! `ReportBatchItemFailures`. A batch the handler cannot answer record by record
+//! (`BatchError`) fails the invocation, and SQS retries the whole batch.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsEvent;
 use herald_consumer::{build, check_visibility_timeout, ConsumerConfig};
 use lambda_runtime::{service_fn, LambdaEvent};
 
@@ -17,8 +18,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let consumer = Arc::new(build(&config, &aws)?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = Arc::clone(&consumer);
+        // A batch error fails the invocation, so SQS brings the whole batch back.
         async move {
-            Ok::<SqsBatchResponse, lambda_runtime::Error>(consumer.handle(event.payload).await)
+            consumer
+                .handle(event.payload)
+                .await
+                .map_err(lambda_runtime::Error::from)
         }
     }))
     .await

@@ -1,0 +1,110 @@
+//! The start deadline: deliveries not started in time are handed back.
+
+use super::*;
+
+fn slow_policy() -> DeliveryPolicy {
+    DeliveryPolicy {
+        concurrency: 1,
+        start_deadline: Duration::from_millis(50),
+        ..policy()
+    }
+}
+
+fn slow_deliverer() -> FakeDeliverer {
+    FakeDeliverer::default().taking(Duration::from_millis(100))
+}
+
+#[tokio::test]
+async fn deliveries_not_started_by_the_deadline_are_handed_back_with_the_same_attempt() {
+    let h = Harness::with_policy(
+        FakeSubscriptions::with(vec![sub("a", &["*"]), sub("b", &["*"]), sub("c", &["*"])]),
+        slow_deliverer(),
+        FakeOutbox::default(),
+        FakeHistory::default(),
+        slow_policy(),
+    );
+    let e = event("create");
+
+    let response = h.handle(vec![event_record("m1", &e)]).await;
+
+    assert!(failures(&response).is_empty());
+    let requests = h.deliverer.requests();
+    assert_eq!(requests.len(), 1, "only the first delivery started in time");
+    let first = requests[0].url.clone();
+    let scheduled = h.outbox.scheduled();
+    assert_eq!(scheduled.len(), 2);
+    for (t, delay) in &scheduled {
+        assert_eq!(*delay, Duration::ZERO, "handed back for at once");
+        assert_eq!(t.attempt, 1, "the attempt is not counted");
+        assert_eq!(t.event, e);
+        assert_eq!(t.last_result, None);
+        assert_ne!(url(t.subscription_id.as_str()), first);
+    }
+    let mut handed_back: Vec<&str> = scheduled
+        .iter()
+        .map(|(t, _)| t.subscription_id.as_str())
+        .collect();
+    handed_back.sort();
+    handed_back.dedup();
+    assert_eq!(handed_back.len(), 2);
+    let attempts = h.history.attempts();
+    assert_eq!(
+        attempts.len(),
+        1,
+        "no attempt recorded for those handed back"
+    );
+    assert_eq!(attempts[0].outcome, AttemptOutcome::Succeeded);
+}
+
+#[tokio::test]
+async fn retries_not_started_by_the_deadline_keep_their_attempt_number_and_due_time() {
+    let h = Harness::with_policy(
+        FakeSubscriptions::with(vec![sub("a", &["*"]), sub("b", &["*"])]),
+        slow_deliverer(),
+        FakeOutbox::default(),
+        FakeHistory::default(),
+        slow_policy(),
+    );
+    let e = event("create");
+    let (ta, tb) = (task(&e, "a", 2), task(&e, "b", 2));
+
+    let response = h
+        .handle(vec![delivery_record("m1", &ta), delivery_record("m2", &tb)])
+        .await;
+
+    assert!(failures(&response).is_empty());
+    assert_eq!(h.deliverer.requests().len(), 1);
+    let scheduled = h.outbox.scheduled();
+    assert_eq!(scheduled.len(), 1);
+    let (back, delay) = &scheduled[0];
+    assert_eq!(*delay, Duration::ZERO);
+    let original = if back.subscription_id.as_str() == "a" {
+        &ta
+    } else {
+        &tb
+    };
+    assert_eq!(back, original, "handed back unchanged");
+}
+
+#[tokio::test]
+async fn a_hand_back_that_cannot_be_sent_brings_its_record_back() {
+    let h = Harness::with_policy(
+        FakeSubscriptions::with(vec![sub("a", &["*"]), sub("b", &["*"])]),
+        slow_deliverer(),
+        FakeOutbox::default().failing_schedules(|_| true),
+        FakeHistory::default(),
+        slow_policy(),
+    );
+    let e = event("create");
+    let response = h
+        .handle(vec![
+            delivery_record("m1", &task(&e, "a", 2)),
+            delivery_record("m2", &task(&e, "b", 2)),
+        ])
+        .await;
+    // Exactly one was delivered (and succeeded); the other could not be handed back.
+    assert_eq!(h.deliverer.requests().len(), 1);
+    let delivered = h.deliverer.requests()[0].url.clone();
+    let expected = if delivered == url("a") { "m2" } else { "m1" };
+    assert_eq!(failures(&response), vec![expected]);
+}

@@ -1,0 +1,82 @@
+//! Lookup failures and the history writes.
+
+use super::*;
+
+#[tokio::test]
+async fn a_failed_subscription_lookup_brings_the_record_back() {
+    let h = Harness::new(
+        FakeSubscriptions::with(vec![sub("a", &["*"])]).failing_lookups(),
+        FakeDeliverer::default(),
+        FakeOutbox::default(),
+    );
+    let e = event("create");
+    let response = h
+        .handle(vec![
+            event_record("event", &e),
+            delivery_record("delivery", &task(&e, "a", 2)),
+            record("garbage", "not json"),
+        ])
+        .await;
+    assert_eq!(failures(&response), vec!["delivery", "event"]);
+    assert!(h.deliverer.requests().is_empty());
+    assert!(h.history.attempts().is_empty());
+    assert_eq!(h.outbox.parked().len(), 1, "the garbage is still parked");
+}
+
+#[tokio::test]
+async fn a_failed_fresh_read_of_a_missing_subscription_brings_the_record_back() {
+    let h = Harness::new(
+        FakeSubscriptions::default().failing_fresh_reads(),
+        FakeDeliverer::default(),
+        FakeOutbox::default(),
+    );
+    let response = h
+        .handle(vec![delivery_record(
+            "m1",
+            &task(&event("create"), "maybe", 2),
+        )])
+        .await;
+    assert_eq!(failures(&response), vec!["m1"]);
+    assert!(
+        h.history.attempts().is_empty(),
+        "not recorded as deleted on a failed read"
+    );
+}
+
+#[tokio::test]
+async fn a_history_write_failure_does_not_fail_deliveries_that_were_made() {
+    let h = Harness::with_policy(
+        FakeSubscriptions::with(vec![sub("a", &["*"]), sub("b", &["*"])]),
+        FakeDeliverer::answering(&[(&url("b"), status(500))]),
+        FakeOutbox::default(),
+        FakeHistory::default().failing(),
+        policy(),
+    );
+    let response = h.handle(vec![event_record("m1", &event("create"))]).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(h.outbox.scheduled().len(), 1);
+}
+
+#[tokio::test]
+async fn fresh_events_are_kept_in_the_history_beside_their_attempts() {
+    let h = Harness::new(
+        FakeSubscriptions::with(vec![sub("a", &["*"])]),
+        FakeDeliverer::default(),
+        FakeOutbox::default(),
+    );
+    let fresh = event("create");
+    let retried = event("update");
+    let response = h
+        .handle(vec![
+            event_record("m1", &fresh),
+            delivery_record("m2", &task(&retried, "a", 2)),
+        ])
+        .await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(h.history.attempts().len(), 2);
+    assert_eq!(
+        h.history.events(),
+        vec![fresh],
+        "a fresh event is kept (so it can be re-sent); a retried one was kept already"
+    );
+}

@@ -1,0 +1,439 @@
+//! In-memory fakes of the consumer's four adapters, for the handler's unit tests and
+//! the bench's in-process runs (feature `testing`).
+//!
+//! Each fake records what the consumer asked of it and can be told to fail; none makes
+//! a network call. The lookups the consumer makes on every batch (an app's
+//! subscriptions) cost what a warm cache costs: an `Arc` clone.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use herald_core::{
+    AppId, Attempt, AttemptOutcome, DeadLetter, DeliveryOutcome, DeliveryRequest, DeliveryTask,
+    Event, Subscription, SubscriptionId,
+};
+use herald_delivery::Deliverer;
+use herald_queue::{Outbox, QueueError};
+use herald_store::StoreError;
+
+use crate::history::History;
+use crate::subscriptions::SubscriptionSource;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A test that panicked while holding a lock has failed already; keep reading.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The error a failing fake store returns.
+pub fn store_error(operation: &'static str) -> StoreError {
+    StoreError::Dynamo {
+        operation,
+        message: "throttled".into(),
+    }
+}
+
+/// The error a failing fake queue returns.
+pub fn queue_error() -> QueueError {
+    QueueError {
+        operation: "SendMessage",
+        reason: "throttled".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Subscriptions
+// ---------------------------------------------------------------------------------
+
+/// A write the consumer made to endpoint health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCall {
+    /// `record_failed_delivery`.
+    RecordFailed(SubscriptionId),
+    /// `reset_failures`.
+    Reset(SubscriptionId),
+    /// `disable`, with its reason.
+    Disable(SubscriptionId, String),
+}
+
+/// Subscriptions held in memory: what the DynamoDB store behind its cache returns.
+/// Records the endpoint-health writes and the fresh reads made of it.
+#[derive(Default)]
+pub struct FakeSubscriptions {
+    /// What `for_app` returns, by app.
+    by_app: HashMap<AppId, Arc<Vec<Subscription>>>,
+    /// Every subscription given, whatever its app.
+    all: Arc<Vec<Subscription>>,
+    /// Visible to `get` only, as if the cached list were stale.
+    fresh_only: Vec<Subscription>,
+    /// `for_app` returns every subscription, whatever its app (a sloppy source).
+    leak_other_apps: bool,
+    fail_for_app: bool,
+    fail_get: bool,
+    /// `record_failed_delivery` returns true once a subscription's count reaches it
+    /// (0: never).
+    disable_after: u32,
+    failed_counts: Mutex<HashMap<SubscriptionId, u32>>,
+    health: Mutex<Vec<HealthCall>>,
+    gets: Mutex<Vec<SubscriptionId>>,
+    disabled_by_count: Mutex<Vec<SubscriptionId>>,
+}
+
+impl FakeSubscriptions {
+    /// A source holding `subs` (of any apps).
+    pub fn with(subs: Vec<Subscription>) -> Self {
+        let mut by_app: HashMap<AppId, Vec<Subscription>> = HashMap::new();
+        for s in &subs {
+            by_app.entry(s.app_id.clone()).or_default().push(s.clone());
+        }
+        Self {
+            by_app: by_app.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+            all: Arc::new(subs),
+            ..Self::default()
+        }
+    }
+
+    /// Also holds `subs`, visible to a fresh read (`get`) only.
+    pub fn with_fresh_only(mut self, subs: Vec<Subscription>) -> Self {
+        self.fresh_only = subs;
+        self
+    }
+
+    /// `for_app` returns every subscription, whatever its app.
+    pub fn leaking_other_apps(mut self) -> Self {
+        self.leak_other_apps = true;
+        self
+    }
+
+    /// `for_app` fails.
+    pub fn failing_lookups(mut self) -> Self {
+        self.fail_for_app = true;
+        self
+    }
+
+    /// `get` fails.
+    pub fn failing_fresh_reads(mut self) -> Self {
+        self.fail_get = true;
+        self
+    }
+
+    /// `record_failed_delivery` reports the endpoint disabled once its count reaches
+    /// `n` (0: never).
+    pub fn disabling_after(mut self, n: u32) -> Self {
+        self.disable_after = n;
+        self
+    }
+
+    /// The endpoint-health writes made, in order.
+    pub fn health(&self) -> Vec<HealthCall> {
+        lock(&self.health).clone()
+    }
+
+    /// The subscriptions read fresh (`get`), in order.
+    pub fn fresh_reads(&self) -> Vec<SubscriptionId> {
+        lock(&self.gets).clone()
+    }
+
+    /// The endpoints `record_failed_delivery` reported as disabled.
+    pub fn disabled_by_count(&self) -> Vec<SubscriptionId> {
+        lock(&self.disabled_by_count).clone()
+    }
+}
+
+#[async_trait]
+impl SubscriptionSource for FakeSubscriptions {
+    async fn for_app(&self, app: &AppId) -> Result<Arc<Vec<Subscription>>, StoreError> {
+        if self.fail_for_app {
+            return Err(store_error("Query"));
+        }
+        if self.leak_other_apps {
+            return Ok(Arc::clone(&self.all));
+        }
+        Ok(self.by_app.get(app).cloned().unwrap_or_default())
+    }
+
+    async fn get(
+        &self,
+        app: &AppId,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        lock(&self.gets).push(id.clone());
+        if self.fail_get {
+            return Err(store_error("GetItem"));
+        }
+        Ok(self
+            .all
+            .iter()
+            .chain(&self.fresh_only)
+            .find(|s| &s.app_id == app && &s.id == id)
+            .cloned())
+    }
+
+    async fn record_failed_delivery(
+        &self,
+        _app: &AppId,
+        id: &SubscriptionId,
+    ) -> Result<bool, StoreError> {
+        lock(&self.health).push(HealthCall::RecordFailed(id.clone()));
+        let mut counts = lock(&self.failed_counts);
+        let count = counts.entry(id.clone()).or_insert(0);
+        *count += 1;
+        let disabled = self.disable_after > 0 && *count >= self.disable_after;
+        if disabled {
+            lock(&self.disabled_by_count).push(id.clone());
+        }
+        Ok(disabled)
+    }
+
+    async fn reset_failures(&self, _app: &AppId, id: &SubscriptionId) -> Result<(), StoreError> {
+        lock(&self.health).push(HealthCall::Reset(id.clone()));
+        Ok(())
+    }
+
+    async fn disable(
+        &self,
+        _app: &AppId,
+        id: &SubscriptionId,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        lock(&self.health).push(HealthCall::Disable(id.clone(), reason.to_owned()));
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Deliverer
+// ---------------------------------------------------------------------------------
+
+/// The receiver answered `code`, with body `body of {code}`, in 3 ms.
+pub fn answered(code: u16) -> DeliveryOutcome {
+    DeliveryOutcome::answered(
+        code,
+        format!("body of {code}"),
+        None,
+        Duration::from_millis(3),
+    )
+}
+
+/// Answers each URL with its scripted outcomes in turn (the last one repeats); an
+/// unscripted URL gets [`answered`]`(200)`. Records every request.
+#[derive(Default)]
+pub struct FakeDeliverer {
+    script: Mutex<HashMap<String, Vec<DeliveryOutcome>>>,
+    /// How long each delivery takes (real time: the handler uses `std::time::Instant`).
+    sleep: Duration,
+    requests: Mutex<Vec<DeliveryRequest>>,
+}
+
+impl FakeDeliverer {
+    /// Answers each URL of `pairs` with its outcomes, in the order given.
+    pub fn answering(pairs: &[(&str, DeliveryOutcome)]) -> Self {
+        let mut script: HashMap<String, Vec<DeliveryOutcome>> = HashMap::new();
+        for (url, outcome) in pairs {
+            script
+                .entry((*url).to_owned())
+                .or_default()
+                .push(outcome.clone());
+        }
+        Self {
+            script: Mutex::new(script),
+            ..Self::default()
+        }
+    }
+
+    /// Each delivery takes `sleep` before it answers.
+    pub fn taking(mut self, sleep: Duration) -> Self {
+        self.sleep = sleep;
+        self
+    }
+
+    /// The requests made, in order.
+    pub fn requests(&self) -> Vec<DeliveryRequest> {
+        lock(&self.requests).clone()
+    }
+
+    /// The URLs requested, sorted.
+    pub fn urls(&self) -> Vec<String> {
+        let mut urls: Vec<String> = self.requests().into_iter().map(|r| r.url).collect();
+        urls.sort();
+        urls
+    }
+}
+
+#[async_trait]
+impl Deliverer for FakeDeliverer {
+    async fn deliver(&self, request: DeliveryRequest) -> DeliveryOutcome {
+        lock(&self.requests).push(request.clone());
+        if !self.sleep.is_zero() {
+            tokio::time::sleep(self.sleep).await;
+        }
+        let mut script = lock(&self.script);
+        match script.get_mut(&request.url) {
+            Some(list) if list.len() > 1 => list.remove(0),
+            Some(list) if !list.is_empty() => list[0].clone(),
+            _ => answered(200),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Outbox
+// ---------------------------------------------------------------------------------
+
+/// Which delivery tasks a [`FakeOutbox`] fails to schedule.
+pub type TaskPredicate = fn(&DeliveryTask) -> bool;
+/// Which dead letters a [`FakeOutbox`] fails to park.
+pub type LetterPredicate = fn(&DeadLetter) -> bool;
+
+/// Keeps what the consumer schedules and parks; can be told to fail some of it.
+#[derive(Default)]
+pub struct FakeOutbox {
+    scheduled: Mutex<Vec<(DeliveryTask, Duration)>>,
+    parked: Mutex<Vec<DeadLetter>>,
+    fail_schedule: Option<TaskPredicate>,
+    fail_park: Option<LetterPredicate>,
+}
+
+impl FakeOutbox {
+    /// Schedules of the tasks `f` matches fail (and are not kept).
+    pub fn failing_schedules(mut self, f: TaskPredicate) -> Self {
+        self.fail_schedule = Some(f);
+        self
+    }
+
+    /// Parks of the letters `f` matches fail (and are not kept).
+    pub fn failing_parks(mut self, f: LetterPredicate) -> Self {
+        self.fail_park = Some(f);
+        self
+    }
+
+    /// The tasks scheduled and their delays, in order.
+    pub fn scheduled(&self) -> Vec<(DeliveryTask, Duration)> {
+        lock(&self.scheduled).clone()
+    }
+
+    /// The letters parked, in order.
+    pub fn parked(&self) -> Vec<DeadLetter> {
+        lock(&self.parked).clone()
+    }
+
+    /// How many messages were sent (scheduled and parked).
+    pub fn sent(&self) -> usize {
+        lock(&self.scheduled).len() + lock(&self.parked).len()
+    }
+}
+
+#[async_trait]
+impl Outbox for FakeOutbox {
+    async fn schedule(&self, task: &DeliveryTask, delay: Duration) -> Result<(), QueueError> {
+        if self.fail_schedule.is_some_and(|f| f(task)) {
+            return Err(queue_error());
+        }
+        lock(&self.scheduled).push((task.clone(), delay));
+        Ok(())
+    }
+
+    async fn park(&self, letter: &DeadLetter) -> Result<(), QueueError> {
+        if self.fail_park.is_some_and(|f| f(letter)) {
+            return Err(queue_error());
+        }
+        lock(&self.parked).push(letter.clone());
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// History
+// ---------------------------------------------------------------------------------
+
+/// The delivery history in memory. Counts attempts by outcome; unless made with
+/// [`FakeHistory::counting`], also keeps every attempt and event recorded.
+pub struct FakeHistory {
+    keep: bool,
+    fail: bool,
+    attempts: Mutex<Vec<Attempt>>,
+    events: Mutex<Vec<Event>>,
+    succeeded: AtomicU64,
+    other: AtomicU64,
+}
+
+impl Default for FakeHistory {
+    fn default() -> Self {
+        Self {
+            keep: true,
+            fail: false,
+            attempts: Mutex::default(),
+            events: Mutex::default(),
+            succeeded: AtomicU64::new(0),
+            other: AtomicU64::new(0),
+        }
+    }
+}
+
+impl FakeHistory {
+    /// Only counts attempts by outcome, keeping nothing (for long benchmark runs).
+    pub fn counting() -> Self {
+        Self {
+            keep: false,
+            ..Self::default()
+        }
+    }
+
+    /// Every write fails (and nothing is kept or counted).
+    pub fn failing(mut self) -> Self {
+        self.fail = true;
+        self
+    }
+
+    /// The attempts recorded, in order.
+    pub fn attempts(&self) -> Vec<Attempt> {
+        lock(&self.attempts).clone()
+    }
+
+    /// The attempts recorded for subscription `id`.
+    pub fn for_sub(&self, id: &str) -> Vec<Attempt> {
+        self.attempts()
+            .into_iter()
+            .filter(|a| a.subscription_id.as_str() == id)
+            .collect()
+    }
+
+    /// The events recorded beside the attempts, in order.
+    pub fn events(&self) -> Vec<Event> {
+        lock(&self.events).clone()
+    }
+
+    /// Attempts recorded that succeeded.
+    pub fn succeeded(&self) -> u64 {
+        self.succeeded.load(Ordering::Relaxed)
+    }
+
+    /// Attempts recorded that did not succeed (failed, or not sent).
+    pub fn not_succeeded(&self) -> u64 {
+        self.other.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl History for FakeHistory {
+    async fn record(&self, attempts: &[Attempt], events: &[Event]) -> Result<(), StoreError> {
+        if self.fail {
+            return Err(store_error("BatchWriteItem"));
+        }
+        for a in attempts {
+            let counter = if a.outcome == AttemptOutcome::Succeeded {
+                &self.succeeded
+            } else {
+                &self.other
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.keep {
+            lock(&self.attempts).extend_from_slice(attempts);
+            lock(&self.events).extend_from_slice(events);
+        }
+        Ok(())
+    }
+}

@@ -1,7 +1,7 @@
 //! `herald inject` (raw messages onto the events queue) and `herald redrive` (the DLQ
 //! re-driver), straight to SQS.
 
-use herald_queue::{MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES};
+use herald_queue::{QueueError, MAX_BATCH_ENTRIES, MAX_MESSAGE_BYTES};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -297,14 +297,14 @@ impl RedriveArgs {
 }
 
 /// Visible messages on a queue (approximate).
-async fn visible(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64, String> {
+async fn visible(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64, QueueError> {
     let out = sqs
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
         .send()
         .await
-        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+        .map_err(|e| QueueError::sdk("GetQueueAttributes", &e))?;
     Ok(out
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages))

@@ -24,6 +24,7 @@ use herald_core::{
 };
 use herald_publisher::Publisher;
 use herald_store::SubscriptionStore;
+use herald_testing::{aws_at, Stack};
 use serde::Serialize;
 
 use crate::inproc::event_1k;
@@ -349,59 +350,6 @@ pub struct EmulatorResults {
 }
 
 // ---------------------------------------------------------------------------------
-
-/// The data plane (infra/data-plane.yaml) deployed into the emulator under a stage of
-/// its own, through `localstack/herald_local.py up`, as the end-to-end tests do.
-struct Stack {
-    stage: String,
-    env: HashMap<String, String>,
-}
-
-impl Stack {
-    fn deploy(root: &Path) -> Result<Self> {
-        let stage = format!("bench-{}", std::process::id());
-        let python = root.join(".venv/bin/python");
-        let out = Command::new(&python)
-            .arg(root.join("localstack/herald_local.py"))
-            .args(["up", "--stage", &stage, "--json"])
-            .output()
-            .with_context(|| format!("running {} (make venv installs it)", python.display()))?;
-        if !out.status.success() {
-            bail!(
-                "deploying stack {stage} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let parsed: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .context("reading the stack outputs herald_local.py printed")?;
-        let env = parsed["env"]
-            .as_object()
-            .context("no env in the stack outputs")?
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-            .collect();
-        Ok(Self { stage, env })
-    }
-
-    fn var(&self, name: &str) -> &str {
-        self.env.get(name).map(String::as_str).unwrap_or_default()
-    }
-
-    fn events_queue(&self) -> &str {
-        self.var("HERALD_EVENTS_QUEUE_URL")
-    }
-
-    fn subscriptions_table(&self) -> &str {
-        self.var("HERALD_SUBSCRIPTIONS_TABLE")
-    }
-}
-
-async fn aws_at(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .load()
-        .await
-}
 
 fn message_attributes(event: &Event) -> HashMap<String, MessageAttributeValue> {
     [
@@ -867,7 +815,7 @@ pub async fn run(
         );
     }
     eprintln!("[bench] deploying the data plane into the emulator");
-    let stack = Stack::deploy(root).context("deploying the bench stack")?;
+    let stack = Stack::deploy("bench").context("deploying the bench stack")?;
     let direct = aws_at(&endpoint).await;
     let proxy = CountingProxy::start(&endpoint).await?;
     let proxied = aws_at(&proxy.url).await;

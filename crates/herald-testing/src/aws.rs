@@ -1,0 +1,64 @@
+//! AWS clients' configuration and the SQS queries the tests make.
+
+use anyhow::Result;
+use aws_sdk_sqs::types::{Message, QueueAttributeName};
+
+/// AWS configuration from the environment `make test` sets (`AWS_ENDPOINT_URL`,
+/// dummy credentials, region).
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// AWS configuration from the environment, but calling `endpoint` (a proxy in front
+/// of the emulator, say).
+pub async fn aws_at(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// Messages in a queue: visible, in flight and delayed.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await?;
+    let attrs = out.attributes.unwrap_or_default();
+    Ok(attrs.values().map(|v| v.parse::<u64>().unwrap_or(0)).sum())
+}
+
+/// Receives (and deletes) everything currently visible on a queue.
+pub async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Message>> {
+    let mut all = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .send()
+            .await?;
+        let msgs = out.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return Ok(all);
+        }
+        for m in &msgs {
+            if let Some(h) = &m.receipt_handle {
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(h)
+                    .send()
+                    .await?;
+            }
+        }
+        all.extend(msgs);
+    }
+}

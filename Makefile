@@ -62,10 +62,9 @@ demo: venv build
 
 ## test: lint, unit tests, and end-to-end tests against a private emulator; also lints
 ## the templates and builds the Lambda zips (debug profile, to keep CI short), and the
-## Lambda tests run the bootstraps from those zips (tests/tests/lambda.rs).
+## Lambda tests run the bootstraps from those zips (crates/herald-cli/tests/it/lambda.rs).
 test: export HERALD_LAMBDA_DIR := $(CURDIR)/target/lambda-debug
 test: venv lint cfn-lint lambda-check
-	$(CARGO) build --workspace --bins
 	localstack/with-emulator $(CARGO) test --workspace --no-fail-fast -- --show-output
 
 lint:

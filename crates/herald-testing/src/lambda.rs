@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::process::{binary, free_port, KillOnDrop};
+use crate::process::{free_port, KillOnDrop};
 use crate::wait::wait_until;
 use crate::{root, scratch_dir};
 
@@ -25,23 +25,21 @@ pub fn cargo_lambda() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The `bootstrap` of a Lambda function: taken out of
-/// `$HERALD_LAMBDA_DIR/<name>/bootstrap.zip` when that variable is set (`make test` sets
-/// it to the debug zips cargo-lambda built in `target/lambda-debug`), otherwise the
-/// workspace's own build of the binary, `target/<profile>/<name>`.
+/// The `bootstrap` of a Lambda function, taken out of
+/// `$HERALD_LAMBDA_DIR/<name>/bootstrap.zip`: the zips cargo-lambda built
+/// (`make lambda-check` builds them in `target/lambda-debug`, and `make test` builds
+/// them and sets the variable), never whatever build of the binary `target/` holds.
 pub fn lambda_bootstrap(name: &str) -> Result<PathBuf> {
-    let Some(dir) = std::env::var_os("HERALD_LAMBDA_DIR").filter(|d| !d.is_empty()) else {
-        let path = binary(name)?;
-        println!(
-            "[{name}] bootstrap: {} (HERALD_LAMBDA_DIR not set)",
-            path.display()
-        );
-        return Ok(path);
-    };
+    let dir = std::env::var_os("HERALD_LAMBDA_DIR")
+        .filter(|d| !d.is_empty())
+        .context(
+            "HERALD_LAMBDA_DIR is not set: build the Lambda zips with `make lambda-check` and set \
+             HERALD_LAMBDA_DIR=$PWD/target/lambda-debug (make test does both)",
+        )?;
     let zip = PathBuf::from(dir).join(name).join("bootstrap.zip");
     if !zip.exists() {
         bail!(
-            "{} is missing: build it with `make lambda-check` (or unset HERALD_LAMBDA_DIR)",
+            "{} is missing: build it with `make lambda-check`",
             zip.display()
         );
     }

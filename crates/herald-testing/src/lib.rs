@@ -9,6 +9,7 @@
 
 mod api;
 mod aws;
+mod cli;
 mod lambda;
 mod lambda_events;
 mod process;
@@ -23,9 +24,10 @@ use anyhow::Result;
 
 pub use api::{ApiServer, ADMIN_KEY};
 pub use aws::{aws, aws_at, drain, queue_depth};
+pub use cli::{Herald, Out, RUN_TIMEOUT};
 pub use lambda::{cargo_lambda, lambda_bootstrap, LambdaFunction};
 pub use lambda_events::{http_event, sqs_event};
-pub use process::{binary, free_port, Worker};
+pub use process::{free_port, WorkerProcess};
 pub use receiver::{Accounting, Behaviour, Received, Receiver, Reply, Seen};
 pub use stack::{template, Stack};
 pub use wait::wait_until;

@@ -1,53 +1,36 @@
-//! Child processes: the worker, and cleaning up after them.
+//! Child processes: `herald worker`, and cleaning up after them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
-use crate::stack::Stack;
+use crate::cli::Herald;
 
-/// A built binary of this workspace (run `cargo build --workspace --bins` first;
-/// `make test` does).
-pub fn binary(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("locating the target directory")?;
-    let path = dir.join(name);
-    if !path.exists() {
-        bail!(
-            "{} is missing: build it with `cargo build --workspace --bins` (make test does)",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-/// The local worker binary running against a stack; killed when dropped.
-pub struct Worker {
+/// `herald worker` as a child process; killed (SIGKILL) when dropped. For the tests
+/// whose point is the process (killed mid-batch, refusing to start); the others run
+/// the worker in-process.
+pub struct WorkerProcess {
     child: Child,
 }
 
-impl Worker {
-    /// Starts `herald-worker` with the stack's settings, a one-second long poll,
+impl WorkerProcess {
+    /// Starts `herald worker` with `herald`'s settings, a one-second long poll,
     /// deliveries to 127.0.0.1 allowed, and `extra_env`.
-    pub fn spawn(stack: &Stack, extra_env: &[(&str, &str)]) -> Result<Self> {
-        let mut cmd = Command::new(binary("herald-worker")?);
-        cmd.envs(&stack.env)
-            .env("HERALD_WORKER_WAIT_SECONDS", "1")
-            .env("HERALD_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32")
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .envs(extra_env.iter().copied())
-            .stdin(Stdio::null());
-        Ok(Self {
-            child: cmd.spawn().context("starting herald-worker")?,
-        })
+    pub fn spawn(herald: &Herald, extra_env: &[(&str, &str)]) -> Result<Self> {
+        let mut herald = herald
+            .with("HERALD_WORKER_WAIT_SECONDS", "1")
+            .with("HERALD_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32");
+        for (k, v) in extra_env {
+            herald = herald.with(k, v);
+        }
+        let child = herald
+            .std_command(&["worker"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting herald worker")?;
+        Ok(Self { child })
     }
 
     /// SIGKILL: the process dies at once, mid-batch if it is in one.
@@ -62,7 +45,7 @@ impl Worker {
     }
 }
 
-impl Drop for Worker {
+impl Drop for WorkerProcess {
     fn drop(&mut self) {
         self.kill();
     }

@@ -1,6 +1,6 @@
 //! Fault tests: receivers that fail, hang, answer 410 or 429, a worker killed
-//! mid-batch, garbage on the queue, a private destination. Each runs the real worker
-//! binary against its own stack in the emulator, with real HTTP receivers on
+//! mid-batch, garbage on the queue, a private destination. Each runs `herald worker`
+//! against its own stack in the emulator, with real HTTP receivers on
 //! 127.0.0.1 and a retry schedule compressed to seconds, and prints its accounting.
 
 use std::collections::{BTreeSet, HashMap};
@@ -12,9 +12,12 @@ use herald_core::{
     AppId, AttemptOutcome, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter,
     Subscription,
 };
-use herald_e2e::{aws, queue_depth, wait_until, Accounting, Receiver, Reply, Stack, Worker};
 use herald_publisher::Publisher;
 use herald_store::{AttemptStore, SubscriptionStore};
+use herald_testing::{
+    aws, queue_depth, scratch_dir, wait_until, Accounting, Herald, Receiver, Reply, Stack,
+    WorkerProcess,
+};
 
 /// The schedule and bounds every fault test runs with (unless it overrides them).
 const BASE_ENV: [(&str, &str); 6] = [
@@ -61,11 +64,17 @@ impl Fixture {
         }
     }
 
-    fn worker(&self, overrides: &[(&str, &str)]) -> Worker {
+    fn worker(&self, overrides: &[(&str, &str)]) -> WorkerProcess {
         let mut env: HashMap<&str, &str> = BASE_ENV.into_iter().collect();
         env.extend(overrides.iter().copied());
         let env: Vec<(&str, &str)> = env.into_iter().collect();
-        Worker::spawn(&self.stack, &env).expect("start the worker")
+        WorkerProcess::spawn(&self.herald(), &env).expect("start the worker")
+    }
+
+    /// The `herald` binary with the stack's settings.
+    fn herald(&self) -> Herald {
+        let config_home = scratch_dir("faults-xdg").expect("a scratch directory");
+        Herald::new(crate::HERALD, &self.stack, &config_home)
     }
 
     async fn subscribe(&self, url: String, events: &[&str]) -> Subscription {
@@ -513,7 +522,7 @@ async fn garbage_on_the_queue_is_parked_with_its_reason_and_everything_else_deli
         })
         .await
     );
-    let parked = herald_e2e::drain(&f.sqs, f.stack.dlq()).await.unwrap();
+    let parked = herald_testing::drain(&f.sqs, f.stack.dlq()).await.unwrap();
     let (ok, dups) = delivered_and_duplicates(&receiver);
     let acc = Accounting {
         expected: events.len(),
@@ -758,11 +767,11 @@ async fn the_worker_refuses_to_start_when_the_visibility_timeout_is_too_short() 
     let stack =
         Stack::deploy_with("short-visibility", &[("VisibilityTimeoutSeconds", "10")]).unwrap();
     // Worst case with these settings: 30 s + 15 s + 10 s = 55 s > 10 s.
-    let mut cmd = std::process::Command::new(herald_e2e::binary("herald-worker").unwrap());
-    let out = cmd
-        .envs(&stack.env)
-        .env("HERALD_BATCH_START_DEADLINE_SECS", "30")
-        .env("HERALD_HTTP_TIMEOUT_MS", "15000")
+    let config_home = scratch_dir("short-visibility-xdg").unwrap();
+    let out = Herald::new(crate::HERALD, &stack, &config_home)
+        .with("HERALD_BATCH_START_DEADLINE_SECS", "30")
+        .with("HERALD_HTTP_TIMEOUT_MS", "15000")
+        .std_command(&["worker"])
         .output()
         .expect("run the worker");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -7,7 +7,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use herald_core::{Secret, Verifier};
-use herald_e2e::{wait_until, ApiServer, Receiver, Stack, Worker, ADMIN_KEY};
+use herald_testing::{
+    scratch_dir, wait_until, ApiServer, Herald, Receiver, Stack, WorkerProcess, ADMIN_KEY,
+};
+
+use crate::HERALD;
 use serde_json::{json, Value};
 
 fn webhook(url: &str) -> Value {
@@ -441,8 +445,10 @@ async fn idempotent_publishing() {
     assert_eq!(s4, 202);
     assert_ne!(other["ids"], first["ids"]);
 
-    let sqs = aws_sdk_sqs::Client::new(&herald_e2e::aws().await);
-    let msgs = herald_e2e::drain(&sqs, stack.events_queue()).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&herald_testing::aws().await);
+    let msgs = herald_testing::drain(&sqs, stack.events_queue())
+        .await
+        .unwrap();
     assert_eq!(
         msgs.len(),
         4,
@@ -536,7 +542,8 @@ async fn rotation_test_pings_history_and_resend_with_real_deliveries() {
     assert_ne!(new, old);
     assert!(rotated["previous_secret_expires_at"].is_string());
 
-    let _worker = Worker::spawn(&stack, &[]).unwrap();
+    let herald = Herald::new(HERALD, &stack, &scratch_dir("api-worker").unwrap());
+    let _worker = WorkerProcess::spawn(&herald, &[]).unwrap();
     let (s, published) = api
         .call(
             "POST",
@@ -655,7 +662,7 @@ async fn the_openapi_document_is_checked_in_and_matches_the_routes() {
         served, generated,
         "the served document is the generated one"
     );
-    let path = herald_e2e::root().join("docs/openapi.json");
+    let path = herald_testing::root().join("docs/openapi.json");
     let checked_in: Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default())
             .unwrap_or_default();

@@ -13,8 +13,8 @@ use herald_core::{
     webhook_id, AppId, DeadLetter, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter,
     QueueMessage, Subscription, Verifier,
 };
-use herald_e2e::{aws, http_event, root, sqs_event, LambdaFunction, Receiver, Reply, Stack};
 use herald_store::SubscriptionStore;
+use herald_testing::{aws, http_event, root, sqs_event, LambdaFunction, Receiver, Reply, Stack};
 
 fn event(app: &AppId, event_type: &str, data: serde_json::Value) -> Event {
     Event::new(
@@ -182,13 +182,13 @@ async fn the_consumer_bootstrap_answers_an_sqs_batch_with_the_documented_partial
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while retries.is_empty() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        retries = herald_e2e::drain(&sqs, stack.events_queue())
+        retries = herald_testing::drain(&sqs, stack.events_queue())
             .await
             .expect("drain the events queue");
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     retries.extend(
-        herald_e2e::drain(&sqs, stack.events_queue())
+        herald_testing::drain(&sqs, stack.events_queue())
             .await
             .expect("drain the events queue"),
     );
@@ -212,7 +212,7 @@ async fn the_consumer_bootstrap_answers_an_sqs_batch_with_the_documented_partial
     }
 
     // The garbage is parked on the DLQ with its reason; nothing else is.
-    let parked = herald_e2e::drain(&sqs, stack.dlq()).await.unwrap();
+    let parked = herald_testing::drain(&sqs, stack.dlq()).await.unwrap();
     assert_eq!(parked.len(), 1, "messages on the DLQ");
     match DeadLetter::decode(parked[0].body().unwrap_or_default()).expect("a dead letter") {
         DeadLetter::Undecodable {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use aws_sdk_dynamodb::types::{KeyType, ProjectionType, ScalarAttributeType};
 use aws_sdk_sqs::types::QueueAttributeName as Q;
 use herald_consumer::ConsumerConfig;
-use herald_e2e::{aws, template, Stack};
+use herald_testing::{aws, template, Stack};
 use serde_json::{json, Value};
 
 /// The key schema of a table or index as (attribute, HASH|RANGE) pairs.

@@ -112,6 +112,17 @@ pub async fn check_visibility_timeout(
 /// then long-polls the events queue and hands each batch to the consumer, finishing
 /// the batch in hand before it stops. `herald-worker` and `herald worker` both call it.
 pub async fn run_worker(config: ConsumerConfig) -> anyhow::Result<()> {
+    run_worker_until(config, shutdown_signal()).await
+}
+
+/// [`run_worker`], stopping when `shutdown` completes instead of on a signal (the
+/// tests run workers in-process this way). The batch in hand when it completes is
+/// finished first: delivered, retried or parked, its history written and its
+/// messages deleted.
+pub async fn run_worker_until(
+    config: ConsumerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let aws = aws_config().await;
     let consumer = build(&config, &aws)?;
     // Long polls outlast the consumer's 5-second operation timeout: the poller gets
@@ -131,7 +142,7 @@ pub async fn run_worker(config: ConsumerConfig) -> anyhow::Result<()> {
         wait_seconds: config.worker_wait.as_secs() as i32,
         batch_size: config.worker_batch_size,
     };
-    worker::run(&sqs, &consumer, &settings, shutdown_signal()).await;
+    worker::run(&sqs, &consumer, &settings, shutdown).await;
     Ok(())
 }
 

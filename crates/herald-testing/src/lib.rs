@@ -16,6 +16,7 @@ mod process;
 mod receiver;
 mod stack;
 mod wait;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,7 +31,8 @@ pub use lambda_events::{http_event, sqs_event};
 pub use process::{free_port, WorkerProcess};
 pub use receiver::{Accounting, Behaviour, Received, Receiver, Reply, Seen};
 pub use stack::{template, Stack};
-pub use wait::wait_until;
+pub use wait::{wait_for, wait_until};
+pub use worker::Worker;
 
 /// The repository root.
 pub fn root() -> PathBuf {

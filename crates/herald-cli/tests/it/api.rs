@@ -7,11 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use herald_core::{Secret, Verifier};
-use herald_testing::{
-    scratch_dir, wait_until, ApiServer, Herald, Receiver, Stack, WorkerProcess, ADMIN_KEY,
-};
-
-use crate::HERALD;
+use herald_testing::{wait_until, ApiServer, Receiver, Stack, Worker, ADMIN_KEY};
 use serde_json::{json, Value};
 
 fn webhook(url: &str) -> Value {
@@ -542,8 +538,7 @@ async fn rotation_test_pings_history_and_resend_with_real_deliveries() {
     assert_ne!(new, old);
     assert!(rotated["previous_secret_expires_at"].is_string());
 
-    let herald = Herald::new(HERALD, &stack, &scratch_dir("api-worker").unwrap());
-    let _worker = WorkerProcess::spawn(&herald, &[]).unwrap();
+    let _worker = Worker::spawn(&stack, &[]).unwrap();
     let (s, published) = api
         .call(
             "POST",

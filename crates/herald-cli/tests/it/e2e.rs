@@ -1,5 +1,5 @@
 //! The walking skeleton end to end: the publisher library puts 200 events on the
-//! emulator's SQS queue, `herald worker` consumes them, and real HTTP
+//! emulator's SQS queue, the worker (in-process) consumes them, and real HTTP
 //! receivers on 127.0.0.1 check that each got exactly what its filters match,
 //! signed, with stable webhook ids, while garbage on the queue is parked.
 
@@ -12,9 +12,7 @@ use herald_core::{
 };
 use herald_publisher::Publisher;
 use herald_store::SubscriptionStore;
-use herald_testing::{
-    aws, drain, queue_depth, scratch_dir, wait_until, Herald, Receiver, Stack, WorkerProcess,
-};
+use herald_testing::{aws, drain, queue_depth, wait_until, Receiver, Stack, Worker};
 
 const EVENT_TYPES: [&str; 7] = [
     "create",
@@ -169,8 +167,7 @@ async fn every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_p
             .expect("inject garbage");
     }
 
-    let herald = Herald::new(crate::HERALD, &stack, &scratch_dir("e2e-worker").unwrap());
-    let _worker = WorkerProcess::spawn(&herald, &[]).expect("start the worker");
+    let _worker = Worker::spawn(&stack, &[]).expect("start the worker");
     let events = events();
     let publisher = Publisher::connect(sqs.clone(), stack.events_queue())
         .await

@@ -1,5 +1,6 @@
 //! Fault tests: receivers that fail, hang, answer 410 or 429, a worker killed
-//! mid-batch, garbage on the queue, a private destination. Each runs `herald worker`
+//! mid-batch, garbage on the queue, a private destination. Each runs the worker
+//! (in-process; `herald worker` as a process where it is killed or refuses to start)
 //! against its own stack in the emulator, with real HTTP receivers on
 //! 127.0.0.1 and a retry schedule compressed to seconds, and prints its accounting.
 
@@ -15,7 +16,7 @@ use herald_core::{
 use herald_publisher::Publisher;
 use herald_store::{AttemptStore, SubscriptionStore};
 use herald_testing::{
-    aws, queue_depth, scratch_dir, wait_until, Accounting, Herald, Receiver, Reply, Stack,
+    aws, queue_depth, scratch_dir, wait_until, Accounting, Herald, Receiver, Reply, Stack, Worker,
     WorkerProcess,
 };
 
@@ -64,11 +65,20 @@ impl Fixture {
         }
     }
 
-    fn worker(&self, overrides: &[(&str, &str)]) -> WorkerProcess {
+    /// The worker in-process, with BASE_ENV and `overrides`.
+    fn worker(&self, overrides: &[(&str, &str)]) -> Worker {
+        Worker::spawn(&self.stack, &Self::env(overrides)).expect("start the worker")
+    }
+
+    /// `herald worker` as a process (to be killed), with BASE_ENV and `overrides`.
+    fn worker_process(&self, overrides: &[(&str, &str)]) -> WorkerProcess {
+        WorkerProcess::spawn(&self.herald(), &Self::env(overrides)).expect("start the worker")
+    }
+
+    fn env<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut env: HashMap<&str, &str> = BASE_ENV.into_iter().collect();
         env.extend(overrides.iter().copied());
-        let env: Vec<(&str, &str)> = env.into_iter().collect();
-        WorkerProcess::spawn(&self.herald(), &env).expect("start the worker")
+        env.into_iter().collect()
     }
 
     /// The `herald` binary with the stack's settings.
@@ -441,7 +451,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
         f.subscribe(r.url(), &["*"]).await;
     }
     let events = f.publish(60, "create").await;
-    let mut worker = f.worker(&[("HERALD_DELIVERY_CONCURRENCY", "4")]);
+    let mut worker = f.worker_process(&[("HERALD_DELIVERY_CONCURRENCY", "4")]);
     let total = || receivers.iter().map(Receiver::count).sum::<usize>();
     assert!(
         wait_until(PATIENCE, || async { total() >= 20 }).await,

@@ -20,8 +20,27 @@ pub async fn aws_at(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
-/// Messages in a queue: visible, in flight and delayed.
-pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64> {
+/// What a queue holds, by state (the `ApproximateNumberOfMessages*` attributes, exact
+/// on the emulator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    /// Messages a receive could get now.
+    pub visible: u64,
+    /// Messages received and not yet deleted, within their visibility timeout.
+    pub in_flight: u64,
+    /// Messages sent with a delay that has not passed yet.
+    pub delayed: u64,
+}
+
+impl QueueCounts {
+    /// Every message, whatever its state.
+    pub fn total(&self) -> u64 {
+        self.visible + self.in_flight + self.delayed
+    }
+}
+
+/// What a queue holds, by state.
+pub async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<QueueCounts> {
     let out = sqs
         .get_queue_attributes()
         .queue_url(url)
@@ -31,7 +50,22 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64> {
         .send()
         .await?;
     let attrs = out.attributes.unwrap_or_default();
-    Ok(attrs.values().map(|v| v.parse::<u64>().unwrap_or(0)).sum())
+    let count = |name: QueueAttributeName| {
+        attrs
+            .get(&name)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(QueueCounts {
+        visible: count(QueueAttributeName::ApproximateNumberOfMessages),
+        in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+    })
+}
+
+/// Messages in a queue: visible, in flight and delayed.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64> {
+    Ok(queue_counts(sqs, url).await?.total())
 }
 
 /// Receives (and deletes) everything currently visible on a queue.

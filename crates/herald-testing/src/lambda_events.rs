@@ -80,3 +80,25 @@ pub fn http_event(
         "isBase64Encoded": false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_have_the_shape_aws_sends() {
+        let sqs = sqs_event("arn:aws:sqs:us-east-1:000000000000:q", &[("m-1", "body")]);
+        let record = &sqs["Records"][0];
+        assert_eq!(record["messageId"], "m-1");
+        assert_eq!(record["body"], "body");
+        assert_eq!(record["eventSource"], "aws:sqs");
+
+        let body = serde_json::json!({"a": 1});
+        let http = http_event("POST", "/v1/apps?x=1", Some("k"), Some(&body));
+        assert_eq!(http["rawPath"], "/v1/apps");
+        assert_eq!(http["rawQueryString"], "x=1");
+        assert_eq!(http["headers"]["authorization"], "Bearer k");
+        assert_eq!(http["requestContext"]["http"]["method"], "POST");
+        assert_eq!(http["body"], body.to_string());
+    }
+}

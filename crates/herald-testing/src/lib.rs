@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::Result;
 
 pub use api::{ApiServer, ADMIN_KEY};
-pub use aws::{aws, aws_at, drain, queue_depth};
+pub use aws::{aws, aws_at, drain, queue_counts, queue_depth, QueueCounts};
 pub use cli::{Herald, Out, RUN_TIMEOUT};
 pub use lambda::{cargo_lambda, lambda_bootstrap, LambdaFunction};
 pub use lambda_events::{http_event, sqs_event};

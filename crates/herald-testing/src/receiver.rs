@@ -156,6 +156,13 @@ impl Receiver {
     pub fn max_in_flight_per_delivery(&self) -> usize {
         self.state.log.lock().expect("lock").max_in_flight
     }
+
+    /// Stops listening: when this returns, its port refuses connections.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        // Once an aborted task reports, it has been dropped, its listener with it.
+        let _ = (&mut self.task).await;
+    }
 }
 
 impl Drop for Receiver {
@@ -272,5 +279,42 @@ impl Accounting {
             "[{test}] accounting: expected={} delivered={} duplicates={} parked={} lost={}",
             self.expected, self.delivered, self.duplicates, self.parked, self.lost
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn records_requests_answers_as_told_and_stops_listening() {
+        let receiver = Receiver::start(Arc::new(|seen| {
+            Reply::status(if seen.for_id == 1 { 503 } else { 200 }).header("x-seen", "yes")
+        }))
+        .await;
+        let client = reqwest::Client::new();
+        let mut statuses = Vec::new();
+        for _ in 0..2 {
+            let r = client
+                .post(receiver.url())
+                .header("webhook-id", "msg_1")
+                .body(r#"{"id":"e1"}"#)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.headers()["x-seen"], "yes");
+            statuses.push(r.status().as_u16());
+        }
+        assert_eq!(statuses, [503, 200]);
+        assert_eq!((receiver.count(), receiver.distinct()), (2, 1));
+        let got = receiver.received();
+        assert_eq!(got[0].header("webhook-id"), "msg_1");
+        assert_eq!(got[0].json()["id"], "e1");
+        assert_eq!((got[0].replied, got[1].replied), (503, 200));
+        assert_eq!(receiver.max_in_flight_per_delivery(), 1);
+
+        let addr = receiver.addr;
+        receiver.stop().await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
 }

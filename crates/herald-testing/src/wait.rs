@@ -38,3 +38,23 @@ where
         tokio::time::sleep(POLL).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn waits_until_the_condition_holds_and_gives_up_at_the_deadline() {
+        let calls = AtomicUsize::new(0);
+        let value = wait_for(Duration::from_secs(5), || async {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            (n == 3).then_some(n)
+        })
+        .await;
+        assert_eq!(value, Some(3));
+        let started = Instant::now();
+        assert!(!wait_until(Duration::from_millis(300), || async { false }).await);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+}

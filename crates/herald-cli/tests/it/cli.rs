@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use herald_core::{AppId, DeadLetter, DeliveryTask, Event, EventType, ObjectType, SubscriptionId};
 use herald_testing::{
-    aws, queue_depth, wait_until, Herald, Receiver, Stack, WorkerProcess, ADMIN_KEY,
+    aws, queue_depth, wait_for, wait_until, Herald, Receiver, Stack, WorkerProcess, ADMIN_KEY,
 };
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -75,26 +75,24 @@ impl Serve {
                 .context("spawning herald serve")?;
             let url = format!("http://{addr}");
             let client = reqwest::Client::new();
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while tokio::time::Instant::now() < deadline {
-                if let Some(status) = child.try_wait()? {
+            // Until it answers on /healthz, or exits (the port was taken: try another).
+            let up = wait_until(Duration::from_secs(30), || {
+                let exited = !matches!(child.try_wait(), Ok(None));
+                let health = client.get(format!("{url}/healthz")).send();
+                async move { exited || health.await.is_ok_and(|r| r.status().is_success()) }
+            })
+            .await;
+            match child.try_wait()? {
+                None if up => return Ok(Self { _child: child, url }),
+                None => last = "no answer on /healthz within 30 s".into(),
+                Some(status) => {
                     let mut err = String::new();
                     if let Some(mut e) = child.stderr.take() {
                         use tokio::io::AsyncReadExt;
                         let _ = e.read_to_string(&mut err).await;
                     }
                     last = format!("herald serve exited with {status}: {err}");
-                    break;
                 }
-                if client
-                    .get(format!("{url}/healthz"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-                {
-                    return Ok(Self { _child: child, url });
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         bail!("herald serve did not come up: {last}")
@@ -530,22 +528,19 @@ async fn publish_from_args_file_and_stdin_then_deliveries_and_tail() -> Result<(
     drop(tail);
 
     // deliveries per event (history is written at the end of the batch).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let history = loop {
+    let last = std::cell::RefCell::new(Value::Null);
+    let history = wait_for(Duration::from_secs(20), || async {
         let h = herald
             .run(&["--json", "deliveries", "--event", &first])
             .await
             .ok()
             .json();
-        if h["data"].as_array().is_some_and(|d| !d.is_empty()) {
-            break h;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no history for {first}: {h}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+        let found = h["data"].as_array().is_some_and(|d| !d.is_empty());
+        last.replace(h.clone());
+        found.then_some(h)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no history for {first}: {}", last.borrow()));
     assert_eq!(history["data"][0]["outcome"], "succeeded");
     assert_eq!(history["data"][0]["subscription_id"], hook_id.as_str());
     let per_hook = herald

@@ -176,7 +176,7 @@ async fn a_flaky_endpoint_gets_the_event_after_retries_and_the_healthy_one_exact
     let healthy = Receiver::ok().await;
     let flaky_sub = f.subscribe(flaky.url(), &["update"]).await;
     let healthy_sub = f.subscribe(healthy.url(), &["update"]).await;
-    let _worker = f.worker(&[("HERALD_RETRY_SCHEDULE", "0s,1s,1s,1s")]);
+    let worker = f.worker(&[("HERALD_RETRY_SCHEDULE", "0s,1s,1s,1s")]);
     let events = f.publish(5, "update").await;
 
     assert!(
@@ -189,7 +189,9 @@ async fn a_flaky_endpoint_gets_the_event_after_retries_and_the_healthy_one_exact
         wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await,
         "queue drained"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Nothing is left to do; once the worker has stopped (after the batch in hand),
+    // the counts below are final.
+    worker.stop().await.expect("the worker ran");
 
     let (flaky_ok, flaky_dups) = delivered_and_duplicates(&flaky);
     let (healthy_ok, healthy_dups) = delivered_and_duplicates(&healthy);
@@ -400,12 +402,14 @@ async fn a_hanging_endpoint_times_out_and_is_retried_never_twice_at_once() {
     }))
     .await;
     let sub = f.subscribe(receiver.url(), &["*"]).await;
-    let _worker = f.worker(&[]);
+    let worker = f.worker(&[]);
     f.publish(3, "update").await;
 
     assert!(wait_until(PATIENCE, || async { receiver.count() >= 6 }).await);
     assert!(wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Nothing is left to do; once the worker has stopped (after the batch in hand),
+    // the counts below are final.
+    worker.stop().await.expect("the worker ran");
     assert!(wait_until(PATIENCE, || async { f.history(&sub).await.len() == 6 }).await);
     let history = f.history(&sub).await;
     let timeouts = history
@@ -729,9 +733,10 @@ async fn redirects_are_not_followed_and_a_vanished_endpoint_is_retried_then_park
     // A receiver that was there and is gone: its port now refuses connections.
     let vanished_url = {
         let gone = Receiver::ok().await;
-        gone.url()
+        let url = gone.url();
+        gone.stop().await;
+        url
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let vanished_sub = f.subscribe(vanished_url, &["*"]).await;
     let _worker = f.worker(&[]);
     f.publish(1, "update").await;

@@ -51,6 +51,11 @@ fn config_error(e: ConfigError) -> anyhow::Error {
 
 /// Start-up failures that come from not reaching AWS exit with 3.
 fn startup_error(e: anyhow::Error) -> anyhow::Error {
+    if e.downcast_ref::<herald_consumer::VisibilityTooShort>()
+        .is_some()
+    {
+        return usage(e.to_string());
+    }
     let text = format!("{e:#}");
     let lower = text.to_ascii_lowercase();
     if lower.contains("dispatch failure")

@@ -157,7 +157,12 @@ impl Consumer {
     pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, BatchError> {
         let started = Instant::now();
         let records = batch.records;
-        let plans: Vec<Plan> = stream::iter(records.iter().enumerate())
+        // The futures are made up front rather than by a closure mapped over a stream of
+        // borrowed records: that keeps the whole future `Send` where it is spawned (the
+        // tests run the worker in a tokio task), which rustc cannot prove for such a map.
+        let planned: Vec<_> = records
+            .iter()
+            .enumerate()
             .map(|(index, record)| {
                 let span = info_span!(
                     "message",
@@ -166,6 +171,8 @@ impl Consumer {
                 );
                 self.plan(index, record).instrument(span)
             })
+            .collect();
+        let plans: Vec<Plan> = stream::iter(planned)
             .buffered(records.len().max(1))
             .collect()
             .await;

@@ -19,7 +19,8 @@ pub use config::{ConsumerConfig, ConsumerSettings};
 pub use handler::{Adapters, BatchError, Consumer, DeliveryPolicy};
 pub use herald_runtime::ConfigError;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use herald_core::settings::format_duration;
 use herald_delivery::HttpDeliverer;
 use herald_queue::SqsOutbox;
 use herald_store::{AttemptStore, SubscriptionStore};
@@ -52,6 +53,29 @@ pub fn build(config: &ConsumerConfig, aws: &aws_config::SdkConfig) -> anyhow::Re
     Ok(Consumer::new(adapters, config.delivery.clone()))
 }
 
+/// The events queue's visibility timeout does not exceed the worst-case batch time:
+/// a setting to change, not a failure to retry.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the events queue's visibility timeout ({visibility_secs} s) must exceed the worst-case batch time \
+     ({} s = HERALD_BATCH_START_DEADLINE {} + HERALD_HTTP_TIMEOUT {} + {} for follow-ups); \
+     raise the queue's VisibilityTimeout or lower those settings",
+    worst_case.as_secs(),
+    format_duration(*start_deadline),
+    format_duration(*http_timeout),
+    format_duration(handler::FOLLOW_UP_ALLOWANCE)
+)]
+pub struct VisibilityTooShort {
+    /// The queue's visibility timeout.
+    pub visibility_secs: u64,
+    /// The longest a batch can take.
+    pub worst_case: std::time::Duration,
+    /// `HERALD_BATCH_START_DEADLINE`.
+    pub start_deadline: std::time::Duration,
+    /// `HERALD_HTTP_TIMEOUT`.
+    pub http_timeout: std::time::Duration,
+}
+
 /// Checks the rule that keeps a message from being processed twice at once: the
 /// events queue's visibility timeout must exceed the worst-case batch time.
 pub async fn check_visibility_timeout(
@@ -74,15 +98,13 @@ pub async fn check_visibility_timeout(
         .context("the events queue reported no visibility timeout")?;
     let worst = config.delivery.worst_case_batch_time();
     if visibility <= worst.as_secs() {
-        bail!(
-            "the events queue's visibility timeout ({visibility} s) must exceed the worst-case batch time \
-             ({} s = HERALD_BATCH_START_DEADLINE {} s + HERALD_HTTP_TIMEOUT {} ms + {} s for follow-ups); \
-             raise the queue's VisibilityTimeout or lower those settings",
-            worst.as_secs(),
-            config.delivery.start_deadline.as_secs(),
-            config.http.total_timeout.as_millis(),
-            handler::FOLLOW_UP_ALLOWANCE.as_secs()
-        );
+        return Err(VisibilityTooShort {
+            visibility_secs: visibility,
+            worst_case: worst,
+            start_deadline: config.delivery.start_deadline,
+            http_timeout: config.http.total_timeout,
+        }
+        .into());
     }
     tracing::info!(
         visibility_s = visibility,

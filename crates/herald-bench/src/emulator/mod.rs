@@ -79,7 +79,7 @@ pub async fn run(
         );
     }
     eprintln!("[bench] deploying the data plane into the emulator");
-    let stack = Stack::deploy(root).context("deploying the bench stack")?;
+    let stack = Stack::deploy("bench").context("deploying the bench stack")?;
     let direct = aws_at(&endpoint).await;
     let proxy = CountingProxy::start(&endpoint).await?;
     let proxied = aws_at(&proxy.url).await;

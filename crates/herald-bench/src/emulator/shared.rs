@@ -17,6 +17,8 @@ use herald_core::{AppId, EventFilter, ObjectTypeFilter, Subscription};
 use herald_store::SubscriptionStore;
 use serde::Serialize;
 
+pub(super) use herald_testing::{aws_at, Stack};
+
 use crate::proxy::CountingProxy;
 use crate::sys::{self, Rss};
 
@@ -268,60 +270,7 @@ impl Drop for WorkerProc {
 }
 
 // ---------------------------------------------------------------------------------
-// The stack, the emulator, pacing.
-
-/// The data plane (infra/data-plane.yaml) deployed into the emulator under a stage of
-/// its own, through `localstack/herald_local.py up`, as the end-to-end tests do.
-pub(super) struct Stack {
-    pub(super) stage: String,
-    pub(super) env: HashMap<String, String>,
-}
-
-impl Stack {
-    pub(super) fn deploy(root: &Path) -> Result<Self> {
-        let stage = format!("bench-{}", std::process::id());
-        let python = root.join(".venv/bin/python");
-        let out = Command::new(&python)
-            .arg(root.join("localstack/herald_local.py"))
-            .args(["up", "--stage", &stage, "--json"])
-            .output()
-            .with_context(|| format!("running {} (make venv installs it)", python.display()))?;
-        if !out.status.success() {
-            bail!(
-                "deploying stack {stage} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let parsed: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .context("reading the stack outputs herald_local.py printed")?;
-        let env = parsed["env"]
-            .as_object()
-            .context("no env in the stack outputs")?
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-            .collect();
-        Ok(Self { stage, env })
-    }
-
-    pub(super) fn var(&self, name: &str) -> &str {
-        self.env.get(name).map(String::as_str).unwrap_or_default()
-    }
-
-    pub(super) fn events_queue(&self) -> &str {
-        self.var("HERALD_EVENTS_QUEUE_URL")
-    }
-
-    pub(super) fn subscriptions_table(&self) -> &str {
-        self.var("HERALD_SUBSCRIPTIONS_TABLE")
-    }
-}
-
-pub(super) async fn aws_at(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .load()
-        .await
-}
+// Pacing and subscriptions (the stack is herald_testing's).
 
 /// Runs `send(i)` `n` times at `rate` per second, each in its own task so a slow call
 /// does not slow the rate; returns the send-start instant of each successful send.

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tower::ServiceExt;
 
-use herald_e2e::{aws, Stack, ADMIN_KEY};
+use herald_testing::{aws, Stack, ADMIN_KEY};
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
@@ -152,8 +152,8 @@ fn malformed_requests_never_produce_a_5xx_or_a_panic() {
         vars.insert("HERALD_ADMIN_KEY".into(), ADMIN_KEY.into());
         vars.insert("HERALD_API_ALLOW_HTTP".into(), "true".into());
         vars.insert("HERALD_API_RATE_LIMIT".into(), "0".into());
-        vars.insert("HERALD_HTTP_TIMEOUT_MS".into(), "500".into());
-        let config = herald_api::ApiConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        vars.insert("HERALD_HTTP_TIMEOUT".into(), "500ms".into());
+        let config = herald_api::ApiConfig::from_vars(vars.clone()).unwrap();
         let state = herald_api::AppState::connect(config, &aws().await)
             .await
             .unwrap();

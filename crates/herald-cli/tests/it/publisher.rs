@@ -3,8 +3,8 @@
 //! call exceeds the limit.
 
 use herald_core::{AppId, Event, EventType, ObjectType, QueueMessage};
-use herald_e2e::{aws, drain, Stack};
-use herald_publisher::{PublishError, Publisher, RETRY_HEADROOM};
+use herald_queue::{PublishError, Publisher, RETRY_HEADROOM};
+use herald_testing::{aws, drain, Stack};
 
 fn event(pad: usize) -> Event {
     Event::new(

@@ -1,4 +1,4 @@
-//! The `herald` command line, run as a built binary against the emulator: the real
+//! The `herald` command line, the binary Cargo built for this run, against the emulator: the real
 //! `herald serve` and `herald worker` as child processes, the management commands
 //! through the API (text and `--json`), publishing from arguments, a file and stdin,
 //! the delivery history and `tail`, raw injection, a re-drive dry run, the listen and
@@ -10,19 +10,17 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use herald_core::{AppId, DeadLetter, DeliveryTask, Event, EventType, ObjectType, SubscriptionId};
-use herald_e2e::{aws, binary, queue_depth, wait_until, Receiver, Stack, ADMIN_KEY};
+use herald_testing::{
+    aws, queue_depth, wait_for, wait_until, Herald, Receiver, Stack, WorkerProcess, ADMIN_KEY,
+};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
 
-/// How long one CLI invocation may take before the test gives up on it.
-const RUN_TIMEOUT: Duration = Duration::from_secs(90);
+use crate::HERALD;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    herald_testing::free_port().expect("a free port")
 }
 
 /// A scratch directory, removed when dropped.
@@ -53,120 +51,6 @@ impl Drop for Scratch {
     }
 }
 
-/// What one run printed and how it exited.
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    /// Asserts exit code 0 and returns self.
-    fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:#?}"))
-    }
-}
-
-/// The `herald` binary with a controlled environment: the stack's settings, the
-/// emulator's AWS variables (inherited), nothing from the developer's own Herald setup.
-#[derive(Clone)]
-struct Herald {
-    env: Vec<(String, String)>,
-}
-
-impl Herald {
-    fn new(stack: &Stack, scratch: &Scratch) -> Self {
-        let mut env: Vec<(String, String)> = stack
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        env.push((
-            "XDG_CONFIG_HOME".into(),
-            scratch.path("xdg").to_string_lossy().into_owned(),
-        ));
-        env.push((
-            "RUST_LOG".into(),
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        ));
-        Self { env }
-    }
-
-    fn with(&self, k: &str, v: &str) -> Self {
-        let mut next = self.clone();
-        next.env.retain(|(key, _)| key != k);
-        next.env.push((k.to_owned(), v.to_owned()));
-        next
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(binary("herald").expect("herald is built"));
-        for var in [
-            "HERALD_API_URL",
-            "HERALD_API_KEY",
-            "HERALD_ADMIN_KEY",
-            "HERALD_PROFILE",
-            "HERALD_PROFILE_FILE",
-            "HERALD_HOME",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .args(args)
-            .kill_on_drop(true);
-        cmd
-    }
-
-    async fn run(&self, args: &[&str]) -> Out {
-        self.run_with_stdin(args, None).await
-    }
-
-    async fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Out {
-        let mut cmd = self.command(args);
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn herald");
-        if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().expect("stdin");
-            pipe.write_all(input.as_bytes()).await.expect("write stdin");
-            drop(pipe);
-        }
-        let out = tokio::time::timeout(RUN_TIMEOUT, child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("herald {args:?} did not finish within {RUN_TIMEOUT:?}"))
-            .expect("herald ran");
-        let out = Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        println!("$ herald {} -> {}", args.join(" "), out.code);
-        out
-    }
-
-    /// Starts a long-running command with piped output.
-    fn spawn(&self, args: &[&str]) -> Child {
-        self.command(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn herald")
-    }
-}
-
 /// `herald serve` as a child process on a free port, killed when dropped.
 struct Serve {
     _child: Child,
@@ -191,26 +75,24 @@ impl Serve {
                 .context("spawning herald serve")?;
             let url = format!("http://{addr}");
             let client = reqwest::Client::new();
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-            while tokio::time::Instant::now() < deadline {
-                if let Some(status) = child.try_wait()? {
+            // Until it answers on /healthz, or exits (the port was taken: try another).
+            let up = wait_until(Duration::from_secs(30), || {
+                let exited = !matches!(child.try_wait(), Ok(None));
+                let health = client.get(format!("{url}/healthz")).send();
+                async move { exited || health.await.is_ok_and(|r| r.status().is_success()) }
+            })
+            .await;
+            match child.try_wait()? {
+                None if up => return Ok(Self { _child: child, url }),
+                None => last = "no answer on /healthz within 30 s".into(),
+                Some(status) => {
                     let mut err = String::new();
                     if let Some(mut e) = child.stderr.take() {
                         use tokio::io::AsyncReadExt;
                         let _ = e.read_to_string(&mut err).await;
                     }
                     last = format!("herald serve exited with {status}: {err}");
-                    break;
                 }
-                if client
-                    .get(format!("{url}/healthz"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-                {
-                    return Ok(Self { _child: child, url });
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         bail!("herald serve did not come up: {last}")
@@ -218,16 +100,8 @@ impl Serve {
 }
 
 /// `herald worker` as a child process, killed when dropped.
-fn worker(herald: &Herald) -> Child {
-    herald
-        .with("HERALD_WORKER_WAIT_SECONDS", "1")
-        .with("HERALD_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32")
-        .command(&["worker"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn herald worker")
+fn worker(herald: &Herald) -> WorkerProcess {
+    WorkerProcess::spawn(herald, &[]).expect("spawn herald worker")
 }
 
 /// Reads lines from a child's pipe until one contains `needle`.
@@ -254,7 +128,7 @@ async fn wait_for_line<R: tokio::io::AsyncRead + Unpin>(
 async fn api_setup(test: &str) -> Result<(Stack, Scratch, Serve, Herald)> {
     let stack = Stack::deploy(test)?;
     let scratch = Scratch::new(test);
-    let base = Herald::new(&stack, &scratch);
+    let base = Herald::new(HERALD, &stack, &scratch.path("xdg"));
     let serve = Serve::start(&base).await?;
     let admin = base
         .with("HERALD_API_URL", &serve.url)
@@ -282,7 +156,7 @@ async fn api_setup(test: &str) -> Result<(Stack, Scratch, Serve, Herald)> {
 async fn help_and_usage_errors() {
     let scratch = Scratch::new("help");
     let herald =
-        Herald { env: vec![] }.with("XDG_CONFIG_HOME", &scratch.path("xdg").to_string_lossy());
+        Herald::bare(HERALD).with("XDG_CONFIG_HOME", &scratch.path("xdg").to_string_lossy());
     let help = herald.run(&["--help"]).await.ok();
     for word in ["Exit codes", "webhooks", "redrive", "verify", "Examples"] {
         assert!(
@@ -505,7 +379,8 @@ async fn webhook_management_through_the_api_and_exit_codes() -> Result<()> {
             serve.url
         ),
     );
-    let bare = Herald::new(&stack, &scratch).with("HERALD_PROFILE_FILE", &profile);
+    let bare =
+        Herald::new(HERALD, &stack, &scratch.path("xdg")).with("HERALD_PROFILE_FILE", &profile);
     let via_profile = bare
         .run(&["--profile", "local", "--json", "webhooks", "list"])
         .await
@@ -653,22 +528,19 @@ async fn publish_from_args_file_and_stdin_then_deliveries_and_tail() -> Result<(
     drop(tail);
 
     // deliveries per event (history is written at the end of the batch).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let history = loop {
+    let last = std::cell::RefCell::new(Value::Null);
+    let history = wait_for(Duration::from_secs(20), || async {
         let h = herald
             .run(&["--json", "deliveries", "--event", &first])
             .await
             .ok()
             .json();
-        if h["data"].as_array().is_some_and(|d| !d.is_empty()) {
-            break h;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no history for {first}: {h}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+        let found = h["data"].as_array().is_some_and(|d| !d.is_empty());
+        last.replace(h.clone());
+        found.then_some(h)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no history for {first}: {}", last.borrow()));
     assert_eq!(history["data"][0]["outcome"], "succeeded");
     assert_eq!(history["data"][0]["subscription_id"], hook_id.as_str());
     let per_hook = herald
@@ -905,7 +777,7 @@ fn dead_letter(app: &str) -> String {
 async fn inject_with_count_and_attributes_then_redrive_dry_run() -> Result<()> {
     let stack = Stack::deploy("cli-inject")?;
     let scratch = Scratch::new("cli-inject");
-    let herald = Herald::new(&stack, &scratch);
+    let herald = Herald::new(HERALD, &stack, &scratch.path("xdg"));
     let sqs = aws_sdk_sqs::Client::new(&aws().await);
 
     // 25 raw messages, in batches of 10, with attributes.
@@ -1030,9 +902,9 @@ async fn up_status_and_down_of_a_local_stack() -> Result<()> {
         bail!("AWS_ENDPOINT_URL is not set: run the suite with `make test`");
     }
     let scratch = Scratch::new("cli-stack");
-    let herald = Herald { env: vec![] }
+    let herald = Herald::bare(HERALD)
         .with("XDG_CONFIG_HOME", &scratch.path("xdg").to_string_lossy())
-        .with("HERALD_HOME", &herald_e2e::root().to_string_lossy());
+        .with("HERALD_HOME", &herald_testing::root().to_string_lossy());
     let stage = format!("cli-up-{}", std::process::id());
     let env_file = scratch.path("stack.env").to_string_lossy().into_owned();
 

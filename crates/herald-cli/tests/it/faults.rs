@@ -1,6 +1,7 @@
 //! Fault tests: receivers that fail, hang, answer 410 or 429, a worker killed
-//! mid-batch, garbage on the queue, a private destination. Each runs the real worker
-//! binary against its own stack in the emulator, with real HTTP receivers on
+//! mid-batch, garbage on the queue, a private destination. Each runs the worker
+//! (in-process; `herald worker` as a process where it is killed or refuses to start)
+//! against its own stack in the emulator, with real HTTP receivers on
 //! 127.0.0.1 and a retry schedule compressed to seconds, and prints its accounting.
 
 use std::collections::{BTreeSet, HashMap};
@@ -12,17 +13,20 @@ use herald_core::{
     AppId, AttemptOutcome, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter,
     Subscription,
 };
-use herald_e2e::{aws, queue_depth, wait_until, Accounting, Receiver, Reply, Stack, Worker};
-use herald_publisher::Publisher;
+use herald_queue::Publisher;
 use herald_store::{AttemptStore, SubscriptionStore};
+use herald_testing::{
+    aws, queue_depth, scratch_dir, wait_until, Accounting, Herald, Receiver, Reply, Stack, Worker,
+    WorkerProcess,
+};
 
 /// The schedule and bounds every fault test runs with (unless it overrides them).
 const BASE_ENV: [(&str, &str); 6] = [
     ("HERALD_RETRY_SCHEDULE", "0s,1s,1s"),
     ("HERALD_RETRY_JITTER", "0"),
-    ("HERALD_HTTP_TIMEOUT_MS", "1000"),
-    ("HERALD_BATCH_START_DEADLINE_SECS", "2"),
-    ("HERALD_SUBSCRIPTION_CACHE_TTL_MS", "0"),
+    ("HERALD_HTTP_TIMEOUT", "1s"),
+    ("HERALD_BATCH_START_DEADLINE", "2s"),
+    ("HERALD_SUBSCRIPTION_CACHE_TTL", "0s"),
     ("HERALD_DISABLE_AFTER_FAILED_DELIVERIES", "1"),
 ];
 /// Longer than the worst-case batch time of BASE_ENV (2 s + 1 s + 10 s).
@@ -61,11 +65,26 @@ impl Fixture {
         }
     }
 
+    /// The worker in-process, with BASE_ENV and `overrides`.
     fn worker(&self, overrides: &[(&str, &str)]) -> Worker {
+        Worker::spawn(&self.stack, &Self::env(overrides)).expect("start the worker")
+    }
+
+    /// `herald worker` as a process (to be killed), with BASE_ENV and `overrides`.
+    fn worker_process(&self, overrides: &[(&str, &str)]) -> WorkerProcess {
+        WorkerProcess::spawn(&self.herald(), &Self::env(overrides)).expect("start the worker")
+    }
+
+    fn env<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         let mut env: HashMap<&str, &str> = BASE_ENV.into_iter().collect();
         env.extend(overrides.iter().copied());
-        let env: Vec<(&str, &str)> = env.into_iter().collect();
-        Worker::spawn(&self.stack, &env).expect("start the worker")
+        env.into_iter().collect()
+    }
+
+    /// The `herald` binary with the stack's settings.
+    fn herald(&self) -> Herald {
+        let config_home = scratch_dir("faults-xdg").expect("a scratch directory");
+        Herald::new(crate::HERALD, &self.stack, &config_home)
     }
 
     async fn subscribe(&self, url: String, events: &[&str]) -> Subscription {
@@ -157,7 +176,7 @@ async fn a_flaky_endpoint_gets_the_event_after_retries_and_the_healthy_one_exact
     let healthy = Receiver::ok().await;
     let flaky_sub = f.subscribe(flaky.url(), &["update"]).await;
     let healthy_sub = f.subscribe(healthy.url(), &["update"]).await;
-    let _worker = f.worker(&[("HERALD_RETRY_SCHEDULE", "0s,1s,1s,1s")]);
+    let worker = f.worker(&[("HERALD_RETRY_SCHEDULE", "0s,1s,1s,1s")]);
     let events = f.publish(5, "update").await;
 
     assert!(
@@ -170,7 +189,9 @@ async fn a_flaky_endpoint_gets_the_event_after_retries_and_the_healthy_one_exact
         wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await,
         "queue drained"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Nothing is left to do; once the worker has stopped (after the batch in hand),
+    // the counts below are final.
+    worker.stop().await.expect("the worker ran");
 
     let (flaky_ok, flaky_dups) = delivered_and_duplicates(&flaky);
     let (healthy_ok, healthy_dups) = delivered_and_duplicates(&healthy);
@@ -381,12 +402,14 @@ async fn a_hanging_endpoint_times_out_and_is_retried_never_twice_at_once() {
     }))
     .await;
     let sub = f.subscribe(receiver.url(), &["*"]).await;
-    let _worker = f.worker(&[]);
+    let worker = f.worker(&[]);
     f.publish(3, "update").await;
 
     assert!(wait_until(PATIENCE, || async { receiver.count() >= 6 }).await);
     assert!(wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Nothing is left to do; once the worker has stopped (after the batch in hand),
+    // the counts below are final.
+    worker.stop().await.expect("the worker ran");
     assert!(wait_until(PATIENCE, || async { f.history(&sub).await.len() == 6 }).await);
     let history = f.history(&sub).await;
     let timeouts = history
@@ -432,7 +455,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
         f.subscribe(r.url(), &["*"]).await;
     }
     let events = f.publish(60, "create").await;
-    let mut worker = f.worker(&[("HERALD_DELIVERY_CONCURRENCY", "4")]);
+    let mut worker = f.worker_process(&[("HERALD_DELIVERY_CONCURRENCY", "4")]);
     let total = || receivers.iter().map(Receiver::count).sum::<usize>();
     assert!(
         wait_until(PATIENCE, || async { total() >= 20 }).await,
@@ -513,7 +536,7 @@ async fn garbage_on_the_queue_is_parked_with_its_reason_and_everything_else_deli
         })
         .await
     );
-    let parked = herald_e2e::drain(&f.sqs, f.stack.dlq()).await.unwrap();
+    let parked = herald_testing::drain(&f.sqs, f.stack.dlq()).await.unwrap();
     let (ok, dups) = delivered_and_duplicates(&receiver);
     let acc = Accounting {
         expected: events.len(),
@@ -600,7 +623,7 @@ async fn retry_after_is_honoured_within_bounds_and_long_delays_take_several_hops
     // Scheduled delays 2 s and 4 s; queue delays capped at 1 s, so each wait takes hops.
     let _worker = f.worker(&[
         ("HERALD_RETRY_SCHEDULE", "0s,2s,4s"),
-        ("HERALD_MAX_QUEUE_DELAY_SECS", "1"),
+        ("HERALD_MAX_QUEUE_DELAY", "1s"),
     ]);
     f.publish(1, "update").await;
 
@@ -710,9 +733,10 @@ async fn redirects_are_not_followed_and_a_vanished_endpoint_is_retried_then_park
     // A receiver that was there and is gone: its port now refuses connections.
     let vanished_url = {
         let gone = Receiver::ok().await;
-        gone.url()
+        let url = gone.url();
+        gone.stop().await;
+        url
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let vanished_sub = f.subscribe(vanished_url, &["*"]).await;
     let _worker = f.worker(&[]);
     f.publish(1, "update").await;
@@ -758,15 +782,15 @@ async fn the_worker_refuses_to_start_when_the_visibility_timeout_is_too_short() 
     let stack =
         Stack::deploy_with("short-visibility", &[("VisibilityTimeoutSeconds", "10")]).unwrap();
     // Worst case with these settings: 30 s + 15 s + 10 s = 55 s > 10 s.
-    let mut cmd = std::process::Command::new(herald_e2e::binary("herald-worker").unwrap());
-    let out = cmd
-        .envs(&stack.env)
-        .env("HERALD_BATCH_START_DEADLINE_SECS", "30")
-        .env("HERALD_HTTP_TIMEOUT_MS", "15000")
+    let config_home = scratch_dir("short-visibility-xdg").unwrap();
+    let out = Herald::new(crate::HERALD, &stack, &config_home)
+        .with("HERALD_BATCH_START_DEADLINE", "30s")
+        .with("HERALD_HTTP_TIMEOUT", "15s")
+        .std_command(&["worker"])
         .output()
         .expect("run the worker");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "a setting to change: {stderr}");
     assert!(
         stderr.contains("visibility timeout (10 s) must exceed the worst-case batch time (55 s"),
         "{stderr}"

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use herald_core::{webhook_id, AppId, Attempt, AttemptOutcome, EventId, EventType, SubscriptionId};
-use herald_e2e::{aws, Stack};
 use herald_store::AttemptStore;
+use herald_testing::{aws, Stack};
 
 fn attempt(app: &str, sub: &str, event: &str, n: u32, age: chrono::TimeDelta) -> Attempt {
     let event_id = EventId::parse(event).unwrap();

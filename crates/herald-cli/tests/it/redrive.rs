@@ -1,7 +1,7 @@
 //! The DLQ re-driver against the emulator: a mix of dead letters (failed deliveries of
 //! two apps, undecodable messages with whole and cut bodies, a raw queue message SQS
 //! could have moved itself, and garbage) is put on a stack's DLQ; dry runs move
-//! nothing, filtered runs (library and `herald-redrive` binary) move exactly what
+//! nothing, filtered runs (library and `herald redrive`) move exactly what
 //! matches as fresh first attempts, and an unfiltered run moves the rest except the
 //! body that was cut, which stays on the DLQ.
 
@@ -13,8 +13,10 @@ use herald_core::message::DEAD_LETTER_BODY_CAP;
 use herald_core::{
     AppId, DeadLetter, DeliveryTask, Event, EventType, ObjectType, QueueMessage, SubscriptionId,
 };
-use herald_e2e::{aws, binary, drain, queue_depth, Stack};
 use herald_redriver::{parse_age, Filter, Kind, Outcome, RedriveOptions, RedriveReport, Redriver};
+use herald_testing::{aws, drain, queue_depth, scratch_dir, Herald, Stack};
+
+use crate::HERALD;
 
 fn event(app: &str, ty: &str) -> Event {
     Event::new(
@@ -85,30 +87,22 @@ fn accounting(step: &str, r: &RedriveReport) {
     );
 }
 
-/// Runs the `herald-redrive` binary against the stack; returns (exit success, stdout).
+/// Runs `herald redrive` against the stack; returns (exit success, stdout).
 async fn cli(stack: &Stack, args: &[&str]) -> Result<(bool, String)> {
-    let out = tokio::process::Command::new(binary("herald-redrive")?)
-        .envs(&stack.env)
-        .args(args)
-        .output()
-        .await
-        .context("running herald-redrive")?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !stderr.trim().is_empty() {
-        println!("herald-redrive {args:?} stderr: {stderr}");
+    let herald = Herald::new(HERALD, stack, &scratch_dir("redrive-xdg")?);
+    let out = herald.run(&[&["redrive"], args].concat()).await;
+    if !out.stderr.trim().is_empty() {
+        println!("herald redrive {args:?} stderr: {}", out.stderr);
     }
-    Ok((
-        out.status.success(),
-        String::from_utf8(out.stdout).context("utf-8 output")?,
-    ))
+    Ok((out.code == 0, out.stdout))
 }
 
 async fn cli_json(stack: &Stack, args: &[&str]) -> Result<serde_json::Value> {
     let mut all = args.to_vec();
     all.push("--json");
     let (ok, stdout) = cli(stack, &all).await?;
-    assert!(ok, "herald-redrive {args:?} failed: {stdout}");
-    serde_json::from_str(&stdout).with_context(|| format!("JSON from herald-redrive: {stdout}"))
+    assert!(ok, "herald redrive {args:?} failed: {stdout}");
+    serde_json::from_str(&stdout).with_context(|| format!("JSON from herald redrive: {stdout}"))
 }
 
 #[tokio::test]

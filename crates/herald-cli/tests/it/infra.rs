@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use aws_sdk_dynamodb::types::{KeyType, ProjectionType, ScalarAttributeType};
 use aws_sdk_sqs::types::QueueAttributeName as Q;
 use herald_consumer::ConsumerConfig;
-use herald_e2e::{aws, template, Stack};
+use herald_testing::{aws, template, Stack};
 use serde_json::{json, Value};
 
 /// The key schema of a table or index as (attribute, HASH|RANGE) pairs.
@@ -180,7 +180,7 @@ async fn the_deployed_data_plane_has_the_keys_indexes_and_redrive_policy_the_cod
         v => v.as_u64().expect("maxReceiveCount"),
     };
     assert_eq!(max_receives, 5, "the crash backstop (docs/delivery.md)");
-    let defaults = ConsumerConfig::from_lookup(|k| stack.env.get(k).cloned())
+    let defaults = ConsumerConfig::from_vars(stack.env.clone())
         .expect("the stack's outputs are all the consumer needs");
     let visibility: u64 = events[&Q::VisibilityTimeout].parse().unwrap();
     assert!(
@@ -201,7 +201,7 @@ async fn the_deployed_data_plane_has_the_keys_indexes_and_redrive_policy_the_cod
     }
 
     // The API needs nothing beyond the stack's outputs either.
-    herald_api::ApiConfig::from_lookup(|k| stack.env.get(k).cloned())
+    herald_api::ApiConfig::from_vars(stack.env.clone())
         .expect("the stack's outputs are all the API needs");
 }
 
@@ -281,12 +281,15 @@ fn the_queue_visibility_timeout_is_derived_from_the_consumer_timeout_by_the_docu
             ("HERALD_SUBSCRIPTIONS_TABLE", "s".to_owned()),
             ("HERALD_ATTEMPTS_TABLE", "a".to_owned()),
             (
-                "HERALD_BATCH_START_DEADLINE_SECS",
-                row["BatchStartDeadlineSecs"].to_string(),
+                "HERALD_BATCH_START_DEADLINE",
+                row["BatchStartDeadline"].as_str().unwrap().to_owned(),
             ),
-            ("HERALD_HTTP_TIMEOUT_MS", row["HttpTimeoutMs"].to_string()),
+            (
+                "HERALD_HTTP_TIMEOUT",
+                row["HttpTimeout"].as_str().unwrap().to_owned(),
+            ),
         ]);
-        let config = ConsumerConfig::from_lookup(|k| vars.get(k).cloned())
+        let config = ConsumerConfig::from_vars(vars.clone())
             .unwrap_or_else(|e| panic!("row {timeout}: {e}"));
         let worst = config.delivery.worst_case_batch_time().as_secs();
         assert!(
@@ -327,10 +330,10 @@ fn the_queue_visibility_timeout_is_derived_from_the_consumer_timeout_by_the_docu
     );
     let env = &consumer["Environment"]["Variables"];
     assert_eq!(
-        env["HERALD_BATCH_START_DEADLINE_SECS"],
-        find("BatchStartDeadlineSecs")
+        env["HERALD_BATCH_START_DEADLINE"],
+        find("BatchStartDeadline")
     );
-    assert_eq!(env["HERALD_HTTP_TIMEOUT_MS"], find("HttpTimeoutMs"));
+    assert_eq!(env["HERALD_HTTP_TIMEOUT"], find("HttpTimeout"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,7 +374,7 @@ async fn the_functions_get_every_setting_the_code_requires_from_the_data_plane()
     };
 
     let consumer = env_of("ConsumerFunction");
-    let config = ConsumerConfig::from_lookup(|k| consumer.get(k).cloned())
+    let config = ConsumerConfig::from_vars(consumer.clone())
         .expect("the consumer function's environment is a valid configuration");
     assert_eq!(config.events_queue_url, stack.events_queue());
     assert_eq!(
@@ -381,7 +384,7 @@ async fn the_functions_get_every_setting_the_code_requires_from_the_data_plane()
     );
 
     let api = env_of("ApiFunction");
-    let api_config = herald_api::ApiConfig::from_lookup(|k| api.get(k).cloned())
+    let api_config = herald_api::ApiConfig::from_vars(api.clone())
         .expect("the API function's environment is a valid configuration");
     assert_eq!(api_config.apps_table, stack.var("HERALD_APPS_TABLE"));
     assert_eq!(

@@ -13,8 +13,11 @@ use herald_core::{
     webhook_id, AppId, DeadLetter, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter,
     QueueMessage, Subscription, Verifier,
 };
-use herald_e2e::{aws, http_event, root, sqs_event, LambdaFunction, Receiver, Reply, Stack};
 use herald_store::SubscriptionStore;
+use herald_testing::{
+    aws, http_event, queue_counts, root, sqs_event, wait_until, LambdaFunction, Receiver, Reply,
+    Stack,
+};
 
 fn event(app: &AppId, event_type: &str, data: serde_json::Value) -> Event {
     Event::new(
@@ -177,21 +180,18 @@ async fn the_consumer_bootstrap_answers_an_sqs_batch_with_the_documented_partial
 
     // The failed delivery's retry is on the events queue: attempt 2 of the event to the
     // failing subscription, after one second.
-    // It becomes visible after the delay; anything else would have been sent with it.
-    let mut retries = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while retries.is_empty() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        retries = herald_e2e::drain(&sqs, stack.events_queue())
+    // Everything the function sent was on the queue when it answered; once nothing
+    // there is delayed (or in flight), one drain takes all of it.
+    let settled = wait_until(Duration::from_secs(15), || async {
+        queue_counts(&sqs, stack.events_queue())
             .await
-            .expect("drain the events queue");
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    retries.extend(
-        herald_e2e::drain(&sqs, stack.events_queue())
-            .await
-            .expect("drain the events queue"),
-    );
+            .is_ok_and(|c| c.delayed == 0 && c.in_flight == 0)
+    })
+    .await;
+    assert!(settled, "the retry's delay did not pass");
+    let retries = herald_testing::drain(&sqs, stack.events_queue())
+        .await
+        .expect("drain the events queue");
     let retries: Vec<String> = retries
         .into_iter()
         .map(|m| m.body.unwrap_or_default())
@@ -212,7 +212,7 @@ async fn the_consumer_bootstrap_answers_an_sqs_batch_with_the_documented_partial
     }
 
     // The garbage is parked on the DLQ with its reason; nothing else is.
-    let parked = herald_e2e::drain(&sqs, stack.dlq()).await.unwrap();
+    let parked = herald_testing::drain(&sqs, stack.dlq()).await.unwrap();
     assert_eq!(parked.len(), 1, "messages on the DLQ");
     match DeadLetter::decode(parked[0].body().unwrap_or_default()).expect("a dead letter") {
         DeadLetter::Undecodable {

@@ -1,0 +1,19 @@
+//! Herald's integration tests: one binary, a module per area
+//! (`cargo test -p herald-cli --test it`). Each test deploys its own stack into the
+//! local AWS emulator that `make test` starts (localstack/with-emulator), with real
+//! HTTP receivers on 127.0.0.1; the harness is the crate herald-testing. The `herald`
+//! binary they run is the one Cargo builds for this test run, never an older build.
+
+mod api;
+mod api_fuzz;
+mod cli;
+mod e2e;
+mod faults;
+mod history;
+mod infra;
+mod lambda;
+mod publisher;
+mod redrive;
+
+/// The `herald` binary Cargo built for this run of the tests.
+const HERALD: &str = env!("CARGO_BIN_EXE_herald");

@@ -1,0 +1,98 @@
+//! AWS clients' configuration and the SQS queries the tests make.
+
+use anyhow::Result;
+use aws_sdk_sqs::types::{Message, QueueAttributeName};
+
+/// AWS configuration from the environment `make test` sets (`AWS_ENDPOINT_URL`,
+/// dummy credentials, region).
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// AWS configuration from the environment, but calling `endpoint` (a proxy in front
+/// of the emulator, say).
+pub async fn aws_at(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
+/// What a queue holds, by state (the `ApproximateNumberOfMessages*` attributes, exact
+/// on the emulator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    /// Messages a receive could get now.
+    pub visible: u64,
+    /// Messages received and not yet deleted, within their visibility timeout.
+    pub in_flight: u64,
+    /// Messages sent with a delay that has not passed yet.
+    pub delayed: u64,
+}
+
+impl QueueCounts {
+    /// Every message, whatever its state.
+    pub fn total(&self) -> u64 {
+        self.visible + self.in_flight + self.delayed
+    }
+}
+
+/// What a queue holds, by state.
+pub async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<QueueCounts> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await?;
+    let attrs = out.attributes.unwrap_or_default();
+    let count = |name: QueueAttributeName| {
+        attrs
+            .get(&name)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(QueueCounts {
+        visible: count(QueueAttributeName::ApproximateNumberOfMessages),
+        in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+    })
+}
+
+/// Messages in a queue: visible, in flight and delayed.
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64> {
+    Ok(queue_counts(sqs, url).await?.total())
+}
+
+/// Receives (and deletes) everything currently visible on a queue.
+pub async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Message>> {
+    let mut all = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .send()
+            .await?;
+        let msgs = out.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return Ok(all);
+        }
+        for m in &msgs {
+            if let Some(h) = &m.receipt_handle {
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(h)
+                    .send()
+                    .await?;
+            }
+        }
+        all.extend(msgs);
+    }
+}

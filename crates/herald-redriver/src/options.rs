@@ -10,7 +10,7 @@ pub const DEFAULT_RATE_PER_SEC: f64 = 50.0;
 /// Default time, in seconds, received messages stay hidden from other consumers.
 pub const DEFAULT_VISIBILITY_TIMEOUT_SECS: i32 = 60;
 
-/// The re-drive flags, shared by `herald-redrive` and `herald redrive`.
+/// The re-drive flags of `herald redrive`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RedriveFlags {
     /// Report what would move; move and delete nothing.

@@ -316,32 +316,25 @@ mod tests {
         assert_eq!(c.admin_key, None);
     }
 
+    /// The error of loading `T` from `vars`.
+    fn error_of<T: DeserializeOwned + Validate + std::fmt::Debug>(vars: &[(&str, &str)]) -> String {
+        Sources::new()
+            .vars("env", vars.iter().copied())
+            .load::<T>()
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn errors_name_the_variable_and_hide_secrets() {
-        let err = Sources::new().load::<Example>().unwrap_err();
-        assert_eq!(err.to_string(), "HERALD_QUEUE_URL must be set");
-        let err = Sources::new()
-            .vars(
-                "env",
-                [("HERALD_QUEUE_URL", "q"), ("HERALD_BATCH_SIZE", "lots")],
-            )
-            .load::<Example>()
-            .unwrap_err()
-            .to_string();
+        assert_eq!(error_of::<Example>(&[]), "HERALD_QUEUE_URL must be set");
+        let err = error_of::<Example>(&[("HERALD_QUEUE_URL", "q"), ("HERALD_BATCH_SIZE", "lots")]);
         assert!(
             err.starts_with("HERALD_BATCH_SIZE=\"lots\" is invalid"),
             "{err}"
         );
-        let err = Sources::new()
-            .vars(
-                "env",
-                [("HERALD_QUEUE_URL", "q"), ("HERALD_BATCH_SIZE", "11")],
-            )
-            .load::<Example>()
-            .unwrap_err()
-            .to_string();
         assert_eq!(
-            err,
+            error_of::<Example>(&[("HERALD_QUEUE_URL", "q"), ("HERALD_BATCH_SIZE", "11")]),
             "HERALD_BATCH_SIZE=\"11\" is invalid: must be between 1 and 10"
         );
         assert!(ConfigError::invalid("admin_key", "short", "too short")
@@ -365,18 +358,11 @@ mod tests {
 
     #[test]
     fn errors_in_flattened_settings_still_name_the_variable() {
-        let err = Sources::new()
-            .vars(
-                "env",
-                [
-                    ("HERALD_NAME", "n"),
-                    ("HERALD_QUEUE_URL", "q"),
-                    ("HERALD_BATCH_SIZE", "lots"),
-                ],
-            )
-            .load::<Outer>()
-            .unwrap_err()
-            .to_string();
+        let err = error_of::<Outer>(&[
+            ("HERALD_NAME", "n"),
+            ("HERALD_QUEUE_URL", "q"),
+            ("HERALD_BATCH_SIZE", "lots"),
+        ]);
         assert!(
             err.starts_with("HERALD_BATCH_SIZE=\"lots\" is invalid"),
             "{err}"

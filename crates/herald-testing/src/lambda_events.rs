@@ -41,7 +41,7 @@ pub fn http_event(
     let (path_only, query) = path.split_once('?').unwrap_or((path, ""));
     let mut headers = serde_json::json!({
         "host": domain,
-        "user-agent": "herald-e2e",
+        "user-agent": "herald-testing",
         "accept": "application/json",
         "x-forwarded-proto": "https",
         "x-forwarded-for": "127.0.0.1",
@@ -68,7 +68,7 @@ pub fn http_event(
                 "path": path_only,
                 "protocol": "HTTP/1.1",
                 "sourceIp": "127.0.0.1",
-                "userAgent": "herald-e2e",
+                "userAgent": "herald-testing",
             },
             "requestId": format!("req-{}", now.timestamp_nanos_opt().unwrap_or_default()),
             "routeKey": "$default",

@@ -59,6 +59,19 @@ fn resolve(t: &Value, v: &Value, outputs: &HashMap<String, String>) -> String {
             other => other.to_string(),
         };
     }
+    if let Some(text) = v.get("Fn::Sub").and_then(Value::as_str) {
+        // `${Param}` references only, as the templates use them.
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            let end = rest[start..].find('}').expect("closed ${") + start;
+            out.push_str(&rest[..start]);
+            out.push_str(&default_of(t, &rest[start + 2..end]));
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        return out;
+    }
     if let Some(output) = data_plane_output(v) {
         return outputs
             .get(output)

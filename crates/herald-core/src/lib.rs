@@ -14,6 +14,8 @@ pub mod retry;
 pub mod settings;
 pub mod signing;
 pub mod subscription;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use address::AddressPolicy;
 pub use attempt::{Attempt, AttemptOutcome};

@@ -195,30 +195,13 @@ pub fn classify(body: &str, now: DateTime<Utc>) -> Classified {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use herald_core::{AppId, Event, EventType, ObjectType, SubscriptionId};
+    use herald_core::SubscriptionId;
     use herald_queue::sqs::string_attribute;
 
-    fn event(app: &str, ty: &str) -> Event {
-        Event::new(
-            AppId::parse(app).unwrap(),
-            EventType::parse(ty).unwrap(),
-            ObjectType::parse("user").unwrap(),
-            serde_json::json!({"id": "42"}),
-        )
-    }
+    use herald_core::testing::event;
 
     fn failed_letter(app: &str, sub: &str, parked_at: DateTime<Utc>) -> DeadLetter {
-        let mut delivery = DeliveryTask::first(event(app, "update"), SubscriptionId::new(sub));
-        delivery.attempt = 8;
-        delivery.last_result = Some("HTTP 500".into());
-        DeadLetter::Failed {
-            reason: "all 8 attempts failed".into(),
-            delivery,
-            attempts: 8,
-            last_status: Some(500),
-            last_error: None,
-            parked_at,
-        }
+        herald_core::testing::parked(event(app, "update"), sub, 500, Some(parked_at))
     }
 
     /// Facts that tell an app, a subscription and an event type (each when given).

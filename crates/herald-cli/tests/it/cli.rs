@@ -9,7 +9,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use herald_core::{AppId, DeadLetter, DeliveryTask, Event, EventType, ObjectType, SubscriptionId};
 use herald_testing::{
     aws, queue_depth, wait_for, wait_until, Herald, Receiver, Stack, WorkerProcess, ADMIN_KEY,
 };
@@ -753,23 +752,12 @@ async fn listen_saves_deliveries_and_verify_checks_them() -> Result<()> {
 }
 
 fn dead_letter(app: &str) -> String {
-    let event = Event::new(
-        AppId::parse(app).unwrap(),
-        EventType::parse("update").unwrap(),
-        ObjectType::parse("user").unwrap(),
-        serde_json::json!({"id": "42"}),
-    );
-    let mut delivery = DeliveryTask::first(event, SubscriptionId::new("sub_parked"));
-    delivery.attempt = 8;
-    let parked_at = delivery.first_attempt_at;
-    DeadLetter::Failed {
-        reason: "all 8 attempts failed".into(),
-        delivery,
-        attempts: 8,
-        last_status: Some(503),
-        last_error: None,
-        parked_at,
-    }
+    herald_core::testing::parked(
+        herald_core::testing::event(app, "update"),
+        "sub_parked",
+        503,
+        None,
+    )
     .encode()
 }
 

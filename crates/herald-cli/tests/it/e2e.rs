@@ -14,15 +14,11 @@ use herald_queue::Publisher;
 use herald_store::SubscriptionStore;
 use herald_testing::{aws, drain, queue_depth, wait_until, Receiver, Stack, Worker};
 
-const EVENT_TYPES: [&str; 7] = [
-    "create",
-    "update",
-    "delete",
-    "createAll",
-    "updateAll",
-    "deleteAll",
-    "invoice.paid",
-];
+/// Para's six kinds and a custom dotted type.
+const EVENT_TYPES: [&str; 7] = {
+    let [a, b, c, d, e, f] = EventType::BUILT_IN;
+    [a, b, c, d, e, f, "invoice.paid"]
+};
 const OBJECT_TYPES: [&str; 3] = ["user", "invoice", "order"];
 
 /// A subscription under test, with the rule it should follow written out

@@ -10,37 +10,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use anyhow::{Context, Result};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use herald_core::message::DEAD_LETTER_BODY_CAP;
-use herald_core::{
-    AppId, DeadLetter, DeliveryTask, Event, EventType, ObjectType, QueueMessage, SubscriptionId,
-};
+use herald_core::testing::{event, parked};
+use herald_core::{DeadLetter, Event, QueueMessage};
 use herald_redriver::{parse_age, Filter, Kind, Outcome, RedriveOptions, RedriveReport, Redriver};
 use herald_testing::{aws, drain, queue_depth, scratch_dir, Herald, Stack};
 
 use crate::HERALD;
 
-fn event(app: &str, ty: &str) -> Event {
-    Event::new(
-        AppId::parse(app).unwrap(),
-        EventType::parse(ty).unwrap(),
-        ObjectType::parse("user").unwrap(),
-        serde_json::json!({"id": "42"}),
-    )
-}
-
 fn failed(app: &str, sub: &str) -> (Event, DeadLetter) {
     let event = event(app, "update");
-    let mut delivery = DeliveryTask::first(event.clone(), SubscriptionId::new(sub));
-    delivery.attempt = 8;
-    delivery.last_result = Some("HTTP 503".into());
-    let parked_at = delivery.first_attempt_at;
-    let letter = DeadLetter::Failed {
-        reason: "all 8 attempts failed".into(),
-        delivery,
-        attempts: 8,
-        last_status: Some(503),
-        last_error: None,
-        parked_at,
-    };
+    let letter = parked(event.clone(), sub, 503, None);
     (event, letter)
 }
 

@@ -1,0 +1,41 @@
+//! Fixtures for tests across the workspace (feature `testing`): the events and dead
+//! letters every suite builds, written once.
+
+use chrono::{DateTime, Utc};
+
+use crate::event::{AppId, Event, EventType, ObjectType};
+use crate::message::{DeadLetter, DeliveryTask};
+use crate::subscription::SubscriptionId;
+
+/// An event of `app` and type `event_type` on a `user`, with data `{"id": "42"}`.
+pub fn event(app: &str, event_type: &str) -> Event {
+    Event::new(
+        AppId::parse(app).expect("a valid app id"),
+        EventType::parse(event_type).expect("a valid event type"),
+        ObjectType::parse("user").expect("a valid object type"),
+        serde_json::json!({"id": "42"}),
+    )
+}
+
+/// The dead letter of `event`'s delivery to `subscription` after all 8 attempts
+/// failed with HTTP `status`, parked at `parked_at` (its first attempt's time when
+/// `None`).
+pub fn parked(
+    event: Event,
+    subscription: &str,
+    status: u16,
+    parked_at: Option<DateTime<Utc>>,
+) -> DeadLetter {
+    let mut delivery = DeliveryTask::first(event, SubscriptionId::new(subscription));
+    delivery.attempt = 8;
+    delivery.last_result = Some(format!("HTTP {status}"));
+    let parked_at = parked_at.unwrap_or(delivery.first_attempt_at);
+    DeadLetter::Failed {
+        reason: "all 8 attempts failed".into(),
+        delivery,
+        attempts: 8,
+        last_status: Some(status),
+        last_error: None,
+        parked_at,
+    }
+}

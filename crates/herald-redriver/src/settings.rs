@@ -24,4 +24,11 @@ impl RedriverConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Sources::from_env().load()
     }
+
+    /// From settings given by variable name (tests).
+    pub fn from_vars<K: AsRef<str>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError> {
+        Sources::new().vars("settings", vars).load()
+    }
 }

@@ -406,8 +406,13 @@ async fn the_functions_get_every_setting_the_code_requires_from_the_data_plane()
     );
 
     let redriver = env_of("RedriverFunction");
-    assert_eq!(redriver["HERALD_DLQ_URL"], stack.dlq());
-    assert_eq!(redriver["HERALD_EVENTS_QUEUE_URL"], stack.events_queue());
+    let redriver_config = herald_redriver::RedriverConfig::from_vars(redriver)
+        .expect("the re-driver function's environment is a valid configuration");
+    assert_eq!(redriver_config.queues.dlq_url, stack.dlq());
+    assert_eq!(
+        redriver_config.queues.events_queue_url,
+        stack.events_queue()
+    );
 
     // The consumer sits behind the events queue, reporting partial batch failures; the
     // mapping's knobs are parameters.

@@ -608,6 +608,43 @@ async fn rotation_test_pings_history_and_resend_with_real_deliveries() {
         "the ping and the event: two records"
     );
 
+    // Cursors are bound to their listing: the next page follows, while the same cursor
+    // on another listing, a tampered one or an oversized one is a 400 in the JSON error
+    // shape, never a storage error.
+    let cursor = by_webhook["next_cursor"].as_str().unwrap().to_owned();
+    let (s, next) = api
+        .call(
+            "GET",
+            &format!("/v1/webhooks/{id}/deliveries?limit=1&cursor={cursor}"),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, next["data"].as_array().unwrap().len()),
+        (200, 1),
+        "{next}"
+    );
+    let forged = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"pk":"someone-else#sub_1","sk":"2026"}"#)
+    };
+    for path in [
+        format!("/v1/events/{event}/deliveries?cursor={cursor}"),
+        format!("/v1/webhooks/{id}/deliveries?cursor={forged}"),
+        format!("/v1/webhooks/{id}/deliveries?cursor={}", "A".repeat(4000)),
+    ] {
+        let (s, body) = api.call("GET", &path, key, None).await;
+        assert_eq!(s, 400, "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("cursor")),
+            "{path}: {body}"
+        );
+    }
+
     // Re-send to the webhook: delivered again with the same webhook-id.
     let (s, resent) = api
         .call(

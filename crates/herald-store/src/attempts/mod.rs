@@ -204,7 +204,9 @@ impl AttemptStore {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
-        let start = cursor.map(decode_key).transpose()?;
+        let start = cursor
+            .map(|c| decode_key(c, index.is_some(), &partition))
+            .transpose()?;
         let out = self
             .client
             .query()
@@ -247,14 +249,41 @@ fn encode_key(key: &Item) -> String {
     CURSOR.encode(serde_json::to_vec(&strings).unwrap_or_default())
 }
 
-/// The last evaluated key a cursor from [`encode_key`] carries; only the table's and
-/// the index's key attributes are accepted.
-fn decode_key(cursor: &str) -> Result<Item, StoreError> {
+/// Longest cursor accepted: a last evaluated key is a few hundred bytes.
+const MAX_CURSOR_LEN: usize = 2048;
+
+/// The last evaluated key a cursor from [`encode_key`] carries, checked against the
+/// listing it is used for: exactly the key attributes of the table (`pk`, `sk`) or of
+/// the `by_event` index (and `event_pk`), with the listing's own partition. A cursor
+/// that is tampered with, oversized, or taken from another listing (another webhook's,
+/// another event's, another app's) is [`StoreError::BadCursor`], never a query
+/// DynamoDB would refuse.
+fn decode_key(cursor: &str, by_event: bool, partition: &str) -> Result<Item, StoreError> {
+    if cursor.len() > MAX_CURSOR_LEN {
+        return Err(StoreError::BadCursor);
+    }
     let bytes = CURSOR.decode(cursor).map_err(|_| StoreError::BadCursor)?;
     let strings: HashMap<String, String> =
         serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
-    let allowed = ["pk", "sk", "event_pk"];
-    if strings.is_empty() || strings.keys().any(|k| !allowed.contains(&k.as_str())) {
+    let expected: &[&str] = if by_event {
+        &["event_pk", "pk", "sk"]
+    } else {
+        &["pk", "sk"]
+    };
+    let mut names: Vec<&str> = strings.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    if names != expected || strings.values().any(|v| v.is_empty()) {
+        return Err(StoreError::BadCursor);
+    }
+    // The app is the partition's first segment; an attempt's `pk` is `app#subscription`.
+    let app_prefix = partition.split('#').next().map(|app| format!("{app}#"));
+    let in_scope = if by_event {
+        strings["event_pk"] == partition
+            && app_prefix.is_some_and(|prefix| strings["pk"].starts_with(&prefix))
+    } else {
+        strings["pk"] == partition
+    };
+    if !in_scope {
         return Err(StoreError::BadCursor);
     }
     Ok(strings
@@ -267,16 +296,56 @@ fn decode_key(cursor: &str) -> Result<Item, StoreError> {
 mod tests {
     use super::*;
 
+    fn key(pairs: &[(&str, &str)]) -> Item {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), AttributeValue::S((*v).to_owned())))
+            .collect()
+    }
+
     #[test]
-    fn cursors_round_trip_and_reject_foreign_keys() {
-        let key: HashMap<String, AttributeValue> = [
-            ("pk".to_owned(), AttributeValue::S("a#s".into())),
-            ("sk".to_owned(), AttributeValue::S("t#e#0001".into())),
-        ]
-        .into();
-        assert_eq!(decode_key(&encode_key(&key)).unwrap(), key);
-        assert!(decode_key("%%").is_err());
-        let forged = CURSOR.encode(br#"{"app_id":"other"}"#);
-        assert!(decode_key(&forged).is_err());
+    fn cursors_round_trip_within_their_listing() {
+        let by_webhook = key(&[("pk", "a#sub_1"), ("sk", "t#e#0001")]);
+        assert_eq!(
+            decode_key(&encode_key(&by_webhook), false, "a#sub_1").unwrap(),
+            by_webhook
+        );
+        let by_event = key(&[
+            ("pk", "a#sub_1"),
+            ("sk", "t#e#0001"),
+            ("event_pk", "a#evt_1"),
+        ]);
+        assert_eq!(
+            decode_key(&encode_key(&by_event), true, "a#evt_1").unwrap(),
+            by_event
+        );
+    }
+
+    #[test]
+    fn tampered_foreign_and_oversized_cursors_are_refused() {
+        let bad = |cursor: &str, by_event: bool, partition: &str| {
+            matches!(
+                decode_key(cursor, by_event, partition),
+                Err(StoreError::BadCursor)
+            )
+        };
+        let mine = encode_key(&key(&[("pk", "a#sub_1"), ("sk", "t#e#0001")]));
+        assert!(bad("%%", false, "a#sub_1"), "not base64");
+        assert!(bad(&CURSOR.encode(b"[1]"), false, "a#sub_1"), "not a key");
+        assert!(bad(
+            &CURSOR.encode(br#"{"app_id":"other"}"#),
+            false,
+            "a#sub_1"
+        ));
+        assert!(bad(&mine, false, "a#sub_2"), "another webhook's listing");
+        assert!(bad(&mine, false, "b#sub_1"), "another app's listing");
+        assert!(bad(&mine, true, "a#evt_1"), "a table cursor on the index");
+        let other_app = key(&[("pk", "b#sub_9"), ("sk", "t"), ("event_pk", "a#evt_1")]);
+        assert!(bad(&encode_key(&other_app), true, "a#evt_1"));
+        let extra = key(&[("pk", "a#sub_1"), ("sk", "t"), ("expires_at", "1")]);
+        assert!(bad(&encode_key(&extra), false, "a#sub_1"));
+        let empty = key(&[("pk", "a#sub_1"), ("sk", "")]);
+        assert!(bad(&encode_key(&empty), false, "a#sub_1"));
+        assert!(bad(&"A".repeat(MAX_CURSOR_LEN + 1), false, "a#sub_1"));
     }
 }

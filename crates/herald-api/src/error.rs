@@ -89,6 +89,10 @@ impl From<herald_store::StoreError> for ApiError {
             E::AlreadyExists { kind, id } => {
                 Self::Conflict(format!("{} {id} already exists", name(kind)))
             }
+            E::Changed { kind, id } => Self::Conflict(format!(
+                "{} {id} was changed by another request at the same time; try again",
+                name(kind)
+            )),
             E::BadCursor => Self::BadRequest(E::BadCursor.to_string()),
             other => {
                 // Storage trouble is the service's, not the caller's: report it as

@@ -13,6 +13,7 @@ use herald_core::{
     ObjectTypeFilter, Subscription, SubscriptionId,
 };
 use herald_delivery::Deliverer;
+use herald_store::SubscriptionChanges;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -296,38 +297,38 @@ pub async fn get(
 }
 
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = WebhookPatch,
-    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("app_key" = [])))]
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("app_key" = [])),
+    description = "Changes only the fields given; a concurrent change of other fields (another PATCH, an automatic disable) is kept.")]
 pub async fn update(
     Tenant(app): Tenant,
     State(state): State<AppState>,
     Path(id): Path<String>,
     Body(patch): Body<WebhookPatch>,
 ) -> ApiResult<Json<WebhookOut>> {
-    let mut sub = load(&state, &app, &id).await?;
-    if let Some(url) = &patch.url {
-        sub.url = validate_url(&state, url)?;
-    }
-    if let Some(events) = &patch.events {
-        sub.events = validate_events(events)?;
-    }
-    if let Some(types) = &patch.object_types {
-        sub.object_types = validate_object_types(types)?;
-    }
-    if let Some(d) = &patch.description {
-        sub.description = validate_description(d)?;
-    }
-    if let Some(h) = &patch.headers {
-        sub.headers = validate_headers(h)?;
-    }
-    if let Some(active) = patch.active {
-        sub.active = active;
-        if active {
-            sub.disabled_reason = None;
-            sub.consecutive_failures = 0;
-        }
-    }
-    sub.updated_at = Utc::now();
-    state.subscriptions.update(&sub).await?;
+    let sub_id = path_webhook(&id)?;
+    let changes = SubscriptionChanges {
+        url: patch
+            .url
+            .as_deref()
+            .map(|url| validate_url(&state, url))
+            .transpose()?,
+        events: patch.events.as_deref().map(validate_events).transpose()?,
+        object_types: patch
+            .object_types
+            .as_deref()
+            .map(validate_object_types)
+            .transpose()?,
+        description: patch
+            .description
+            .as_deref()
+            .map(validate_description)
+            .transpose()?,
+        headers: patch.headers.as_ref().map(validate_headers).transpose()?,
+        active: patch.active,
+    };
+    // Only the attributes the patch names are written: a concurrent auto-disable or
+    // another PATCH of other fields is never overwritten.
+    let sub = state.subscriptions.apply(&app, &sub_id, &changes).await?;
     Ok(Json(WebhookOut::from(&sub)))
 }
 
@@ -371,17 +372,21 @@ pub async fn disable(
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks", params(("id" = String, Path)),
-    responses((status = 200, body = RotatedSecret), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
+    responses((status = 200, body = RotatedSecret), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The webhook kept changing under the rotation; try again")),
+    security(("app_key" = [])))]
 pub async fn rotate(
     Tenant(app): Tenant,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RotatedSecret>> {
-    let mut sub = load(&state, &app, &id).await?;
+    let sub_id = path_webhook(&id)?;
     let window = chrono::Duration::from_std(state.config.rotation_window)
         .unwrap_or(chrono::Duration::hours(24));
-    let secret = sub.rotate_secret(Utc::now(), window);
-    state.subscriptions.update(&sub).await?;
+    let (secret, sub) = state
+        .subscriptions
+        .rotate_secret(&app, &sub_id, Utc::now(), window)
+        .await?;
     Ok(Json(RotatedSecret {
         secret: secret.expose(),
         previous_secret_expires_at: sub.previous_secrets_expire_at.unwrap_or_else(Utc::now),

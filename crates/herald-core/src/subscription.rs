@@ -165,6 +165,10 @@ pub struct Subscription {
     pub consecutive_failures: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Bumped by every change made through the API, so a read-modify-write (a secret
+    /// rotation) can tell that the item changed under it.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Subscription {
@@ -191,6 +195,7 @@ impl Subscription {
             consecutive_failures: 0,
             created_at: now,
             updated_at: now,
+            version: 0,
         }
     }
 

@@ -25,7 +25,7 @@ mod subscriptions;
 pub use apps::{ApiKey, App, AppStore, NewKey, KEY_PREFIX};
 pub use attempts::AttemptStore;
 pub use idempotency::{Claim, IdempotencyStore, IDEMPOTENCY_WINDOW};
-pub use subscriptions::SubscriptionStore;
+pub use subscriptions::{SubscriptionChanges, SubscriptionStore};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -82,6 +82,10 @@ pub enum StoreError {
     /// An item with this id exists already.
     #[error("{kind} {id} already exists")]
     AlreadyExists { kind: ItemKind, id: String },
+    /// The item changed while a read-modify-write of it was under way, again and
+    /// again; the caller may try again.
+    #[error("{kind} {id} was changed by another request at the same time; try again")]
+    Changed { kind: ItemKind, id: String },
     /// A pagination cursor that this store did not hand out.
     #[error("invalid pagination cursor")]
     BadCursor,

@@ -3,10 +3,15 @@
 
 use std::collections::HashMap;
 
+use std::collections::BTreeMap;
+
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
-use herald_core::{AppId, Event, Subscription, SubscriptionId};
+use herald_core::{
+    AppId, Event, EventFilter, ObjectTypeFilter, Secret, Subscription, SubscriptionId,
+};
 
 use crate::{
     decode_cursor, decode_items, encode_cursor, from_item, is_condition_failure, on_condition,
@@ -14,6 +19,79 @@ use crate::{
 };
 
 const KIND: ItemKind = ItemKind::Subscription;
+
+/// Read-modify-write rounds a secret rotation makes before it reports `Changed`.
+const ROTATION_ATTEMPTS: usize = 5;
+
+/// What a PATCH changes; `None` leaves an attribute as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubscriptionChanges {
+    /// A new URL.
+    pub url: Option<String>,
+    /// A new event filter.
+    pub events: Option<EventFilter>,
+    /// A new object-type filter.
+    pub object_types: Option<ObjectTypeFilter>,
+    /// A new description.
+    pub description: Option<String>,
+    /// New custom headers (replacing all of them).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Enabled (which also clears the failure count and the disabled reason) or
+    /// disabled.
+    pub active: Option<bool>,
+}
+
+/// An `UpdateItem` expression built attribute by attribute; every update also bumps
+/// the item's `version`.
+#[derive(Default)]
+struct Update {
+    set: Vec<String>,
+    remove: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Update {
+    fn set(&mut self, attribute: &str, value: AttributeValue) {
+        self.names
+            .insert(format!("#{attribute}"), attribute.to_owned());
+        self.values.insert(format!(":{attribute}"), value);
+        self.set.push(format!("#{attribute} = :{attribute}"));
+    }
+
+    fn remove(&mut self, attribute: &str) {
+        self.names
+            .insert(format!("#{attribute}"), attribute.to_owned());
+        self.remove.push(format!("#{attribute}"));
+    }
+
+    /// The request on `table`'s item `key`, ready for its condition.
+    fn send(
+        mut self,
+        request: UpdateItemFluentBuilder,
+        table: &str,
+        key: Item,
+    ) -> UpdateItemFluentBuilder {
+        self.names.insert("#version".into(), "version".into());
+        self.values
+            .insert(":one".into(), AttributeValue::N("1".into()));
+        let mut expression = format!("SET {} ADD #version :one", self.set.join(", "));
+        if !self.remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
+        }
+        request
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression(expression)
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values(Some(self.values))
+    }
+}
+
+/// One attribute's value, as `serde_dynamo` writes it in whole items.
+fn to_value<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(value).map_err(|e| StoreError::unwritable(KIND, e))
+}
 
 /// The key of one subscription; the only place the table's key is spelled out.
 fn key(app: &AppId, id: &SubscriptionId) -> Item {
@@ -47,12 +125,100 @@ impl SubscriptionStore {
         .await
     }
 
-    /// Replaces an existing subscription; `NotFound` if it is gone.
-    pub async fn update(&self, sub: &Subscription) -> Result<(), StoreError> {
-        self.put(sub, "attribute_exists(id)", |kind, id| {
-            StoreError::not_found(kind, id)
+    /// Applies `changes` to the attributes they name and nothing else, in one
+    /// `UpdateItem`, so a concurrent change of other attributes (the consumer disabling
+    /// the endpoint, another PATCH) is never overwritten. Returns the subscription as
+    /// stored afterwards; `NotFound` if it is gone.
+    pub async fn apply(
+        &self,
+        app: &AppId,
+        id: &SubscriptionId,
+        changes: &SubscriptionChanges,
+    ) -> Result<Subscription, StoreError> {
+        let mut update = Update::default();
+        if let Some(url) = &changes.url {
+            update.set("url", to_value(url)?);
+        }
+        if let Some(events) = &changes.events {
+            update.set("events", to_value(events)?);
+        }
+        if let Some(types) = &changes.object_types {
+            update.set("object_types", to_value(types)?);
+        }
+        if let Some(description) = &changes.description {
+            update.set("description", to_value(description)?);
+        }
+        if let Some(headers) = &changes.headers {
+            update.set("headers", to_value(headers)?);
+        }
+        match changes.active {
+            Some(true) => {
+                update.set("active", AttributeValue::Bool(true));
+                update.set("consecutive_failures", AttributeValue::N("0".into()));
+                update.remove("disabled_reason");
+            }
+            Some(false) => update.set("active", AttributeValue::Bool(false)),
+            None => {}
+        }
+        update.set("updated_at", now());
+        let out = update
+            .send(self.client.update_item(), &self.table, key(app, id))
+            .condition_expression("attribute_exists(id)")
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| on_condition(e, "UpdateItem", || StoreError::not_found(KIND, id)))?;
+        from_item(KIND, out.attributes.unwrap_or_default())
+    }
+
+    /// Rotates the subscription's secret (see [`Subscription::rotate_secret`]) and
+    /// returns the new secret with the subscription as stored. A read-modify-write
+    /// guarded by the item's version: when another change lands in between, it starts
+    /// again from the new item, so two concurrent rotations both take effect (the
+    /// later one keeps the earlier one's secret as the previous one). `Changed` if it
+    /// kept losing that race.
+    pub async fn rotate_secret(
+        &self,
+        app: &AppId,
+        id: &SubscriptionId,
+        now: chrono::DateTime<chrono::Utc>,
+        window: chrono::Duration,
+    ) -> Result<(Secret, Subscription), StoreError> {
+        for _ in 0..ROTATION_ATTEMPTS {
+            let mut sub = self
+                .get(app, id)
+                .await?
+                .ok_or_else(|| StoreError::not_found(KIND, id))?;
+            let seen = sub.version;
+            let secret = sub.rotate_secret(now, window);
+            let mut update = Update::default();
+            update.set("secrets", to_value(&sub.secrets)?);
+            update.set(
+                "previous_secrets_expire_at",
+                to_value(&sub.previous_secrets_expire_at)?,
+            );
+            update.set("updated_at", to_value(&sub.updated_at)?);
+            let result = update
+                .send(self.client.update_item(), &self.table, key(app, id))
+                .condition_expression(
+                    "attribute_exists(id) AND (attribute_not_exists(#version) OR #version = :seen)",
+                )
+                .expression_attribute_values(":seen", AttributeValue::N(seen.to_string()))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    return Ok((secret, from_item(KIND, out.attributes.unwrap_or_default())?))
+                }
+                Err(e) if is_condition_failure(&e) => continue,
+                Err(e) => return Err(StoreError::dynamo("UpdateItem", e)),
+            }
+        }
+        Err(StoreError::Changed {
+            kind: KIND,
+            id: id.to_string(),
         })
-        .await
     }
 
     /// `PutItem` under a condition; `on_conflict` names the error when it fails.

@@ -1,7 +1,7 @@
 //! The management API over real HTTP against the emulator: CRUD and paging,
 //! validation, authentication, tenant isolation on every route, idempotency, secret
 //! rotation with a real delivery, test pings, history and re-sending, rate limits,
-//! and the OpenAPI document against the routes.
+//! concurrent changes of one webhook, and the OpenAPI document against the routes.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -667,6 +667,102 @@ async fn rotation_test_pings_history_and_resend_with_real_deliveries() {
         .call("POST", "/v1/events/evt_unknown/resend", key, None)
         .await;
     assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_changes_to_a_webhook_lose_nothing_that_was_acknowledged() {
+    let stack = Stack::deploy("api-races").unwrap();
+    let api = ApiServer::start(&stack, &[]).await.unwrap();
+    let key_owned = api.app_with_key("shop").await;
+    let key = Some(key_owned.as_str());
+    let (s, created) = api
+        .call(
+            "POST",
+            "/v1/webhooks",
+            key,
+            Some(webhook("http://127.0.0.1:9/hook")),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/webhooks/{id}");
+    let rotate = format!("/v1/webhooks/{id}/secret/rotate");
+    // The consumer's side writes through the store, as the worker does.
+    let store = herald_store::SubscriptionStore::new(
+        aws_sdk_dynamodb::Client::new(&herald_testing::aws().await),
+        stack.subscriptions_table(),
+    );
+    let app = herald_core::AppId::parse("shop").unwrap();
+    let sub = herald_core::SubscriptionId::new(id.clone());
+    let stored = || async { store.get(&app, &sub).await.unwrap().unwrap() };
+
+    for round in 0..8 {
+        // A PATCH racing the consumer's auto-disable: both hold.
+        let description = format!("round {round}");
+        let (patched, disabled) = tokio::join!(
+            api.call(
+                "PATCH",
+                &path,
+                key,
+                Some(json!({ "description": description }))
+            ),
+            store.disable(
+                &app,
+                &sub,
+                "disabled automatically after 5 failed deliveries in a row"
+            ),
+        );
+        assert_eq!(patched.0, 200, "{}", patched.1);
+        disabled.unwrap();
+        let now = stored().await;
+        assert!(
+            !now.active,
+            "round {round}: the auto-disable survived the PATCH"
+        );
+        assert_eq!(now.description, description);
+        store.enable(&app, &sub).await.unwrap();
+
+        // Concurrent PATCHes of different fields: both hold.
+        let header = round.to_string();
+        let ((s1, b1), (s2, b2)) = tokio::join!(
+            api.call(
+                "PATCH",
+                &path,
+                key,
+                Some(json!({"description": format!("d{round}")}))
+            ),
+            api.call(
+                "PATCH",
+                &path,
+                key,
+                Some(json!({"headers": {"x-round": header}}))
+            ),
+        );
+        assert_eq!((s1, s2), (200, 200), "{b1} {b2}");
+        let now = stored().await;
+        assert_eq!(now.description, format!("d{round}"), "round {round}");
+        assert_eq!(now.headers.get("x-round"), Some(&header), "round {round}");
+
+        // Two concurrent rotations: both secrets they answered with sign.
+        let ((s1, r1), (s2, r2)) = tokio::join!(
+            api.call("POST", &rotate, key, None),
+            api.call("POST", &rotate, key, None),
+        );
+        assert_eq!((s1, s2), (200, 200), "{r1} {r2}");
+        let signing: Vec<String> = stored()
+            .await
+            .signing_secrets(chrono::Utc::now())
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        for answered in [&r1["secret"], &r2["secret"]] {
+            assert!(
+                signing.iter().any(|s| answered == s.as_str()),
+                "round {round}: the acknowledged secret {answered} signs ({} signing)",
+                signing.len()
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

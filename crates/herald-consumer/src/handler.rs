@@ -288,7 +288,6 @@ impl Consumer {
             }
         };
         let mut plan = Plan::done();
-        plan.event = Some(event.clone());
         for sub in subs.iter().filter(|s| s.filters_admit(&event)) {
             if sub.active {
                 plan.work.push(Work {
@@ -310,6 +309,11 @@ impl Consumer {
             not_sent = plan.not_sent.len(),
             "event fanned out"
         );
+        // Kept for re-sending only when some webhook wanted it (delivered to, or not
+        // sent because disabled): an event nobody subscribed to costs no write.
+        if !plan.work.is_empty() || !plan.not_sent.is_empty() {
+            plan.event = Some(event);
+        }
         plan
     }
 
@@ -442,7 +446,8 @@ impl Consumer {
         );
 
         let Some(failure) = outcome.failure() else {
-            tracing::info!(
+            // One summary line per batch; a line per delivery only at debug.
+            tracing::debug!(
                 status = outcome.status(),
                 latency_ms = attempt.latency_ms,
                 "delivered"

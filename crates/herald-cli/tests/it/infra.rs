@@ -465,6 +465,11 @@ fn every_function_has_its_own_least_privilege_role_log_group_and_alarms() {
         assert!(roles.insert(role), "{function} shares role {role}");
         assert_eq!(p["Runtime"], "provided.al2023", "{function}");
         let log_group = p["LoggingConfig"]["LogGroup"]["Ref"].as_str().unwrap();
+        assert_eq!(p["LoggingConfig"]["LogFormat"], "JSON", "{function}");
+        assert_eq!(
+            p["LoggingConfig"]["SystemLogLevel"], "WARN",
+            "{function}: no START/END/REPORT lines"
+        );
         assert_eq!(
             resources[log_group]["Properties"]["RetentionInDays"],
             json!({"Ref": "LogRetentionDays"}),

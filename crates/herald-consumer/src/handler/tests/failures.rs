@@ -80,3 +80,29 @@ async fn fresh_events_are_kept_in_the_history_beside_their_attempts() {
         "a fresh event is kept (so it can be re-sent); a retried one was kept already"
     );
 }
+
+#[tokio::test]
+async fn an_event_no_webhook_wants_is_not_kept_and_a_disabled_match_is() {
+    let mut disabled = sub("b", &["delete"]);
+    disabled.active = false;
+    let h = Harness::new(
+        FakeSubscriptions::with(vec![sub("a", &["create"]), disabled]),
+        FakeDeliverer::default(),
+        FakeOutbox::default(),
+    );
+    let unwanted = event("update");
+    let for_disabled = event("delete");
+    let response = h
+        .handle(vec![
+            event_record("m1", &unwanted),
+            event_record("m2", &for_disabled),
+        ])
+        .await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(
+        h.history.events(),
+        vec![for_disabled],
+        "only the event some webhook wanted is kept (the disabled one can recover it)"
+    );
+    assert_eq!(h.history.attempts().len(), 1, "its not-sent record");
+}

@@ -68,8 +68,13 @@ pub fn install_log_sink() {
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
+/// Turns the counted logs on or off. tracing caches each call site's verdict, so the
+/// cache is rebuilt: without that, a call site first seen while logs were off stays
+/// off for good (and one first seen on stays on), which made a "logs off" run and a
+/// "logs on" run measure the same thing.
 pub fn set_logs(on: bool) {
     LOGS_ON.store(on, Ordering::Relaxed);
+    tracing::callsite::rebuild_interest_cache();
 }
 
 fn log_bytes() -> u64 {
@@ -467,6 +472,23 @@ pub async fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_toggle_takes_effect_at_call_sites_already_seen() {
+        install_log_sink();
+        let emit = || tracing::info!(probe = "toggle", "a counted line");
+        let counted = |f: &dyn Fn()| {
+            let before = log_bytes();
+            f();
+            log_bytes() - before
+        };
+        set_logs(false);
+        assert_eq!(counted(&emit), 0, "off: nothing written");
+        set_logs(true);
+        assert!(counted(&emit) > 0, "on: the same call site now writes");
+        set_logs(false);
+        assert_eq!(counted(&emit), 0, "off again");
+    }
 
     #[test]
     fn payloads_are_exactly_one_kib() {

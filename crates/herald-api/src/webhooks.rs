@@ -155,12 +155,7 @@ pub fn validate_url(state: &AppState, raw: &str) -> ApiResult<String> {
         None => return Err(validation("url must have a host")),
         Some(url::Host::Ipv4(v4)) => Some(v4.into()),
         Some(url::Host::Ipv6(v6)) => Some(v6.into()),
-        Some(url::Host::Domain(d))
-            if d.eq_ignore_ascii_case("localhost")
-                || d.to_ascii_lowercase().ends_with(".localhost") =>
-        {
-            Some(IpAddr::from([127, 0, 0, 1]))
-        }
+        Some(url::Host::Domain(d)) if is_localhost(d) => Some(IpAddr::from([127, 0, 0, 1])),
         Some(url::Host::Domain(_)) => None,
     };
     if let Some(ip) = ip {
@@ -172,6 +167,16 @@ pub fn validate_url(state: &AppState, raw: &str) -> ApiResult<String> {
             .map_err(|e| validation(format!("url: {e}")))?;
     }
     Ok(url.to_string())
+}
+
+/// `localhost` and every name under it (RFC 6761), in any case, with or without the
+/// trailing dot of a fully qualified name: they resolve to loopback.
+fn is_localhost(domain: &str) -> bool {
+    let name = domain
+        .strip_suffix('.')
+        .unwrap_or(domain)
+        .to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
 }
 
 fn validate_events(items: &[String]) -> ApiResult<EventFilter> {
@@ -432,4 +437,34 @@ pub async fn test(
         error: attempt.error,
         response_body: attempt.response_body,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_localhost;
+
+    #[test]
+    fn localhost_in_every_spelling_is_localhost() {
+        for name in [
+            "localhost",
+            "LOCALHOST",
+            "localhost.",
+            "LocalHost.",
+            "api.localhost",
+            "a.b.LOCALHOST",
+            "api.localhost.",
+            "x.Localhost.",
+        ] {
+            assert!(is_localhost(name), "{name}");
+        }
+        for name in [
+            "example.com",
+            "localhost.example.com",
+            "notlocalhost",
+            "localhost..",
+            "mylocalhost.",
+        ] {
+            assert!(!is_localhost(name), "{name}");
+        }
+    }
 }

@@ -229,7 +229,13 @@ async fn webhook_crud_paging_and_validation() {
     for private in [
         "https://127.0.0.1/x",
         "https://localhost:8443/x",
+        "https://localhost.:8443/x",
+        "https://LOCALHOST./x",
+        "https://api.localhost/x",
+        "https://api.Localhost./x",
         "https://[::ffff:192.168.0.1]/x",
+        "https://[::ffff:0:10.0.0.1]/x",
+        "https://[64:ff9b::a9fe:a9fe]/x",
         "https://169.254.169.254/latest",
     ] {
         let (s, e) = strict

@@ -130,8 +130,9 @@ fn validation(msg: impl Into<String>) -> ApiError {
 }
 
 /// Checks a webhook URL: http(s) with a host, https unless development mode allows
-/// http, no credentials, and not an address the delivery policy refuses (IP literals
-/// and `localhost`; names are checked again on every delivery).
+/// http, no credentials, a port the port policy allows (`HERALD_ALLOWED_PORTS`), and
+/// not an address the delivery policy refuses (IP literals and `localhost`; names are
+/// checked again on every delivery).
 pub fn validate_url(state: &AppState, raw: &str) -> ApiResult<String> {
     if raw.len() > MAX_URL_LEN {
         return Err(validation(format!(
@@ -150,6 +151,14 @@ pub fn validate_url(state: &AppState, raw: &str) -> ApiResult<String> {
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(validation("url must not contain credentials"));
+    }
+    if let Some(port) = url.port_or_known_default() {
+        state
+            .config
+            .http
+            .allowed_ports
+            .check(port)
+            .map_err(|e| validation(format!("url: {e}")))?;
     }
     let ip: Option<IpAddr> = match url.host() {
         None => return Err(validation("url must have a host")),

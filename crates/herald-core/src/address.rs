@@ -167,6 +167,97 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
     })
 }
 
+/// A port outside [`PortPolicy`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refused: port {port} is not allowed for webhook delivery (allowed: {allowed}; HERALD_ALLOWED_PORTS)")]
+pub struct RefusedPort {
+    pub port: u16,
+    pub allowed: String,
+}
+
+/// A port list that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a port or a port range (use a list such as 443,8000-8999)")]
+pub struct BadPorts(pub String);
+
+/// Which destination ports webhooks may be delivered to: a comma-separated list of
+/// ports and inclusive ranges (`443,8000-8999`); empty allows every port.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortPolicy {
+    allowed: Vec<(u16, u16)>,
+}
+
+impl PortPolicy {
+    /// Allows every port.
+    pub fn any() -> Self {
+        Self::default()
+    }
+
+    /// `Ok` if `port` may be connected to.
+    pub fn check(&self, port: u16) -> Result<(), RefusedPort> {
+        if self.allowed.is_empty()
+            || self
+                .allowed
+                .iter()
+                .any(|&(lo, hi)| (lo..=hi).contains(&port))
+        {
+            return Ok(());
+        }
+        Err(RefusedPort {
+            port,
+            allowed: self.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for PortPolicy {
+    /// The list as [`PortPolicy::from_str`](std::str::FromStr) reads it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list: Vec<String> = self
+            .allowed
+            .iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                }
+            })
+            .collect();
+        f.write_str(&list.join(","))
+    }
+}
+
+impl std::str::FromStr for PortPolicy {
+    type Err = BadPorts;
+
+    fn from_str(list: &str) -> Result<Self, BadPorts> {
+        let port = |s: &str, whole: &str| {
+            s.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| BadPorts(whole.to_owned()))
+        };
+        let allowed = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|item| match item.split_once('-') {
+                Some((lo, hi)) => {
+                    let (lo, hi) = (port(lo, item)?, port(hi, item)?);
+                    if lo > hi {
+                        return Err(BadPorts(item.to_owned()));
+                    }
+                    Ok((lo, hi))
+                }
+                None => port(item, item).map(|p| (p, p)),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { allowed })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +434,56 @@ mod tests {
             );
             assert!(!msg.contains("10.9.8.7"), "{msg}");
             assert_eq!(err.addr, addr, "kept for logs");
+        }
+    }
+
+    fn ports(list: &str) -> PortPolicy {
+        list.parse().unwrap()
+    }
+
+    #[test]
+    fn every_port_is_allowed_by_default() {
+        assert_eq!(ports(""), PortPolicy::any());
+        assert_eq!(ports(" , "), PortPolicy::any());
+        for p in [1, 22, 80, 443, 6379, 65535] {
+            assert!(PortPolicy::any().check(p).is_ok(), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_port_list_allows_exactly_its_ports_and_ranges() {
+        let policy = ports("443, 8000-8999,80");
+        for p in [80, 443, 8000, 8500, 8999] {
+            assert!(policy.check(p).is_ok(), "{p}");
+        }
+        for p in [22, 79, 444, 7999, 9000, 6379] {
+            let err = policy.check(p).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains("refused")
+                    && msg.contains(&p.to_string())
+                    && msg.contains("HERALD_ALLOWED_PORTS"),
+                "{msg}"
+            );
+        }
+        assert_eq!(policy.to_string(), "443,8000-8999,80");
+        assert_eq!(ports(&policy.to_string()), policy);
+        assert_eq!(ports("443-443").to_string(), "443");
+    }
+
+    #[test]
+    fn bad_port_lists_are_refused() {
+        for bad in [
+            "https",
+            "0",
+            "65536",
+            "9000-8000",
+            "80-",
+            "-80",
+            "1-2-3",
+            "443;80",
+        ] {
+            assert!(bad.parse::<PortPolicy>().is_err(), "{bad}");
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use herald_core::address::{AddressPolicy, RefusedAddress};
+use herald_core::address::{AddressPolicy, PortPolicy, RefusedAddress};
 use herald_core::delivery::{parse_retry_after, RESPONSE_BODY_CAP};
 use herald_core::settings;
 use herald_core::{DeliveryError, DeliveryOutcome, DeliveryRequest};
@@ -23,8 +23,9 @@ pub trait Deliverer: Send + Sync {
 }
 
 /// Timeouts and limits of the HTTP client: settings `HERALD_HTTP_CONNECT_TIMEOUT`
-/// (default 5s), `HERALD_HTTP_TIMEOUT` (15s), `HERALD_ALLOW_PRIVATE_NETWORKS` and
-/// `HERALD_EGRESS_PROXY`, shared by the consumer and the API's test pings.
+/// (default 5s), `HERALD_HTTP_TIMEOUT` (15s), `HERALD_ALLOW_PRIVATE_NETWORKS`,
+/// `HERALD_EGRESS_PROXY` and `HERALD_ALLOWED_PORTS`, shared by the consumer and the
+/// API's test pings (and its checks at registration).
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct HttpSettings {
@@ -63,6 +64,14 @@ pub struct HttpSettings {
     /// it.
     #[serde(default, deserialize_with = "settings::optional_text")]
     pub egress_proxy: Option<String>,
+    /// Which destination ports deliveries may use (`HERALD_ALLOWED_PORTS`, a
+    /// comma-separated list of ports and ranges such as `443,8000-8999`; every port
+    /// by default). A URL without a port uses its scheme's (80, 443).
+    #[serde(
+        deserialize_with = "settings::parsed",
+        serialize_with = "settings::write_display"
+    )]
+    pub allowed_ports: PortPolicy,
 }
 
 impl Validate for HttpSettings {
@@ -118,6 +127,7 @@ impl Default for HttpSettings {
             pool_max_idle_per_host: 32,
             address_policy: AddressPolicy::strict(),
             egress_proxy: None,
+            allowed_ports: PortPolicy::any(),
         }
     }
 }
@@ -167,6 +177,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
 pub struct HttpDeliverer {
     client: reqwest::Client,
     policy: AddressPolicy,
+    ports: PortPolicy,
 }
 
 impl HttpDeliverer {
@@ -194,11 +205,13 @@ impl HttpDeliverer {
         Ok(Self {
             client,
             policy: settings.address_policy.clone(),
+            ports: settings.allowed_ports.clone(),
         })
     }
 
-    /// Refuses malformed URLs, schemes other than http(s), and IP-literal hosts
-    /// outside the policy (those never reach the resolver).
+    /// Refuses malformed URLs, schemes other than http(s), ports outside the port
+    /// policy, and IP-literal hosts outside the address policy (those never reach
+    /// the resolver).
     fn check_url(&self, url: &str) -> Result<(), DeliveryError> {
         let parsed =
             reqwest::Url::parse(url).map_err(|e| DeliveryError::Invalid(format!("{url}: {e}")))?;
@@ -207,6 +220,11 @@ impl HttpDeliverer {
                 "scheme {} is not http(s)",
                 parsed.scheme()
             )));
+        }
+        if let Some(port) = parsed.port_or_known_default() {
+            self.ports
+                .check(port)
+                .map_err(|e| DeliveryError::Refused(e.to_string()))?;
         }
         let ip = match parsed.host() {
             Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
@@ -415,6 +433,51 @@ mod tests {
         let err = with("ftp://user:hunter2@proxy/").validate().unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(HttpSettings::default().egress_proxy.is_none());
+    }
+
+    #[tokio::test]
+    async fn ports_outside_the_port_policy_are_refused_before_any_request() {
+        let (port, seen) = recording_server().await;
+        let deliverer = |ports: &str| {
+            HttpDeliverer::new(&HttpSettings {
+                address_policy: AddressPolicy::with_allowlist("127.0.0.1/32").unwrap(),
+                allowed_ports: ports.parse().unwrap(),
+                ..HttpSettings::default()
+            })
+            .unwrap()
+        };
+        let request = || DeliveryRequest {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            headers: Vec::new(),
+            body: "{}".into(),
+        };
+        let outcome = deliverer("443,8000-8999").deliver(request()).await;
+        match outcome.error() {
+            Some(DeliveryError::Refused(msg)) => assert!(
+                msg.contains(&port.to_string()) && msg.contains("HERALD_ALLOWED_PORTS"),
+                "{msg}"
+            ),
+            other => panic!("not refused: {other:?}"),
+        }
+        assert!(seen.lock().unwrap().is_empty(), "nothing was sent");
+        // Names are checked too, and a URL without a port uses its scheme's.
+        let strict = deliverer("443");
+        assert!(matches!(
+            strict.check_url("https://example.com:8443/x"),
+            Err(DeliveryError::Refused(_))
+        ));
+        assert!(matches!(
+            strict.check_url("http://example.com/x"),
+            Err(DeliveryError::Refused(_))
+        ));
+        assert!(strict.check_url("https://example.com/x").is_ok());
+        // Its port allowed (or the default, any port), the delivery goes out.
+        let allowed = format!("443,{port}");
+        for ports in [allowed.as_str(), ""] {
+            let outcome = deliverer(ports).deliver(request()).await;
+            assert_eq!(outcome.status(), Some(204), "{ports}: {outcome:?}");
+        }
+        assert_eq!(seen.lock().unwrap().len(), 2);
     }
 
     #[test]

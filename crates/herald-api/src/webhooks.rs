@@ -130,8 +130,9 @@ fn validation(msg: impl Into<String>) -> ApiError {
 }
 
 /// Checks a webhook URL: http(s) with a host, https unless development mode allows
-/// http, no credentials, and not an address the delivery policy refuses (IP literals
-/// and `localhost`; names are checked again on every delivery).
+/// http, no credentials, a port the port policy allows (`HERALD_ALLOWED_PORTS`), and
+/// not an address the delivery policy refuses (IP literals and `localhost`; names are
+/// checked again on every delivery).
 pub fn validate_url(state: &AppState, raw: &str) -> ApiResult<String> {
     if raw.len() > MAX_URL_LEN {
         return Err(validation(format!(
@@ -151,16 +152,19 @@ pub fn validate_url(state: &AppState, raw: &str) -> ApiResult<String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(validation("url must not contain credentials"));
     }
+    if let Some(port) = url.port_or_known_default() {
+        state
+            .config
+            .http
+            .allowed_ports
+            .check(port)
+            .map_err(|e| validation(format!("url: {e}")))?;
+    }
     let ip: Option<IpAddr> = match url.host() {
         None => return Err(validation("url must have a host")),
         Some(url::Host::Ipv4(v4)) => Some(v4.into()),
         Some(url::Host::Ipv6(v6)) => Some(v6.into()),
-        Some(url::Host::Domain(d))
-            if d.eq_ignore_ascii_case("localhost")
-                || d.to_ascii_lowercase().ends_with(".localhost") =>
-        {
-            Some(IpAddr::from([127, 0, 0, 1]))
-        }
+        Some(url::Host::Domain(d)) if is_localhost(d) => Some(IpAddr::from([127, 0, 0, 1])),
         Some(url::Host::Domain(_)) => None,
     };
     if let Some(ip) = ip {
@@ -172,6 +176,16 @@ pub fn validate_url(state: &AppState, raw: &str) -> ApiResult<String> {
             .map_err(|e| validation(format!("url: {e}")))?;
     }
     Ok(url.to_string())
+}
+
+/// `localhost` and every name under it (RFC 6761), in any case, with or without the
+/// trailing dot of a fully qualified name: they resolve to loopback.
+fn is_localhost(domain: &str) -> bool {
+    let name = domain
+        .strip_suffix('.')
+        .unwrap_or(domain)
+        .to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
 }
 
 fn validate_events(items: &[String]) -> ApiResult<EventFilter> {
@@ -432,4 +446,34 @@ pub async fn test(
         error: attempt.error,
         response_body: attempt.response_body,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_localhost;
+
+    #[test]
+    fn localhost_in_every_spelling_is_localhost() {
+        for name in [
+            "localhost",
+            "LOCALHOST",
+            "localhost.",
+            "LocalHost.",
+            "api.localhost",
+            "a.b.LOCALHOST",
+            "api.localhost.",
+            "x.Localhost.",
+        ] {
+            assert!(is_localhost(name), "{name}");
+        }
+        for name in [
+            "example.com",
+            "localhost.example.com",
+            "notlocalhost",
+            "localhost..",
+            "mylocalhost.",
+        ] {
+            assert!(!is_localhost(name), "{name}");
+        }
+    }
 }

@@ -17,7 +17,7 @@ pub mod subscription;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-pub use address::AddressPolicy;
+pub use address::{AddressPolicy, PortPolicy};
 pub use attempt::{Attempt, AttemptOutcome};
 pub use delivery::{
     is_reserved_header, signed_request, DeliveryError, DeliveryOutcome, DeliveryRequest,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
-use herald_core::address::{AddressPolicy, RefusedAddress};
+use herald_core::address::{AddressPolicy, PortPolicy, RefusedAddress};
 use herald_core::delivery::{parse_retry_after, RESPONSE_BODY_CAP};
 use herald_core::settings;
 use herald_core::{DeliveryError, DeliveryOutcome, DeliveryRequest};
@@ -23,8 +23,9 @@ pub trait Deliverer: Send + Sync {
 }
 
 /// Timeouts and limits of the HTTP client: settings `HERALD_HTTP_CONNECT_TIMEOUT`
-/// (default 5s), `HERALD_HTTP_TIMEOUT` (15s) and `HERALD_ALLOW_PRIVATE_NETWORKS`,
-/// shared by the consumer and the API's test pings.
+/// (default 5s), `HERALD_HTTP_TIMEOUT` (15s), `HERALD_ALLOW_PRIVATE_NETWORKS`,
+/// `HERALD_EGRESS_PROXY` and `HERALD_ALLOWED_PORTS`, shared by the consumer and the
+/// API's test pings (and its checks at registration).
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct HttpSettings {
@@ -56,6 +57,21 @@ pub struct HttpSettings {
         serialize_with = "settings::write_display"
     )]
     pub address_policy: AddressPolicy,
+    /// The proxy every delivery goes through (`HERALD_EGRESS_PROXY`, a URL; none by
+    /// default). The environment's `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are
+    /// never used. With a proxy, the proxy resolves the destinations' names and must
+    /// enforce the address policy itself; Herald still refuses IP literals outside
+    /// it.
+    #[serde(default, deserialize_with = "settings::optional_text")]
+    pub egress_proxy: Option<String>,
+    /// Which destination ports deliveries may use (`HERALD_ALLOWED_PORTS`, a
+    /// comma-separated list of ports and ranges such as `443,8000-8999`; every port
+    /// by default). A URL without a port uses its scheme's (80, 443).
+    #[serde(
+        deserialize_with = "settings::parsed",
+        serialize_with = "settings::write_display"
+    )]
+    pub allowed_ports: PortPolicy,
 }
 
 impl Validate for HttpSettings {
@@ -69,8 +85,37 @@ impl Validate for HttpSettings {
             "http_timeout",
             self.total_timeout,
             Duration::from_millis(1)..=Duration::from_secs(300),
-        )
+        )?;
+        if let Some(proxy) = &self.egress_proxy {
+            check_proxy(proxy)?;
+        }
+        Ok(())
     }
+}
+
+/// A proxy URL the client can use: http(s) with a host (no SOCKS support is built). Its password is not
+/// repeated in the error.
+fn check_proxy(proxy: &str) -> Result<(), ConfigError> {
+    let shown = |url: &url::Url| {
+        let mut url = url.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("(hidden)"));
+        }
+        url.to_string()
+    };
+    let url = url::Url::parse(proxy.trim()).map_err(|e| {
+        ConfigError::invalid("egress_proxy", "(not a URL)", format!("not a URL: {e}"))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err(ConfigError::invalid(
+            "egress_proxy",
+            shown(&url),
+            "a proxy URL such as http://proxy.internal:3128",
+        ));
+    }
+    reqwest::Proxy::all(url.as_str())
+        .map(drop)
+        .map_err(|e| ConfigError::invalid("egress_proxy", shown(&url), e))
 }
 
 impl Default for HttpSettings {
@@ -81,6 +126,8 @@ impl Default for HttpSettings {
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 32,
             address_policy: AddressPolicy::strict(),
+            egress_proxy: None,
+            allowed_ports: PortPolicy::any(),
         }
     }
 }
@@ -130,15 +177,24 @@ impl reqwest::dns::Resolve for GuardedResolver {
 pub struct HttpDeliverer {
     client: reqwest::Client,
     policy: AddressPolicy,
+    ports: PortPolicy,
 }
 
 impl HttpDeliverer {
-    /// A client with `settings`.
+    /// A client with `settings`. It never takes a proxy from the environment
+    /// (`HTTP_PROXY`…), which would connect on its behalf and so bypass the guarded
+    /// resolver; only `settings.egress_proxy`, when set, which then resolves the
+    /// destinations itself (the client resolves only the proxy's name, unguarded: an
+    /// egress proxy commonly sits at a private address).
     pub fn new(settings: &HttpSettings) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver {
+        let builder = reqwest::Client::builder().no_proxy();
+        let builder = match &settings.egress_proxy {
+            Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy.trim())?),
+            None => builder.dns_resolver(Arc::new(GuardedResolver {
                 policy: settings.address_policy.clone(),
-            }))
+            })),
+        };
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.total_timeout)
@@ -149,11 +205,13 @@ impl HttpDeliverer {
         Ok(Self {
             client,
             policy: settings.address_policy.clone(),
+            ports: settings.allowed_ports.clone(),
         })
     }
 
-    /// Refuses malformed URLs, schemes other than http(s), and IP-literal hosts
-    /// outside the policy (those never reach the resolver).
+    /// Refuses malformed URLs, schemes other than http(s), ports outside the port
+    /// policy, and IP-literal hosts outside the address policy (those never reach
+    /// the resolver).
     fn check_url(&self, url: &str) -> Result<(), DeliveryError> {
         let parsed =
             reqwest::Url::parse(url).map_err(|e| DeliveryError::Invalid(format!("{url}: {e}")))?;
@@ -162,6 +220,11 @@ impl HttpDeliverer {
                 "scheme {} is not http(s)",
                 parsed.scheme()
             )));
+        }
+        if let Some(port) = parsed.port_or_known_default() {
+            self.ports
+                .check(port)
+                .map_err(|e| DeliveryError::Refused(e.to_string()))?;
         }
         let ip = match parsed.host() {
             Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
@@ -258,6 +321,163 @@ mod tests {
             ..HttpSettings::default()
         })
         .unwrap()
+    }
+
+    /// Answers every request 204 and keeps each request's first line.
+    async fn recording_server() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head);
+                log.lock()
+                    .unwrap()
+                    .push(text.lines().next().unwrap_or_default().to_owned());
+                let _ = conn
+                    .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        (port, seen)
+    }
+
+    #[tokio::test]
+    async fn with_an_egress_proxy_deliveries_go_through_it() {
+        let (port, seen) = recording_server().await;
+        // The proxy's own name resolves to loopback: the policy is the proxy's job
+        // then, not applied to the proxy itself.
+        let settings = HttpSettings {
+            egress_proxy: Some(format!("http://127.0.0.1:{port}")),
+            ..HttpSettings::default()
+        };
+        settings.validate().unwrap();
+        let deliverer = HttpDeliverer::new(&settings).unwrap();
+        let outcome = deliverer
+            .deliver(DeliveryRequest {
+                url: "http://hooks.example.invalid/hook".to_owned(),
+                headers: Vec::new(),
+                body: "{}".into(),
+            })
+            .await;
+        assert_eq!(outcome.status(), Some(204), "{outcome:?}");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["POST http://hooks.example.invalid/hook HTTP/1.1"]
+        );
+        // IP literals outside the policy are still refused before any request.
+        let outcome = deliverer
+            .deliver(DeliveryRequest {
+                url: "http://10.0.0.1/hook".to_owned(),
+                headers: Vec::new(),
+                body: "{}".into(),
+            })
+            .await;
+        assert!(
+            matches!(outcome.error(), Some(DeliveryError::Refused(_))),
+            "{outcome:?}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_egress_proxy_may_be_named_and_private() {
+        let (port, seen) = recording_server().await;
+        let deliverer = HttpDeliverer::new(&HttpSettings {
+            egress_proxy: Some(format!("http://localhost:{port}")),
+            ..HttpSettings::default()
+        })
+        .unwrap();
+        let outcome = deliverer
+            .deliver(DeliveryRequest {
+                url: "http://hooks.example.invalid/x".to_owned(),
+                headers: Vec::new(),
+                body: "{}".into(),
+            })
+            .await;
+        assert_eq!(outcome.status(), Some(204), "{outcome:?}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn egress_proxy_settings_are_checked() {
+        let with = |proxy: &str| HttpSettings {
+            egress_proxy: Some(proxy.to_owned()),
+            ..HttpSettings::default()
+        };
+        for good in [
+            "http://proxy.internal:3128",
+            "https://proxy.example.com",
+            "http://10.0.0.2:8080",
+        ] {
+            assert!(with(good).validate().is_ok(), "{good}");
+        }
+        for bad in [
+            "proxy:3128",
+            "ftp://proxy/",
+            "socks5://10.0.0.2:1080",
+            "not a url",
+        ] {
+            assert!(with(bad).validate().is_err(), "{bad}");
+        }
+        let err = with("ftp://user:hunter2@proxy/").validate().unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(HttpSettings::default().egress_proxy.is_none());
+    }
+
+    #[tokio::test]
+    async fn ports_outside_the_port_policy_are_refused_before_any_request() {
+        let (port, seen) = recording_server().await;
+        let deliverer = |ports: &str| {
+            HttpDeliverer::new(&HttpSettings {
+                address_policy: AddressPolicy::with_allowlist("127.0.0.1/32").unwrap(),
+                allowed_ports: ports.parse().unwrap(),
+                ..HttpSettings::default()
+            })
+            .unwrap()
+        };
+        let request = || DeliveryRequest {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            headers: Vec::new(),
+            body: "{}".into(),
+        };
+        let outcome = deliverer("443,8000-8999").deliver(request()).await;
+        match outcome.error() {
+            Some(DeliveryError::Refused(msg)) => assert!(
+                msg.contains(&port.to_string()) && msg.contains("HERALD_ALLOWED_PORTS"),
+                "{msg}"
+            ),
+            other => panic!("not refused: {other:?}"),
+        }
+        assert!(seen.lock().unwrap().is_empty(), "nothing was sent");
+        // Names are checked too, and a URL without a port uses its scheme's.
+        let strict = deliverer("443");
+        assert!(matches!(
+            strict.check_url("https://example.com:8443/x"),
+            Err(DeliveryError::Refused(_))
+        ));
+        assert!(matches!(
+            strict.check_url("http://example.com/x"),
+            Err(DeliveryError::Refused(_))
+        ));
+        assert!(strict.check_url("https://example.com/x").is_ok());
+        // Its port allowed (or the default, any port), the delivery goes out.
+        let allowed = format!("443,{port}");
+        for ports in [allowed.as_str(), ""] {
+            let outcome = deliverer(ports).deliver(request()).await;
+            assert_eq!(outcome.status(), Some(204), "{ports}: {outcome:?}");
+        }
+        assert_eq!(seen.lock().unwrap().len(), 2);
     }
 
     #[test]

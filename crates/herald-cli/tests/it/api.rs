@@ -229,7 +229,13 @@ async fn webhook_crud_paging_and_validation() {
     for private in [
         "https://127.0.0.1/x",
         "https://localhost:8443/x",
+        "https://localhost.:8443/x",
+        "https://LOCALHOST./x",
+        "https://api.localhost/x",
+        "https://api.Localhost./x",
         "https://[::ffff:192.168.0.1]/x",
+        "https://[::ffff:0:10.0.0.1]/x",
+        "https://[64:ff9b::a9fe:a9fe]/x",
         "https://169.254.169.254/latest",
     ] {
         let (s, e) = strict
@@ -260,6 +266,49 @@ async fn webhook_crud_paging_and_validation() {
         )
         .await;
     assert_eq!(s, 201);
+
+    // A port policy: other ports are refused at creation and on change.
+    let ports = ApiServer::start(
+        &stack,
+        &[
+            ("HERALD_API_ALLOW_HTTP", "true"),
+            ("HERALD_ALLOWED_PORTS", "443,8000-8999"),
+        ],
+    )
+    .await
+    .unwrap();
+    for refused in [
+        "https://example.com:22/x",
+        "https://example.com:9000/x",
+        "http://example.com/x",
+    ] {
+        let (s, e) = ports
+            .call("POST", "/v1/webhooks", key, Some(webhook(refused)))
+            .await;
+        assert_eq!(s, 422, "{refused}: {e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("port") && message.contains("HERALD_ALLOWED_PORTS"),
+            "{e}"
+        );
+    }
+    let mut id = String::new();
+    for allowed in ["https://example.com/x", "http://example.com:8080/x"] {
+        let (s, e) = ports
+            .call("POST", "/v1/webhooks", key, Some(webhook(allowed)))
+            .await;
+        assert_eq!(s, 201, "{allowed}: {e}");
+        id = e["id"].as_str().unwrap().to_owned();
+    }
+    let (s, e) = ports
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/{id}"),
+            key,
+            Some(json!({"url": "https://example.com:6379/x"})),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

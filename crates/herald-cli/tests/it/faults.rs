@@ -696,6 +696,11 @@ async fn private_destinations_are_refused_with_a_clear_error() {
             error.contains("loopback") && error.contains("HERALD_ALLOW_PRIVATE_NETWORKS"),
             "{error}"
         );
+        // The address a name resolved to is not told (no DNS oracle).
+        assert!(
+            !error.contains("127.0.0.1") && !error.contains("::1"),
+            "{error}"
+        );
         assert_eq!(letter["attempts"], 1, "refused at once, not retried");
     }
     // The history is written at the end of the batch, just after the parking.
@@ -709,6 +714,12 @@ async fn private_destinations_are_refused_with_a_clear_error() {
         let history = f.history(sub).await;
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].error_kind.as_deref(), Some("refused_address"));
+        let error = history[0].error.as_deref().unwrap_or_default();
+        assert!(error.contains("loopback"), "{error}");
+        assert!(
+            !error.contains("127.0.0.1") && !error.contains("::1"),
+            "{error}"
+        );
     }
     Accounting {
         expected: 0,

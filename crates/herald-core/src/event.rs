@@ -188,9 +188,9 @@ pub enum DataError {
     #[error("data{path} nests arrays and objects deeper than {max} levels")]
     TooDeep { path: String, max: usize },
     #[error(
-        "{} holds {code}, a character the queue (SQS) cannot carry; strings and keys may hold \
-         tab, line feed, carriage return and U+0020–U+D7FF, U+E000–U+FFFD, U+10000–U+10FFFF",
-        if *.in_key { format!("a key of data{path}") } else { format!("data{path}") }
+        "data{path} {} {code}, a character the queue (SQS) cannot carry; strings and keys may \
+         hold tab, line feed, carriage return and U+0020–U+D7FF, U+E000–U+FFFD, U+10000–U+10FFFF",
+        if *.in_key { "has a key holding" } else { "holds" }
     )]
     UnsupportedCharacter {
         path: String,
@@ -463,7 +463,7 @@ mod tests {
             let err = check_data(&serde_json::json!({"a": { bad: 1 }})).unwrap_err();
             assert!(
                 err.to_string()
-                    .starts_with(&format!("a key of data.a holds {code}")),
+                    .starts_with(&format!("data.a has a key holding {code}")),
                 "{err}"
             );
             assert!(check_data(&serde_json::json!(bad)).is_err());

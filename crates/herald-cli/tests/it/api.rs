@@ -826,7 +826,7 @@ async fn tenant_input_is_refused_with_4xx_json_errors() {
         (
             json!({"a": {"k\u{FFFF}": 1}}),
             "U+FFFF",
-            "a key of data.a holds",
+            "data.a has a key holding",
         ),
         (json!("\u{0001}"), "U+0001", "data holds"),
     ] {

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::apps::{Page, PageParams};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{parse_json, Query, Tenant};
+use crate::extract::{is_too_deep, parse_json, Query, Tenant};
 use crate::state::AppState;
 use crate::webhooks::load;
 use herald_queue::Outbox;
@@ -123,6 +123,12 @@ fn to_event(app: &AppId, input: EventIn, index: Option<usize>) -> ApiResult<Even
         .map_err(|e| ApiError::Validation(format!("{}: {e}", at("type"))))?;
     let object_type = ObjectType::parse(&input.object_type)
         .map_err(|e| ApiError::Validation(format!("{}: {e}", at("object_type"))))?;
+    herald_core::check_data(&input.data).map_err(|e| {
+        ApiError::Validation(match index {
+            Some(i) => format!("events[{i}].{e}"),
+            None => e.to_string(),
+        })
+    })?;
     Ok(Event::new(app.clone(), event_type, object_type, input.data))
 }
 
@@ -142,7 +148,16 @@ pub async fn publish(
             state.config.max_body_bytes
         )));
     }
-    let input: PublishIn = parse_json(&body)?;
+    let input: PublishIn = parse_json(&body).map_err(|e| {
+        if is_too_deep(&e) {
+            ApiError::Validation(format!(
+                "data nests arrays and objects deeper than {} levels",
+                herald_core::MAX_DATA_DEPTH
+            ))
+        } else {
+            e
+        }
+    })?;
     let events = match input {
         PublishIn::One(e) => vec![to_event(&app, e, None)?],
         PublishIn::Batch(b) => {

@@ -17,9 +17,11 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = header
         .to_str()
         .map_err(|_| ApiError::Unauthorized("malformed Authorization header".into()))?;
+    // Auth schemes are case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` too.
     value
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ApiError::Unauthorized("Authorization must be `Bearer <key>`".into()))
 }
@@ -103,8 +105,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::Validation(e.to_string()),
-        _ => ApiError::BadRequest(format!("malformed JSON: {e}")),
+        _ => ApiError::BadRequest(format!("{MALFORMED}{e}")),
     })
+}
+
+const MALFORMED: &str = "malformed JSON: ";
+
+/// Whether [`parse_json`] failed on JSON nested past serde_json's limit of 128 levels
+/// (well-formed, but too deep to read), which a route may report as a 422.
+pub fn is_too_deep(e: &ApiError) -> bool {
+    matches!(e, ApiError::BadRequest(m)
+        if m.strip_prefix(MALFORMED).is_some_and(|m| m.starts_with("recursion limit exceeded")))
 }
 
 /// Query parameters with 400 on malformed ones.

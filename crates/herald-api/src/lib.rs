@@ -12,6 +12,8 @@ pub mod extract;
 pub mod state;
 pub mod webhooks;
 
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::OpenApi;
@@ -98,16 +100,65 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     documented().split_for_parts().1
 }
 
-/// The API router. Every route is documented; unknown routes and methods get JSON errors.
+/// The API router. Every route is documented; unknown routes and methods get JSON
+/// errors, and so do the framework's own rejections ([`json_errors`]).
 pub fn router(state: AppState) -> Router {
     let (router, _) = documented().split_for_parts();
+    let limit = state.config.max_body_bytes;
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::extract::DefaultBodyLimit::max(
-            state.config.max_body_bytes,
-        ))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(move |r| {
+            json_errors(r, limit)
+        }))
         .with_state(state)
+}
+
+/// Longest framework rejection text kept as the message of its JSON error.
+const MAX_REJECTION_TEXT: usize = 1024;
+
+/// Puts error responses that are not JSON — axum's own rejections, such as a body
+/// over `DefaultBodyLimit` (413) or a path segment that is not UTF-8 once decoded
+/// (400) — into the API's `{"error": {"code", "message"}}` shape, with the same status.
+async fn json_errors(response: Response, max_body_bytes: usize) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let text = axum::body::to_bytes(body, MAX_REJECTION_TEXT)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("request body over {max_body_bytes} bytes"),
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_owned(),
+        _ => text,
+    };
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request".to_owned(),
+        StatusCode::NOT_FOUND => "not_found".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large".to_owned(),
+        StatusCode::UNPROCESSABLE_ENTITY => "validation_failed".to_owned(),
+        other => other
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+            .replace([' ', '-'], "_"),
+    };
+    let body = error::ErrorBody {
+        error: error::ErrorDetail { code, message },
+    };
+    (parts, Json(body)).into_response()
 }
 
 /// Serves the API on `addr` until `shutdown` completes.
@@ -124,4 +175,67 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{to_bytes, Body, Bytes};
+    use axum::extract::{DefaultBodyLimit, Path};
+    use axum::http::Request;
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A router with the same framework extractors and layers as [`router`].
+    fn app() -> Router {
+        Router::new()
+            .route(
+                "/x/{id}",
+                post(|Path(id): Path<String>, body: Bytes| async move {
+                    format!("{id} {}", body.len())
+                }),
+            )
+            .layer(DefaultBodyLimit::max(16))
+            .layer(axum::middleware::map_response(|r| json_errors(r, 16)))
+    }
+
+    async fn send(uri: &str, body: &'static str) -> (StatusCode, String, serde_json::Value) {
+        let request = Request::post(uri).body(Body::from(body)).unwrap();
+        let response = app().oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, content_type, json)
+    }
+
+    #[tokio::test]
+    async fn framework_rejections_answer_the_json_error_shape_with_their_status() {
+        let (status, content_type, e) = send("/x/a", "0123456789abcdefXYZ").await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(content_type, "application/json");
+        assert_eq!(e["error"]["code"], "payload_too_large");
+        assert_eq!(e["error"]["message"], "request body over 16 bytes");
+
+        let (status, content_type, e) = send("/x/%FF%FE", "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(content_type, "application/json");
+        assert_eq!(e["error"]["code"], "bad_request");
+        assert!(e["error"]["message"].as_str().unwrap().len() > 5, "{e}");
+
+        // Successes and other statuses are left alone.
+        let (status, _, e) = send("/x/a", "ok").await;
+        assert_eq!((status, e), (StatusCode::OK, serde_json::Value::Null));
+        let (status, _, e) = send("/nowhere", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            e["error"]["code"], "not_found",
+            "bare 404s get the shape too"
+        );
+    }
 }

@@ -9,8 +9,8 @@ use axum::Json;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    is_reserved_header, signed_request, AppId, Attempt, Event, EventFilter, EventType, ObjectType,
-    ObjectTypeFilter, Subscription, SubscriptionId,
+    reserved_header_reason, signed_request, AppId, Attempt, Event, EventFilter, EventType,
+    ObjectType, ObjectTypeFilter, Subscription, SubscriptionId,
 };
 use herald_delivery::Deliverer;
 use herald_store::SubscriptionChanges;
@@ -41,8 +41,9 @@ pub struct WebhookIn {
     pub object_types: Vec<String>,
     #[serde(default)]
     pub description: String,
-    /// Extra headers sent with each delivery (at most 20; `webhook-*` and
-    /// transport headers are reserved).
+    /// Extra headers sent with each delivery (at most 20; `webhook-*`, content,
+    /// hop-by-hop, proxy and `X-Amz-Security-Token` headers are reserved; values are
+    /// visible ASCII, spaces and tabs, at most 1024 characters).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Defaults to true.
@@ -222,9 +223,9 @@ fn validate_headers(h: &BTreeMap<String, String>) -> ApiResult<BTreeMap<String, 
     for (name, value) in h {
         axum::http::HeaderName::try_from(name.as_str())
             .map_err(|_| validation(format!("header name {name:?} is not valid")))?;
-        if is_reserved_header(name) {
+        if let Some(reason) = reserved_header_reason(name) {
             return Err(validation(format!(
-                "header {name} is set by Herald and cannot be overridden"
+                "header {name} is {reason} and cannot be set on a webhook"
             )));
         }
         if value.len() > MAX_HEADER_VALUE_LEN {
@@ -232,8 +233,15 @@ fn validate_headers(h: &BTreeMap<String, String>) -> ApiResult<BTreeMap<String, 
                 "header {name} is longer than {MAX_HEADER_VALUE_LEN} characters"
             )));
         }
-        axum::http::HeaderValue::try_from(value.as_str())
-            .map_err(|_| validation(format!("header {name} has an invalid value")))?;
+        // Visible ASCII, spaces and tabs: what every receiver reads the same way.
+        if !value
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b))
+        {
+            return Err(validation(format!(
+                "header {name} has an invalid value: only visible ASCII, spaces and tabs"
+            )));
+        }
     }
     Ok(h.clone())
 }
@@ -450,7 +458,51 @@ pub async fn test(
 
 #[cfg(test)]
 mod tests {
-    use super::is_localhost;
+    use super::*;
+
+    fn one(name: &str, value: &str) -> ApiResult<BTreeMap<String, String>> {
+        validate_headers(&BTreeMap::from([(name.to_owned(), value.to_owned())]))
+    }
+
+    #[test]
+    fn transport_and_proxy_headers_and_non_ascii_values_are_refused() {
+        for name in [
+            "Connection",
+            "Keep-Alive",
+            "Proxy-Authorization",
+            "Proxy-Connection",
+            "TE",
+            "Trailer",
+            "Transfer-Encoding",
+            "Upgrade",
+            "Expect",
+            "Host",
+            "Content-Length",
+            "Content-Encoding",
+            "Forwarded",
+            "X-Forwarded-For",
+            "x-forwarded-host",
+            "X-FORWARDED-PROTO",
+            "X-Amz-Security-Token",
+            "webhook-id",
+        ] {
+            let err = one(name, "x").unwrap_err();
+            assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        for value in ["caf\u{e9}", "a\u{7f}", "line\nbreak", "nul\0", "\u{1F980}"] {
+            let err = one("x-team", value).unwrap_err();
+            assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY, "{value:?}");
+        }
+        for (name, value) in [
+            ("x-team", "a b\tc ~!"),
+            ("Authorization", "Bearer t0k3n"),
+            ("Cookie", "a=b"),
+            ("x-empty", ""),
+        ] {
+            assert!(one(name, value).is_ok(), "{name}: {value:?}");
+        }
+    }
 
     #[test]
     fn localhost_in_every_spelling_is_localhost() {

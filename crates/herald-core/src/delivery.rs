@@ -208,19 +208,74 @@ pub fn signed_request(event: &Event, subscription: &Subscription, body: Bytes) -
     }
 }
 
-/// Headers Herald sets itself, which custom headers may not replace.
-pub fn is_reserved_header(name: &str) -> bool {
+/// Header names a webhook's custom headers may not use, by group, each with the reason
+/// the API gives. One list: the API refuses them when a webhook is created or changed,
+/// and [`signed_request`] leaves them out of deliveries of webhooks stored before.
+const RESERVED_HEADERS: &[(&str, &[&str])] = &[
+    // Herald sets these on every delivery (and `webhook-*`, below): the signature
+    // covers the body as sent, in the content type and encoding Herald chose, to the
+    // URL's host; an override would break verification or misroute the request.
+    (
+        "set by Herald",
+        &[
+            "content-type",
+            "content-length",
+            "content-encoding",
+            "host",
+            "user-agent",
+        ],
+    ),
+    // Hop-by-hop and transport headers (RFC 9110 §7.6.1, RFC 9112): they describe one
+    // connection or the message framing, which the HTTP client owns; set by hand
+    // they desynchronise the framing (request smuggling) or change the exchange.
+    (
+        "a transport (hop-by-hop) header",
+        &[
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "expect",
+        ],
+    ),
+    // Proxy headers: receivers behind a proxy trust these to say who the client is,
+    // so a tenant could spoof an origin; Proxy-Authorization is a credential meant
+    // for a proxy on Herald's side.
+    (
+        "a proxy header",
+        &[
+            "proxy-authorization",
+            "forwarded",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-forwarded-proto",
+        ],
+    ),
+    // AWS request credentials: Herald runs on AWS, and a session token in a delivery
+    // could make a receiver behind AWS authorisation act on a credential not Herald's.
+    ("an AWS credential header", &["x-amz-security-token"]),
+];
+
+/// Why a custom header name is reserved (case-insensitive), or `None` when a webhook
+/// may set it.
+pub fn reserved_header_reason(name: &str) -> Option<&'static str> {
     let name = name.to_ascii_lowercase();
-    name.starts_with("webhook-")
-        || matches!(
-            name.as_str(),
-            "content-type"
-                | "content-length"
-                | "host"
-                | "user-agent"
-                | "transfer-encoding"
-                | "connection"
-        )
+    if name.starts_with("webhook-") {
+        return Some("set by Herald");
+    }
+    RESERVED_HEADERS
+        .iter()
+        .find(|(_, names)| names.contains(&name.as_str()))
+        .map(|(reason, _)| *reason)
+}
+
+/// Headers custom headers may not set: Herald's own, transport, proxy and AWS
+/// credential headers ([`reserved_header_reason`] says which).
+pub fn is_reserved_header(name: &str) -> bool {
+    reserved_header_reason(name).is_some()
 }
 
 #[cfg(test)]
@@ -281,6 +336,33 @@ mod tests {
         for name in ["Webhook-Signature", "CONTENT-TYPE", "host", "Connection"] {
             assert!(is_reserved_header(name), "{name}");
         }
-        assert!(!is_reserved_header("x-team"));
+        for name in [
+            "Keep-Alive",
+            "Proxy-Authorization",
+            "proxy-connection",
+            "TE",
+            "Trailer",
+            "Transfer-Encoding",
+            "Upgrade",
+            "Expect",
+            "Content-Length",
+            "Content-Encoding",
+            "Forwarded",
+            "X-Forwarded-For",
+            "x-forwarded-host",
+            "X-FORWARDED-PROTO",
+            "X-Amz-Security-Token",
+        ] {
+            assert!(is_reserved_header(name), "{name}");
+        }
+        assert_eq!(reserved_header_reason("Webhook-Id"), Some("set by Herald"));
+        assert_eq!(
+            reserved_header_reason("Upgrade"),
+            Some("a transport (hop-by-hop) header")
+        );
+        assert_eq!(reserved_header_reason("Forwarded"), Some("a proxy header"));
+        for allowed in ["x-team", "Authorization", "Cookie", "X-Forwarded", "tea"] {
+            assert!(!is_reserved_header(allowed), "{allowed}");
+        }
     }
 }

@@ -177,6 +177,117 @@ impl ObjectType {
     }
 }
 
+/// Deepest nesting of arrays and objects accepted in an event's `data`. The queue
+/// message wraps the event in two more levels and the consumer decodes it with
+/// serde_json, which stops at 128; 64 leaves room and is plenty for real payloads.
+pub const MAX_DATA_DEPTH: usize = 64;
+
+/// Why an event's `data` was refused. Displayed with its place, starting with `data`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DataError {
+    #[error("data{path} nests arrays and objects deeper than {max} levels")]
+    TooDeep { path: String, max: usize },
+    #[error(
+        "data{path} {} {code}, a character the queue (SQS) cannot carry; strings and keys may \
+         hold tab, line feed, carriage return and U+0020–U+D7FF, U+E000–U+FFFD, U+10000–U+10FFFF",
+        if *.in_key { "has a key holding" } else { "holds" }
+    )]
+    UnsupportedCharacter {
+        path: String,
+        in_key: bool,
+        code: String,
+    },
+}
+
+/// Whether SQS accepts `c` in a message body: the XML 1.0 character set,
+/// `#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]`.
+pub fn is_queue_safe_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
+}
+
+fn unsafe_char(s: &str) -> Option<String> {
+    s.chars()
+        .find(|c| !is_queue_safe_char(*c))
+        .map(|c| format!("U+{:04X}", u32::from(c)))
+}
+
+/// Checks an event's `data` before it is queued: arrays and objects nest at most
+/// [`MAX_DATA_DEPTH`] levels (a scalar is 0, `{"a": 1}` is 1), and every string and
+/// key holds only characters SQS accepts ([`is_queue_safe_char`]).
+pub fn check_data(data: &serde_json::Value) -> Result<(), DataError> {
+    walk(data, 0).map_err(|(mut e, segments)| {
+        let path: String = segments.into_iter().rev().collect();
+        match &mut e {
+            DataError::TooDeep { path: p, .. }
+            | DataError::UnsupportedCharacter { path: p, .. } => *p = path,
+        }
+        e
+    })
+}
+
+/// The path of a failure is collected on the way out, innermost segment first.
+type Failure = (DataError, Vec<String>);
+
+fn walk(value: &serde_json::Value, depth: usize) -> Result<(), Failure> {
+    use serde_json::Value;
+    let character = |code, in_key| {
+        (
+            DataError::UnsupportedCharacter {
+                path: String::new(),
+                in_key,
+                code,
+            },
+            Vec::new(),
+        )
+    };
+    match value {
+        Value::Array(_) | Value::Object(_) if depth == MAX_DATA_DEPTH => Err((
+            DataError::TooDeep {
+                path: String::new(),
+                max: MAX_DATA_DEPTH,
+            },
+            Vec::new(),
+        )),
+        Value::String(s) => unsafe_char(s).map_or(Ok(()), |code| Err(character(code, false))),
+        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
+            walk(item, depth + 1).map_err(|(e, mut path)| {
+                path.push(format!("[{i}]"));
+                (e, path)
+            })
+        }),
+        Value::Object(map) => map.iter().try_for_each(|(key, item)| {
+            let segment = key_segment(key);
+            if let Some(code) = unsafe_char(key) {
+                return Err(character(code, true));
+            }
+            walk(item, depth + 1).map_err(|(e, mut path)| {
+                path.push(segment);
+                (e, path)
+            })
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `.name` for plain keys, `["…"]` (cut at 40 characters) for the others.
+fn key_segment(key: &str) -> String {
+    if !key.is_empty()
+        && key.len() <= 40
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return format!(".{key}");
+    }
+    let shown: String = key
+        .chars()
+        .take(40)
+        .filter(|c| is_queue_safe_char(*c))
+        .collect();
+    let ellipsis = if key.chars().count() > 40 { "…" } else { "" };
+    format!("[{}{ellipsis}]", serde_json::Value::from(shown))
+}
+
 /// Something that happened in an application, to be delivered to every matching webhook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -278,5 +389,85 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.as_str().starts_with("evt_"));
         assert!(EventId::parse(a.as_str()).is_ok());
+    }
+
+    fn nested(levels: usize) -> serde_json::Value {
+        (0..levels).fold(serde_json::json!(1), |inner, i| {
+            if i % 2 == 0 {
+                serde_json::json!([inner])
+            } else {
+                serde_json::json!({ "k": inner })
+            }
+        })
+    }
+
+    #[test]
+    fn data_nests_at_most_max_data_depth_levels() {
+        assert_eq!(check_data(&serde_json::json!(null)), Ok(()));
+        assert_eq!(check_data(&nested(MAX_DATA_DEPTH)), Ok(()));
+        let err = check_data(&nested(MAX_DATA_DEPTH + 1)).unwrap_err();
+        assert!(matches!(
+            err,
+            DataError::TooDeep {
+                max: MAX_DATA_DEPTH,
+                ..
+            }
+        ));
+        assert!(err.to_string().starts_with("data[0].k[0].k"), "{err}");
+        assert!(
+            check_data(&nested(126)).is_err(),
+            "what the consumer cannot decode"
+        );
+        // Wide is fine; only depth counts.
+        let wide = serde_json::json!({"a": [[1, 2], {"b": [3]}], "c": vec![nested(10); 100]});
+        assert_eq!(check_data(&wide), Ok(()));
+    }
+
+    #[test]
+    fn data_strings_and_keys_hold_only_characters_sqs_accepts() {
+        for ok in [
+            "",
+            "plain",
+            "tab\t nl\n cr\r",
+            "\u{20}\u{D7FF}\u{E000}\u{FFFD}",
+            "\u{10000}\u{10FFFF} ☃ 🦀",
+        ] {
+            assert_eq!(
+                check_data(&serde_json::json!({ ok: [ok] })),
+                Ok(()),
+                "{ok:?}"
+            );
+        }
+        for (bad, code) in [
+            ("\u{FFFE}", "U+FFFE"),
+            ("a\u{FFFF}", "U+FFFF"),
+            ("\u{0}", "U+0000"),
+            ("\u{8}", "U+0008"),
+            ("\u{B}", "U+000B"),
+            ("\u{1F}", "U+001F"),
+        ] {
+            let err = check_data(&serde_json::json!({"a": {"list": [1, bad]}})).unwrap_err();
+            assert_eq!(
+                err,
+                DataError::UnsupportedCharacter {
+                    path: ".a.list[1]".into(),
+                    in_key: false,
+                    code: code.into()
+                }
+            );
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("data.a.list[1] holds {code}")),
+                "{err}"
+            );
+            let err = check_data(&serde_json::json!({"a": { bad: 1 }})).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("data.a has a key holding {code}")),
+                "{err}"
+            );
+            assert!(check_data(&serde_json::json!(bad)).is_err());
+        }
+        assert!(!is_queue_safe_char('\u{7}') && is_queue_safe_char('\u{7F}'));
     }
 }

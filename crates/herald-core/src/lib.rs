@@ -20,12 +20,15 @@ pub mod testing;
 pub use address::{AddressPolicy, PortPolicy};
 pub use attempt::{Attempt, AttemptOutcome};
 pub use delivery::{
-    is_reserved_header, signed_request, DeliveryError, DeliveryOutcome, DeliveryRequest,
-    DeliveryResult,
+    is_reserved_header, reserved_header_reason, signed_request, DeliveryError, DeliveryOutcome,
+    DeliveryRequest, DeliveryResult,
 };
 pub use envelope::webhook_id;
 pub use envelope::Envelope;
-pub use event::{AppId, Event, EventId, EventType, ObjectType, ValidationError};
+pub use event::{
+    check_data, is_queue_safe_char, AppId, DataError, Event, EventId, EventType, ObjectType,
+    ValidationError, MAX_DATA_DEPTH,
+};
 pub use id::new_id;
 pub use message::{DeadLetter, DecodeError, DeliveryTask, QueueMessage};
 pub use retry::{AttemptFailure, NextStep, RetrySchedule};

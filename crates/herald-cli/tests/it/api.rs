@@ -814,6 +814,244 @@ async fn concurrent_changes_to_a_webhook_lose_nothing_that_was_acknowledged() {
     }
 }
 
+/// Arrays and objects nested `levels` deep around a number.
+fn nested(levels: usize) -> Value {
+    (0..levels).fold(json!(1), |inner, i| {
+        if i % 2 == 0 {
+            json!([inner])
+        } else {
+            json!({ "k": inner })
+        }
+    })
+}
+
+fn is_error_shape(e: &Value) -> bool {
+    e["error"]["code"].is_string() && e["error"]["message"].is_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tenant_input_is_refused_with_4xx_json_errors() {
+    let stack = Stack::deploy("api-input").unwrap();
+    let api = ApiServer::start(&stack, &[]).await.unwrap();
+    let key_owned = api.app_with_key("shop").await;
+    let key = Some(key_owned.as_str());
+    let event = |data: Value| json!({"type": "update", "object_type": "user", "data": data});
+
+    // Depth: 64 levels of data publish; deeper is a 422, also past serde_json's 128.
+    let (s, e) = api
+        .call("POST", "/v1/events", key, Some(event(nested(64))))
+        .await;
+    assert_eq!(s, 202, "{e}");
+    for levels in [65, 126, 127, 300] {
+        let (s, e) = api
+            .call("POST", "/v1/events", key, Some(event(nested(levels))))
+            .await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (422, Some("validation_failed")),
+            "{levels}: {e}"
+        );
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("deeper than 64 levels"),
+            "{e}"
+        );
+        let batch = json!({"events": [event(json!({})), event(nested(levels))]});
+        let (s, e) = api.call("POST", "/v1/events", key, Some(batch)).await;
+        assert_eq!(s, 422, "batch {levels}: {e}");
+        assert!(is_error_shape(&e), "{e}");
+    }
+
+    // Characters SQS refuses, in strings and keys, at any depth.
+    for (data, code, place) in [
+        (json!({"a": "x\u{FFFF}"}), "U+FFFF", "data.a holds"),
+        (
+            json!({"a": [1, {"b": "\u{FFFE}"}]}),
+            "U+FFFE",
+            "data.a[1].b holds",
+        ),
+        (
+            json!({"a": {"k\u{FFFF}": 1}}),
+            "U+FFFF",
+            "data.a has a key holding",
+        ),
+        (json!("\u{0001}"), "U+0001", "data holds"),
+    ] {
+        let (s, e) = api
+            .call("POST", "/v1/events", key, Some(event(data.clone())))
+            .await;
+        assert_eq!(s, 422, "{data}: {e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(place) && message.contains(code), "{e}");
+    }
+    let batch = json!({"events": [event(json!({})), event(json!(["\u{FFFF}"]))]});
+    let (s, e) = api.call("POST", "/v1/events", key, Some(batch)).await;
+    assert_eq!(s, 422);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("events[1].data[0] holds U+FFFF"),
+        "{e}"
+    );
+    let fine = json!({"tab\t": "line\nfeed\r \u{D7FF}\u{E000}\u{FFFD}\u{10000}\u{10FFFF} 🦀"});
+    let (s, e) = api.call("POST", "/v1/events", key, Some(event(fine))).await;
+    assert_eq!(s, 202, "{e}");
+
+    // Framework rejections: a body over the limit, a path that is not UTF-8 once decoded.
+    // The body on a client of its own: the server closes the connection it refused.
+    let huge = reqwest::Client::new()
+        .post(format!("{}/v1/events", api.base))
+        .bearer_auth(&key_owned)
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+    let e: Value = huge.json().await.expect("a JSON 413");
+    assert_eq!(e["error"]["code"], "payload_too_large", "{e}");
+    for path in [
+        "/v1/webhooks/%FF%FE",
+        "/v1/events/%C3/deliveries",
+        "/v1/webhooks/%80/enable",
+    ] {
+        let method = if path.ends_with("enable") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let r = api
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", api.base))
+            .bearer_auth(&key_owned)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let e: Value = r.json().await.expect("a JSON 400");
+        assert_eq!(e["error"]["code"], "bad_request", "{path}: {e}");
+    }
+
+    // The auth scheme is case-insensitive.
+    for scheme in ["bearer", "BEARER", "Bearer", "bEaReR"] {
+        let get = |path: &str, key: &str| {
+            api.client
+                .get(format!("{}{path}", api.base))
+                .header("Authorization", format!("{scheme} {key}"))
+                .send()
+        };
+        assert_eq!(
+            get("/v1/webhooks", &key_owned).await.unwrap().status(),
+            200,
+            "{scheme}"
+        );
+        assert_eq!(
+            get("/v1/apps", ADMIN_KEY).await.unwrap().status(),
+            200,
+            "{scheme}"
+        );
+    }
+    for bad in [
+        format!("Basic {key_owned}"),
+        format!("Bearer{key_owned}"),
+        "bearer ".into(),
+    ] {
+        let r = api
+            .client
+            .get(format!("{}/v1/webhooks", api.base))
+            .header("Authorization", bad.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{bad}");
+    }
+
+    // Custom headers: transport, proxy and AWS credential names, and values that are
+    // not visible ASCII, are refused on create and on PATCH.
+    let (s, created) = api
+        .call(
+            "POST",
+            "/v1/webhooks",
+            key,
+            Some(webhook("http://127.0.0.1:9/h")),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let with_headers = |headers: Value| json!({"url": "http://127.0.0.1:9/h", "events": ["*"], "headers": headers});
+    for name in [
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Expect",
+        "Host",
+        "Content-Length",
+        "Content-Encoding",
+        "Forwarded",
+        "X-Forwarded-For",
+        "X-Forwarded-Host",
+        "x-forwarded-proto",
+        "X-AMZ-SECURITY-TOKEN",
+    ] {
+        let (s, e) = api
+            .call(
+                "POST",
+                "/v1/webhooks",
+                key,
+                Some(with_headers(json!({ name: "x" }))),
+            )
+            .await;
+        assert_eq!((s, is_error_shape(&e)), (422, true), "{name}: {e}");
+        let (s, e) = api
+            .call(
+                "PATCH",
+                &format!("/v1/webhooks/{id}"),
+                key,
+                Some(json!({"headers": { name: "x" }})),
+            )
+            .await;
+        assert_eq!(s, 422, "PATCH {name}: {e}");
+    }
+    for value in ["caf\u{e9}", "\u{1F980}", "del\u{7f}"] {
+        let (s, e) = api
+            .call(
+                "POST",
+                "/v1/webhooks",
+                key,
+                Some(with_headers(json!({ "x-team": value }))),
+            )
+            .await;
+        assert_eq!(s, 422, "{value:?}: {e}");
+        let (s, e) = api
+            .call(
+                "PATCH",
+                &format!("/v1/webhooks/{id}"),
+                key,
+                Some(json!({"headers": { "x-team": value }})),
+            )
+            .await;
+        assert_eq!(s, 422, "PATCH {value:?}: {e}");
+    }
+    // Credentials stay allowed (stored as they are), and so do spaces and tabs.
+    let headers = json!({"Authorization": "Bearer t", "Cookie": "a=b", "x-team": "a b\tc"});
+    let (s, e) = api
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/{id}"),
+            key,
+            Some(json!({"headers": headers})),
+        )
+        .await;
+    assert_eq!((s, &e["headers"]), (200, &headers), "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limits_answer_429() {
     let stack = Stack::deploy("api-rate").unwrap();

@@ -191,34 +191,49 @@ impl SubscriptionStore {
                 .ok_or_else(|| StoreError::not_found(KIND, id))?;
             let seen = sub.version;
             let secret = sub.rotate_secret(now, window);
-            let mut update = Update::default();
-            update.set("secrets", to_value(&sub.secrets)?);
-            update.set(
-                "previous_secrets_expire_at",
-                to_value(&sub.previous_secrets_expire_at)?,
-            );
-            update.set("updated_at", to_value(&sub.updated_at)?);
-            let result = update
-                .send(self.client.update_item(), &self.table, key(app, id))
-                .condition_expression(
-                    "attribute_exists(id) AND (attribute_not_exists(#version) OR #version = :seen)",
-                )
-                .expression_attribute_values(":seen", AttributeValue::N(seen.to_string()))
-                .return_values(ReturnValue::AllNew)
-                .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    return Ok((secret, from_item(KIND, out.attributes.unwrap_or_default())?))
-                }
-                Err(e) if is_condition_failure(&e) => continue,
-                Err(e) => return Err(StoreError::dynamo("UpdateItem", e)),
+            if let Some(stored) = self.write_secrets(&sub, seen).await? {
+                return Ok((secret, stored));
             }
         }
         Err(StoreError::Changed {
             kind: KIND,
             id: id.to_string(),
         })
+    }
+
+    /// Writes `sub`'s secrets (and their expiry) if the stored item is still at
+    /// version `seen`: the guarded write of a read-modify-write. Returns the item as
+    /// stored, or `None` when another change moved the version on (nothing written).
+    pub async fn write_secrets(
+        &self,
+        sub: &Subscription,
+        seen: u64,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let mut update = Update::default();
+        update.set("secrets", to_value(&sub.secrets)?);
+        update.set(
+            "previous_secrets_expire_at",
+            to_value(&sub.previous_secrets_expire_at)?,
+        );
+        update.set("updated_at", to_value(&sub.updated_at)?);
+        let result = update
+            .send(
+                self.client.update_item(),
+                &self.table,
+                key(&sub.app_id, &sub.id),
+            )
+            .condition_expression(
+                "attribute_exists(id) AND (attribute_not_exists(#version) OR #version = :seen)",
+            )
+            .expression_attribute_values(":seen", AttributeValue::N(seen.to_string()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Some(from_item(KIND, out.attributes.unwrap_or_default())?)),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
     }
 
     /// `PutItem` under a condition; `on_conflict` names the error when it fails.

@@ -69,6 +69,13 @@ pub struct ApiConfig {
         deserialize_with = "settings::parsed"
     )]
     pub max_body_bytes: usize,
+    /// `HERALD_MAX_WEBHOOKS_PER_APP` (default 100): webhooks one app may have; creating
+    /// one more answers 422.
+    #[serde(
+        default = "defaults::max_webhooks_per_app",
+        deserialize_with = "settings::parsed"
+    )]
+    pub max_webhooks_per_app: usize,
     /// The test-ping client: timeouts and the address policy, as the consumer's.
     #[serde(flatten)]
     pub http: HttpSettings,
@@ -82,6 +89,9 @@ mod defaults {
     }
     pub fn rotation_window() -> Duration {
         Duration::from_secs(86_400)
+    }
+    pub fn max_webhooks_per_app() -> usize {
+        100
     }
     pub fn rate_limit() -> u32 {
         100
@@ -110,6 +120,11 @@ impl Validate for ApiConfig {
             Duration::ZERO..=days(30),
         )?;
         in_range("api_rate_limit", self.rate_limit, 0..=1_000_000)?;
+        in_range(
+            "max_webhooks_per_app",
+            self.max_webhooks_per_app,
+            1..=100_000,
+        )?;
         in_range("api_max_body_bytes", self.max_body_bytes, 1_024..=6_291_456)?;
         self.tables.validate()
     }

@@ -285,6 +285,15 @@ pub async fn create(
     sub.description = validate_description(&input.description)?;
     sub.headers = validate_headers(&input.headers)?;
     sub.active = input.active.unwrap_or(true);
+    // Checked before the write: concurrent creates can pass it together, so the cap can
+    // be exceeded by the number of creates in flight, never more.
+    let limit = state.config.max_webhooks_per_app;
+    if state.subscriptions.count(&sub.app_id).await? >= limit {
+        return Err(validation(format!(
+            "this app already has {limit} webhooks, the most it may have \
+             (HERALD_MAX_WEBHOOKS_PER_APP); delete one first"
+        )));
+    }
     state.subscriptions.create(&sub).await?;
     let mut out = WebhookOut::from(&sub);
     out.secret = Some(sub.secrets[0].expose());

@@ -325,6 +325,20 @@ impl SubscriptionStore {
             .collect()
     }
 
+    /// How many subscriptions an app has: a `Query` that counts, reading no attributes
+    /// back (each page still costs the read units of the items it passes over).
+    pub async fn count(&self, app: &AppId) -> Result<usize, StoreError> {
+        let pages: Vec<_> = self
+            .query_app(app)
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        Ok(pages.iter().map(|page| page.count().max(0) as usize).sum())
+    }
+
     /// The `Query` for an app's subscriptions, in id order.
     fn query_app(&self, app: &AppId) -> QueryFluentBuilder {
         self.client

@@ -1069,6 +1069,65 @@ async fn tenant_input_is_refused_with_4xx_json_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_app_has_at_most_its_cap_of_webhooks() {
+    let stack = Stack::deploy("api-cap").unwrap();
+    let api = ApiServer::start(&stack, &[("HERALD_MAX_WEBHOOKS_PER_APP", "2")])
+        .await
+        .unwrap();
+    let key_owned = api.app_with_key("shop").await;
+    let key = Some(key_owned.as_str());
+    let other_owned = api.app_with_key("other").await;
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let url = format!("http://127.0.0.1:9/{n}");
+        let (s, created) = api
+            .call("POST", "/v1/webhooks", key, Some(webhook(&url)))
+            .await;
+        assert_eq!(s, 201, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let (s, refused) = api
+        .call(
+            "POST",
+            "/v1/webhooks",
+            key,
+            Some(webhook("http://127.0.0.1:9/x")),
+        )
+        .await;
+    assert_eq!(s, 422, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("HERALD_MAX_WEBHOOKS_PER_APP")),
+        "{refused}"
+    );
+    // The cap is per app: another app is not affected.
+    let (s, _) = api
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(other_owned.as_str()),
+            Some(webhook("http://127.0.0.1:9/o")),
+        )
+        .await;
+    assert_eq!(s, 201);
+    // Deleting one makes room again.
+    let (s, _) = api
+        .call("DELETE", &format!("/v1/webhooks/{}", ids[0]), key, None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = api
+        .call(
+            "POST",
+            "/v1/webhooks",
+            key,
+            Some(webhook("http://127.0.0.1:9/y")),
+        )
+        .await;
+    assert_eq!(s, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limits_answer_429() {
     let stack = Stack::deploy("api-rate").unwrap();
     let api = ApiServer::start(&stack, &[("HERALD_API_RATE_LIMIT", "2")])

@@ -8,7 +8,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use herald_core::{settings, AppId};
 use herald_delivery::{HttpDeliverer, HttpSettings};
 use herald_queue::{Publisher, QueueSettings, SqsOutbox};
-use herald_runtime::config::{duration_in_range, in_range, ConfigError, Sources, Validate};
+use herald_runtime::config::{duration_in_range, in_range, ConfigError, Validate};
 use herald_store::{AppStore, AttemptStore, DeliveryTables, IdempotencyStore, SubscriptionStore};
 use serde::{Deserialize, Serialize};
 
@@ -127,20 +127,6 @@ impl Validate for ApiConfig {
         )?;
         in_range("api_max_body_bytes", self.max_body_bytes, 1_024..=6_291_456)?;
         self.tables.validate()
-    }
-}
-
-impl ApiConfig {
-    /// From the process's `HERALD_*` environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Sources::from_env().load()
-    }
-
-    /// From settings given by variable name (tests).
-    pub fn from_vars<K: AsRef<str>, V: Into<String>>(
-        vars: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<Self, ConfigError> {
-        Sources::new().vars("settings", vars).load()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The re-driver Lambda's settings, read through the one loader.
 
 use herald_queue::QueueSettings;
-use herald_runtime::config::{ConfigError, Sources, Validate};
+use herald_runtime::config::{ConfigError, Validate};
 use serde::{Deserialize, Serialize};
 
 /// Where the re-driver moves messages from (`HERALD_DLQ_URL`) and back to
@@ -16,19 +16,5 @@ pub struct RedriverConfig {
 impl Validate for RedriverConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         Ok(())
-    }
-}
-
-impl RedriverConfig {
-    /// From the process's `HERALD_*` environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Sources::from_env().load()
-    }
-
-    /// From settings given by variable name (tests).
-    pub fn from_vars<K: AsRef<str>, V: Into<String>>(
-        vars: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<Self, ConfigError> {
-        Sources::new().vars("settings", vars).load()
     }
 }

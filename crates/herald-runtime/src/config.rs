@@ -64,6 +64,25 @@ pub trait Validate {
     fn validate(&self) -> Result<(), ConfigError>;
 }
 
+/// Loading a settings struct from the usual sources; every `DeserializeOwned +
+/// Validate` struct has it.
+pub trait Load: DeserializeOwned + Validate + Sized {
+    /// From the process's `HERALD_*` environment.
+    fn from_env() -> Result<Self, ConfigError> {
+        Sources::from_env().load()
+    }
+
+    /// From settings given by variable name (`HERALD_X` or `x`): tests, and callers
+    /// that gathered their own layers.
+    fn from_vars<K: AsRef<str>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError> {
+        Sources::new().vars("settings", vars).load()
+    }
+}
+
+impl<T: DeserializeOwned + Validate> Load for T {}
+
 /// `Ok` when `value` of setting `var` lies in `range`.
 pub fn in_range<T: PartialOrd + Display>(
     var: &str,

@@ -6,7 +6,7 @@ pub mod config;
 
 use std::time::Duration;
 
-pub use config::{ConfigError, Sources, Validate};
+pub use config::{ConfigError, Load, Sources, Validate};
 
 /// Longest a single AWS call may take, retries included; the consumer's follow-up
 /// allowance (`DeliveryPolicy::worst_case_batch_time`) rests on it.

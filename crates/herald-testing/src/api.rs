@@ -1,5 +1,6 @@
 //! The management API served in-process over real HTTP.
 
+use herald_runtime::Load;
 use std::collections::HashMap;
 
 use anyhow::Result;

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use herald_api::{router, ApiConfig, AppState};
+use herald_runtime::Load;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

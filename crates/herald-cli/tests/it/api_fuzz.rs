@@ -5,6 +5,7 @@
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request};
+use herald_runtime::Load;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tower::ServiceExt;

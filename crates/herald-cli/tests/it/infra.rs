@@ -6,6 +6,7 @@
 //! need. The emulator ignores a table's TTL and point-in-time recovery, so those are
 //! checked in the template itself.
 
+use herald_runtime::Load;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{KeyType, ProjectionType, ScalarAttributeType};

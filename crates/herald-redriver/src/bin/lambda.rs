@@ -6,6 +6,7 @@
 //! Unknown payload fields are refused: a misspelt filter must not turn into a re-drive
 //! of the whole DLQ.
 
+use herald_runtime::Load;
 use std::sync::Arc;
 
 use herald_redriver::{Filter, RedriveOptions, RedriveReport, Redriver, RedriverConfig};

@@ -92,16 +92,12 @@ pub fn known_keys() -> BTreeSet<String> {
 /// The settings only the CLI reads.
 pub const CLI_KEYS: &[&str] = &["api_url", "api_key", "admin_key", "log_format"];
 
-/// An environment lookup (the process's, or a test's).
-pub type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
 /// Resolved settings of one invocation.
 pub struct Settings {
     /// `--json`.
     pub json: bool,
     /// The global flags.
     pub flags: GlobalArgs,
-    env: Lookup,
     /// The profile's values, then the environment's: what `herald serve` and
     /// `herald worker` load their configuration from.
     sources: Sources,
@@ -118,22 +114,26 @@ impl Settings {
             .filter(|p| p.is_absolute())
             .or_else(|| home.map(|h| h.join(".config")))
             .map(|d| d.join("herald").join("config.toml"));
-        Self::load_with(
-            flags,
-            Box::new(|k| std::env::var(k).ok()),
-            std::env::vars().collect(),
-            default_file.as_deref(),
-        )
+        Self::load_with(flags, std::env::vars().collect(), default_file.as_deref())
     }
 
-    /// Like [`Settings::load`] with an environment lookup and a default profile file.
+    /// Like [`Settings::load`] with the given environment variables and default
+    /// profile file.
     pub fn load_with(
         flags: GlobalArgs,
-        env: Lookup,
         env_vars: Vec<(String, String)>,
         default_file: Option<&Path>,
     ) -> Result<Self> {
-        let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let environment: Vec<(String, String)> = env_vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(PREFIX))
+            .collect();
+        let get = |k: &str| {
+            environment
+                .iter()
+                .find(|(name, v)| name == k && !v.trim().is_empty())
+                .map(|(_, v)| v.clone())
+        };
         let explicit_file = flags
             .profile_file
             .clone()
@@ -160,17 +160,12 @@ impl Settings {
                 BTreeMap::new()
             }
         };
-        let environment: Vec<(String, String)> = env_vars
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(PREFIX))
-            .collect();
         let sources = Sources::new()
             .vars("the profile file", profile)
             .vars("environment", environment);
         Ok(Self {
             json: flags.json,
             flags,
-            env,
             sources,
             warnings,
         })
@@ -178,9 +173,7 @@ impl Settings {
 
     /// A variable from the environment, else from the profile.
     pub fn lookup(&self, var: &str) -> Option<String> {
-        (self.env)(var)
-            .filter(|v| !v.trim().is_empty())
-            .or_else(|| self.sources.get(var))
+        self.sources.get(var)
     }
 
     /// The profile's and the environment's settings, to load a role's configuration
@@ -372,23 +365,20 @@ mod tests {
              read but not documented {undocumented:?}; documented but not read {unknown:?}"
         );
     }
-    use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> (Lookup, Vec<(String, String)>) {
-        let map: HashMap<String, String> = pairs
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let vars = map.clone().into_iter().collect();
-        (Box::new(move |k| map.get(k).cloned()), vars)
+            .collect()
     }
 
     fn load(
         flags: GlobalArgs,
-        (lookup, vars): (Lookup, Vec<(String, String)>),
+        vars: Vec<(String, String)>,
         default_file: Option<&Path>,
     ) -> Result<Settings> {
-        Settings::load_with(flags, lookup, vars, default_file)
+        Settings::load_with(flags, vars, default_file)
     }
 
     fn file(text: &str) -> tempfile_path::TempPath {

@@ -81,12 +81,21 @@ pub struct ConsumerSettings {
         serialize_with = "settings::write_duration"
     )]
     pub worker_wait: Duration,
-    /// `HERALD_WORKER_BATCH_SIZE` (default 10, at most 10).
+    /// `HERALD_WORKER_BATCH_SIZE` (default 10): most messages handed to the consumer at
+    /// once, like the event source mapping's `BatchSize`.
     #[serde(
         default = "defaults::batch_size",
         deserialize_with = "settings::parsed"
     )]
-    pub worker_batch_size: i32,
+    pub worker_batch_size: usize,
+    /// `HERALD_WORKER_BATCH_WINDOW` (default 0s): how long the local worker gathers a
+    /// batch after its first message, like `MaximumBatchingWindowInSeconds`.
+    #[serde(
+        default,
+        deserialize_with = "settings::duration",
+        serialize_with = "settings::write_duration"
+    )]
+    pub worker_batch_window: Duration,
 }
 
 mod defaults {
@@ -119,7 +128,7 @@ mod defaults {
     pub fn worker_wait() -> Duration {
         Duration::from_secs(20)
     }
-    pub fn batch_size() -> i32 {
+    pub fn batch_size() -> usize {
         10
     }
 }
@@ -159,7 +168,21 @@ impl Validate for ConsumerSettings {
             self.worker_wait,
             Duration::ZERO..=Duration::from_secs(20),
         )?;
-        in_range("worker_batch_size", self.worker_batch_size, 1..=10)
+        in_range("worker_batch_size", self.worker_batch_size, 1..=10_000)?;
+        duration_in_range(
+            "worker_batch_window",
+            self.worker_batch_window,
+            Duration::ZERO..=Duration::from_secs(300),
+        )?;
+        if self.worker_batch_size > 10 && self.worker_batch_window.is_zero() {
+            // As for the event source mapping: batches above one receive need a window.
+            return Err(ConfigError::invalid(
+                "worker_batch_size",
+                self.worker_batch_size,
+                "more than 10 needs HERALD_WORKER_BATCH_WINDOW above 0s",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -188,8 +211,10 @@ pub struct ConsumerConfig {
     pub max_queue_delay: Duration,
     /// Long-poll wait of the local worker.
     pub worker_wait: Duration,
-    /// Messages per receive of the local worker.
-    pub worker_batch_size: i32,
+    /// Most messages per batch of the local worker.
+    pub worker_batch_size: usize,
+    /// How long the local worker gathers a batch after its first message.
+    pub worker_batch_window: Duration,
 }
 
 impl ConsumerConfig {
@@ -230,6 +255,7 @@ impl ConsumerConfig {
             max_queue_delay: s.max_queue_delay,
             worker_wait: s.worker_wait,
             worker_batch_size: s.worker_batch_size,
+            worker_batch_window: s.worker_batch_window,
         })
     }
 }
@@ -290,12 +316,24 @@ mod tests {
     }
 
     #[test]
+    fn batches_above_one_receive_need_a_window() {
+        let mut vars = BASE.to_vec();
+        vars.push(("HERALD_WORKER_BATCH_SIZE", "100"));
+        vars.push(("HERALD_WORKER_BATCH_WINDOW", "1s"));
+        let c = config(&vars).unwrap();
+        assert_eq!(c.worker_batch_size, 100);
+        assert_eq!(c.worker_batch_window, Duration::from_secs(1));
+    }
+
+    #[test]
     fn missing_and_malformed_settings_name_the_variable() {
         let err = config(&BASE[..3]).unwrap_err();
         assert_eq!(err.to_string(), "HERALD_ATTEMPTS_TABLE must be set");
         for (var, value) in [
             ("HERALD_DELIVERY_CONCURRENCY", "lots"),
+            ("HERALD_WORKER_BATCH_SIZE", "10001"),
             ("HERALD_WORKER_BATCH_SIZE", "11"),
+            ("HERALD_WORKER_BATCH_WINDOW", "10m"),
             ("HERALD_RETRY_SCHEDULE", "5s,soon"),
             ("HERALD_RETRY_JITTER", "0.9"),
             ("HERALD_ALLOW_PRIVATE_NETWORKS", "localhost"),

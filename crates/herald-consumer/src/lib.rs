@@ -142,6 +142,7 @@ pub async fn run_worker_until(
         queue_url: config.events_queue_url.clone(),
         wait_seconds: config.worker_wait.as_secs() as i32,
         batch_size: config.worker_batch_size,
+        batch_window: config.worker_batch_window,
     };
     worker::run(&sqs, &consumer, &settings, shutdown).await;
     Ok(())

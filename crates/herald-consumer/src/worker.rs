@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::time::Duration;
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
 use herald_queue::sqs::{entry_results, error_reason, to_sqs_event, EntryResult};
 
@@ -13,10 +14,21 @@ use crate::handler::Consumer;
 /// Where and how to poll.
 #[derive(Debug, Clone)]
 pub struct PollSettings {
+    /// The events queue.
     pub queue_url: String,
+    /// Long-poll wait of the first receive of a batch.
     pub wait_seconds: i32,
-    pub batch_size: i32,
+    /// Most messages handed to the consumer at once (the event source mapping's
+    /// `BatchSize`).
+    pub batch_size: usize,
+    /// How long a batch may gather messages after its first one arrived (the event
+    /// source mapping's `MaximumBatchingWindowInSeconds`); zero hands over whatever one
+    /// receive returned.
+    pub batch_window: Duration,
 }
+
+/// Messages one `ReceiveMessage` returns at most (SQS's limit).
+const RECEIVE_MAX: usize = 10;
 
 /// Polls until `shutdown` completes. A batch being handled when shutdown arrives is
 /// finished first. Records the handler reports as failures are left alone, so SQS
@@ -34,26 +46,20 @@ pub async fn run(
     loop {
         let received = tokio::select! {
             _ = &mut shutdown => break,
-            r = client
-                .receive_message()
-                .queue_url(&settings.queue_url)
-                .max_number_of_messages(settings.batch_size)
-                .wait_time_seconds(settings.wait_seconds)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .message_attribute_names("All")
-                .send() => r,
+            r = receive(client, settings, settings.batch_size.min(RECEIVE_MAX), settings.wait_seconds) => r,
         };
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
-            Err(e) => {
-                tracing::error!(error = %error_reason(&e), "ReceiveMessage failed; retrying in 1 s");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let mut messages = match received {
+            Ok(messages) => messages,
+            Err(reason) => {
+                tracing::error!(error = %reason, "ReceiveMessage failed; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
         if messages.is_empty() {
             continue;
         }
+        gather(client, settings, &mut messages).await;
         let handles: HashMap<String, String> = messages
             .iter()
             .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
@@ -81,7 +87,71 @@ pub async fn run(
     tracing::info!("worker stopped");
 }
 
+/// One `ReceiveMessage` of at most `max` messages, waiting up to `wait_seconds`.
+async fn receive(
+    client: &Client,
+    settings: &PollSettings,
+    max: usize,
+    wait_seconds: i32,
+) -> Result<Vec<Message>, String> {
+    client
+        .receive_message()
+        .queue_url(&settings.queue_url)
+        .max_number_of_messages(max as i32)
+        .wait_time_seconds(wait_seconds)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .map(|out| out.messages.unwrap_or_default())
+        .map_err(|e| error_reason(&e))
+}
+
+/// Fills a batch whose first messages arrived, as Lambda's event source mapping does
+/// with a batching window: it takes what is waiting at once, and when the queue runs
+/// dry it waits for the window to close and takes what gathered meanwhile, until the
+/// batch is full. Waiting out the window and then draining costs a few receives per
+/// batch, where long polls inside the window would return each new message on its own.
+async fn gather(client: &Client, settings: &PollSettings, messages: &mut Vec<Message>) {
+    if settings.batch_window.is_zero() {
+        return;
+    }
+    let closes = tokio::time::Instant::now() + settings.batch_window;
+    let mut closed = false;
+    while messages.len() < settings.batch_size {
+        let max = (settings.batch_size - messages.len()).min(RECEIVE_MAX);
+        let more = match receive(client, settings, max, 0).await {
+            Ok(more) => more,
+            Err(reason) => {
+                tracing::warn!(error = %reason, "ReceiveMessage failed while gathering a batch; handling what arrived");
+                break;
+            }
+        };
+        let dry = more.is_empty();
+        messages.extend(more);
+        let now = tokio::time::Instant::now();
+        closed |= now >= closes;
+        if dry {
+            if closed {
+                break;
+            }
+            tokio::time::sleep_until(closes).await;
+            closed = true;
+        } else if closed && now >= closes + settings.batch_window {
+            // A queue that never runs dry while draining: hand over what there is.
+            break;
+        }
+    }
+}
+
+/// Deletes the handled messages, 10 per `DeleteMessageBatch` (SQS's limit).
 async fn delete(client: &Client, queue_url: &str, done: &[(&String, &String)]) {
+    for chunk in done.chunks(RECEIVE_MAX) {
+        delete_chunk(client, queue_url, chunk).await;
+    }
+}
+
+async fn delete_chunk(client: &Client, queue_url: &str, done: &[(&String, &String)]) {
     if done.is_empty() {
         return;
     }

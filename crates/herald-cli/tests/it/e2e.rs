@@ -163,7 +163,17 @@ async fn every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_p
             .expect("inject garbage");
     }
 
-    let worker = Worker::spawn(&stack, &[]).expect("start the worker");
+    // Batches as the event source mapping's defaults make them (infra/herald.yaml): up
+    // to 100 messages gathered for a second, so batches span several receives and
+    // several DeleteMessageBatch calls.
+    let worker = Worker::spawn(
+        &stack,
+        &[
+            ("HERALD_WORKER_BATCH_SIZE", "100"),
+            ("HERALD_WORKER_BATCH_WINDOW", "1s"),
+        ],
+    )
+    .expect("start the worker");
     let events = events();
     let publisher = Publisher::connect(sqs.clone(), stack.events_queue())
         .await

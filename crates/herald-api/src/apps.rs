@@ -173,13 +173,12 @@ pub async fn delete_app(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let app_id = path_app(&id)?;
-    if state.apps.get_app(&app_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("app {id}")));
-    }
+    // The tombstone first: from here on no key of the app works and none can be made,
+    // so nothing can add to what is deleted next. The id is never given out again.
+    state.apps.delete_app(&app_id).await?;
     for sub in state.subscriptions.for_app(&app_id).await? {
         state.subscriptions.delete(&app_id, &sub.id).await?;
     }
-    state.apps.delete_app(&app_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

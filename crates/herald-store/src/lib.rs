@@ -196,6 +196,25 @@ pub(crate) fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R
     e.as_service_error().and_then(|se| se.code()) == Some("ConditionalCheckFailedException")
 }
 
+/// Whether a cancelled transaction lost a race (one of its conditions failed, or
+/// another transaction touched the same items) rather than failing.
+pub(crate) fn transaction_lost_race(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+            c.cancellation_reasons().iter().any(|r| {
+                matches!(
+                    r.code(),
+                    Some("ConditionalCheckFailed" | "TransactionConflict")
+                )
+            })
+        }
+        _ => false,
+    }
+}
+
 /// Maps a failed conditional write to `conflict`, anything else to a DynamoDB error.
 pub(crate) fn on_condition<E, R>(
     e: SdkError<E, R>,

@@ -449,6 +449,58 @@ async fn authentication_and_tenant_isolation_on_every_route() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_app_id_is_never_reused_and_its_keys_stop_at_once() {
+    let stack = Stack::deploy("api-tombstone").unwrap();
+    let api = ApiServer::start(&stack, &[]).await.unwrap();
+    let key = api.app_with_key("gone").await;
+    let (s, _) = api
+        .call(
+            "POST",
+            "/v1/webhooks",
+            Some(&key),
+            Some(webhook("http://127.0.0.1:9/a")),
+        )
+        .await;
+    assert_eq!(s, 201);
+
+    let (s, _) = api
+        .call("DELETE", "/v1/apps/gone", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(s, 204);
+    // The key of the deleted app authenticates nothing.
+    let (s, e) = api.call("GET", "/v1/webhooks", Some(&key), None).await;
+    assert_eq!(s, 401, "{e}");
+    // The id stays taken: a new tenant under it would see what the old one left in
+    // the delivery history until it expires.
+    let (s, e) = api
+        .call(
+            "POST",
+            "/v1/apps",
+            Some(ADMIN_KEY),
+            Some(json!({"id": "gone", "name": "a new tenant"})),
+        )
+        .await;
+    assert_eq!(s, 409, "{e}");
+    assert!(is_error_shape(&e), "{e}");
+    // It is gone for the admin too: no keys for it, not listed, a second delete is 404.
+    for (method, path) in [
+        ("GET", "/v1/apps/gone"),
+        ("POST", "/v1/apps/gone/keys"),
+        ("GET", "/v1/apps/gone/keys"),
+        ("DELETE", "/v1/apps/gone"),
+    ] {
+        let (s, e) = api.call(method, path, Some(ADMIN_KEY), None).await;
+        assert_eq!(s, 404, "{method} {path}: {e}");
+    }
+    let (s, apps) = api.call("GET", "/v1/apps", Some(ADMIN_KEY), None).await;
+    assert_eq!(s, 200);
+    assert!(
+        apps["data"].as_array().unwrap().is_empty(),
+        "a deleted app is not listed: {apps}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idempotent_publishing() {
     let stack = Stack::deploy("api-idem").unwrap();
     let api = ApiServer::start(&stack, &[]).await.unwrap();

@@ -54,6 +54,10 @@ pub(super) struct AppItem {
     pub(super) app_id: AppId,
     pub(super) name: String,
     pub(super) created_at: DateTime<Utc>,
+    /// Set when the app was deleted: the item stays as a tombstone, so the id is never
+    /// given to another tenant, and keys of the deleted app stop working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) deleted_at: Option<DateTime<Utc>>,
 }
 
 impl From<&App> for AppItem {
@@ -63,6 +67,7 @@ impl From<&App> for AppItem {
             app_id: app.id.clone(),
             name: app.name.clone(),
             created_at: app.created_at,
+            deleted_at: None,
         }
     }
 }

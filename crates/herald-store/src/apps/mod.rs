@@ -7,11 +7,16 @@
 //!
 //! Keys are 32 random bytes; only their SHA-256 is stored (a slow hash adds nothing to
 //! a secret of that entropy), so a key is shown once, when it is created.
+//!
+//! Deleting an app leaves a tombstone (the app item with `deleted_at`): its id is never
+//! reused, so a new tenant can never see what the old one left behind (delivery history
+//! that has not expired yet), no key can be created for it, and a key is accepted only
+//! while its app exists.
 
 mod items;
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
@@ -26,8 +31,8 @@ use items::{
 };
 
 use crate::{
-    decode_cursor, decode_items, encode_cursor, from_item, on_condition, to_item, Item, ItemKind,
-    Page, PkSk, StoreError, MAX_PAGE_SIZE,
+    decode_cursor, decode_items, encode_cursor, from_item, on_condition, to_item,
+    transaction_lost_race, Item, ItemKind, Page, PkSk, StoreError, MAX_PAGE_SIZE,
 };
 
 /// Prefix of every Herald API key.
@@ -88,7 +93,8 @@ impl AppStore {
         }
     }
 
-    /// Creates an app; `AlreadyExists` if the id is taken.
+    /// Creates an app; `AlreadyExists` if the id is taken, or was taken by an app that
+    /// has been deleted since (ids are never reused).
     pub async fn create_app(&self, id: &AppId, name: &str) -> Result<App, StoreError> {
         let app = App {
             id: id.clone(),
@@ -110,20 +116,28 @@ impl AppStore {
         Ok(app)
     }
 
-    /// One app, or `None`.
+    /// One app, or `None` (also for a deleted one).
     pub async fn get_app(&self, id: &AppId) -> Result<Option<App>, StoreError> {
+        self.live_app(id, true).await
+    }
+
+    /// The app's item unless it is missing or a tombstone; `consistent` for a strongly
+    /// consistent read.
+    async fn live_app(&self, id: &AppId, consistent: bool) -> Result<Option<App>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(PkSk::app(id).into_item()))
-            .consistent_read(true)
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
-        out.item
-            .map(|item| from_item::<AppItem>(ItemKind::App, item).map(App::from))
-            .transpose()
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let item: AppItem = from_item(ItemKind::App, item)?;
+        Ok(item.deleted_at.is_none().then(|| App::from(item)))
     }
 
     /// A page of apps in id order.
@@ -136,18 +150,37 @@ impl AppStore {
             .prefix_page(APPS_PARTITION, APP_PREFIX, limit, cursor)
             .await?;
         let items = decode_items::<AppItem>(ItemKind::App, Some(items))?;
+        // A page may come back short of tombstones; the cursor still moves on.
         Ok(Page {
-            items: items.into_iter().map(App::from).collect(),
+            items: items
+                .into_iter()
+                .filter(|item| item.deleted_at.is_none())
+                .map(App::from)
+                .collect(),
             next_cursor,
         })
     }
 
-    /// Deletes an app and every key of it (its subscriptions are the caller's to
-    /// delete); `NotFound` if there is no such app.
+    /// Deletes an app: first it becomes a tombstone (no key can be created for it from
+    /// then on, and its keys stop working), then every key of it is deleted. Its
+    /// subscriptions are the caller's to delete. `NotFound` if there is no such app (or
+    /// it was deleted already).
     pub async fn delete_app(&self, id: &AppId) -> Result<(), StoreError> {
-        if self.get_app(id).await?.is_none() {
-            return Err(StoreError::not_found(ItemKind::App, id));
-        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(PkSk::app(id).into_item()))
+            .update_expression("SET deleted_at = :now")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(deleted_at)")
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::S(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                on_condition(e, "UpdateItem", || StoreError::not_found(ItemKind::App, id))
+            })?;
         let keys = self
             .prefix_query(&PkSk::keys_partition(id), KEY_ITEM_PREFIX)
             .into_paginator()
@@ -160,17 +193,12 @@ impl AppStore {
             self.delete_key_items(from_item(ItemKind::ApiKey, item)?)
                 .await?;
         }
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(PkSk::app(id).into_item()))
-            .send()
-            .await
-            .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
         Ok(())
     }
 
     /// Creates a key for an app; the secret is returned once and only its hash stored.
+    /// `NotFound` if the app does not exist or has been deleted (checked in the same
+    /// transaction, so a key cannot slip in while the app is being deleted).
     pub async fn create_key(&self, app: &AppId) -> Result<NewKey, StoreError> {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -199,13 +227,30 @@ impl AppStore {
                 .map_err(|e| StoreError::unwritable(ItemKind::ApiKey, e))?;
             Ok::<_, StoreError>(TransactWriteItem::builder().put(put).build())
         };
+        let app_is_live = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(PkSk::app(app).into_item()))
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(deleted_at)")
+            .build()
+            .map_err(|e| StoreError::unwritable(ItemKind::ApiKey, e))?;
         self.client
             .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(app_is_live)
+                    .build(),
+            )
             .transact_items(put(to_item(ItemKind::ApiKey, &meta)?)?)
             .transact_items(put(to_item(ItemKind::ApiKey, &lookup)?)?)
             .send()
             .await
-            .map_err(|e| StoreError::dynamo("TransactWriteItems", e))?;
+            .map_err(|e| {
+                if transaction_lost_race(&e) {
+                    StoreError::not_found(ItemKind::App, app)
+                } else {
+                    StoreError::dynamo("TransactWriteItems", e)
+                }
+            })?;
         Ok(NewKey { key, secret })
     }
 
@@ -265,7 +310,8 @@ impl AppStore {
         Ok(())
     }
 
-    /// The key a presented secret belongs to, if any.
+    /// The key a presented secret belongs to, if any, and only while its app exists:
+    /// a key of a deleted app authenticates nothing, even before its deletion finished.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<ApiKey>, StoreError> {
         if !secret.starts_with(KEY_PREFIX) || secret.len() > 128 {
             return Ok(None);
@@ -278,9 +324,13 @@ impl AppStore {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
-        out.item
-            .map(|item| from_item::<KeyLookupItem>(ItemKind::ApiKey, item).map(|i| i.fields.into()))
-            .transpose()
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let key: ApiKey = from_item::<KeyLookupItem>(ItemKind::ApiKey, item)?
+            .fields
+            .into();
+        Ok(self.live_app(&key.app_id, false).await?.map(|_| key))
     }
 
     /// The `Query` for the items of partition `pk` whose sort key starts with

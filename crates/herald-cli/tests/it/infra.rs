@@ -263,6 +263,19 @@ fn the_data_plane_template_declares_ttl_recovery_and_encryption() {
     for queue in ["EventsQueue", "DeadLetterQueue"] {
         assert_eq!(props(queue)["SqsManagedSseEnabled"], true, "{queue}");
     }
+    // Both queues refuse requests that are not over TLS.
+    let policy = props("QueuesRequireTls");
+    assert_eq!(
+        policy["Queues"],
+        json!([{"Ref": "EventsQueue"}, {"Ref": "DeadLetterQueue"}])
+    );
+    let deny = &policy["PolicyDocument"]["Statement"][0];
+    assert_eq!(deny["Effect"], "Deny");
+    assert_eq!(deny["Action"], "sqs:*");
+    assert_eq!(
+        deny["Condition"]["Bool"]["aws:SecureTransport"], "false",
+        "{deny}"
+    );
 }
 
 #[test]

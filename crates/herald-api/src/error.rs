@@ -19,9 +19,38 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// The 503 of a publish request that queued only some of its events: the error, and
+/// which events did reach the queue. Retrying with the same `Idempotency-Key` publishes
+/// the rest under the same ids.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PartlyPublished {
+    pub error: ErrorDetail,
+    /// Every event of the request, in request order.
+    pub ids: Vec<String>,
+    /// Those on the queue.
+    pub queued: Vec<String>,
+    /// Those not, with the reason.
+    pub failed: Vec<NotPublished>,
+}
+
+/// An event that did not reach the queue.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NotPublished {
+    pub id: String,
+    pub reason: String,
+}
+
 /// An API error.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// Some events of a publish request reached the queue, some did not (503).
+    #[error("{message}")]
+    PartlyPublished {
+        message: String,
+        ids: Vec<String>,
+        queued: Vec<String>,
+        failed: Vec<NotPublished>,
+    },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -56,7 +85,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::PartlyPublished { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -72,6 +101,7 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::PartlyPublished { .. } => "partly_published",
         }
     }
 }
@@ -106,6 +136,22 @@ impl From<herald_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let (status, code) = (self.status(), self.code().to_owned());
+        if let Self::PartlyPublished {
+            message,
+            ids,
+            queued,
+            failed,
+        } = self
+        {
+            let body = PartlyPublished {
+                error: ErrorDetail { code, message },
+                ids,
+                queued,
+                failed,
+            };
+            return (status, axum::Json(body)).into_response();
+        }
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code().to_owned(),

@@ -6,12 +6,13 @@ use axum::Json;
 use herald_core::{
     AppId, Attempt, DeliveryTask, Event, EventId, EventType, ObjectType, SubscriptionId,
 };
+use herald_store::{Claim, PlannedEvent};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::apps::{Page, PageParams};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, NotPublished, PartlyPublished};
 use crate::extract::{is_too_deep, parse_json, Query, Tenant};
 use crate::state::AppState;
 use crate::webhooks::load;
@@ -133,8 +134,9 @@ fn to_event(app: &AppId, input: EventIn, index: Option<usize>) -> ApiResult<Even
 }
 
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishIn,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h: the same ids, nothing published again; a different body: 409")),
-    responses((status = 202, body = Published), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h: the same ids, each event published once (a try that failed part-way is resumed: only what did not reach the queue is published, under the same ids); a different body: 409")),
+    responses((status = 202, body = Published), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, description = "Some or all events did not reach the queue: which did, and why the others did not; retry with the same Idempotency-Key", body = PartlyPublished)),
     security(("app_key" = [])))]
 pub async fn publish(
     Tenant(app): Tenant,
@@ -188,26 +190,50 @@ pub async fn publish(
             Some(k.to_owned())
         }
     };
+    let mut events = events;
+    // What an earlier try of this request under the same key already queued.
+    let mut queued_before: Vec<EventId> = Vec::new();
     if let Some(key) = &key {
         let hash: String = Sha256::digest(&body)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        match state.idempotency.claim(&app, key, &hash).await? {
-            herald_store::Claim::New => {}
-            herald_store::Claim::Replay(response) => {
+        let planned: Vec<PlannedEvent> = events
+            .iter()
+            .map(|e| PlannedEvent {
+                id: e.id.clone(),
+                timestamp: e.timestamp,
+            })
+            .collect();
+        match state.idempotency.claim(&app, key, &hash, &planned).await? {
+            Claim::New => {}
+            Claim::Resume { planned, queued } => {
+                // The same body, so the same events: give them the first try's ids
+                // and times, and publish only those not on the queue yet.
+                if planned.len() != events.len() {
+                    return Err(ApiError::Unavailable(
+                        "the stored Idempotency-Key claim does not match this request".into(),
+                    ));
+                }
+                for (event, plan) in events.iter_mut().zip(planned) {
+                    event.id = plan.id;
+                    event.timestamp = plan.timestamp;
+                }
+                queued_before = queued;
+            }
+            Claim::Replay(response) => {
                 let ids: Published = serde_json::from_value(response).map_err(|_| {
                     ApiError::Unavailable("stored idempotent response is unreadable".into())
                 })?;
                 return Ok((StatusCode::ACCEPTED, Json(ids)));
             }
-            herald_store::Claim::InProgress => {
+            Claim::InProgress => {
                 return Err(ApiError::Conflict(
                     "a request with this Idempotency-Key is still in progress; retry shortly"
                         .into(),
                 ))
             }
-            herald_store::Claim::Mismatch => {
+            Claim::Mismatch => {
                 return Err(ApiError::Conflict(
                     "this Idempotency-Key was used with a different request body".into(),
                 ))
@@ -215,27 +241,69 @@ pub async fn publish(
         }
     }
 
-    let result = state.publisher.publish_all(&events).await;
-    let ids = match result {
-        Ok(ids) => ids,
-        Err(e) => {
+    let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+    let to_publish: Vec<Event> = events
+        .iter()
+        .filter(|e| !queued_before.contains(&e.id))
+        .cloned()
+        .collect();
+    let (queued, failed) = match state.publisher.publish_all(&to_publish).await {
+        Ok(_) => (events.iter().map(|e| e.id.clone()).collect(), Vec::new()),
+        Err(e @ herald_queue::PublishError::TooLarge { .. }) if queued_before.is_empty() => {
+            // Refused before anything was sent: the key is free for a corrected body.
             if let Some(key) = &key {
                 let _ = state.idempotency.release(&app, key).await;
             }
-            return Err(match e {
-                herald_queue::PublishError::TooLarge { .. } => {
-                    ApiError::PayloadTooLarge(e.to_string())
-                }
-                other => {
-                    tracing::error!(error = %other, "publishing failed");
-                    ApiError::Unavailable(format!("events were not accepted, retry: {other}"))
-                }
-            });
+            return Err(ApiError::PayloadTooLarge(e.to_string()));
+        }
+        Err(herald_queue::PublishError::Failed { published, failed }) => {
+            let mut queued = queued_before.clone();
+            queued.extend(published);
+            (queued, failed)
+        }
+        Err(other) => {
+            let reason = other.to_string();
+            let failed = to_publish
+                .iter()
+                .map(|e| (e.id.clone(), reason.clone()))
+                .collect();
+            (queued_before.clone(), failed)
         }
     };
-    let out = Published {
-        ids: ids.iter().map(|i| i.to_string()).collect(),
-    };
+    if !failed.is_empty() {
+        tracing::error!(
+            queued = queued.len(),
+            failed = failed.len(),
+            "publishing failed part-way"
+        );
+        if let Some(key) = &key {
+            if let Err(e) = state.idempotency.progress(&app, key, &queued).await {
+                tracing::warn!(error = %e, "could not record which events were queued");
+            }
+        }
+        let retry = if key.is_some() {
+            "retry with the same Idempotency-Key to publish the rest under the same ids"
+        } else {
+            "send an Idempotency-Key to make retries publish each event once"
+        };
+        return Err(ApiError::PartlyPublished {
+            message: format!(
+                "{} of {} events were not accepted; {retry}",
+                failed.len(),
+                ids.len()
+            ),
+            ids,
+            queued: queued.iter().map(ToString::to_string).collect(),
+            failed: failed
+                .into_iter()
+                .map(|(id, reason)| NotPublished {
+                    id: id.to_string(),
+                    reason,
+                })
+                .collect(),
+        });
+    }
+    let out = Published { ids };
     if let Some(key) = &key {
         if let Err(e) = state
             .idempotency

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use chrono::Utc;
-use herald_core::AppId;
+use chrono::{DateTime, Utc};
+use herald_core::{AppId, EventId};
 use serde::{Deserialize, Serialize};
 use serde_with::json::JsonString;
 use serde_with::serde_as;
@@ -15,15 +15,38 @@ use crate::{from_item, is_condition_failure, to_item, Item, ItemKind, StoreError
 
 /// How long a key is remembered.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// How long a claim belongs to the request that made it: a request that crashed or
+/// failed part-way leaves its key to the next try after this long at most.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(60);
+
+/// The events a request under a key publishes: their ids and times are fixed at the
+/// first try and kept with the claim, so every retry publishes the same events under
+/// the same ids (receivers dedupe on the `webhook-id` derived from them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedEvent {
+    /// The event's id.
+    pub id: EventId,
+    /// The event's timestamp.
+    pub timestamp: DateTime<Utc>,
+}
 
 /// What claiming a key found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// First use: go ahead, then `complete` (or `release` on failure).
+    /// First use: go ahead, then `complete`, record `progress`, or `release`.
     New,
+    /// A try of the same request that did not finish (it failed part-way, or its lease
+    /// ran out): the claim is now this request's; publish the planned events that are
+    /// not `queued` yet, under the planned ids.
+    Resume {
+        /// The events of the first try.
+        planned: Vec<PlannedEvent>,
+        /// Those known to have reached the queue.
+        queued: Vec<EventId>,
+    },
     /// Used before with the same request: here is the response it got.
     Replay(serde_json::Value),
-    /// Used before with the same request, which has not finished yet.
+    /// Used before with the same request, which is still under way.
     InProgress,
     /// Used before with a different request.
     Mismatch,
@@ -72,6 +95,15 @@ struct IdempotencyItem {
     #[serde_as(as = "Option<JsonString>")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     response: Option<serde_json::Value>,
+    /// The events the request publishes (ids and times fixed at the first try).
+    #[serde(default)]
+    planned: Vec<PlannedEvent>,
+    /// Planned events known to be on the queue.
+    #[serde(default)]
+    queued: Vec<EventId>,
+    /// Unix seconds until which the claim belongs to the request under way.
+    #[serde(default)]
+    lease_until: i64,
 }
 
 impl IdempotencyStore {
@@ -83,12 +115,14 @@ impl IdempotencyStore {
         }
     }
 
-    /// Claims `key` for a request whose body hashes to `request_hash`.
+    /// Claims `key` for a request whose body hashes to `request_hash` and that plans
+    /// to publish `planned` (kept only if the claim is new).
     pub async fn claim(
         &self,
         app: &AppId,
         key: &str,
         request_hash: &str,
+        planned: &[PlannedEvent],
     ) -> Result<Claim, StoreError> {
         let now = Utc::now().timestamp();
         let claimed = IdempotencyItem {
@@ -97,6 +131,9 @@ impl IdempotencyStore {
             state: State::Pending,
             expires_at: now + IDEMPOTENCY_WINDOW.as_secs() as i64,
             response: None,
+            planned: planned.to_vec(),
+            queued: Vec::new(),
+            lease_until: now + CLAIM_LEASE.as_secs() as i64,
         };
         let put = self
             .client
@@ -129,11 +166,76 @@ impl IdempotencyStore {
         if stored.request_hash != request_hash {
             return Ok(Claim::Mismatch);
         }
-        match (stored.state, stored.response) {
-            (State::Pending, _) => Ok(Claim::InProgress),
-            (State::Done, Some(response)) => Ok(Claim::Replay(response)),
-            (State::Done, None) => Err(StoreError::corrupt(KIND, "done without a response")),
+        match stored.state {
+            State::Done => stored
+                .response
+                .map(Claim::Replay)
+                .ok_or_else(|| StoreError::corrupt(KIND, "done without a response")),
+            State::Pending if stored.lease_until > now => Ok(Claim::InProgress),
+            State::Pending => self.take_over(app, key, stored, now).await,
         }
+    }
+
+    /// Takes over a pending claim whose lease ran out, unless another request took it
+    /// first (then it is in progress).
+    async fn take_over(
+        &self,
+        app: &AppId,
+        key: &str,
+        stored: IdempotencyItem,
+        now: i64,
+    ) -> Result<Claim, StoreError> {
+        let taken = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(app, key)))
+            .update_expression("SET lease_until = :until")
+            .condition_expression("#s = :pending AND lease_until = :seen")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(
+                ":pending",
+                serde_dynamo::to_attribute_value(State::Pending)
+                    .map_err(|e| StoreError::unwritable(KIND, e))?,
+            )
+            .expression_attribute_values(":seen", AttributeValue::N(stored.lease_until.to_string()))
+            .expression_attribute_values(
+                ":until",
+                AttributeValue::N((now + CLAIM_LEASE.as_secs() as i64).to_string()),
+            )
+            .send()
+            .await;
+        match taken {
+            Ok(_) => Ok(Claim::Resume {
+                planned: stored.planned,
+                queued: stored.queued,
+            }),
+            Err(e) if is_condition_failure(&e) => Ok(Claim::InProgress),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Records which planned events are on the queue after a try that did not publish
+    /// them all, and ends the try's lease so the next try can resume at once.
+    pub async fn progress(
+        &self,
+        app: &AppId,
+        key: &str,
+        queued: &[EventId],
+    ) -> Result<(), StoreError> {
+        let queued = serde_dynamo::to_attribute_value(queued)
+            .map_err(|e| StoreError::unwritable(KIND, e))?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(app, key)))
+            .update_expression("SET queued = :queued, lease_until = :zero")
+            .expression_attribute_values(":queued", queued)
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("UpdateItem", e))?;
+        Ok(())
     }
 
     /// Stores the response of a claimed key.
@@ -187,6 +289,12 @@ mod tests {
             state: State::Pending,
             expires_at: 1_700_000_000,
             response: None,
+            planned: vec![PlannedEvent {
+                id: EventId::parse("evt_1").unwrap(),
+                timestamp: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            }],
+            queued: Vec::new(),
+            lease_until: 1_700_000_060,
         };
         let item = to_item(KIND, &record).unwrap();
         assert_eq!(item["pk"], AttributeValue::S("shop#k1".into()));

@@ -24,7 +24,7 @@ mod idempotency;
 mod subscriptions;
 pub use apps::{ApiKey, App, AppStore, NewKey, KEY_PREFIX};
 pub use attempts::AttemptStore;
-pub use idempotency::{Claim, IdempotencyStore, IDEMPOTENCY_WINDOW};
+pub use idempotency::{Claim, IdempotencyStore, PlannedEvent, CLAIM_LEASE, IDEMPOTENCY_WINDOW};
 pub use subscriptions::{SubscriptionChanges, SubscriptionStore};
 
 use std::collections::HashMap;

@@ -23,6 +23,16 @@ pub struct ApiServer {
 impl ApiServer {
     /// Starts the API with the stack's settings plus `overrides` (`HERALD_*` names).
     pub async fn start(stack: &Stack, overrides: &[(&str, &str)]) -> Result<Self> {
+        Self::start_with(stack, overrides, &aws().await).await
+    }
+
+    /// As [`ApiServer::start`], with the API's AWS calls made through `aws` (a
+    /// configuration pointing at a [`crate::FaultProxy`], say).
+    pub async fn start_with(
+        stack: &Stack,
+        overrides: &[(&str, &str)],
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self> {
         let mut vars: HashMap<String, String> = stack.env.clone();
         vars.insert("HERALD_ADMIN_KEY".into(), ADMIN_KEY.into());
         vars.insert("HERALD_API_ALLOW_HTTP".into(), "true".into());
@@ -34,7 +44,7 @@ impl ApiServer {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
         let config = herald_api::ApiConfig::from_vars(vars.clone())?;
-        let state = herald_api::AppState::connect(config, &aws().await).await?;
+        let state = herald_api::AppState::connect(config, aws).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {

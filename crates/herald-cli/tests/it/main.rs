@@ -12,6 +12,7 @@ mod faults;
 mod history;
 mod infra;
 mod lambda;
+mod partial_publish;
 mod publisher;
 mod redrive;
 

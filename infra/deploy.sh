@@ -6,7 +6,8 @@
 # Environment: AWS_CLI (the aws command), STAGE, NAME_PREFIX, LAMBDA_ARCH,
 # DEPLOY_BUCKET (artifact bucket; default <prefix>-artifacts-<account>-<region>,
 # created if missing), DEPLOY_PARAMS (extra parameter overrides), HERALD_ADMIN_KEY
-# (passed as ApiAdminKey when set). See infra/README.md.
+# (written to the SSM SecureString /<prefix>/<stage>/admin-key when set, which the API
+# reads at start). See infra/README.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 aws=${AWS_CLI:-aws}
@@ -51,7 +52,17 @@ case "${1:-}" in
     "$aws" cloudformation package --template-file "$root/infra/herald.yaml" \
       --s3-bucket "$bucket" --s3-prefix "$stack" --output-template-file "$packaged" >/dev/null
     params=("Stage=$stage" "NamePrefix=$prefix" "Architecture=${LAMBDA_ARCH:-x86_64}")
-    if [ -n "${HERALD_ADMIN_KEY:-}" ]; then params+=("ApiAdminKey=$HERALD_ADMIN_KEY"); fi
+    # The admin key lives in an SSM SecureString, never in the template or a Lambda
+    # environment variable: written from $HERALD_ADMIN_KEY when set, then passed by name.
+    admin_param="/$prefix/$stage/admin-key"
+    if [ -n "${HERALD_ADMIN_KEY:-}" ]; then
+      log "writing the admin key to SSM parameter $admin_param (SecureString)"
+      "$aws" ssm put-parameter --name "$admin_param" --type SecureString \
+        --value "$HERALD_ADMIN_KEY" --overwrite >/dev/null
+    fi
+    if "$aws" ssm get-parameter --name "$admin_param" >/dev/null 2>&1; then
+      params+=("ApiAdminKeyParameter=$admin_param")
+    fi
     # shellcheck disable=SC2206 # DEPLOY_PARAMS is a space-separated list of Key=Value
     params+=(${DEPLOY_PARAMS:-})
     log "deploying stack $stack to account $account, region $region"

@@ -23,9 +23,15 @@ pub struct ApiConfig {
         deserialize_with = "settings::text"
     )]
     pub addr: String,
-    /// `HERALD_ADMIN_KEY`: manages apps and keys. Without it, admin routes answer 401.
+    /// `HERALD_ADMIN_KEY`: manages apps and keys. Without it (and without
+    /// `HERALD_ADMIN_KEY_PARAMETER`), admin routes answer 401.
     #[serde(default, deserialize_with = "settings::optional_text")]
     pub admin_key: Option<String>,
+    /// `HERALD_ADMIN_KEY_PARAMETER`: the name of an SSM Parameter Store `SecureString`
+    /// holding the admin key, read once at start (how infra/herald.yaml passes it, so
+    /// the key is never a plain Lambda environment variable).
+    #[serde(default, deserialize_with = "settings::optional_text")]
+    pub admin_key_parameter: Option<String>,
     /// `HERALD_EVENTS_QUEUE_URL` (where published events go) and `HERALD_DLQ_URL`.
     #[serde(flatten)]
     pub queues: QueueSettings,
@@ -104,6 +110,13 @@ mod defaults {
 impl Validate for ApiConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.http.validate()?;
+        if self.admin_key.is_some() && self.admin_key_parameter.is_some() {
+            return Err(ConfigError::invalid(
+                "admin_key_parameter",
+                self.admin_key_parameter.as_deref().unwrap_or_default(),
+                "set HERALD_ADMIN_KEY or HERALD_ADMIN_KEY_PARAMETER, not both",
+            ));
+        }
         if let Some(k) = &self.admin_key {
             if k.len() < 16 {
                 return Err(ConfigError::invalid(
@@ -146,7 +159,13 @@ pub struct AppState {
 
 impl AppState {
     /// State wired to AWS (or the emulator) through the standard environment.
-    pub async fn connect(config: ApiConfig, aws: &aws_config::SdkConfig) -> anyhow::Result<Self> {
+    pub async fn connect(
+        mut config: ApiConfig,
+        aws: &aws_config::SdkConfig,
+    ) -> anyhow::Result<Self> {
+        if let Some(name) = config.admin_key_parameter.clone() {
+            config.admin_key = Some(admin_key_from_ssm(aws, &name).await?);
+        }
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         let sqs = aws_sdk_sqs::Client::new(aws);
         let publisher = Publisher::connect(sqs.clone(), &config.queues.events_queue_url).await?;
@@ -180,4 +199,26 @@ impl AppState {
             config: Arc::new(config),
         })
     }
+}
+
+/// The admin key kept in the SSM `SecureString` parameter `name` (decrypted), held to
+/// the same rule as `HERALD_ADMIN_KEY`.
+async fn admin_key_from_ssm(aws: &aws_config::SdkConfig, name: &str) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let out = aws_sdk_ssm::Client::new(aws)
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(aws_sdk_ssm::error::DisplayErrorContext(e).to_string()))
+        .with_context(|| format!("reading the admin key from SSM parameter {name}"))?;
+    let key = out
+        .parameter
+        .and_then(|p| p.value)
+        .with_context(|| format!("SSM parameter {name} has no value"))?;
+    if key.len() < 16 {
+        anyhow::bail!("the admin key in SSM parameter {name} must be at least 16 characters");
+    }
+    Ok(key)
 }

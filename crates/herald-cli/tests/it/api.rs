@@ -501,6 +501,57 @@ async fn a_deleted_app_id_is_never_reused_and_its_keys_stop_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_key_can_come_from_an_ssm_secure_string() {
+    let stack = Stack::deploy("api-ssm").unwrap();
+    let ssm = aws_sdk_ssm::Client::new(&herald_testing::aws().await);
+    let name = format!("/herald/{}/admin-key", stack.stage);
+    let from_ssm = "ssm-admin-key-0123456789abcdef";
+    ssm.put_parameter()
+        .name(&name)
+        .value(from_ssm)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let api = ApiServer::start(
+        &stack,
+        &[
+            ("HERALD_ADMIN_KEY", ""),
+            ("HERALD_ADMIN_KEY_PARAMETER", &name),
+        ],
+    )
+    .await
+    .unwrap();
+    let (s, e) = api.call("GET", "/v1/apps", Some(from_ssm), None).await;
+    assert_eq!(s, 200, "{e}");
+    let (s, _) = api.call("GET", "/v1/apps", Some(ADMIN_KEY), None).await;
+    assert_eq!(s, 401, "only the key from SSM is the admin key");
+
+    // A parameter that does not exist stops the API at start, naming it.
+    let missing = format!("{name}-missing");
+    let err = ApiServer::start(
+        &stack,
+        &[
+            ("HERALD_ADMIN_KEY", ""),
+            ("HERALD_ADMIN_KEY_PARAMETER", &missing),
+        ],
+    )
+    .await
+    .err()
+    .expect("a missing parameter is refused");
+    assert!(format!("{err:#}").contains(&missing), "{err:#}");
+    // Both settings at once is a configuration error.
+    let err = ApiServer::start(&stack, &[("HERALD_ADMIN_KEY_PARAMETER", &name)])
+        .await
+        .err()
+        .expect("both settings are refused");
+    assert!(
+        format!("{err:#}").contains("HERALD_ADMIN_KEY_PARAMETER"),
+        "{err:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idempotent_publishing() {
     let stack = Stack::deploy("api-idem").unwrap();
     let api = ApiServer::start(&stack, &[]).await.unwrap();

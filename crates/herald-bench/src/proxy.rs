@@ -72,6 +72,9 @@ struct ProxyState {
     upstream: String,
     client: reqwest::Client,
     counts: Mutex<Counts>,
+    /// Sequence numbers of the requests running upstream.
+    running: Mutex<std::collections::BTreeSet<u64>>,
+    next: std::sync::atomic::AtomicU64,
 }
 
 /// The proxy, listening on 127.0.0.1; stops when dropped.
@@ -90,6 +93,8 @@ impl CountingProxy {
                 .build()
                 .context("building the proxy's client")?,
             counts: Mutex::new(Counts::new()),
+            running: Mutex::default(),
+            next: std::sync::atomic::AtomicU64::new(0),
         });
         let app = axum::Router::new()
             .fallback(forward)
@@ -108,6 +113,31 @@ impl CountingProxy {
     /// The counts so far, which are then cleared.
     pub fn take(&self) -> Counts {
         std::mem::take(&mut *self.state.counts.lock().expect("counts lock"))
+    }
+
+    /// Waits (up to `timeout`) until every request that started before this call has
+    /// ended upstream. A stopped worker's long poll goes on in the emulator for up to
+    /// 20 s and would take (and hide, for the visibility timeout) messages published
+    /// meanwhile. Returns whether they all ended in time.
+    pub async fn wait_started_before_now(&self, timeout: std::time::Duration) -> bool {
+        let mark = self.state.next.load(std::sync::atomic::Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let oldest = self
+                .state
+                .running
+                .lock()
+                .expect("running lock")
+                .first()
+                .copied();
+            if oldest.is_none_or(|seq| seq >= mark) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Items (messages, entries) counted for `op` so far, without clearing.
@@ -129,8 +159,30 @@ impl Drop for CountingProxy {
 
 const HOP_BY_HOP: [&str; 4] = ["connection", "content-length", "transfer-encoding", "host"];
 
+/// Forwards in a task of its own, so a request whose client goes away still runs to
+/// its end (as it does in the emulator) and is known to have ended.
 async fn forward(
     State(state): State<Arc<ProxyState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let seq = state.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    state.running.lock().expect("running lock").insert(seq);
+    let task = tokio::spawn(async move {
+        let response = forward_upstream(Arc::clone(&state), method, uri, headers, body).await;
+        state.running.lock().expect("running lock").remove(&seq);
+        response
+    });
+    task.await
+        .unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response())
+}
+
+/// The request sent upstream and counted.
+async fn forward_upstream(
+    state: Arc<ProxyState>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

@@ -201,6 +201,15 @@ pub async fn run(
     let mut peak = worker.rss()?;
     let mut worker_warnings = worker.notable();
     worker.stop();
+    // The stopped worker's long poll goes on in the emulator for up to 20 s and would
+    // take (and hide) messages published meanwhile.
+    if !bench
+        .proxy
+        .wait_started_before_now(Duration::from_secs(30))
+        .await
+    {
+        eprintln!("[bench] the stopped worker's last poll still runs after 30 s");
+    }
 
     // The event source mapping's default batching: steady, then the two backlogs.
     let mut worker = bench.spawn_worker(Batching::ESM_DEFAULT)?;

@@ -109,7 +109,7 @@ impl Batching {
         format!(
             "batch {}, window {}",
             self.size,
-            if self.window_ms % 1000 == 0 {
+            if self.window_ms.is_multiple_of(1000) {
                 format!("{} s", self.window_ms / 1000)
             } else {
                 format!("{} ms", self.window_ms)

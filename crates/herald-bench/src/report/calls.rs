@@ -19,7 +19,7 @@ pub(super) fn calls_per_delivery(phase: &CallsPhase) -> f64 {
 }
 
 /// A short column name for a run.
-fn short(p: &CallsPhase) -> String {
+pub(super) fn short(p: &CallsPhase) -> String {
     match p.kind {
         RunKind::SqsAlone => "SQS alone".into(),
         RunKind::Latency => "latency run".into(),
@@ -166,6 +166,18 @@ fn writes_by_prefix(s: &mut String, runs: &[CallsPhase]) {
                 w.writes.items as f64 / d,
                 w.writes.bytes as f64 / put_items as f64,
                 w.writes.write_units / d,
+            );
+        }
+        let index: (u64, f64) = p.counts.values().fold((0, 0.0), |(i, u), c| {
+            (i + c.index_items, u + c.index_write_units)
+        });
+        if index.0 > 0 {
+            let _ = writeln!(
+                s,
+                "| {} | copies in a global secondary index | | {:.3} | | {:.3} |",
+                short(p),
+                index.0 as f64 / d,
+                index.1 / d,
             );
         }
     }

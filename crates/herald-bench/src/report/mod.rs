@@ -617,20 +617,27 @@ fn why(s: &mut String, r: &Results) {
         lines
             .iter()
             .take(3)
-            .map(|l| format!("{} {}", l.item, usd(l.usd_per_million)))
+            .map(|l| {
+                format!(
+                    "{} {}",
+                    l.item.split(" (").next().unwrap_or(&l.item),
+                    usd(l.usd_per_million)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let name = |c: &Breakdown| e.run(c.kind).map_or(c.scenario.clone(), calls::short);
     let totals = r
         .costs
         .iter()
-        .map(|c| format!("{} ({})", usd(c.total_usd_per_million), c.scenario))
+        .map(|c| format!("{} ({})", usd(c.total_usd_per_million), name(c)))
         .collect::<Vec<_>>()
         .join(", ");
     let lines = r
         .costs
         .iter()
-        .map(|c| format!("{}: {}", c.scenario, largest(Some(c))))
+        .map(|c| format!("{}: {}", name(c), largest(Some(c))))
         .collect::<Vec<_>>()
         .join("; ");
     let per_batch = e
@@ -638,10 +645,10 @@ fn why(s: &mut String, r: &Results) {
         .iter()
         .map(|p| {
             format!(
-                "{:.1} events ({:.0} deliveries) per batch in the {}",
+                "{:.1} events ({:.1} deliveries) per batch in the {} run",
                 p.records_per_batch.mean,
                 p.records_per_batch.mean * p.fanout as f64,
-                p.label
+                calls::short(p)
             )
         })
         .collect::<Vec<_>>()

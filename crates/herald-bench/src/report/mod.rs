@@ -770,8 +770,8 @@ fn limits(s: &mut String, r: &Results) {
     }
     let _ = writeln!(
         s,
-        "\nRegenerate with `make bench` (about 5 minutes, plus the release build: 8–13 minutes \
-         from scratch) or the smoke version `make bench-quick` (debug build, small counts, writes to \
+        "\nRegenerate with `make bench` (the run time is at the top of this file; the release \
+         build adds 8–13 minutes from scratch) or the smoke version `make bench-quick` (debug build, small counts, writes to \
          `target/bench-quick/`)."
     );
 }

@@ -1,9 +1,11 @@
 //! Cost per million deliveries at AWS list prices, from the calls counted by the
-//! proxy, the handler time the worker logged and the log bytes it wrote.
+//! proxy, the handler time the worker logged (with a receiver that takes as long as
+//! real ones, since Lambda bills wall time), the log bytes it wrote and Lambda's own
+//! per-invocation log lines.
 
 use serde::Serialize;
 
-use crate::emulator::CallsPhase;
+use crate::emulator::{CallsPhase, RunKind};
 
 /// AWS list prices assumed (us-east-1, on-demand, after free tiers).
 #[derive(Debug, Clone, Serialize)]
@@ -23,8 +25,13 @@ pub struct Prices {
     pub lambda_per_million_requests: f64,
     /// Lambda x86_64, per GB-second.
     pub lambda_per_gb_second: f64,
-    /// Memory size assumed for the consumer function.
+    /// Memory size of the consumer function (infra/herald.yaml's `ConsumerMemoryMB`
+    /// default).
     pub lambda_memory_mb: f64,
+    /// Bytes of Lambda's platform lines per invocation (START, END, REPORT in the text
+    /// format, about 70 + 55 + 175). An upper bound: infra/herald.yaml's JSON log
+    /// format with the system log level at WARN writes none of them.
+    pub lambda_platform_log_bytes_per_invocation: f64,
     /// CloudWatch Logs ingestion, per GB.
     pub logs_per_gb: f64,
     /// Data transfer out to the internet, per GB (first 10 TB tier).
@@ -40,7 +47,8 @@ pub const PRICES: Prices = Prices {
     dynamodb_storage_per_gb_month: 0.25,
     lambda_per_million_requests: 0.20,
     lambda_per_gb_second: 0.000_016_666_7,
-    lambda_memory_mb: 256.0,
+    lambda_memory_mb: 512.0,
+    lambda_platform_log_bytes_per_invocation: 300.0,
     logs_per_gb: 0.50,
     transfer_out_per_gb: 0.09,
 };
@@ -59,6 +67,7 @@ pub struct CostLine {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Breakdown {
+    pub kind: RunKind,
     pub scenario: String,
     pub lines: Vec<CostLine>,
     pub total_usd_per_million: f64,
@@ -104,20 +113,26 @@ pub fn breakdown(phase: &CallsPhase, payload_bytes: f64) -> Breakdown {
         wru += s.write_units.values().sum::<f64>() + s.index_write_units;
         if op == "DynamoDB BatchWriteItem" {
             // New history items: DynamoDB stores 100 bytes of overhead with each item,
-            // in the table and in an index alike.
-            stored_bytes += (s.item_bytes + s.index_item_bytes) as f64
-                + 100.0 * (s.items + s.index_items) as f64;
+            // in the table and in an index alike. (Deletes count as items of 0 bytes.)
+            let put: u64 = s
+                .by_pk
+                .values()
+                .filter(|w| w.bytes > 0)
+                .map(|w| w.items)
+                .sum();
+            stored_bytes +=
+                (s.item_bytes + s.index_item_bytes) as f64 + 100.0 * (put + s.index_items) as f64;
         }
     }
     if wru > 0.0 || rru > 0.0 || phase.batches > 0 {
         line(
-            "DynamoDB writes (history and its index)",
+            "DynamoDB writes (history, any index copies, health counters)",
             wru / d,
             "WRU",
             p.dynamodb_per_million_wru / 1e6,
         );
         line(
-            "DynamoDB reads (subscription lookups)",
+            "DynamoDB reads (subscription lookups, version checks)",
             rru / d,
             "RRU",
             p.dynamodb_per_million_rru / 1e6,
@@ -132,14 +147,23 @@ pub fn breakdown(phase: &CallsPhase, payload_bytes: f64) -> Breakdown {
             p.lambda_per_million_requests / 1e6,
         );
         line(
-            &format!("Lambda duration at {} MB", p.lambda_memory_mb),
+            &format!(
+                "Lambda duration at {} MB (handler wall time, receiver answering in {} ms)",
+                p.lambda_memory_mb, phase.receiver_delay_ms
+            ),
             phase.billed_ms_total / 1e3 * gb / d,
             "GB-s",
             p.lambda_per_gb_second,
         );
         line(
-            "CloudWatch Logs ingestion",
+            "CloudWatch Logs: Herald's log lines",
             phase.log_bytes as f64 / d,
+            "bytes",
+            p.logs_per_gb / GIB,
+        );
+        line(
+            "CloudWatch Logs: Lambda's START/END/REPORT lines (upper bound)",
+            phase.batches as f64 * p.lambda_platform_log_bytes_per_invocation / d,
             "bytes",
             p.logs_per_gb / GIB,
         );
@@ -153,6 +177,7 @@ pub fn breakdown(phase: &CallsPhase, payload_bytes: f64) -> Breakdown {
         0.0
     };
     Breakdown {
+        kind: phase.kind,
         scenario: phase.label.clone(),
         lines,
         total_usd_per_million: total,
@@ -171,6 +196,11 @@ mod tests {
     #[test]
     fn one_delivery_per_batch_costs_what_the_prices_say() {
         let mut counts = crate::proxy::Counts::new();
+        let put = |bytes| crate::proxy::PkWrites {
+            items: 1,
+            bytes,
+            write_units: 1.0,
+        };
         counts.insert(
             "SQS ReceiveMessage".into(),
             OpStats {
@@ -189,15 +219,22 @@ mod tests {
                 index_write_units: 2.0,
                 index_items: 2,
                 index_item_bytes: 1000,
+                by_pk: [("a#1".to_owned(), put(500)), ("a#2".to_owned(), put(500))].into(),
                 ..OpStats::default()
             },
         );
         let phase = CallsPhase {
+            kind: RunKind::Steady,
             label: "t".into(),
+            batching: None,
+            receiver_delay_ms: 100,
+            fanout: 1,
             events: 2,
             deliveries: 2,
+            partitions: crate::partitions::WritePartitions::of(&counts),
             counts,
             batches: 2,
+            records_per_batch: Summary::default(),
             handler_ms: Summary::default(),
             billed_ms_total: 20.0,
             log_bytes: 0,
@@ -214,11 +251,22 @@ mod tests {
         assert!((cost("SQS") - 0.40).abs() < 1e-9);
         assert!((cost("DynamoDB writes") - 2.0 * 0.625).abs() < 1e-9);
         assert!((cost("Lambda invocations") - 0.20).abs() < 1e-9);
-        // 10 ms at 0.25 GB per delivery.
-        assert!((cost("Lambda duration") - 0.0025 * 1e6 * 0.000_016_666_7).abs() < 1e-9);
+        // 10 ms at 0.5 GB per delivery.
+        assert!((cost("Lambda duration") - 0.005 * 1e6 * 0.000_016_666_7).abs() < 1e-9);
+        // 300 bytes per invocation, one invocation per delivery, $0.50 per GiB.
+        assert!((cost("CloudWatch Logs: Lambda's") - 300.0 * 1e6 * 0.50 / GIB).abs() < 1e-9);
         // (2000 bytes + 4 x 100 overhead) / 2 deliveries, a month at $0.25 per GB.
         assert!(
             (b.history_storage_usd_per_million_per_month - 1200.0 * 1e6 / 1e9 * 0.25).abs() < 1e-9
+        );
+    }
+
+    #[test]
+    fn the_memory_size_is_the_templates_default() {
+        assert_eq!(
+            crate::template::default_of("ConsumerMemoryMB").as_deref(),
+            Some(format!("{}", PRICES.lambda_memory_mb).as_str()),
+            "PRICES.lambda_memory_mb must match infra/herald.yaml's ConsumerMemoryMB default"
         );
     }
 }

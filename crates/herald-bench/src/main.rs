@@ -5,16 +5,21 @@
 //!
 //! Sections: (1) delivery throughput of the consumer handler, in process, against a
 //! receiver process; (2) end-to-end latency against the emulator; (3) AWS calls per
-//! delivered webhook and the cost per million deliveries; (4) footprint; (5) scale.
+//! delivered webhook and the cost per million deliveries, with issue #10's goals;
+//! (4) footprint; (5) scale.
 
 mod cost;
 mod emulator;
 mod inproc;
+mod partitions;
+mod payload;
 mod proxy;
 mod receiver;
 mod report;
 mod stats;
 mod sys;
+#[cfg(test)]
+mod template;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -89,6 +94,8 @@ impl Settings {
                     steady_secs: 5.0,
                     backlog_events: 20,
                     backlog_subscriptions: 5,
+                    backlog_single_events: 50,
+                    receiver_delay_ms: 100,
                     starts: 1,
                     lookup_sizes: vec![1, 100, 1_000],
                 },
@@ -103,8 +110,10 @@ impl Settings {
                 emulator: emulator::EmulatorSettings {
                     rate: 20.0,
                     steady_secs: 30.0,
-                    backlog_events: 100,
+                    backlog_events: 300,
                     backlog_subscriptions: 10,
+                    backlog_single_events: 1_000,
+                    receiver_delay_ms: 100,
                     starts: 4,
                     lookup_sizes: vec![1, 100, 1_000, 10_000],
                 },
@@ -124,10 +133,13 @@ pub struct Results {
     /// 1-minute load average before the run, after the in-process sections, and at the end.
     pub load_average: [f64; 3],
     pub payload_bytes: usize,
+    /// How well the bench's events compress (deflate), if python3 could tell.
+    pub compression: Option<payload::Compression>,
     pub throughput: Vec<inproc::Comparison>,
     pub fanout: Vec<inproc::Comparison>,
     pub emulator: emulator::EmulatorResults,
     pub prices: cost::Prices,
+    /// The priced runs' costs, in the order of `emulator.runs`.
     pub costs: Vec<cost::Breakdown>,
     pub cost_baseline: cost::Breakdown,
 }
@@ -250,12 +262,14 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
         quick,
     )
     .await?;
-    let payload = inproc::PAYLOAD_BYTES as f64;
-    let costs = vec![
-        cost::breakdown(&emulator.steady, payload),
-        cost::breakdown(&emulator.backlog, payload),
-    ];
+    let payload = payload::PAYLOAD_BYTES as f64;
+    let costs = emulator
+        .runs
+        .iter()
+        .map(|run| cost::breakdown(run, payload))
+        .collect();
     let cost_baseline = cost::breakdown(&emulator.pipe, payload);
+    let compression = payload::compression(&work_dir);
 
     let results = Results {
         generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -264,7 +278,8 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
         settings,
         machine,
         load_average: [load_start, load_inproc, sys::load_average()],
-        payload_bytes: inproc::PAYLOAD_BYTES,
+        payload_bytes: payload::PAYLOAD_BYTES,
+        compression,
         throughput,
         fanout,
         emulator,

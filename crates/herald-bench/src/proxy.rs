@@ -2,7 +2,8 @@
 //! request unchanged and counts it by the JSON-protocol operation in `X-Amz-Target`
 //! (`AmazonSQS.SendMessageBatch`, `DynamoDB_20120810.Query`, ...), together with what
 //! AWS bills for it: SQS requests in 64 KiB chunks, DynamoDB read and write request
-//! units from the sizes of the items read and written.
+//! units from the sizes of the items read and written, and the write units per
+//! partition key (`pk`), so a run shows how its writes spread over partitions.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,31 @@ pub struct OpStats {
     pub index_write_units: f64,
     pub index_items: u64,
     pub index_item_bytes: u64,
+    /// DynamoDB: what was written per partition key (the `pk` attribute; an item
+    /// without one is counted under `(no pk) {table}`). Summarised per run by
+    /// [`crate::partitions`]; not in the JSON (one entry per key).
+    #[serde(skip)]
+    pub by_pk: BTreeMap<String, PkWrites>,
+}
+
+/// What one operation wrote into one partition key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PkWrites {
+    /// Items put, updated or deleted.
+    pub items: u64,
+    /// Bytes of the items put (updates and deletes: 0, their size is not in the request).
+    pub bytes: u64,
+    /// Write request units, transactions doubled, before index writes.
+    pub write_units: f64,
+}
+
+impl PkWrites {
+    /// Adds `other` to these.
+    pub fn add(&mut self, other: &PkWrites) {
+        self.items += other.items;
+        self.bytes += other.bytes;
+        self.write_units += other.write_units;
+    }
 }
 
 /// Key attributes of the global secondary indexes in infra/data-plane.yaml whose
@@ -46,6 +72,9 @@ struct ProxyState {
     upstream: String,
     client: reqwest::Client,
     counts: Mutex<Counts>,
+    /// Sequence numbers of the requests running upstream.
+    running: Mutex<std::collections::BTreeSet<u64>>,
+    next: std::sync::atomic::AtomicU64,
 }
 
 /// The proxy, listening on 127.0.0.1; stops when dropped.
@@ -64,6 +93,8 @@ impl CountingProxy {
                 .build()
                 .context("building the proxy's client")?,
             counts: Mutex::new(Counts::new()),
+            running: Mutex::default(),
+            next: std::sync::atomic::AtomicU64::new(0),
         });
         let app = axum::Router::new()
             .fallback(forward)
@@ -83,6 +114,41 @@ impl CountingProxy {
     pub fn take(&self) -> Counts {
         std::mem::take(&mut *self.state.counts.lock().expect("counts lock"))
     }
+
+    /// Waits (up to `timeout`) until every request that started before this call has
+    /// ended upstream. A stopped worker's long poll goes on in the emulator for up to
+    /// 20 s and would take (and hide, for the visibility timeout) messages published
+    /// meanwhile. Returns whether they all ended in time.
+    pub async fn wait_started_before_now(&self, timeout: std::time::Duration) -> bool {
+        let mark = self.state.next.load(std::sync::atomic::Ordering::SeqCst);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let oldest = self
+                .state
+                .running
+                .lock()
+                .expect("running lock")
+                .first()
+                .copied();
+            if oldest.is_none_or(|seq| seq >= mark) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Items (messages, entries) counted for `op` so far, without clearing.
+    pub fn items(&self, op: &str) -> u64 {
+        self.state
+            .counts
+            .lock()
+            .expect("counts lock")
+            .get(op)
+            .map_or(0, |s| s.items)
+    }
 }
 
 impl Drop for CountingProxy {
@@ -93,8 +159,30 @@ impl Drop for CountingProxy {
 
 const HOP_BY_HOP: [&str; 4] = ["connection", "content-length", "transfer-encoding", "host"];
 
+/// Forwards in a task of its own, so a request whose client goes away still runs to
+/// its end (as it does in the emulator) and is known to have ended.
 async fn forward(
     State(state): State<Arc<ProxyState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let seq = state.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    state.running.lock().expect("running lock").insert(seq);
+    let task = tokio::spawn(async move {
+        let response = forward_upstream(Arc::clone(&state), method, uri, headers, body).await;
+        state.running.lock().expect("running lock").remove(&seq);
+        response
+    });
+    task.await
+        .unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response())
+}
+
+/// The request sent upstream and counted.
+async fn forward_upstream(
+    state: Arc<ProxyState>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -141,6 +229,9 @@ async fn forward(
         entry.index_write_units += stats.index_write_units;
         entry.index_items += stats.index_items;
         entry.index_item_bytes += stats.index_item_bytes;
+        for (pk, writes) in &stats.by_pk {
+            entry.by_pk.entry(pk.clone()).or_default().add(writes);
+        }
     } else {
         let op = format!("{} (failed)", operation_name(&target));
         state
@@ -203,31 +294,49 @@ fn analyse(target: &str, request: &[u8], response: &[u8]) -> (String, OpStats) {
                 stats.read_units =
                     item_size(&resp["Item"]).div_ceil(4096).max(1) as f64 * read_factor;
             }
-            "DynamoDB PutItem" => {
-                stats.items = 1;
-                stats.item_bytes = item_size(&req["Item"]);
-                stats.write_units.insert(table, write_units(&req["Item"]));
-                stats.add_index_write(&req["Item"]);
+            "DynamoDB BatchGetItem" => {
+                // Billed per item, each rounded up to 4 KiB (halved if eventually consistent).
+                let requested = &req["RequestItems"];
+                for (table, items) in resp["Responses"].as_object().into_iter().flatten() {
+                    let factor = if requested[table]["ConsistentRead"]
+                        .as_bool()
+                        .unwrap_or(false)
+                    {
+                        1.0
+                    } else {
+                        0.5
+                    };
+                    for item in items.as_array().into_iter().flatten() {
+                        stats.items += 1;
+                        stats.item_bytes += item_size(item);
+                        stats.read_units += item_size(item).div_ceil(4096).max(1) as f64 * factor;
+                    }
+                }
             }
-            "DynamoDB UpdateItem" | "DynamoDB DeleteItem" => {
-                // Items here are subscriptions, far below 1 KiB.
-                stats.items = 1;
-                stats.write_units.insert(table, 1.0);
-            }
+            "DynamoDB PutItem" => stats.put(&table, &req["Item"], 1.0),
+            "DynamoDB UpdateItem" | "DynamoDB DeleteItem" => stats.keyed(&table, &req["Key"], 1.0),
             "DynamoDB BatchWriteItem" => {
                 if let Some(tables) = req["RequestItems"].as_object() {
                     for (table, writes) in tables {
                         for w in writes.as_array().into_iter().flatten() {
-                            stats.items += 1;
-                            let units = if w["PutRequest"].is_object() {
-                                let item = &w["PutRequest"]["Item"];
-                                stats.item_bytes += item_size(item);
-                                stats.add_index_write(item);
-                                write_units(item)
+                            if w["PutRequest"].is_object() {
+                                stats.put(table, &w["PutRequest"]["Item"], 1.0);
                             } else {
-                                1.0
-                            };
-                            *stats.write_units.entry(table.clone()).or_default() += units;
+                                stats.keyed(table, &w["DeleteRequest"]["Key"], 1.0);
+                            }
+                        }
+                    }
+                }
+            }
+            "DynamoDB TransactWriteItems" => {
+                // A transaction bills twice the units of each item it writes or checks.
+                for t in req["TransactItems"].as_array().into_iter().flatten() {
+                    if let Some(put) = t.get("Put") {
+                        stats.put(put["TableName"].as_str().unwrap_or("?"), &put["Item"], 2.0);
+                    }
+                    for kind in ["Update", "Delete", "ConditionCheck"] {
+                        if let Some(w) = t.get(kind) {
+                            stats.keyed(w["TableName"].as_str().unwrap_or("?"), &w["Key"], 2.0);
                         }
                     }
                 }
@@ -239,6 +348,38 @@ fn analyse(target: &str, request: &[u8], response: &[u8]) -> (String, OpStats) {
 }
 
 impl OpStats {
+    /// An item put into `table`: its bytes, its write units times `factor`, its index copy.
+    fn put(&mut self, table: &str, item: &Value, factor: f64) {
+        let units = write_units(item) * factor;
+        self.items += 1;
+        self.item_bytes += item_size(item);
+        *self.write_units.entry(table.to_owned()).or_default() += units;
+        self.by_pk
+            .entry(partition_key(table, item))
+            .or_default()
+            .add(&PkWrites {
+                items: 1,
+                bytes: item_size(item),
+                write_units: units,
+            });
+        self.add_index_write(item);
+    }
+
+    /// An update, delete or condition check of the item at `key`: its size is not in the
+    /// request, so one unit (times `factor`), as for an item under 1 KiB.
+    fn keyed(&mut self, table: &str, key: &Value, factor: f64) {
+        self.items += 1;
+        *self.write_units.entry(table.to_owned()).or_default() += factor;
+        self.by_pk
+            .entry(partition_key(table, key))
+            .or_default()
+            .add(&PkWrites {
+                items: 1,
+                bytes: 0,
+                write_units: factor,
+            });
+    }
+
     fn add_index_write(&mut self, item: &Value) {
         if INDEX_KEYS.iter().any(|k| item.get(*k).is_some()) {
             self.index_items += 1;
@@ -246,6 +387,13 @@ impl OpStats {
             self.index_write_units += write_units(item);
         }
     }
+}
+
+/// The item's (or key's) `pk` string, or `(no pk) {table}`.
+fn partition_key(table: &str, item: &Value) -> String {
+    item["pk"]["S"]
+        .as_str()
+        .map_or_else(|| format!("(no pk) {table}"), str::to_owned)
 }
 
 fn write_units(item: &Value) -> f64 {
@@ -323,6 +471,51 @@ mod tests {
         assert_eq!(stats.write_units["t"], 3.0);
         assert_eq!(stats.index_items, 1, "only the item with an index key");
         assert_eq!(stats.index_write_units, 1.0);
+    }
+
+    #[test]
+    fn writes_are_counted_per_partition_key_transactions_doubled() {
+        let put = |pk: &str, n: usize| serde_json::json!({"PutRequest": {"Item": {"pk": {"S": pk}, "z": {"S": "q".repeat(n)}}}});
+        let req = serde_json::json!({"RequestItems": {"h": [put("E#a#0", 2000), put("W#a#s#1", 10), put("W#a#s#1", 10)]}});
+        let (_, stats) = analyse(
+            "DynamoDB_20120810.BatchWriteItem",
+            req.to_string().as_bytes(),
+            b"{}",
+        );
+        assert_eq!(stats.by_pk["E#a#0"].write_units, 2.0);
+        assert_eq!(stats.by_pk["W#a#s#1"].items, 2);
+        assert_eq!(stats.by_pk["W#a#s#1"].write_units, 2.0);
+        let req = serde_json::json!({"TransactItems": [
+            {"Put": {"TableName": "s", "Item": {"pk": {"S": "R#a#t"}, "sk": {"S": "x"}}}},
+            {"Update": {"TableName": "s", "Key": {"pk": {"S": "A#a"}, "sk": {"S": "V"}}}},
+        ]});
+        let (_, stats) = analyse(
+            "DynamoDB_20120810.TransactWriteItems",
+            req.to_string().as_bytes(),
+            b"{}",
+        );
+        assert_eq!(stats.write_units["s"], 4.0);
+        assert_eq!(stats.by_pk["A#a"].write_units, 2.0);
+        let (_, stats) = analyse(
+            "DynamoDB_20120810.UpdateItem",
+            br#"{"TableName":"t","Key":{"app_id":{"S":"a"}}}"#,
+            b"{}",
+        );
+        assert_eq!(stats.by_pk["(no pk) t"].write_units, 1.0);
+    }
+
+    #[test]
+    fn batch_gets_are_billed_per_item() {
+        let resp = serde_json::json!({"Responses": {"t": [
+            {"d": {"S": "y".repeat(5000)}}, {"d": {"S": "y"}}
+        ]}});
+        let (_, stats) = analyse(
+            "DynamoDB_20120810.BatchGetItem",
+            br#"{"RequestItems":{"t":{"Keys":[]}}}"#,
+            resp.to_string().as_bytes(),
+        );
+        assert_eq!(stats.items, 2);
+        assert_eq!(stats.read_units, 1.5, "2 x 4 KiB and 1 x 4 KiB, halved");
     }
 
     #[test]

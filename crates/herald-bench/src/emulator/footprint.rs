@@ -45,7 +45,7 @@ pub(super) async fn measure(
     // Start to ready, beside spawning /bin/true.
     let mut start_to_ready_ms = vec![first_ready.as_secs_f64() * 1e3];
     for _ in 0..settings.starts {
-        let mut w = bench.spawn_worker()?;
+        let mut w = bench.spawn_worker(super::Batching::LATENCY_FIRST)?;
         start_to_ready_ms.push(w.wait_ready(Duration::from_secs(60)).await?.as_secs_f64() * 1e3);
         w.stop();
     }

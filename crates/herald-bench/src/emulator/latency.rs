@@ -1,6 +1,7 @@
 //! Section 2: end-to-end latency. The emulator's own send-to-receive latency on a
 //! plain queue (the baseline), then Herald at the same rate: publish to receipt at the
-//! receiver, through the worker.
+//! receiver, through the worker. The same steady run, with a receiver that takes
+//! 100 ms and with each batching, is also what section 3 prices.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,10 +17,10 @@ use herald_queue::sqs::{event_attributes, string_attributes};
 use herald_queue::Publisher;
 use serde::Serialize;
 
-use super::calls::{phase, CallsPhase};
-use super::shared::{at_rate, wait_for, Bench, WorkerProc};
+use super::calls::{phase, CallsPhase, RunKind, RunSetup};
+use super::shared::{at_rate, Bench, WorkerProc};
 use super::EmulatorSettings;
-use crate::inproc::event_1k;
+use crate::payload::event_1k;
 use crate::stats::Summary;
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +31,17 @@ pub struct Latency {
     pub baseline_lost: usize,
     pub rate: f64,
     pub secs: f64,
+    /// The priced steady runs' latencies (100 ms receiver; latency-first and the
+    /// event source mapping's default batching).
+    pub variants: Vec<LatencyVariant>,
+}
+
+/// Publish to receipt in one of the priced steady runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyVariant {
+    pub label: String,
+    pub ms: Summary,
+    pub lost: usize,
 }
 
 /// One run at the steady rate: its calls, and the latency of each event that arrived.
@@ -70,7 +82,13 @@ pub(super) async fn baseline(
     let (pipe_ms, pipe_lost, pipe_wall) =
         pipe_run(sqs_proxied, &pipe_queue, app, n, settings.rate).await?;
     let pipe = phase(
-        "SQS alone (baseline)",
+        RunSetup {
+            kind: RunKind::SqsAlone,
+            label: "SQS alone (baseline)".into(),
+            batching: None,
+            receiver_delay_ms: 0,
+            fanout: 1,
+        },
         n as u64,
         (n - pipe_lost) as u64,
         proxy.take(),
@@ -86,27 +104,43 @@ pub(super) async fn baseline(
 }
 
 /// Herald at the same rate as the baseline: each event published to `app` (one
-/// subscription, the receiver), timed from publish to its first arrival.
+/// subscription, the receiver), timed from publish to its first arrival; with the
+/// worker's batching and the receiver's delay as they are; data seeded from `seed`.
 pub(super) async fn steady(
     bench: &Bench,
     settings: &EmulatorSettings,
     worker: &WorkerProc,
     publisher: &Arc<Publisher>,
     app: &AppId,
+    kind: RunKind,
+    seed: u64,
 ) -> Result<Run> {
     let (proxy, receiver) = (&bench.proxy, &bench.receiver);
     let n = events(settings);
+    let label = format!(
+        "steady {}/s, fan-out 1, {}{}",
+        settings.rate,
+        worker.batching.describe(),
+        if kind == RunKind::Latency {
+            ", receiver answers at once"
+        } else {
+            ""
+        }
+    );
     eprintln!(
-        "[bench] Herald: {n} events at {}/s, publish to receipt",
-        settings.rate
+        "[bench] Herald: {n} events at {}/s, publish to receipt, {}, receiver {} ms",
+        settings.rate,
+        worker.batching.describe(),
+        receiver.delay_ms()
     );
     worker.take();
     proxy.take();
     let received0 = receiver.total();
+    let answered0 = receiver.answered();
     let started = Instant::now();
-    let sent = at_rate(n, settings.rate, |_| {
+    let sent = at_rate(n, settings.rate, |i| {
         let publisher = Arc::clone(publisher);
-        let event = event_1k(app);
+        let event = event_1k(app, seed + i as u64);
         async move {
             let event = event?;
             publisher
@@ -117,10 +151,16 @@ pub(super) async fn steady(
         }
     })
     .await?;
-    let complete = wait_for(receiver, received0 + n as u64, Duration::from_secs(60)).await;
+    bench
+        .settle(
+            worker,
+            answered0,
+            n as u64,
+            n as u64,
+            Duration::from_secs(60),
+        )
+        .await;
     let wall = started.elapsed().as_secs_f64();
-    // Let the last batch's history write and delete finish before counting.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut herald_ms = Vec::new();
     let mut herald_lost = 0;
     for (id, at) in &sent {
@@ -129,12 +169,18 @@ pub(super) async fn steady(
             None => herald_lost += 1,
         }
     }
-    if !complete {
+    if herald_lost > 0 {
         eprintln!("[bench] {herald_lost} of {n} events did not arrive within 60 s");
     }
     let (batches, log_bytes) = worker.take();
     let steady = phase(
-        &format!("steady {}/s, 1 subscription", settings.rate),
+        RunSetup {
+            kind,
+            label,
+            batching: Some(worker.batching),
+            receiver_delay_ms: receiver.delay_ms(),
+            fanout: 1,
+        },
         n as u64,
         (receiver.total() - received0).min(n as u64),
         proxy.take(),
@@ -213,10 +259,10 @@ async fn pipe_run(
         })
     };
     let started = Instant::now();
-    let sent = at_rate(n, rate, |_| {
+    let sent = at_rate(n, rate, |i| {
         let sqs = sqs.clone();
         let url = queue_url.to_owned();
-        let event = event_1k(app);
+        let event = event_1k(app, i as u64);
         async move {
             let event = event?;
             let entry = SendMessageBatchRequestEntry::builder()

@@ -1,6 +1,7 @@
 //! What the emulator phases share: the bench stack deployed into the emulator, the
-//! counting proxy in front of it, the worker process, a receiver that notes when each
-//! event first arrives, and pacing.
+//! counting proxy in front of it, the worker process and its batching, a receiver
+//! that notes when each event first arrives and answers after a set delay, pacing,
+//! and waiting for a run to settle.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -44,9 +45,76 @@ pub(super) struct Bench {
 }
 
 impl Bench {
-    /// Starts `herald worker` against the stack, through the proxy.
-    pub(super) fn spawn_worker(&self) -> Result<WorkerProc> {
-        WorkerProc::spawn(&self.herald_bin, &self.stack.env, &self.proxy.url)
+    /// Starts `herald worker` against the stack, through the proxy, batching as
+    /// `batching` says.
+    pub(super) fn spawn_worker(&self, batching: Batching) -> Result<WorkerProc> {
+        WorkerProc::spawn(&self.herald_bin, &self.stack.env, &self.proxy.url, batching)
+    }
+
+    /// Waits (up to `timeout`) until a run of `events` events and `deliveries`
+    /// deliveries is over: the receiver answered every delivery, the worker logged
+    /// every record as handled and deleted every message (a batch's history is written
+    /// before its messages are deleted). Says what was missing if it times out.
+    pub(super) async fn settle(
+        &self,
+        worker: &WorkerProc,
+        answered0: u64,
+        events: u64,
+        deliveries: u64,
+        timeout: Duration,
+    ) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let answered = self.receiver.answered() - answered0;
+            let handled = worker.records_logged();
+            let deleted = self.proxy.items("SQS DeleteMessageBatch");
+            if answered >= deliveries && handled >= events && deleted >= events {
+                return;
+            }
+            if Instant::now() > deadline {
+                eprintln!(
+                    "[bench] after {timeout:?}: {answered} of {deliveries} deliveries answered, \
+                     {handled} of {events} records handled, {deleted} messages deleted"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// How the worker gathers a batch (`HERALD_WORKER_BATCH_SIZE`,
+/// `HERALD_WORKER_BATCH_WINDOW`), as the event source mapping's `BatchSize` and
+/// `MaximumBatchingWindowInSeconds` do on Lambda.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Batching {
+    pub size: usize,
+    pub window_ms: u64,
+}
+
+impl Batching {
+    /// infra/herald.yaml's defaults (`ConsumerBatchSize`, `ConsumerBatchingWindowSeconds`).
+    pub const ESM_DEFAULT: Self = Self {
+        size: 100,
+        window_ms: 1_000,
+    };
+    /// Latency first: whatever one receive returns, at once (the local worker's default).
+    pub const LATENCY_FIRST: Self = Self {
+        size: 10,
+        window_ms: 0,
+    };
+
+    /// `batch 100, window 1 s`.
+    pub fn describe(&self) -> String {
+        format!(
+            "batch {}, window {}",
+            self.size,
+            if self.window_ms.is_multiple_of(1000) {
+                format!("{} s", self.window_ms / 1000)
+            } else {
+                format!("{} ms", self.window_ms)
+            }
+        )
     }
 }
 
@@ -57,8 +125,14 @@ impl Bench {
 struct Arrivals {
     first: HashMap<String, Instant>,
     total: u64,
+    /// Requests answered (after the delay).
+    answered: u64,
+    /// How long to wait before answering, ms.
+    delay_ms: u64,
 }
 
+/// The emulator runs' receiver: notes when each event first arrives, then answers 204
+/// after the delay set with [`LatencyReceiver::set_delay`] (0 at first).
 pub(super) struct LatencyReceiver {
     pub(super) url: String,
     arrivals: Arc<Mutex<Arrivals>>,
@@ -85,8 +159,25 @@ impl LatencyReceiver {
         })
     }
 
+    /// Requests received so far.
     pub(super) fn total(&self) -> u64 {
         self.arrivals.lock().expect("arrivals lock").total
+    }
+
+    /// Requests answered so far.
+    pub(super) fn answered(&self) -> u64 {
+        self.arrivals.lock().expect("arrivals lock").answered
+    }
+
+    /// How long the receiver waits before answering, ms.
+    pub(super) fn delay_ms(&self) -> u64 {
+        self.arrivals.lock().expect("arrivals lock").delay_ms
+    }
+
+    /// Answers every later request `delay` after it arrived (a real endpoint's work;
+    /// Lambda bills the consumer for the wait).
+    pub(super) fn set_delay(&self, delay: Duration) {
+        self.arrivals.lock().expect("arrivals lock").delay_ms = delay.as_millis() as u64;
     }
 
     pub(super) fn first(&self, id: &str) -> Option<Instant> {
@@ -111,9 +202,16 @@ async fn arrive(State(arrivals): State<Arc<Mutex<Arrivals>>>, body: Bytes) -> St
         .ok()
         .and_then(|v| v["id"].as_str().map(str::to_owned))
         .unwrap_or_default();
-    let mut a = arrivals.lock().expect("arrivals lock");
-    a.total += 1;
-    a.first.entry(id).or_insert(now);
+    let delay = {
+        let mut a = arrivals.lock().expect("arrivals lock");
+        a.total += 1;
+        a.first.entry(id).or_insert(now);
+        a.delay_ms
+    };
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    arrivals.lock().expect("arrivals lock").answered += 1;
     StatusCode::NO_CONTENT
 }
 
@@ -133,6 +231,8 @@ struct WorkerLog {
     batches: Vec<BatchLog>,
     stderr_bytes: u64,
     notable: Vec<String>,
+    /// Records of every batch logged since start (not cleared by `take`).
+    records: u64,
 }
 
 /// The start of the line `herald worker` prints for a person before it logs.
@@ -143,6 +243,8 @@ pub(super) struct WorkerProc {
     child: Child,
     spawned: Instant,
     log: Arc<Mutex<WorkerLog>>,
+    /// How it gathers batches.
+    pub(super) batching: Batching,
 }
 
 impl WorkerProc {
@@ -150,6 +252,7 @@ impl WorkerProc {
         bin: &Path,
         stack_env: &HashMap<String, String>,
         endpoint: &str,
+        batching: Batching,
     ) -> Result<Self> {
         let spawned = Instant::now();
         let mut child = Command::new(bin)
@@ -159,6 +262,11 @@ impl WorkerProc {
             .env("HERALD_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32")
             .env("HERALD_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            .env("HERALD_WORKER_BATCH_SIZE", batching.size.to_string())
+            .env(
+                "HERALD_WORKER_BATCH_WINDOW",
+                format!("{}ms", batching.window_ms),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -176,14 +284,24 @@ impl WorkerProc {
                 let fields = &parsed["fields"];
                 let mut log = sink.lock().expect("worker log lock");
                 log.stderr_bytes += line.len() as u64 + 1;
-                match fields["message"].as_str() {
-                    Some("worker polling") => log.ready = log.ready.or(Some(now)),
-                    Some("batch handled") => log.batches.push(BatchLog {
-                        records: fields["records"].as_u64().unwrap_or(0),
-                        attempts: fields["attempts"].as_u64().unwrap_or(0),
+                let message = fields["message"].as_str().unwrap_or("");
+                if message == "worker polling" {
+                    log.ready = log.ready.or(Some(now));
+                } else if message.starts_with("batch handled")
+                    || (message.starts_with("batch") && fields["elapsed_ms"].is_number())
+                {
+                    // The handler's one summary line per batch (its wording may change;
+                    // its `records` and `elapsed_ms` fields are what is read).
+                    let records = fields["records"].as_u64().unwrap_or(0);
+                    log.records += records;
+                    log.batches.push(BatchLog {
+                        records,
+                        attempts: fields["attempts"]
+                            .as_u64()
+                            .or(fields["deliveries"].as_u64())
+                            .unwrap_or(0),
                         elapsed_ms: fields["elapsed_ms"].as_f64().unwrap_or(0.0),
-                    }),
-                    _ => {}
+                    });
                 }
                 let level = parsed["level"].as_str().unwrap_or("");
                 // The CLI's one line for a person at start is not a log line.
@@ -200,7 +318,13 @@ impl WorkerProc {
             child,
             spawned,
             log,
+            batching,
         })
+    }
+
+    /// Records the worker has logged as handled since it started.
+    pub(super) fn records_logged(&self) -> u64 {
+        self.log.lock().expect("worker log lock").records
     }
 
     /// Waits for "worker polling"; returns the time from spawn to that line.
@@ -296,17 +420,6 @@ where
     Ok(sent)
 }
 
-pub(super) async fn wait_for(receiver: &LatencyReceiver, total: u64, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while receiver.total() < total {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    true
-}
-
 pub(super) async fn create_subscriptions(
     store: &SubscriptionStore,
     app: &AppId,
@@ -321,4 +434,21 @@ pub(super) async fn create_subscriptions(
             .context("registering a subscription")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Batching;
+    use crate::template::default_of;
+
+    #[test]
+    fn the_default_batching_is_the_templates() {
+        let size = default_of("ConsumerBatchSize").expect("ConsumerBatchSize");
+        let window = default_of("ConsumerBatchingWindowSeconds").expect("the window");
+        assert_eq!(size, Batching::ESM_DEFAULT.size.to_string());
+        assert_eq!(
+            window.parse::<u64>().unwrap() * 1000,
+            Batching::ESM_DEFAULT.window_ms
+        );
+    }
 }

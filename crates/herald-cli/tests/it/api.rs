@@ -796,13 +796,13 @@ async fn concurrent_changes_to_a_webhook_lose_nothing_that_was_acknowledged() {
         // overwrite it: its guarded write is refused and the acknowledged secret stays.
         // (Done step by step: the emulator does not make concurrent conditional writes
         // atomic the way DynamoDB does, so a concurrent version of this would test moto.)
-        let mut stale = stored().await;
-        let seen = stale.version;
+        let read = stored().await;
+        let mut stale = read.clone();
         let (s, rotated) = api.call("POST", &rotate, key, None).await;
         assert_eq!(s, 200, "{rotated}");
         stale.rotate_secret(chrono::Utc::now(), chrono::Duration::hours(1));
         assert!(
-            store.write_secrets(&stale, seen).await.unwrap().is_none(),
+            store.write_change(&read, &stale).await.unwrap().is_none(),
             "round {round}: the stale write is refused"
         );
         let signing: Vec<String> = stored()

@@ -171,6 +171,33 @@ async fn webhook_crud_paging_and_validation() {
         (json!({"events": ["*"]}), 422),
         (json!([1, 2]), 422),
     ];
+    // At most 49 event types: each is a route, and a change rewrites them in one
+    // DynamoDB transaction. The message says so and names the way out.
+    let types = |n: usize| (0..n).map(|i| format!("t{i}")).collect::<Vec<_>>();
+    let (s, err) = api
+        .call(
+            "POST",
+            "/v1/webhooks",
+            key,
+            Some(json!({"url": "https://example.com/", "events": types(50)})),
+        )
+        .await;
+    assert_eq!(s, 422, "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(message.contains("49") && message.contains("\"*\""), "{message}");
+    let (s, ok) = api
+        .call(
+            "POST",
+            "/v1/webhooks",
+            key,
+            Some(json!({"url": "https://example.com/", "events": types(49)})),
+        )
+        .await;
+    assert_eq!(s, 201, "{ok}");
+    let (s, _) = api
+        .call("DELETE", &format!("/v1/webhooks/{}", ok["id"].as_str().unwrap()), key, None)
+        .await;
+    assert_eq!(s, 204);
     for (body, want) in cases {
         let (s, err) = api
             .call("POST", "/v1/webhooks", key, Some(body.clone()))

@@ -14,6 +14,7 @@ mod infra;
 mod lambda;
 mod publisher;
 mod redrive;
+mod routing;
 
 /// The `herald` binary Cargo built for this run of the tests.
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");

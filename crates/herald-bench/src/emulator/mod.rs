@@ -25,6 +25,7 @@ use herald_store::SubscriptionStore;
 use serde::Serialize;
 
 pub use calls::CallsPhase;
+pub use lookup::{MATCHING, OTHER_TYPES};
 
 use crate::proxy::CountingProxy;
 use crate::stats::Summary;

@@ -109,6 +109,24 @@ pub(super) fn route_keys(sub: &Subscription) -> Vec<PkSk> {
         .collect()
 }
 
+/// The items `subs` are stored as, for bulk loads with `BatchWriteItem` (the bench):
+/// each subscription item, its routes, and each app's routing version item (at 1).
+pub(super) fn bulk_items(subs: &[Subscription]) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut apps = std::collections::BTreeSet::new();
+    for sub in subs {
+        items.push(subscription_item(sub)?);
+        items.extend(route_items(sub)?.into_iter().map(|(_, item)| item));
+        apps.insert(sub.app_id.clone());
+    }
+    for app in apps {
+        let mut item = PkSk::routing_version(&app).into_item();
+        item.insert(VERSION.to_owned(), number(1));
+        items.push(item);
+    }
+    Ok(items)
+}
+
 /// A number attribute.
 pub(super) fn number(n: u64) -> AttributeValue {
     AttributeValue::N(n.to_string())

@@ -86,6 +86,17 @@ impl SubscriptionStore {
             table: table.into(),
         }
     }
+
+    /// The items `subs` are stored as (subscription items, routes, and each app's
+    /// routing version item), for loading many at once with `BatchWriteItem` where
+    /// one transaction per webhook would be slow (the bench). Not for live tables:
+    /// it bypasses the version conditions.
+    pub fn bulk_items(
+        subs: &[Subscription],
+    ) -> Result<Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>, crate::StoreError>
+    {
+        items::bulk_items(subs)
+    }
 }
 
 #[cfg(test)]

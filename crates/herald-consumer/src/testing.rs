@@ -48,6 +48,9 @@ pub fn queue_error() -> QueueError {
 // Subscriptions
 // ---------------------------------------------------------------------------------
 
+/// The routes of one (app, event type), shared.
+type Routes = Arc<Vec<Route>>;
+
 /// A write the consumer made to endpoint health.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthCall {
@@ -73,7 +76,7 @@ pub struct FakeSubscriptions {
     leak_other_apps: bool,
     fail_for_app: bool,
     /// The routes handed out, by (app, type), built on first use.
-    routes_of: Mutex<HashMap<(AppId, EventType), Arc<Vec<Route>>>>,
+    routes_of: Mutex<HashMap<(AppId, EventType), Routes>>,
     fail_get: bool,
     /// `record_failed_delivery` returns true once a subscription's count reaches it
     /// (0: never).
@@ -162,7 +165,12 @@ impl SubscriptionSource for FakeSubscriptions {
                 // What the store's route partitions of the type hold.
                 let takes = |r: &&Route| r.events.matches(event_type);
                 Arc::new(if self.leak_other_apps {
-                    self.by_app.values().flatten().filter(takes).cloned().collect()
+                    self.by_app
+                        .values()
+                        .flatten()
+                        .filter(takes)
+                        .cloned()
+                        .collect()
                 } else {
                     self.by_app
                         .get(app)

@@ -434,10 +434,16 @@ mod tests {
         assert!(route.failing);
         assert!(route.matches(&event("app", "update", "user")));
         assert!(!route.matches(&event("app", "update", "invoice")));
-        assert_eq!(route.signing_secrets(Utc::now()), s.signing_secrets(Utc::now()));
+        assert_eq!(
+            route.signing_secrets(Utc::now()),
+            s.signing_secrets(Utc::now())
+        );
         assert_eq!(
             EventFilter::parse(&["b", "a"]).unwrap().route_types(),
-            vec![Some(&EventType::parse("a").unwrap()), Some(&EventType::parse("b").unwrap())]
+            vec![
+                Some(&EventType::parse("a").unwrap()),
+                Some(&EventType::parse("b").unwrap())
+            ]
         );
         assert_eq!(EventFilter::All.route_types(), vec![None]);
     }

@@ -185,7 +185,10 @@ async fn webhook_crud_paging_and_validation() {
         .await;
     assert_eq!(s, 422, "{err}");
     let message = err["error"]["message"].as_str().unwrap();
-    assert!(message.contains("49") && message.contains("\"*\""), "{message}");
+    assert!(
+        message.contains("49") && message.contains("\"*\""),
+        "{message}"
+    );
     let (s, ok) = api
         .call(
             "POST",
@@ -196,7 +199,12 @@ async fn webhook_crud_paging_and_validation() {
         .await;
     assert_eq!(s, 201, "{ok}");
     let (s, _) = api
-        .call("DELETE", &format!("/v1/webhooks/{}", ok["id"].as_str().unwrap()), key, None)
+        .call(
+            "DELETE",
+            &format!("/v1/webhooks/{}", ok["id"].as_str().unwrap()),
+            key,
+            None,
+        )
         .await;
     assert_eq!(s, 204);
     for (body, want) in cases {

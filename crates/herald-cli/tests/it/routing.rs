@@ -173,7 +173,10 @@ async fn a_patch_of_event_types_moves_its_routes_and_delete_removes_them() {
     assert!(f.routed("create").await.is_empty());
     assert_eq!(f.routed("update").await, set([&sub]));
     assert_eq!(f.routed("delete").await, set([&sub]));
-    assert_eq!(f.route("update", &sub.id).await.url, "https://example.com/moved");
+    assert_eq!(
+        f.route("update", &sub.id).await.url,
+        "https://example.com/moved"
+    );
     // To every type: one route under `*`, the typed ones gone.
     let changes = SubscriptionChanges {
         events: Some(EventFilter::All),
@@ -218,11 +221,21 @@ async fn the_routing_version_moves_on_every_routing_change_and_not_on_health_wri
     // Health writes: the count moves, the routing version does not; the route's
     // `failing` flag follows the count's transitions.
     assert!(!f.route("create", &id).await.failing);
-    let (count, disabled) = f.store.record_failed_delivery(&f.app, &id, 5).await.unwrap();
+    let (count, disabled) = f
+        .store
+        .record_failed_delivery(&f.app, &id, 5)
+        .await
+        .unwrap();
     assert_eq!((count, disabled), (1, false));
     assert_eq!(f.version().await, seen, "a counted failure");
-    assert!(f.route("create", &id).await.failing, "0 -> 1 flags the route");
-    f.store.record_failed_delivery(&f.app, &id, 5).await.unwrap();
+    assert!(
+        f.route("create", &id).await.failing,
+        "0 -> 1 flags the route"
+    );
+    f.store
+        .record_failed_delivery(&f.app, &id, 5)
+        .await
+        .unwrap();
     assert_eq!(f.version().await, seen, "a second counted failure");
     f.store.reset_failures(&f.app, &id).await.unwrap();
     assert_eq!(f.version().await, seen, "a reset");
@@ -235,7 +248,11 @@ async fn the_routing_version_moves_on_every_routing_change_and_not_on_health_wri
     assert_eq!(f.version().await, seen, "a PATCH of the description");
 
     // The consumer's auto-disable is a routing change.
-    let (_, disabled) = f.store.record_failed_delivery(&f.app, &id, 1).await.unwrap();
+    let (_, disabled) = f
+        .store
+        .record_failed_delivery(&f.app, &id, 1)
+        .await
+        .unwrap();
     assert!(disabled);
     moved(&mut seen, f.version().await, "an auto-disable");
     assert!(!f.route("create", &id).await.active);
@@ -251,7 +268,11 @@ async fn a_patch_racing_the_consumers_auto_disable_loses_neither() {
     // The PATCH reads; the consumer's auto-disable lands; the PATCH's guarded write
     // from its stale read is refused, and the PATCH, read again, lands.
     let read = f.stored(&sub.id).await;
-    let (_, disabled) = f.store.record_failed_delivery(&f.app, &sub.id, 1).await.unwrap();
+    let (_, disabled) = f
+        .store
+        .record_failed_delivery(&f.app, &sub.id, 1)
+        .await
+        .unwrap();
     assert!(disabled);
     let mut stale = read.clone();
     stale.description = "patched".into();
@@ -259,7 +280,10 @@ async fn a_patch_racing_the_consumers_auto_disable_loses_neither() {
         f.store.write_change(&read, &stale).await.unwrap().is_none(),
         "the stale write is refused"
     );
-    f.store.apply(&f.app, &sub.id, &describe("patched")).await.unwrap();
+    f.store
+        .apply(&f.app, &sub.id, &describe("patched"))
+        .await
+        .unwrap();
     let now = f.stored(&sub.id).await;
     assert_eq!(now.description, "patched");
     assert!(!now.active, "the auto-disable survived the PATCH");
@@ -270,13 +294,22 @@ async fn a_patch_racing_the_consumers_auto_disable_loses_neither() {
     // read and write; the count is kept too.
     f.store.enable(&f.app, &sub.id).await.unwrap();
     let read = f.stored(&sub.id).await;
-    f.store.record_failed_delivery(&f.app, &sub.id, 5).await.unwrap();
+    f.store
+        .record_failed_delivery(&f.app, &sub.id, 5)
+        .await
+        .unwrap();
     let mut stale = read.clone();
     stale.description = "again".into();
     assert!(f.store.write_change(&read, &stale).await.unwrap().is_none());
-    f.store.apply(&f.app, &sub.id, &describe("again")).await.unwrap();
+    f.store
+        .apply(&f.app, &sub.id, &describe("again"))
+        .await
+        .unwrap();
     let now = f.stored(&sub.id).await;
-    assert_eq!((now.description.as_str(), now.consecutive_failures), ("again", 1));
+    assert_eq!(
+        (now.description.as_str(), now.consecutive_failures),
+        ("again", 1)
+    );
     assert!(f.route("create", &sub.id).await.failing, "the flag is kept");
 }
 
@@ -287,7 +320,10 @@ async fn two_patches_of_different_fields_both_land() {
     // Both read the same item; the first lands; the second's write is refused, so it
     // reads again and lands on top of the first.
     let read = f.stored(&sub.id).await;
-    f.store.apply(&f.app, &sub.id, &describe("first")).await.unwrap();
+    f.store
+        .apply(&f.app, &sub.id, &describe("first"))
+        .await
+        .unwrap();
     let mut stale = read.clone();
     stale.headers.insert("x-team".into(), "billing".into());
     assert!(f.store.write_change(&read, &stale).await.unwrap().is_none());
@@ -298,7 +334,10 @@ async fn two_patches_of_different_fields_both_land() {
     f.store.apply(&f.app, &sub.id, &headers).await.unwrap();
     let now = f.stored(&sub.id).await;
     assert_eq!(now.description, "first");
-    assert_eq!(now.headers.get("x-team").map(String::as_str), Some("billing"));
+    assert_eq!(
+        now.headers.get("x-team").map(String::as_str),
+        Some("billing")
+    );
     assert_eq!(f.route("create", &sub.id).await.headers, now.headers);
 }
 
@@ -361,7 +400,10 @@ async fn the_consumer_cache_follows_the_routing_version_and_not_health_writes() 
         .unwrap();
     assert_eq!(f.version().await, version, "a health write");
     let now = cached.routes(&f.app, &create).await.unwrap();
-    assert!(std::sync::Arc::ptr_eq(&before, &now), "confirmed, not reloaded");
+    assert!(
+        std::sync::Arc::ptr_eq(&before, &now),
+        "confirmed, not reloaded"
+    );
 
     // The instance's own knowledge: a success resets a count it saw go up, though
     // its cached route predates the failure.

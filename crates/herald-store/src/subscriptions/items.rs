@@ -52,11 +52,7 @@ impl PkSk {
     }
 
     /// One webhook's route for one event type (`None`: every type).
-    pub(super) fn route(
-        app: &AppId,
-        event_type: Option<&EventType>,
-        id: &SubscriptionId,
-    ) -> Self {
+    pub(super) fn route(app: &AppId, event_type: Option<&EventType>, id: &SubscriptionId) -> Self {
         Self {
             pk: Self::route_partition(app, event_type),
             sk: id.to_string(),

@@ -93,8 +93,10 @@ impl SubscriptionStore {
     /// it bypasses the version conditions.
     pub fn bulk_items(
         subs: &[Subscription],
-    ) -> Result<Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>, crate::StoreError>
-    {
+    ) -> Result<
+        Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+        crate::StoreError,
+    > {
         items::bulk_items(subs)
     }
 }

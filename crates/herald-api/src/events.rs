@@ -386,11 +386,10 @@ pub async fn resend(
         Some(sub) => vec![load(&state, &app, sub).await?.id],
         None => state
             .subscriptions
-            .for_app(&app)
+            .matching(&event)
             .await?
             .into_iter()
-            .filter(|s| s.matches(&event))
-            .map(|s| s.id)
+            .map(|r| r.id)
             .collect(),
     };
     for sub in &targets {

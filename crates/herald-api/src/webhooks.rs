@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use herald_core::{
     reserved_header_reason, signed_request, AppId, Attempt, Event, EventFilter, EventType,
-    ObjectType, ObjectTypeFilter, Subscription, SubscriptionId,
+    ObjectType, ObjectTypeFilter, Subscription, SubscriptionId, MAX_EVENT_TYPES,
 };
 use herald_delivery::Deliverer;
 use herald_store::SubscriptionChanges;
@@ -34,7 +34,8 @@ pub const MAX_HEADER_VALUE_LEN: usize = 1024;
 pub struct WebhookIn {
     /// `https://` URL (or `http://` in development mode), at most 2048 characters.
     pub url: String,
-    /// Event types, or `["*"]` for all; 1–50 entries.
+    /// Event types, or `["*"]` for all; 1–49 entries (each type is a route, and a
+    /// change of the webhook rewrites its routes in one DynamoDB transaction).
     pub events: Vec<String>,
     /// Object types; empty, absent or `["*"]` for all; at most 50.
     #[serde(default)]
@@ -190,9 +191,9 @@ fn is_localhost(domain: &str) -> bool {
 }
 
 fn validate_events(items: &[String]) -> ApiResult<EventFilter> {
-    if items.len() > MAX_FILTER_ITEMS {
+    if items.len() > MAX_EVENT_TYPES {
         return Err(validation(format!(
-            "events has more than {MAX_FILTER_ITEMS} entries"
+            "events has more than {MAX_EVENT_TYPES} entries; subscribe to \"*\" to receive every type"
         )));
     }
     EventFilter::parse(items).map_err(|e| validation(format!("events: {e}")))
@@ -328,7 +329,8 @@ pub async fn get(
 }
 
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = WebhookPatch,
-    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)), security(("app_key" = [])),
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The webhook kept changing under the PATCH; try again")), security(("app_key" = [])),
     description = "Changes only the fields given; a concurrent change of other fields (another PATCH, an automatic disable) is kept.")]
 pub async fn update(
     Tenant(app): Tenant,
@@ -357,8 +359,9 @@ pub async fn update(
         headers: patch.headers.as_ref().map(validate_headers).transpose()?,
         active: patch.active,
     };
-    // Only the attributes the patch names are written: a concurrent auto-disable or
-    // another PATCH of other fields is never overwritten.
+    // Only the attributes the patch names change, in a write guarded by the item's
+    // version and retried from a fresh read: a concurrent auto-disable or another
+    // PATCH of other fields is never overwritten (409 if it kept losing the race).
     let sub = state.subscriptions.apply(&app, &sub_id, &changes).await?;
     Ok(Json(WebhookOut::from(&sub)))
 }
@@ -445,7 +448,7 @@ pub async fn test(
     let attempted_at = Utc::now();
     let outcome = state
         .deliverer
-        .deliver(signed_request(&event, &sub, body))
+        .deliver(signed_request(&event, &sub.route(), body))
         .await;
     let attempt = Attempt::of_outcome(&event, &sub.id, 1, attempted_at, &outcome);
     if let Err(e) = state

@@ -199,7 +199,8 @@ pub struct ConsumerConfig {
     pub attempts_table: String,
     /// How long attempt records and kept events live.
     pub history_retention: Duration,
-    /// How long an app's subscriptions are cached (zero: not cached).
+    /// How long an app's routing version is trusted before it is read again to
+    /// confirm the cached routes (zero: not cached).
     pub subscription_cache_ttl: Duration,
     /// Failed deliveries in a row that disable an endpoint (0: never).
     pub disable_after: u32,

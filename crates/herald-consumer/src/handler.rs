@@ -21,7 +21,7 @@ use herald_core::attempt::truncate_to;
 use herald_core::retry::next_step;
 use herald_core::{
     signed_request, webhook_id, Attempt, DeadLetter, DeliveryOutcome, DeliveryTask, Envelope,
-    Event, NextStep, QueueMessage, RetrySchedule, Subscription,
+    Event, NextStep, QueueMessage, RetrySchedule, Route,
 };
 use herald_delivery::Deliverer;
 use herald_queue::Outbox;
@@ -105,7 +105,7 @@ enum Fate {
 struct Work {
     record: usize,
     task: DeliveryTask,
-    subscription: Subscription,
+    subscription: Route,
 }
 
 /// What planning a record produced.
@@ -280,7 +280,12 @@ impl Consumer {
     }
 
     async fn plan_event(&self, index: usize, event: Event) -> Plan {
-        let subs = match self.adapters.subscriptions.for_app(&event.app_id).await {
+        let subs = match self
+            .adapters
+            .subscriptions
+            .routes(&event.app_id, &event.event_type)
+            .await
+        {
             Ok(subs) => subs,
             Err(e) => {
                 tracing::error!(error = %e, "subscription lookup failed; the message will come back");
@@ -337,7 +342,12 @@ impl Consumer {
             };
         }
         let app = &task.event.app_id;
-        let cached = match self.adapters.subscriptions.for_app(app).await {
+        let cached = match self
+            .adapters
+            .subscriptions
+            .routes(app, &task.event.event_type)
+            .await
+        {
             Ok(subs) => subs.iter().find(|s| s.id == task.subscription_id).cloned(),
             Err(e) => {
                 tracing::error!(error = %e, "subscription lookup failed; the message will come back");
@@ -452,15 +462,8 @@ impl Consumer {
                 latency_ms = attempt.latency_ms,
                 "delivered"
             );
-            if w.subscription.consecutive_failures > 0 {
-                if let Err(e) = self
-                    .adapters
-                    .subscriptions
-                    .reset_failures(&w.subscription.app_id, &w.subscription.id)
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not reset the endpoint's failure count");
-                }
+            if let Err(e) = self.adapters.subscriptions.delivered(&w.subscription).await {
+                tracing::warn!(error = %e, "could not reset the endpoint's failure count");
             }
             return (w.record, Fate::Done, Some(attempt));
         };

@@ -1,31 +1,39 @@
-//! The consumer's view of subscriptions and endpoint health.
+//! The consumer's view of webhooks (their routes) and the endpoint-health writes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_core::{AppId, Subscription, SubscriptionId};
+use herald_core::{AppId, EventType, Route, SubscriptionId};
 use herald_store::{StoreError, SubscriptionStore};
+use moka::future::Cache;
 
-/// Subscriptions as the consumer needs them, and the endpoint-health writes.
+/// How long cached routes are used at most, however often their app's routing version
+/// confirmed them: a bound on what a missed or reordered version read can cost.
+pub const MAX_ROUTE_AGE: Duration = Duration::from_secs(60);
+
+/// Webhooks as the consumer needs them, and the endpoint-health writes.
 #[async_trait]
 pub trait SubscriptionSource: Send + Sync {
-    /// Every subscription of an app, active or not (possibly a few seconds old).
-    async fn for_app(&self, app: &AppId) -> Result<Arc<Vec<Subscription>>, StoreError>;
-    /// One subscription, read fresh (used when the cached list lacks it).
-    async fn get(
+    /// The routes of the app's webhooks that take `event_type` (by listing it or by
+    /// taking every type), active or not, whatever their object-type filter; possibly
+    /// a few seconds old.
+    async fn routes(
         &self,
         app: &AppId,
-        id: &SubscriptionId,
-    ) -> Result<Option<Subscription>, StoreError>;
+        event_type: &EventType,
+    ) -> Result<Arc<Vec<Route>>, StoreError>;
+    /// One webhook's route, read fresh (used when the cached routes lack it).
+    async fn get(&self, app: &AppId, id: &SubscriptionId) -> Result<Option<Route>, StoreError>;
     /// Counts a delivery that failed for good; returns true if that disabled the endpoint.
     async fn record_failed_delivery(
         &self,
         app: &AppId,
         id: &SubscriptionId,
     ) -> Result<bool, StoreError>;
-    /// Resets the failure count after a success.
-    async fn reset_failures(&self, app: &AppId, id: &SubscriptionId) -> Result<(), StoreError>;
+    /// A delivery to `route` succeeded: resets the endpoint's failure count if it may
+    /// be above zero (and writes nothing otherwise).
+    async fn delivered(&self, route: &Route) -> Result<(), StoreError>;
     /// Disables an endpoint now, with a reason.
     async fn disable(
         &self,
@@ -35,61 +43,117 @@ pub trait SubscriptionSource: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// The DynamoDB store behind a short-lived per-app cache: one `Query` per app per TTL,
-/// shared by concurrent lookups of the same app. A TTL of zero disables the cache.
-/// Writes that change an endpoint's state drop the app from the cache.
+/// The routes of one (app, event type), as loaded at one routing version of the app.
+type RouteKey = (AppId, EventType, u64);
+
+/// The DynamoDB store behind a cache of routes per (app, event type).
+///
+/// **Routing.** A lookup first needs the app's routing version: kept for the TTL,
+/// then read again with one eventually consistent `GetItem` (0.5 read units), shared
+/// by every event type of the app and by concurrent lookups. Routes are cached under
+/// (app, type, version): when the version read confirms the one they were loaded at,
+/// they are used as they are; a new version (some routing change of the app) loads
+/// them again (two strongly consistent `Query`s of the type's and the all-types
+/// route partitions, read after the version, so routes are never older than the
+/// version they are filed under). Whatever the version says, routes are loaded again
+/// after [`MAX_ROUTE_AGE`]. A TTL of zero disables the cache. This instance's own
+/// routing changes (disabling an endpoint) drop the app's cached routes at once.
+///
+/// **Health.** Failure counts are health writes: they move no routing version, so
+/// they never make a consumer reload. A success must still reset an endpoint's count,
+/// without a write per success. Two sources tell whether a count may be above zero:
+/// - the route's `failing` flag, which the store sets when the count goes from 0 to 1
+///   and clears when it goes back to 0 (no version bump: an instance sees the flag at
+///   its next load, within [`MAX_ROUTE_AGE`]);
+/// - this instance's own knowledge, kept for [`MAX_ROUTE_AGE`]: an endpoint it
+///   counted a failure for is failing, one it reset is not, whatever its cached
+///   routes say. So each instance resets at most once per transition, and the
+///   instance that parked a delivery resets at its endpoint's next success.
+///
+/// The cost of that bound: a success on another instance within a minute of an
+/// endpoint's first counted failure may leave the count standing (the next failure
+/// then counts 2 instead of 1). Counts move only when a delivery is parked, after its
+/// whole retry schedule, so that window is small beside the time between them.
 pub struct CachedSubscriptions {
     store: SubscriptionStore,
-    cache: Option<moka::future::Cache<AppId, Arc<Vec<Subscription>>>>,
+    cache: Option<RouteCache>,
     disable_after: u32,
+    /// Whether this instance last saw each endpoint's count above zero.
+    failing: Cache<SubscriptionId, bool>,
+}
+
+struct RouteCache {
+    /// The app's routing version, as last read.
+    versions: Cache<AppId, u64>,
+    /// Routes by (app, type, the version they were loaded at).
+    routes: Cache<RouteKey, Arc<Vec<Route>>>,
 }
 
 impl CachedSubscriptions {
+    /// `ttl`: how long a routing version read is trusted (zero: no cache);
     /// `disable_after`: failed deliveries in a row that disable an endpoint (0: never).
     pub fn new(store: SubscriptionStore, ttl: Duration, disable_after: u32) -> Self {
-        let cache = (!ttl.is_zero()).then(|| {
-            moka::future::Cache::builder()
+        let cache = (!ttl.is_zero()).then(|| RouteCache {
+            versions: Cache::builder()
                 .time_to_live(ttl)
                 .max_capacity(10_000)
-                .build()
+                .build(),
+            routes: Cache::builder()
+                .time_to_live(ttl.max(MAX_ROUTE_AGE))
+                .max_capacity(10_000)
+                .support_invalidation_closures()
+                .build(),
         });
         Self {
             store,
             cache,
             disable_after,
+            failing: Cache::builder()
+                .time_to_live(MAX_ROUTE_AGE)
+                .max_capacity(100_000)
+                .build(),
         }
     }
 
-    async fn invalidate(&self, app: &AppId) {
+    /// Drops the app's cached routes after this instance changed its routing.
+    fn forget(&self, app: &AppId) {
         if let Some(cache) = &self.cache {
-            cache.invalidate(app).await;
+            let app = app.clone();
+            // Only fails when closures are not supported, and they are.
+            let _ = cache
+                .routes
+                .invalidate_entries_if(move |(a, _, _), _| *a == app);
         }
     }
 }
 
 #[async_trait]
 impl SubscriptionSource for CachedSubscriptions {
-    async fn for_app(&self, app: &AppId) -> Result<Arc<Vec<Subscription>>, StoreError> {
-        match &self.cache {
-            None => self.store.for_app(app).await.map(Arc::new),
-            Some(cache) => {
-                cache
-                    .try_get_with(app.clone(), async {
-                        self.store.for_app(app).await.map(Arc::new)
-                    })
-                    .await
-                    // moka shares one failed lookup among its waiters.
-                    .map_err(|e| (*e).clone())
-            }
-        }
-    }
-
-    async fn get(
+    async fn routes(
         &self,
         app: &AppId,
-        id: &SubscriptionId,
-    ) -> Result<Option<Subscription>, StoreError> {
-        self.store.get(app, id).await
+        event_type: &EventType,
+    ) -> Result<Arc<Vec<Route>>, StoreError> {
+        let Some(cache) = &self.cache else {
+            return self.store.routes(app, event_type).await.map(Arc::new);
+        };
+        // moka shares one failed lookup among its waiters.
+        let version = cache
+            .versions
+            .try_get_with(app.clone(), self.store.routing_version(app))
+            .await
+            .map_err(|e| (*e).clone())?;
+        cache
+            .routes
+            .try_get_with((app.clone(), event_type.clone(), version), async {
+                self.store.routes(app, event_type).await.map(Arc::new)
+            })
+            .await
+            .map_err(|e| (*e).clone())
+    }
+
+    async fn get(&self, app: &AppId, id: &SubscriptionId) -> Result<Option<Route>, StoreError> {
+        Ok(self.store.get(app, id).await?.map(|s| s.route()))
     }
 
     async fn record_failed_delivery(
@@ -101,13 +165,19 @@ impl SubscriptionSource for CachedSubscriptions {
             .store
             .record_failed_delivery(app, id, self.disable_after)
             .await?;
-        self.invalidate(app).await;
+        self.failing.insert(id.clone(), true).await;
+        if disabled {
+            self.forget(app);
+        }
         Ok(disabled)
     }
 
-    async fn reset_failures(&self, app: &AppId, id: &SubscriptionId) -> Result<(), StoreError> {
-        self.store.reset_failures(app, id).await?;
-        self.invalidate(app).await;
+    async fn delivered(&self, route: &Route) -> Result<(), StoreError> {
+        let failing = self.failing.get(&route.id).await.unwrap_or(route.failing);
+        if failing {
+            self.store.reset_failures(&route.app_id, &route.id).await?;
+            self.failing.insert(route.id.clone(), false).await;
+        }
         Ok(())
     }
 
@@ -118,7 +188,7 @@ impl SubscriptionSource for CachedSubscriptions {
         reason: &str,
     ) -> Result<(), StoreError> {
         self.store.disable(app, id, reason).await?;
-        self.invalidate(app).await;
+        self.forget(app);
         Ok(())
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Each fake records what the consumer asked of it and can be told to fail; none makes
 //! a network call. The lookups the consumer makes on every batch (an app's
-//! subscriptions) cost what a warm cache costs: an `Arc` clone.
+//! routes of an app's event type) cost what a warm cache costs: an `Arc` clone after
+//! the first lookup of each (app, type).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use herald_core::{
     AppId, Attempt, AttemptOutcome, DeadLetter, DeliveryOutcome, DeliveryRequest, DeliveryTask,
-    Event, Subscription, SubscriptionId,
+    Event, EventType, Route, Subscription, SubscriptionId,
 };
 use herald_delivery::Deliverer;
 use herald_queue::{Outbox, QueueError};
@@ -47,12 +48,15 @@ pub fn queue_error() -> QueueError {
 // Subscriptions
 // ---------------------------------------------------------------------------------
 
+/// The routes of one (app, event type), shared.
+type Routes = Arc<Vec<Route>>;
+
 /// A write the consumer made to endpoint health.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthCall {
     /// `record_failed_delivery`.
     RecordFailed(SubscriptionId),
-    /// `reset_failures`.
+    /// `delivered` to an endpoint that may be failing: a reset of its count.
     Reset(SubscriptionId),
     /// `disable`, with its reason.
     Disable(SubscriptionId, String),
@@ -62,15 +66,17 @@ pub enum HealthCall {
 /// Records the endpoint-health writes and the fresh reads made of it.
 #[derive(Default)]
 pub struct FakeSubscriptions {
-    /// What `for_app` returns, by app.
-    by_app: HashMap<AppId, Arc<Vec<Subscription>>>,
+    /// The routes of each app's subscriptions.
+    by_app: HashMap<AppId, Vec<Route>>,
     /// Every subscription given, whatever its app.
-    all: Arc<Vec<Subscription>>,
+    all: Vec<Subscription>,
     /// Visible to `get` only, as if the cached list were stale.
     fresh_only: Vec<Subscription>,
-    /// `for_app` returns every subscription, whatever its app (a sloppy source).
+    /// `routes` returns every app's routes of the type (a sloppy source).
     leak_other_apps: bool,
     fail_for_app: bool,
+    /// The routes handed out, by (app, type), built on first use.
+    routes_of: Mutex<HashMap<(AppId, EventType), Routes>>,
     fail_get: bool,
     /// `record_failed_delivery` returns true once a subscription's count reaches it
     /// (0: never).
@@ -84,13 +90,13 @@ pub struct FakeSubscriptions {
 impl FakeSubscriptions {
     /// A source holding `subs` (of any apps).
     pub fn with(subs: Vec<Subscription>) -> Self {
-        let mut by_app: HashMap<AppId, Vec<Subscription>> = HashMap::new();
+        let mut by_app: HashMap<AppId, Vec<Route>> = HashMap::new();
         for s in &subs {
-            by_app.entry(s.app_id.clone()).or_default().push(s.clone());
+            by_app.entry(s.app_id.clone()).or_default().push(s.route());
         }
         Self {
-            by_app: by_app.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
-            all: Arc::new(subs),
+            by_app,
+            all: subs,
             ..Self::default()
         }
     }
@@ -101,13 +107,13 @@ impl FakeSubscriptions {
         self
     }
 
-    /// `for_app` returns every subscription, whatever its app.
+    /// `routes` returns the routes of every app's subscriptions of the type.
     pub fn leaking_other_apps(mut self) -> Self {
         self.leak_other_apps = true;
         self
     }
 
-    /// `for_app` fails.
+    /// `routes` fails.
     pub fn failing_lookups(mut self) -> Self {
         self.fail_for_app = true;
         self
@@ -144,21 +150,38 @@ impl FakeSubscriptions {
 
 #[async_trait]
 impl SubscriptionSource for FakeSubscriptions {
-    async fn for_app(&self, app: &AppId) -> Result<Arc<Vec<Subscription>>, StoreError> {
+    async fn routes(
+        &self,
+        app: &AppId,
+        event_type: &EventType,
+    ) -> Result<Arc<Vec<Route>>, StoreError> {
         if self.fail_for_app {
             return Err(store_error("Query"));
         }
-        if self.leak_other_apps {
-            return Ok(Arc::clone(&self.all));
-        }
-        Ok(self.by_app.get(app).cloned().unwrap_or_default())
+        let mut built = lock(&self.routes_of);
+        let routes = built
+            .entry((app.clone(), event_type.clone()))
+            .or_insert_with(|| {
+                // What the store's route partitions of the type hold.
+                let takes = |r: &&Route| r.events.matches(event_type);
+                Arc::new(if self.leak_other_apps {
+                    self.by_app
+                        .values()
+                        .flatten()
+                        .filter(takes)
+                        .cloned()
+                        .collect()
+                } else {
+                    self.by_app
+                        .get(app)
+                        .map(|rs| rs.iter().filter(takes).cloned().collect())
+                        .unwrap_or_default()
+                })
+            });
+        Ok(Arc::clone(routes))
     }
 
-    async fn get(
-        &self,
-        app: &AppId,
-        id: &SubscriptionId,
-    ) -> Result<Option<Subscription>, StoreError> {
+    async fn get(&self, app: &AppId, id: &SubscriptionId) -> Result<Option<Route>, StoreError> {
         lock(&self.gets).push(id.clone());
         if self.fail_get {
             return Err(store_error("GetItem"));
@@ -168,7 +191,7 @@ impl SubscriptionSource for FakeSubscriptions {
             .iter()
             .chain(&self.fresh_only)
             .find(|s| &s.app_id == app && &s.id == id)
-            .cloned())
+            .map(Subscription::route))
     }
 
     async fn record_failed_delivery(
@@ -187,8 +210,10 @@ impl SubscriptionSource for FakeSubscriptions {
         Ok(disabled)
     }
 
-    async fn reset_failures(&self, _app: &AppId, id: &SubscriptionId) -> Result<(), StoreError> {
-        lock(&self.health).push(HealthCall::Reset(id.clone()));
+    async fn delivered(&self, route: &Route) -> Result<(), StoreError> {
+        if route.failing {
+            lock(&self.health).push(HealthCall::Reset(route.id.clone()));
+        }
         Ok(())
     }
 

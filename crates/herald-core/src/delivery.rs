@@ -13,7 +13,7 @@ use crate::envelope::webhook_id;
 use crate::event::Event;
 use crate::retry::AttemptFailure;
 use crate::signing::Signer;
-use crate::subscription::Subscription;
+use crate::subscription::Route;
 
 /// Most bytes of a response body that are read (and kept for the delivery history).
 pub const RESPONSE_BODY_CAP: usize = 4 * 1024;
@@ -185,7 +185,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 /// The signed POST of `event` to `subscription`. Custom headers go first; the
 /// signature headers and content type cannot be overridden by them.
-pub fn signed_request(event: &Event, subscription: &Subscription, body: Bytes) -> DeliveryRequest {
+pub fn signed_request(event: &Event, subscription: &Route, body: Bytes) -> DeliveryRequest {
     let msg_id = webhook_id(&event.id, &subscription.id);
     let now = Utc::now();
     let signed = Signer::headers(

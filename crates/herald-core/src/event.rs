@@ -23,6 +23,13 @@ pub enum ValidationError {
     },
     #[error("{what} {value:?} must not start or end with '.', nor contain '..'")]
     BadDots { what: &'static str, value: String },
+    /// A list longer than allowed.
+    #[error("{what} lists more than {max} entries; {hint}")]
+    TooMany {
+        what: &'static str,
+        max: usize,
+        hint: &'static str,
+    },
 }
 
 fn check_name(

@@ -33,4 +33,6 @@ pub use id::new_id;
 pub use message::{DeadLetter, DecodeError, DeliveryTask, QueueMessage};
 pub use retry::{AttemptFailure, NextStep, RetrySchedule};
 pub use signing::{Secret, SignatureError, SignedHeaders, Signer, Verifier};
-pub use subscription::{EventFilter, ObjectTypeFilter, Subscription, SubscriptionId};
+pub use subscription::{
+    EventFilter, ObjectTypeFilter, Route, Subscription, SubscriptionId, MAX_EVENT_TYPES,
+};

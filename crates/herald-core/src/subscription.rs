@@ -37,6 +37,12 @@ impl fmt::Display for SubscriptionId {
     }
 }
 
+/// Most distinct event types one webhook may list. Each listed type is one route item
+/// in the store, and a change of the webhook is one DynamoDB transaction (at most 100
+/// items) holding the subscription item, the app's routing version item, and the
+/// routes it deletes and writes: 2 + 49 + 49 = 100 when every type changes.
+pub const MAX_EVENT_TYPES: usize = 49;
+
 /// Which event types a subscription receives. Serialized as a list of types, where
 /// `["*"]` means every type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +60,8 @@ impl EventFilter {
     }
 
     /// Parses a list of event types; `*` anywhere in it means all. An empty list is an
-    /// error: a webhook that can receive nothing is a mistake, not a setting.
+    /// error: a webhook that can receive nothing is a mistake, not a setting; so is a
+    /// list of more than [`MAX_EVENT_TYPES`] distinct types.
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, ValidationError> {
         if items.is_empty() {
             return Err(ValidationError::Empty {
@@ -64,11 +71,27 @@ impl EventFilter {
         if items.iter().any(|s| s.as_ref().trim() == "*") {
             return Ok(Self::All);
         }
-        items
+        let types: BTreeSet<EventType> = items
             .iter()
             .map(|s| EventType::parse(s.as_ref().trim()))
-            .collect::<Result<_, _>>()
-            .map(Self::Only)
+            .collect::<Result<_, _>>()?;
+        if types.len() > MAX_EVENT_TYPES {
+            return Err(ValidationError::TooMany {
+                what: "event filter",
+                max: MAX_EVENT_TYPES,
+                hint: "subscribe to \"*\" to receive every type",
+            });
+        }
+        Ok(Self::Only(types))
+    }
+
+    /// The event types a webhook with this filter is routed by: each listed type, or
+    /// `None` alone for a webhook that takes every type.
+    pub fn route_types(&self) -> Vec<Option<&EventType>> {
+        match self {
+            Self::All => vec![None],
+            Self::Only(types) => types.iter().map(Some).collect(),
+        }
     }
 
     /// The filter as a list of strings (`["*"]` for all).
@@ -171,7 +194,95 @@ pub struct Subscription {
     pub version: u64,
 }
 
+/// What delivering to a webhook needs, and nothing else (no description, timestamps or
+/// health counters): the consumer looks these up by (app, event type). A
+/// [`Subscription`] gives its route with [`Subscription::route`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// The webhook's id.
+    pub id: SubscriptionId,
+    /// The webhook's app.
+    pub app_id: AppId,
+    /// Where deliveries go.
+    pub url: String,
+    /// The event types it takes.
+    pub events: EventFilter,
+    /// The object types it takes.
+    pub object_types: ObjectTypeFilter,
+    /// Whether deliveries are made (a disabled webhook's events are recorded as not sent).
+    pub active: bool,
+    /// Extra headers sent with every delivery.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Signing secrets; the first is current.
+    pub secrets: Vec<Secret>,
+    /// Why Herald disabled the endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+    /// Until when the rotated-out secrets keep signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secrets_expire_at: Option<DateTime<Utc>>,
+    /// Whether the endpoint's failure count was above zero when this route was last
+    /// written: a success then resets the count. Written only when the count leaves or
+    /// returns to zero, so a success costs no write in the common case.
+    #[serde(default)]
+    pub failing: bool,
+}
+
+impl Route {
+    /// Whether this route wants `event`: it is active and its filters admit the event.
+    pub fn matches(&self, event: &Event) -> bool {
+        self.active && self.filters_admit(event)
+    }
+
+    /// Whether the event belongs to this route's app and passes both filters, active or
+    /// not.
+    pub fn filters_admit(&self, event: &Event) -> bool {
+        admits(&self.app_id, &self.events, &self.object_types, event)
+    }
+
+    /// The secrets that sign deliveries at `now` (see [`Subscription::signing_secrets`]).
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> &[Secret] {
+        signing_secrets(&self.secrets, self.previous_secrets_expire_at, now)
+    }
+}
+
+/// Whether an event of `app` passes the two filters.
+fn admits(app: &AppId, events: &EventFilter, objects: &ObjectTypeFilter, event: &Event) -> bool {
+    *app == event.app_id && events.matches(&event.event_type) && objects.matches(&event.object_type)
+}
+
+/// The secrets that sign at `now`: all of them while the rotation window lasts, then
+/// the current one only.
+fn signing_secrets(
+    secrets: &[Secret],
+    until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> &[Secret] {
+    match until {
+        Some(until) if now >= until => &secrets[..secrets.len().min(1)],
+        _ => secrets,
+    }
+}
+
 impl Subscription {
+    /// What delivering to this webhook needs: its route.
+    pub fn route(&self) -> Route {
+        Route {
+            id: self.id.clone(),
+            app_id: self.app_id.clone(),
+            url: self.url.clone(),
+            events: self.events.clone(),
+            object_types: self.object_types.clone(),
+            active: self.active,
+            headers: self.headers.clone(),
+            secrets: self.secrets.clone(),
+            disabled_reason: self.disabled_reason.clone(),
+            previous_secrets_expire_at: self.previous_secrets_expire_at,
+            failing: self.consecutive_failures > 0,
+        }
+    }
+
     /// A new active subscription with a fresh id and a freshly generated secret.
     pub fn new(
         app_id: AppId,
@@ -208,10 +319,7 @@ impl Subscription {
     /// The secrets that sign deliveries at `now`: the current one, plus the rotated-out
     /// one while its window lasts.
     pub fn signing_secrets(&self, now: DateTime<Utc>) -> &[Secret] {
-        match self.previous_secrets_expire_at {
-            Some(until) if now >= until => &self.secrets[..self.secrets.len().min(1)],
-            _ => &self.secrets,
-        }
+        signing_secrets(&self.secrets, self.previous_secrets_expire_at, now)
     }
 
     /// Replaces the current secret with a fresh one; the old one keeps signing for
@@ -228,9 +336,7 @@ impl Subscription {
     /// Whether the event belongs to this subscription's app and passes both filters,
     /// active or not (a disabled endpoint records such events as not sent).
     pub fn filters_admit(&self, event: &Event) -> bool {
-        self.app_id == event.app_id
-            && self.events.matches(&event.event_type)
-            && self.object_types.matches(&event.object_type)
+        admits(&self.app_id, &self.events, &self.object_types, event)
     }
 }
 
@@ -306,6 +412,40 @@ mod tests {
         assert!(!s.matches(&event("other_app", "create", "user")));
         s.active = false;
         assert!(!s.matches(&event("app", "create", "user")));
+    }
+
+    #[test]
+    fn an_event_filter_lists_at_most_the_types_one_transaction_can_route() {
+        let types: Vec<String> = (0..=MAX_EVENT_TYPES).map(|i| format!("t{i}")).collect();
+        let err = EventFilter::parse(&types).unwrap_err().to_string();
+        assert!(err.contains(&MAX_EVENT_TYPES.to_string()), "{err}");
+        assert!(EventFilter::parse(&types[..MAX_EVENT_TYPES]).is_ok());
+        // Repeats count once.
+        let repeated = vec!["create"; MAX_EVENT_TYPES + 5];
+        assert!(EventFilter::parse(&repeated).is_ok());
+    }
+
+    #[test]
+    fn a_route_carries_what_delivery_needs_and_whether_the_endpoint_is_failing() {
+        let mut s = sub(&["update"], &["user"]);
+        assert!(!s.route().failing);
+        s.consecutive_failures = 2;
+        let route = s.route();
+        assert!(route.failing);
+        assert!(route.matches(&event("app", "update", "user")));
+        assert!(!route.matches(&event("app", "update", "invoice")));
+        assert_eq!(
+            route.signing_secrets(Utc::now()),
+            s.signing_secrets(Utc::now())
+        );
+        assert_eq!(
+            EventFilter::parse(&["b", "a"]).unwrap().route_types(),
+            vec![
+                Some(&EventType::parse("a").unwrap()),
+                Some(&EventType::parse("b").unwrap())
+            ]
+        );
+        assert_eq!(EventFilter::All.route_types(), vec![None]);
     }
 
     #[test]

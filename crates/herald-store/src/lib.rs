@@ -1,10 +1,12 @@
 //! Herald's DynamoDB adapter.
 //!
-//! Subscriptions ([`SubscriptionStore`]) live in one table keyed by `app_id` (partition)
-//! and `id` (sort), so every tenant's webhooks sit in one partition: listing is a
-//! paginated `Query`, and finding the subscriptions that match an event is one `Query`
-//! on the event's app followed by in-memory filtering (callers cache the result).
-//! Nothing scans the table.
+//! Subscriptions ([`SubscriptionStore`]) live in one table keyed by `pk`/`sk`: each
+//! tenant's webhooks in its `A#{app}` partition (listing is a paginated `Query`), each
+//! webhook's route (what delivery needs) under every event type it takes
+//! (`R#{app}#{type}`, or `R#{app}#*`), so finding the webhooks of an event reads only
+//! those, and an app routing version item that every routing change moves on in the
+//! same transaction (a consumer's cache is confirmed with one `GetItem`). Nothing
+//! scans the table.
 //!
 //! The delivery history ([`AttemptStore`]) has one item per attempt, keyed by
 //! subscription (`pk = app#subscription`, `sk = time#event#attempt`, newest last) with a
@@ -25,7 +27,7 @@ mod subscriptions;
 pub use apps::{ApiKey, App, AppStore, NewKey, KEY_PREFIX};
 pub use attempts::AttemptStore;
 pub use idempotency::{Claim, IdempotencyStore, PlannedEvent, CLAIM_LEASE, IDEMPOTENCY_WINDOW};
-pub use subscriptions::{SubscriptionChanges, SubscriptionStore};
+pub use subscriptions::{SubscriptionChanges, SubscriptionStore, CHANGE_ATTEMPTS};
 
 use std::collections::HashMap;
 use std::fmt;

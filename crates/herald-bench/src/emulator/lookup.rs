@@ -1,11 +1,12 @@
-//! Section 5b: the cost of looking up an app's subscriptions as the number of them
-//! grows, beside a bare one-item DynamoDB Query.
+//! Section 5b: the cost of looking up the webhooks of an event as the app's number of
+//! webhooks grows (routes by (app, event type): only the 10 that take the event's type
+//! are read), and of confirming a cached lookup (the app's routing version), beside a
+//! one-item DynamoDB Query.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use herald_core::{
     AppId, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter, Subscription,
 };
@@ -16,29 +17,35 @@ use super::shared::Bench;
 use super::EmulatorSettings;
 use crate::stats::Summary;
 
+/// Webhooks of each app that take the looked-up event type; the others take other types.
+pub const MATCHING: usize = 10;
+/// How many other event types the rest of an app's webhooks are spread over.
+pub const OTHER_TYPES: usize = 40;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LookupRow {
     pub subscriptions: usize,
     pub matched: usize,
     pub reps: usize,
-    /// `SubscriptionStore::for_app` plus the filter, ms.
+    /// `SubscriptionStore::routes` of the event's type plus the filter, ms.
     pub lookup_ms: Summary,
-    /// The bare one-item Query, timed alternately with the lookups of this row, ms.
+    /// The one-item Query, timed alternately with the lookups of this row, ms.
     pub baseline_ms: Summary,
-    /// Decoding the returned items into subscriptions, in process, µs.
-    pub decode_us: f64,
     /// The in-memory filter alone, µs.
     pub filter_us: f64,
     /// What one lookup costs on DynamoDB (from the proxied lookup).
     pub read_units: f64,
     pub item_bytes: u64,
     pub calls: u64,
+    /// What confirming a cached lookup costs: the routing version `GetItem`.
+    pub confirm_read_units: f64,
+    pub confirm_calls: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Lookup {
     pub rows: Vec<LookupRow>,
-    /// A bare DynamoDB Query returning one item, ms.
+    /// A one-item DynamoDB Query, ms.
     pub baseline_ms: Summary,
     pub write_s: f64,
 }
@@ -48,10 +55,8 @@ async fn write_subscriptions(
     table: &str,
     subs: Vec<Subscription>,
 ) -> Result<()> {
-    let mut requests = Vec::with_capacity(subs.len());
-    for sub in &subs {
-        let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(sub).context("a subscription as an item")?;
+    let mut requests = Vec::new();
+    for item in SubscriptionStore::bulk_items(&subs).context("subscriptions as items")? {
         requests.push(
             WriteRequest::builder()
                 .put_request(PutRequest::builder().set_item(Some(item)).build()?)
@@ -85,67 +90,58 @@ async fn write_subscriptions(
     Ok(())
 }
 
-/// Looks up apps of each size of `settings.lookup_sizes`, alternating with a bare
-/// one-item Query; counts one lookup's reads through the proxy and times decoding and
-/// filtering in process.
+/// An app of `n` webhooks: the first [`MATCHING`] take `update`, the others one of
+/// [`OTHER_TYPES`] other types.
+fn webhooks(app: &AppId, n: usize) -> Result<Vec<Subscription>> {
+    (0..n)
+        .map(|i| {
+            let events = if i < MATCHING {
+                EventFilter::parse(&["update"])?
+            } else {
+                EventFilter::parse(&[format!("other{}", i % OTHER_TYPES)])?
+            };
+            Ok(Subscription::new(
+                app.clone(),
+                format!("https://hooks.example.com/{i}"),
+                events,
+                ObjectTypeFilter::All,
+            ))
+        })
+        .collect()
+}
+
+/// Looks up apps of each size of `settings.lookup_sizes`, alternating with a one-item
+/// Query; counts one lookup's reads and one confirmation's through the proxy and times
+/// the filter in process.
 pub(super) async fn lookup(
     bench: &Bench,
     settings: &EmulatorSettings,
     quick: bool,
 ) -> Result<Lookup> {
     let dynamo = &bench.dynamo;
-    let proxied = &aws_sdk_dynamodb::Client::new(&bench.proxied);
     let proxy = &bench.proxy;
     let table = bench.stack.subscriptions_table();
     let store = SubscriptionStore::new(dynamo.clone(), table);
-    let update = EventFilter::parse(&["update"])?;
-    let delete = EventFilter::parse(&["delete"])?;
+    let proxied = SubscriptionStore::new(aws_sdk_dynamodb::Client::new(&bench.proxied), table);
     let write_started = Instant::now();
     for &n in &settings.lookup_sizes {
         let app = AppId::parse(&format!("lookup-{n}"))?;
-        let subs = (0..n)
-            .map(|i| {
-                Subscription::new(
-                    app.clone(),
-                    format!("https://hooks.example.com/{i}"),
-                    if i % 2 == 0 {
-                        update.clone()
-                    } else {
-                        delete.clone()
-                    },
-                    ObjectTypeFilter::All,
-                )
-            })
-            .collect();
-        write_subscriptions(dynamo, table, subs).await?;
+        write_subscriptions(dynamo, table, webhooks(&app, n)?).await?;
         eprintln!("[bench] lookup: wrote {n} subscriptions");
     }
     // The baseline's app: one subscription.
     let one = AppId::parse("bench-lookup-baseline")?;
-    write_subscriptions(
-        dynamo,
-        table,
-        vec![Subscription::new(
-            one.clone(),
-            "https://hooks.example.com/0",
-            update,
-            ObjectTypeFilter::All,
-        )],
-    )
-    .await?;
+    write_subscriptions(dynamo, table, webhooks(&one, 1)?).await?;
     let write_s = write_started.elapsed().as_secs_f64();
-    let bare_query = || async {
+    // One `Query` returning one item: the first page, of one, of that app's list.
+    let one_item_query = || async {
         let t = Instant::now();
-        let out = dynamo
-            .query()
-            .table_name(table)
-            .key_condition_expression("app_id = :app")
-            .expression_attribute_values(":app", AttributeValue::S(one.to_string()))
-            .send()
+        let page = store
+            .list(&one, 1, None)
             .await
-            .context("the bare one-item Query")?;
-        if out.count() != 1 {
-            bail!("the bare Query found {} items, not 1", out.count());
+            .context("the one-item Query")?;
+        if page.items.len() != 1 {
+            bail!("the one-item Query found {} items, not 1", page.items.len());
         }
         Ok::<f64, anyhow::Error>(t.elapsed().as_secs_f64() * 1e3)
     };
@@ -160,62 +156,42 @@ pub(super) async fn lookup(
             ObjectType::parse("user")?,
             serde_json::json!({}),
         );
-        let reps = match (n, quick) {
-            (0..=100, false) => 30,
-            (0..=100, true) => 10,
-            (101..=1000, _) => 5,
-            _ => 3,
-        };
-        // Alternate the bare Query and the lookup, so both see the emulator alike.
+        let reps = if quick { 10 } else { 30 };
+        // Alternate the one-item Query and the lookup, so both see the emulator alike.
         let mut ms = Vec::new();
         let mut base = Vec::new();
         let mut matched = 0;
         for _ in 0..reps {
-            base.push(bare_query().await?);
+            base.push(one_item_query().await?);
             let t = Instant::now();
             matched = store.matching(&event).await?.len();
             ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        // The same Query once more, through the proxy (to count what DynamoDB would
-        // bill), keeping the raw items to time decoding and filtering in process.
+        // The same lookup once more, through the proxy (to count what DynamoDB would
+        // bill), then a confirmation of a cached lookup: the routing version read.
         proxy.take();
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = proxied
-                .query()
-                .table_name(table)
-                .key_condition_expression("app_id = :app")
-                .expression_attribute_values(":app", AttributeValue::S(app.to_string()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .context("the counted Query")?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
+        let routes = proxied
+            .routes(&app, &event.event_type)
+            .await
+            .context("the counted lookup")?;
         let counts = proxy.take();
         let query = counts.get("DynamoDB Query").cloned().unwrap_or_default();
+        proxied
+            .routing_version(&app)
+            .await
+            .context("the counted version read")?;
+        let counts = proxy.take();
+        let confirm = counts.get("DynamoDB GetItem").cloned().unwrap_or_default();
         let t = Instant::now();
-        let all: Vec<Subscription> = items
-            .into_iter()
-            .map(serde_dynamo::from_item)
-            .collect::<Result<_, _>>()
-            .context("decoding subscriptions")?;
-        let decode_us = t.elapsed().as_secs_f64() * 1e6;
-        let t = Instant::now();
-        let kept = std::hint::black_box(&all)
+        let kept = std::hint::black_box(&routes)
             .iter()
-            .filter(|s| s.matches(&event))
+            .filter(|r| r.matches(&event))
             .count();
         let filter_us = t.elapsed().as_secs_f64() * 1e6;
-        if kept != matched || all.len() != n {
+        if kept != matched || matched != n.min(MATCHING) {
             bail!(
-                "lookup of {n}: found {} subscriptions, {kept} matching",
-                all.len()
+                "lookup of {n}: {} routes, {kept} matching, {matched} by the store",
+                routes.len()
             );
         }
         all_base.extend_from_slice(&base);
@@ -225,16 +201,20 @@ pub(super) async fn lookup(
             reps,
             lookup_ms: Summary::of(&ms),
             baseline_ms: Summary::of(&base),
-            decode_us,
             filter_us,
             read_units: query.read_units,
             item_bytes: query.item_bytes,
             calls: query.calls,
+            confirm_read_units: confirm.read_units,
+            confirm_calls: confirm.calls,
         });
         eprintln!(
-            "[bench] lookup of {n}: p50 {:.1} ms (bare Query {:.1} ms)",
+            "[bench] lookup of {n}: p50 {:.1} ms (one-item Query {:.1} ms), {:.1} read units, \
+             confirmation {:.1}",
             rows.last().map_or(0.0, |r| r.lookup_ms.p50),
-            rows.last().map_or(0.0, |r| r.baseline_ms.p50)
+            rows.last().map_or(0.0, |r| r.baseline_ms.p50),
+            query.read_units,
+            confirm.read_units
         );
     }
     Ok(Lookup {

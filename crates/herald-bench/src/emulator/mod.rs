@@ -31,6 +31,7 @@ use herald_store::SubscriptionStore;
 use serde::Serialize;
 
 pub use calls::{CallsPhase, RunKind};
+pub use lookup::{MATCHING, OTHER_TYPES};
 pub use shared::Batching;
 
 use crate::proxy::CountingProxy;
@@ -258,9 +259,18 @@ pub async fn run(
 
     eprintln!("[bench] lookup cost");
     let lookup = lookup::lookup(&bench, settings, quick).await?;
-    // SLOT for the routing rewrite: fill from `lookup` once it measures an app of
-    // 10,000 subscriptions of which 10 match, and the unchanged-app confirmation.
-    let lookup_goals = LookupGoals::default();
+    // Issue #10's routing rows: the largest app measured (10,000 subscriptions in the
+    // full run), of which `MATCHING` take the event's type.
+    let lookup_goals = lookup
+        .rows
+        .iter()
+        .max_by_key(|row| row.subscriptions)
+        .filter(|row| row.subscriptions >= 10_000)
+        .map(|row| LookupGoals {
+            read_units_10k_subscriptions_10_match: Some(row.read_units),
+            read_units_confirm_unchanged: Some(row.confirm_read_units),
+        })
+        .unwrap_or_default();
 
     let variant = |run: &latency::Run| latency::LatencyVariant {
         label: run.calls.label.clone(),

@@ -100,11 +100,9 @@ async fn the_deployed_data_plane_has_the_keys_indexes_and_redrive_policy_the_cod
 
     // Tables: name (from the stack's outputs, as the code gets it), key schema, indexes.
     let expected: [(&str, Vec<(String, KeyType)>); 4] = [
-        // herald-store: subscriptions by (app_id, id).
-        (
-            "HERALD_SUBSCRIPTIONS_TABLE",
-            hash_range("app_id", Some("id")),
-        ),
+        // herald-store: subscriptions, their routes and each app's routing version
+        // by (pk, sk).
+        ("HERALD_SUBSCRIPTIONS_TABLE", hash_range("pk", Some("sk"))),
         // herald-store: attempts and stored events by (pk, sk), plus the by_event index.
         ("HERALD_ATTEMPTS_TABLE", hash_range("pk", Some("sk"))),
         // herald-store: apps, key metadata and key hashes by (pk, sk).

@@ -15,6 +15,7 @@ mod lambda;
 mod partial_publish;
 mod publisher;
 mod redrive;
+mod routing;
 
 /// The `herald` binary Cargo built for this run of the tests.
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");

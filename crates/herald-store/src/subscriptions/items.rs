@@ -1,0 +1,232 @@
+//! The subscriptions table's layout: its keys and the items of subscriptions, routes
+//! and each app's routing version. The only place the table's keys are spelled out.
+//!
+//! | item | `pk` | `sk` | attributes |
+//! | --- | --- | --- | --- |
+//! | subscription | `A#{app}` | `S#{id}` | the whole [`Subscription`], with its `version` |
+//! | route | `R#{app}#{event type}`, or `R#{app}#*` for every type | `{id}` | the [`Route`] |
+//! | routing version | `A#{app}` | `V` | `version` (number) |
+//!
+//! App ids and event types cannot contain `#`, and event types cannot be `*`, so the
+//! keys of different apps and types never meet.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use herald_core::{AppId, EventType, Subscription, SubscriptionId};
+
+use crate::{to_item, Item, ItemKind, PkSk, StoreError};
+
+/// Sort key prefix of subscription items in their app's partition.
+pub(super) const SUBSCRIPTION_PREFIX: &str = "S#";
+/// The attribute holding a subscription's or an app's version.
+pub(super) const VERSION: &str = "version";
+
+impl PkSk {
+    /// The partition of an app's subscriptions and its routing version.
+    pub(super) fn app_partition(app: &AppId) -> String {
+        format!("A#{app}")
+    }
+
+    /// A subscription, in its app's partition.
+    pub(super) fn subscription(app: &AppId, id: &SubscriptionId) -> Self {
+        Self {
+            pk: Self::app_partition(app),
+            sk: format!("{SUBSCRIPTION_PREFIX}{id}"),
+        }
+    }
+
+    /// The app's routing version, bumped by every change of its routes.
+    pub(super) fn routing_version(app: &AppId) -> Self {
+        Self {
+            pk: Self::app_partition(app),
+            sk: "V".to_owned(),
+        }
+    }
+
+    /// The partition of the routes of one event type (`None`: of webhooks taking every
+    /// type).
+    pub(super) fn route_partition(app: &AppId, event_type: Option<&EventType>) -> String {
+        match event_type {
+            Some(t) => format!("R#{app}#{t}"),
+            None => format!("R#{app}#*"),
+        }
+    }
+
+    /// One webhook's route for one event type (`None`: every type).
+    pub(super) fn route(app: &AppId, event_type: Option<&EventType>, id: &SubscriptionId) -> Self {
+        Self {
+            pk: Self::route_partition(app, event_type),
+            sk: id.to_string(),
+        }
+    }
+}
+
+/// The id a subscription item's sort key names, if it is one.
+pub(super) fn id_of_sort_key(sk: &str) -> Option<SubscriptionId> {
+    sk.strip_prefix(SUBSCRIPTION_PREFIX)
+        .filter(|id| !id.is_empty())
+        .map(SubscriptionId::new)
+}
+
+/// A value encoded with `serde_dynamo` (and its key attributes added).
+fn keyed<T: serde::Serialize>(kind: ItemKind, value: &T, key: PkSk) -> Result<Item, StoreError> {
+    let mut item = to_item(kind, value)?;
+    item.extend(key.into_item());
+    Ok(item)
+}
+
+/// The item of a subscription: the serialized [`Subscription`] under its key.
+pub(super) fn subscription_item(sub: &Subscription) -> Result<Item, StoreError> {
+    keyed(
+        ItemKind::Subscription,
+        sub,
+        PkSk::subscription(&sub.app_id, &sub.id),
+    )
+}
+
+/// The route items of a subscription, one per event type it takes.
+pub(super) fn route_items(sub: &Subscription) -> Result<Vec<(PkSk, Item)>, StoreError> {
+    let route = sub.route();
+    sub.events
+        .route_types()
+        .into_iter()
+        .map(|t| {
+            let key = PkSk::route(&sub.app_id, t, &sub.id);
+            Ok((key.clone(), keyed(ItemKind::Subscription, &route, key)?))
+        })
+        .collect()
+}
+
+/// The route keys of a subscription, one per event type it takes.
+pub(super) fn route_keys(sub: &Subscription) -> Vec<PkSk> {
+    sub.events
+        .route_types()
+        .into_iter()
+        .map(|t| PkSk::route(&sub.app_id, t, &sub.id))
+        .collect()
+}
+
+/// The items `subs` are stored as, for bulk loads with `BatchWriteItem` (the bench):
+/// each subscription item, its routes, and each app's routing version item (at 1).
+pub(super) fn bulk_items(subs: &[Subscription]) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut apps = std::collections::BTreeSet::new();
+    for sub in subs {
+        items.push(subscription_item(sub)?);
+        items.extend(route_items(sub)?.into_iter().map(|(_, item)| item));
+        apps.insert(sub.app_id.clone());
+    }
+    for app in apps {
+        let mut item = PkSk::routing_version(&app).into_item();
+        item.insert(VERSION.to_owned(), number(1));
+        items.push(item);
+    }
+    Ok(items)
+}
+
+/// A number attribute.
+pub(super) fn number(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+/// Reads a number attribute of an item.
+pub(super) fn read_number(item: &Item, name: &str) -> Option<u64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+/// What the routes of a subscription become when it changes from `before` to `after`:
+/// keys to delete and items to put. Empty when no route changes.
+pub(super) fn route_changes(
+    before: Option<&Subscription>,
+    after: Option<&Subscription>,
+) -> Result<(Vec<PkSk>, Vec<Item>), StoreError> {
+    let old = before.map(route_keys).unwrap_or_default();
+    let new = after.map(route_items).transpose()?.unwrap_or_default();
+    let unchanged_route = match (before, after) {
+        (Some(b), Some(a)) => b.route() == a.route(),
+        _ => false,
+    };
+    let deletes = old
+        .into_iter()
+        .filter(|k| !new.iter().any(|(n, _)| n == k))
+        .collect();
+    let old_keys = before.map(route_keys).unwrap_or_default();
+    let puts = new
+        .into_iter()
+        .filter(|(k, _)| !(unchanged_route && old_keys.contains(k)))
+        .map(|(_, item)| item)
+        .collect();
+    Ok((deletes, puts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::from_item;
+    use herald_core::{EventFilter, ObjectTypeFilter, Route};
+
+    fn sub(types: &[&str]) -> Subscription {
+        Subscription::new(
+            AppId::parse("shop").unwrap(),
+            "https://example.com/hook",
+            EventFilter::parse(types).unwrap(),
+            ObjectTypeFilter::parse(&["user"]).unwrap(),
+        )
+    }
+
+    #[test]
+    fn subscriptions_convert_to_items_and_back() {
+        let s = sub(&["update"]);
+        let item = subscription_item(&s).unwrap();
+        assert_eq!(item["pk"], AttributeValue::S("A#shop".into()));
+        assert_eq!(item["sk"], AttributeValue::S(format!("S#{}", s.id)));
+        let back: Subscription = from_item(ItemKind::Subscription, item).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(id_of_sort_key(&format!("S#{}", s.id)), Some(s.id.clone()));
+        assert_eq!(id_of_sort_key("V"), None);
+    }
+
+    #[test]
+    fn a_webhook_has_one_route_per_event_type_or_one_for_every_type() {
+        let s = sub(&["create", "update"]);
+        let items = route_items(&s).unwrap();
+        let pks: Vec<_> = items.iter().map(|(k, _)| k.pk.clone()).collect();
+        assert_eq!(pks, ["R#shop#create", "R#shop#update"]);
+        let route: Route = from_item(ItemKind::Subscription, items[0].1.clone()).unwrap();
+        assert_eq!(route, s.route());
+        let all = sub(&["*"]);
+        assert_eq!(route_keys(&all)[0].pk, "R#shop#*");
+        assert_eq!(route_keys(&all)[0].sk, all.id.to_string());
+    }
+
+    #[test]
+    fn route_changes_move_routes_and_skip_unchanged_ones() {
+        let before = sub(&["create", "update"]);
+        // A description changes no route.
+        let mut after = before.clone();
+        after.description = "new".into();
+        let (deletes, puts) = route_changes(Some(&before), Some(&after)).unwrap();
+        assert!(deletes.is_empty() && puts.is_empty());
+        // New types: the dropped one is deleted, the new one put.
+        after.events = EventFilter::parse(&["update", "delete"]).unwrap();
+        let (deletes, puts) = route_changes(Some(&before), Some(&after)).unwrap();
+        assert_eq!(deletes.len(), 1);
+        assert_eq!(deletes[0].pk, "R#shop#create");
+        // Both remaining routes are written: a route carries the filter.
+        let put_pks: Vec<_> = puts.iter().map(|i| i["pk"].clone()).collect();
+        assert_eq!(
+            put_pks,
+            [
+                AttributeValue::S("R#shop#delete".into()),
+                AttributeValue::S("R#shop#update".into())
+            ]
+        );
+        // A new URL rewrites every route, and moves none.
+        let mut moved = before.clone();
+        moved.url = "https://example.com/other".into();
+        let (deletes, puts) = route_changes(Some(&before), Some(&moved)).unwrap();
+        assert_eq!((deletes.len(), puts.len()), (0, 2));
+        // Delete removes them all.
+        let (deletes, puts) = route_changes(Some(&before), None).unwrap();
+        assert_eq!((deletes.len(), puts.len()), (2, 0));
+    }
+}

@@ -87,7 +87,7 @@ pub fn default_policy() -> Result<DeliveryPolicy> {
         ("HERALD_EVENTS_QUEUE_URL", "http://unused/events"),
         ("HERALD_DLQ_URL", "http://unused/dlq"),
         ("HERALD_SUBSCRIPTIONS_TABLE", "unused"),
-        ("HERALD_ATTEMPTS_TABLE", "unused"),
+        ("HERALD_HISTORY_TABLE", "unused"),
     ];
     let config =
         ConsumerConfig::from_vars(required).context("the default consumer configuration")?;

@@ -50,7 +50,7 @@ pub struct EmulatorSettings {
 #[derive(Debug, Clone, Serialize)]
 pub struct EmulatorResults {
     pub stack: String,
-    pub attempts_table: String,
+    pub history_table: String,
     pub latency: latency::Latency,
     pub pipe: CallsPhase,
     pub steady: CallsPhase,
@@ -147,7 +147,7 @@ pub async fn run(
 
     Ok(EmulatorResults {
         stack: bench.stack.stage.clone(),
-        attempts_table: bench.stack.var("HERALD_ATTEMPTS_TABLE").to_owned(),
+        history_table: bench.stack.var("HERALD_HISTORY_TABLE").to_owned(),
         latency: latency::Latency {
             herald_ms: Summary::of(&steady.ms),
             baseline_ms: Summary::of(&pipe.ms),

@@ -10,11 +10,11 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
+use herald_core::{AppId, EventId};
 use herald_core::{
     Attempt, AttemptOutcome, DeliveryError, DeliveryOutcome, Event, EventType, ObjectType,
     SubscriptionId,
 };
-use herald_core::{AppId, EventId};
 use herald_store::{BatchHistory, HistoryStore, StoreError};
 use herald_testing::{aws, Stack};
 
@@ -151,7 +151,11 @@ async fn history_is_written_per_batch_and_listed_per_webhook_and_per_event() {
 
     // Per webhook: newest first across shards and pages, no duplicates, no gaps.
     let (listed, cursors) = all_pages(&store, &shop, &sub("sub_a"), 2).await;
-    assert_eq!(listed.len(), 13, "12 first attempts and a retry; not the expired one");
+    assert_eq!(
+        listed.len(),
+        13,
+        "12 first attempts and a retry; not the expired one"
+    );
     assert_eq!(cursors.len(), 6, "pages of 2, no empty last page");
     assert!(
         listed
@@ -168,7 +172,9 @@ async fn history_is_written_per_batch_and_listed_per_webhook_and_per_event() {
         events.iter().map(|e| (e.id.to_string(), 1)).collect();
     expected.insert((events[0].id.to_string(), 2));
     assert_eq!(seen, expected);
-    assert!(listed.iter().all(|a| a.app_id == shop && a.subscription_id == sub("sub_a")));
+    assert!(listed
+        .iter()
+        .all(|a| a.app_id == shop && a.subscription_id == sub("sub_a")));
     assert_eq!(listed[0].outcome, AttemptOutcome::Failed);
     assert_eq!(listed[0].error_kind.as_deref(), Some("timeout"));
     assert!(listed[0].next_attempt_at.is_some());
@@ -184,8 +190,9 @@ async fn history_is_written_per_batch_and_listed_per_webhook_and_per_event() {
     assert_eq!(big_pages, listed, "page size does not change the listing");
     let (off, _) = all_pages(&store, &shop, &sub("sub_off"), 5).await;
     assert_eq!(off.len(), 12);
-    assert!(off.iter().all(|a| a.outcome == AttemptOutcome::NotSent
-        && a.error.as_deref() == Some("410 Gone")));
+    assert!(off
+        .iter()
+        .all(|a| a.outcome == AttemptOutcome::NotSent && a.error.as_deref() == Some("410 Gone")));
     let (other, _) = all_pages(&store, &app("other"), &sub("sub_a"), 10).await;
     assert_eq!(other.len(), 1, "tenants never see each other's history");
     assert_eq!(other[0].event_id, theirs.id);
@@ -214,9 +221,15 @@ async fn history_is_written_per_batch_and_listed_per_webhook_and_per_event() {
         ],
         "newest first (the not-sent entry shares its time with the first attempt)"
     );
-    assert!(mine.iter().all(|a| a.event_id == first.id && a.app_id == shop));
+    assert!(mine
+        .iter()
+        .all(|a| a.event_id == first.id && a.app_id == shop));
     let wide_listed = store.for_event(&shop, &wide.id, 100, None).await.unwrap();
-    assert_eq!(wide_listed.items.len(), 30, "all 30 webhooks' records read back");
+    assert_eq!(
+        wide_listed.items.len(),
+        30,
+        "all 30 webhooks' records read back"
+    );
     assert!(store
         .for_event(&app("other"), &first.id, 10, None)
         .await
@@ -225,12 +238,21 @@ async fn history_is_written_per_batch_and_listed_per_webhook_and_per_event() {
         .is_empty());
 
     // Stored events by id: present when matched, absent when never stored or expired.
-    assert_eq!(store.get_event(&shop, &events[7].id).await.unwrap(), Some(events[7].clone()));
-    assert_eq!(store.get_event(&shop, &wide.id).await.unwrap(), Some(wide.clone()));
+    assert_eq!(
+        store.get_event(&shop, &events[7].id).await.unwrap(),
+        Some(events[7].clone())
+    );
+    assert_eq!(
+        store.get_event(&shop, &wide.id).await.unwrap(),
+        Some(wide.clone())
+    );
     let unmatched = event("shop", 200);
     assert_eq!(store.get_event(&shop, &unmatched.id).await.unwrap(), None);
     assert_eq!(store.get_event(&shop, &expired.id).await.unwrap(), None);
-    assert_eq!(store.get_event(&app("other"), &first.id).await.unwrap(), None);
+    assert_eq!(
+        store.get_event(&app("other"), &first.id).await.unwrap(),
+        None
+    );
     assert_eq!(
         store
             .get_event(&shop, &EventId::parse("evt_custom").unwrap())
@@ -257,7 +279,9 @@ async fn history_is_written_per_batch_and_listed_per_webhook_and_per_event() {
             .await
     ));
     assert!(bad_cursor(
-        store.for_event(&shop, &first.id, 2, Some(webhook_cursor)).await
+        store
+            .for_event(&shop, &first.id, 2, Some(webhook_cursor))
+            .await
     ));
     let mut decoded: serde_json::Value =
         serde_json::from_slice(&BASE64.decode(webhook_cursor).unwrap()).unwrap();

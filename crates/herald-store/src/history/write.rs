@@ -181,7 +181,7 @@ pub(super) fn group_items(
 }
 
 /// The webhook records of a batch (one per webhook, split in parts past
-/// [`MAX_BODY_JSON`]: part 0 holds the oldest entries) and the trail items of the
+/// [`MAX_BODY_JSON`]: part 0 holds the oldest entries, each part newest first) and the trail items of the
 /// attempts a lookup through the event's group would not find: those outside a first
 /// fan-out, those of events not in `grouped`, and those in parts after the first.
 pub(super) fn record_items(
@@ -200,17 +200,21 @@ pub(super) fn record_items(
     let mut trails = Vec::new();
     let mut trailed = HashSet::new();
     for ((app, sub), mut attempts) in by_webhook {
-        // Oldest first, so part 0 holds the oldest entries and the newest part sorts last.
+        // Newest first; split, the oldest run is part 0 and the newest the highest
+        // part, whose key sorts first in a newest-first listing.
         attempts.sort_by(|x, y| {
             let (x, y) = (&x.attempt, &y.attempt);
-            (x.attempted_at, &x.event_id, x.attempt).cmp(&(y.attempted_at, &y.event_id, y.attempt))
+            (y.attempted_at, &y.event_id, y.attempt).cmp(&(x.attempted_at, &x.event_id, x.attempt))
         });
         let entries: Vec<Entry> = attempts.iter().map(|a| Entry::of(&a.attempt)).collect();
         let elements = entries
             .iter()
             .map(|e| json(ItemKind::WebhookRecord, e))
             .collect::<Result<Vec<_>, _>>()?;
-        for (part, (range, _)) in split_json(&elements, MAX_BODY_JSON).into_iter().enumerate() {
+        let runs = split_json(&elements, MAX_BODY_JSON);
+        let parts = runs.len();
+        for (i, (range, body)) in runs.into_iter().enumerate() {
+            let part = parts - 1 - i;
             let key = PkSk::record(&app, &sub, batch.shard, batch.at, &batch.id, part);
             for a in &attempts[range.clone()] {
                 let found_by_group = a.first_fan_out
@@ -235,15 +239,12 @@ pub(super) fn record_items(
                     });
                 }
             }
-            let newest_first: Vec<&Entry> = entries[range].iter().rev().collect();
+            let entries = &entries[range];
             records.push(RecordItem {
-                n: newest_first.len(),
-                failed: newest_first.iter().filter(|e| e.is_failure()).count(),
+                n: entries.len(),
+                failed: entries.iter().filter(|e| e.is_failure()).count(),
                 expires_at,
-                z: compress(
-                    ItemKind::WebhookRecord,
-                    &json(ItemKind::WebhookRecord, &newest_first)?,
-                )?,
+                z: compress(ItemKind::WebhookRecord, &body)?,
                 key,
             });
         }

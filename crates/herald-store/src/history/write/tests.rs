@@ -320,13 +320,22 @@ fn oversized_records_split_into_parts_and_later_parts_get_trails() {
         .collect();
     assert_eq!(all.len(), 400);
     assert!(all.windows(2).all(|w| w[0].at > w[1].at));
-    let in_later_parts: usize = records[1..].iter().map(|r| r.n).sum();
+    let part0 = PkSk::record(
+        &app("shop"),
+        &SubscriptionId::new("sub_a"),
+        5,
+        b.at,
+        &b.id,
+        0,
+    );
+    assert!(records.iter().any(|r| r.key == part0));
+    let in_later_parts: usize = records.iter().filter(|r| r.key != part0).map(|r| r.n).sum();
     assert_eq!(
         trails.len(),
         in_later_parts,
         "entries past part 0 are reached by their trail"
     );
-    assert!(trails.iter().all(|t| t.r != records[0].key));
+    assert!(trails.iter().all(|t| t.r != part0));
     for r in &records {
         let raw = serde_json::to_vec(&unpack::<Vec<Entry>>(ItemKind::WebhookRecord, &r.z).unwrap())
             .unwrap();
@@ -435,11 +444,20 @@ fn bench_like_items_are_a_few_write_units() {
             rng.gen_range(0..u64::MAX)
         );
         b.attempted(failed, true);
+        // A failure whose response fills the 1 KiB excerpt: an HTML error page.
+        let mut page = attempt(e, "sub_html", AttemptOutcome::Failed, 1, at);
+        page.response_body = format!(
+            "<!DOCTYPE html><html><head><title>502 Bad Gateway</title><style>body{{font-family:sans-serif;margin:4em}}</style></head><body><h1>502 Bad Gateway</h1><p>The upstream server at 10.{}.{}.{} did not answer in time.</p><p>Request id {:032x}, edge node fra-{}, {}</p>{}</body></html>",
+            rng.gen_range(0..255), rng.gen_range(0..255), rng.gen_range(0..255),
+            rng.gen::<u128>(), rng.gen_range(1..60), at.to_rfc3339(),
+            "<!-- padding -->".repeat(60)
+        );
+        b.attempted(page, true);
     }
     let expires = b.at.timestamp() + 30 * 86_400;
     let (groups, kept) = group_items(&b, expires).unwrap();
     let (records, trails) = record_items(&b, &kept, expires).unwrap();
-    assert_eq!((groups.len(), records.len(), trails.len()), (1, 2, 0));
+    assert_eq!((groups.len(), records.len(), trails.len()), (1, 3, 0));
     let raw_group =
         serde_json::to_vec(&unpack::<Vec<GroupEntry>>(ItemKind::EventGroup, &groups[0].z).unwrap())
             .unwrap();
@@ -458,7 +476,7 @@ fn bench_like_items_are_a_few_write_units() {
             .unwrap();
         let item = to_item(ItemKind::WebhookRecord, r).unwrap();
         describe(
-            &format!("record of 10, {} failed", r.failed),
+            &format!("record of 10 to {}, {} failed", r.key.pk, r.failed),
             &item,
             raw.len(),
         );
@@ -473,5 +491,27 @@ fn bench_like_items_are_a_few_write_units() {
         write_units(&group) <= 8,
         "a group of 10 1-KiB events: {} B",
         item_size(&group)
+    );
+
+    // A batch of one event delivered to one webhook (a steady trickle, fan-out 1).
+    let mut one = batch();
+    one.fanned_out(events[0].clone());
+    one.attempted(
+        attempt(&events[0], "sub_ok", AttemptOutcome::Succeeded, 1, t),
+        true,
+    );
+    let items = batch_items(&one, expires).unwrap();
+    for item in &items {
+        eprintln!(
+            "batch of one: {} item {} B = {} WRU",
+            &item["pk"].as_s().unwrap()[..1],
+            item_size(item),
+            write_units(item)
+        );
+    }
+    assert_eq!(
+        items.iter().map(write_units).sum::<usize>(),
+        2,
+        "a group and a record"
     );
 }

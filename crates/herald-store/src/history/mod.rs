@@ -13,6 +13,7 @@
 //! Keys are spelled in `keys`; the table has no index.
 
 mod batch;
+mod by_event;
 mod cursor;
 mod items;
 mod keys;
@@ -21,7 +22,10 @@ mod write;
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use chrono::Utc;
 
 pub use batch::{BatchAttempt, BatchHistory};
 pub use items::{item_size, write_units, EXCERPT_BYTES};
@@ -45,4 +49,35 @@ impl HistoryStore {
             retention,
         }
     }
+}
+
+impl HistoryStore {
+    /// A `Query` of partition `pk`, within the sort key range `lo..=hi` if given, that
+    /// hides expired items (`filter` is added to that condition).
+    fn query(&self, pk: &str, range: Option<(&str, &str)>, filter: &str) -> QueryFluentBuilder {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .expression_attribute_values(":now", now());
+        let q = if filter.is_empty() {
+            q.filter_expression("expires_at > :now")
+        } else {
+            q.filter_expression(format!("{filter} AND expires_at > :now"))
+        };
+        match range {
+            None => q.key_condition_expression("pk = :pk"),
+            Some((lo, hi)) => q
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":lo", AttributeValue::S(lo.to_owned()))
+                .expression_attribute_values(":hi", AttributeValue::S(hi.to_owned())),
+        }
+    }
+}
+
+/// Now in Unix seconds, for the expiry filter: TTL deletion lags (up to days on AWS,
+/// never on some emulators), so expired items are hidden at read time too.
+fn now() -> AttributeValue {
+    AttributeValue::N(Utc::now().timestamp().to_string())
 }

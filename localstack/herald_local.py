@@ -34,7 +34,7 @@ OUTPUT_TO_ENV = {
     "EventsQueueUrl": "HERALD_EVENTS_QUEUE_URL",
     "DeadLetterQueueUrl": "HERALD_DLQ_URL",
     "SubscriptionsTableName": "HERALD_SUBSCRIPTIONS_TABLE",
-    "AttemptsTableName": "HERALD_ATTEMPTS_TABLE",
+    "HistoryTableName": "HERALD_HISTORY_TABLE",
     "AppsTableName": "HERALD_APPS_TABLE",
     "IdempotencyTableName": "HERALD_IDEMPOTENCY_TABLE",
 }

@@ -337,7 +337,7 @@ pub async fn webhook_deliveries(
 ) -> ApiResult<Json<Page<AttemptOut>>> {
     let sub = load(&state, &app, &id).await?;
     let page = state
-        .attempts
+        .history
         .for_subscription(&app, &sub.id, p.limit()?, p.cursor.as_deref())
         .await?;
     Ok(Json(page_of(page)))
@@ -353,7 +353,7 @@ pub async fn event_deliveries(
 ) -> ApiResult<Json<Page<AttemptOut>>> {
     let event = path_event(&id)?;
     let page = state
-        .attempts
+        .history
         .for_event(&app, &event, p.limit()?, p.cursor.as_deref())
         .await?;
     Ok(Json(page_of(page)))
@@ -374,7 +374,7 @@ pub async fn resend(
     };
     let event_id = path_event(&id)?;
     let event = state
-        .attempts
+        .history
         .get_event(&app, &event_id)
         .await?
         .ok_or_else(|| {

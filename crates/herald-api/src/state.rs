@@ -9,7 +9,7 @@ use herald_core::{settings, AppId};
 use herald_delivery::{HttpDeliverer, HttpSettings};
 use herald_queue::{Publisher, QueueSettings, SqsOutbox};
 use herald_runtime::config::{duration_in_range, in_range, ConfigError, Validate};
-use herald_store::{AppStore, AttemptStore, DeliveryTables, IdempotencyStore, SubscriptionStore};
+use herald_store::{AppStore, DeliveryTables, HistoryStore, IdempotencyStore, SubscriptionStore};
 use serde::{Deserialize, Serialize};
 
 /// API settings, from `HERALD_*` variables (docs/configuration.md) through the one
@@ -35,7 +35,7 @@ pub struct ApiConfig {
     /// `HERALD_EVENTS_QUEUE_URL` (where published events go) and `HERALD_DLQ_URL`.
     #[serde(flatten)]
     pub queues: QueueSettings,
-    /// `HERALD_SUBSCRIPTIONS_TABLE`, `HERALD_ATTEMPTS_TABLE` and
+    /// `HERALD_SUBSCRIPTIONS_TABLE`, `HERALD_HISTORY_TABLE` and
     /// `HERALD_HISTORY_RETENTION` (for the test pings' records).
     #[serde(flatten)]
     pub tables: DeliveryTables,
@@ -148,7 +148,7 @@ impl Validate for ApiConfig {
 pub struct AppState {
     pub config: Arc<ApiConfig>,
     pub subscriptions: SubscriptionStore,
-    pub attempts: AttemptStore,
+    pub history: HistoryStore,
     pub apps: AppStore,
     pub idempotency: IdempotencyStore,
     pub publisher: Publisher,
@@ -180,9 +180,9 @@ impl AppState {
                 dynamo.clone(),
                 &config.tables.subscriptions_table,
             ),
-            attempts: AttemptStore::new(
+            history: HistoryStore::new(
                 dynamo.clone(),
-                &config.tables.attempts_table,
+                &config.tables.history_table,
                 config.tables.history_retention,
             ),
             apps: AppStore::new(dynamo.clone(), &config.apps_table),

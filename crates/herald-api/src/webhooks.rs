@@ -451,11 +451,11 @@ pub async fn test(
         .deliver(signed_request(&event, &sub.route(), body))
         .await;
     let attempt = Attempt::of_outcome(&event, &sub.id, 1, attempted_at, &outcome);
-    if let Err(e) = state
-        .attempts
-        .record_with_events(std::slice::from_ref(&attempt), std::slice::from_ref(&event))
-        .await
-    {
+    // Recorded as a batch of its own: the ping's event and its one attempt.
+    let mut history = herald_store::BatchHistory::start();
+    history.fanned_out(event);
+    history.attempted(attempt.clone(), true);
+    if let Err(e) = state.history.record(&history).await {
         tracing::warn!(error = %e, "could not record the test delivery");
     }
     Ok(Json(TestResult {

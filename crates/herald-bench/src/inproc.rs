@@ -85,9 +85,6 @@ pub fn default_policy() -> Result<DeliveryPolicy> {
         ("HERALD_EVENTS_QUEUE_URL", "http://unused/events"),
         ("HERALD_DLQ_URL", "http://unused/dlq"),
         ("HERALD_SUBSCRIPTIONS_TABLE", "unused"),
-        // The history table's setting under its old and its new name: the loader
-        // ignores the one it does not know.
-        ("HERALD_ATTEMPTS_TABLE", "unused"),
         ("HERALD_HISTORY_TABLE", "unused"),
     ];
     let config =

@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
+use herald_testing::FaultProxy;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -68,51 +67,36 @@ pub const INDEX_KEYS: [&str; 1] = ["event_pk"];
 
 pub type Counts = BTreeMap<String, OpStats>;
 
-struct ProxyState {
-    upstream: String,
-    client: reqwest::Client,
-    counts: Mutex<Counts>,
-    /// Sequence numbers of the requests running upstream.
-    running: Mutex<std::collections::BTreeSet<u64>>,
-    next: std::sync::atomic::AtomicU64,
-}
-
-/// The proxy, listening on 127.0.0.1; stops when dropped.
+/// The counting proxy, listening on 127.0.0.1 (the test harness's forwarding proxy
+/// with an observer that counts); stops when dropped.
 pub struct CountingProxy {
     pub url: String,
-    state: Arc<ProxyState>,
-    task: tokio::task::JoinHandle<()>,
+    inner: FaultProxy,
+    counts: Arc<Mutex<Counts>>,
 }
 
 impl CountingProxy {
     pub async fn start(upstream: &str) -> Result<Self> {
-        let state = Arc::new(ProxyState {
-            upstream: upstream.trim_end_matches('/').to_owned(),
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .context("building the proxy's client")?,
-            counts: Mutex::new(Counts::new()),
-            running: Mutex::default(),
-            next: std::sync::atomic::AtomicU64::new(0),
-        });
-        let app = axum::Router::new()
-            .fallback(forward)
-            .layer(axum::extract::DefaultBodyLimit::disable())
-            .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let counts: Arc<Mutex<Counts>> = Arc::default();
+        let observer = {
+            let counts = Arc::clone(&counts);
+            Arc::new(move |target: &str, request: &[u8], status: StatusCode, response: &[u8]| {
+                count(&counts, target, request, status, response)
+            })
+        };
+        let inner = FaultProxy::start_observed(upstream, Some(observer))
             .await
-            .context("binding the counting proxy")?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Self { url, state, task })
+            .context("starting the counting proxy")?;
+        Ok(Self {
+            url: inner.url.clone(),
+            inner,
+            counts,
+        })
     }
 
     /// The counts so far, which are then cleared.
     pub fn take(&self) -> Counts {
-        std::mem::take(&mut *self.state.counts.lock().expect("counts lock"))
+        std::mem::take(&mut *self.counts.lock().expect("counts lock"))
     }
 
     /// Waits (up to `timeout`) until every request that started before this call has
@@ -120,30 +104,12 @@ impl CountingProxy {
     /// 20 s and would take (and hide, for the visibility timeout) messages published
     /// meanwhile. Returns whether they all ended in time.
     pub async fn wait_started_before_now(&self, timeout: std::time::Duration) -> bool {
-        let mark = self.state.next.load(std::sync::atomic::Ordering::SeqCst);
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let oldest = self
-                .state
-                .running
-                .lock()
-                .expect("running lock")
-                .first()
-                .copied();
-            if oldest.is_none_or(|seq| seq >= mark) {
-                return true;
-            }
-            if std::time::Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        self.inner.wait_started_before_now(timeout).await
     }
 
     /// Items (messages, entries) counted for `op` so far, without clearing.
     pub fn items(&self, op: &str) -> u64 {
-        self.state
-            .counts
+        self.counts
             .lock()
             .expect("counts lock")
             .get(op)
@@ -151,104 +117,33 @@ impl CountingProxy {
     }
 }
 
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-const HOP_BY_HOP: [&str; 4] = ["connection", "content-length", "transfer-encoding", "host"];
-
-/// Forwards in a task of its own, so a request whose client goes away still runs to
-/// its end (as it does in the emulator) and is known to have ended.
-async fn forward(
-    State(state): State<Arc<ProxyState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let seq = state.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    state.running.lock().expect("running lock").insert(seq);
-    let task = tokio::spawn(async move {
-        let response = forward_upstream(Arc::clone(&state), method, uri, headers, body).await;
-        state.running.lock().expect("running lock").remove(&seq);
-        response
-    });
-    task.await
-        .unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response())
-}
-
-/// The request sent upstream and counted.
-async fn forward_upstream(
-    state: Arc<ProxyState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let mut request = state
-        .client
-        .request(method, format!("{}{path}", state.upstream))
-        .body(body.clone());
-    for (name, value) in &headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            request = request.header(name, value);
-        }
-    }
-    let response = match request.send().await {
-        Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-    };
-    let status = response.status();
-    let response_headers = response.headers().clone();
-    let response_body = match response.bytes().await {
-        Ok(b) => b,
-        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-    };
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    if status.is_success() {
-        let (op, stats) = analyse(&target, &body, &response_body);
-        let mut counts = state.counts.lock().expect("counts lock");
-        let entry = counts.entry(op).or_default();
-        entry.calls += 1;
-        entry.billed_requests += stats.billed_requests;
-        entry.items += stats.items;
-        entry.read_units += stats.read_units;
-        entry.item_bytes += stats.item_bytes;
-        for (table, units) in stats.write_units {
-            *entry.write_units.entry(table).or_default() += units;
-        }
-        entry.index_write_units += stats.index_write_units;
-        entry.index_items += stats.index_items;
-        entry.index_item_bytes += stats.index_item_bytes;
-        for (pk, writes) in &stats.by_pk {
-            entry.by_pk.entry(pk.clone()).or_default().add(writes);
-        }
-    } else {
-        let op = format!("{} (failed)", operation_name(&target));
-        state
-            .counts
-            .lock()
-            .expect("counts lock")
-            .entry(op)
+/// Counts one forwarded request: what it costs when it succeeded, a failed call when
+/// it did not.
+fn count(counts: &Mutex<Counts>, target: &str, body: &[u8], status: StatusCode, response: &[u8]) {
+    let mut counts = counts.lock().expect("counts lock");
+    if !status.is_success() {
+        counts
+            .entry(format!("{} (failed)", operation_name(target)))
             .or_default()
             .calls += 1;
+        return;
     }
-    let mut out = (status, response_body).into_response();
-    for (name, value) in &response_headers {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            out.headers_mut().insert(name.clone(), value.clone());
-        }
+    let (op, stats) = analyse(target, body, response);
+    let entry = counts.entry(op).or_default();
+    entry.calls += 1;
+    entry.billed_requests += stats.billed_requests;
+    entry.items += stats.items;
+    entry.read_units += stats.read_units;
+    entry.item_bytes += stats.item_bytes;
+    for (table, units) in stats.write_units {
+        *entry.write_units.entry(table).or_default() += units;
     }
-    out
+    entry.index_write_units += stats.index_write_units;
+    entry.index_items += stats.index_items;
+    entry.index_item_bytes += stats.index_item_bytes;
+    for (pk, writes) in &stats.by_pk {
+        entry.by_pk.entry(pk.clone()).or_default().add(writes);
+    }
 }
 
 /// `AmazonSQS.SendMessageBatch` -> `SQS SendMessageBatch`.

@@ -21,7 +21,7 @@ pub struct ConsumerSettings {
     /// and `HERALD_DLQ_URL`.
     #[serde(flatten)]
     pub queues: QueueSettings,
-    /// `HERALD_SUBSCRIPTIONS_TABLE`, `HERALD_ATTEMPTS_TABLE`, `HERALD_HISTORY_RETENTION`.
+    /// `HERALD_SUBSCRIPTIONS_TABLE`, `HERALD_HISTORY_TABLE`, `HERALD_HISTORY_RETENTION`.
     #[serde(flatten)]
     pub tables: DeliveryTables,
     /// `HERALD_SUBSCRIPTION_CACHE_TTL` (default 5s; 0s disables the cache).
@@ -196,8 +196,8 @@ pub struct ConsumerConfig {
     /// The subscriptions table.
     pub subscriptions_table: String,
     /// The delivery history table.
-    pub attempts_table: String,
-    /// How long attempt records and kept events live.
+    pub history_table: String,
+    /// How long the history and the kept events live.
     pub history_retention: Duration,
     /// How long an app's routing version is trusted before it is read again to
     /// confirm the cached routes (zero: not cached).
@@ -247,7 +247,7 @@ impl ConsumerConfig {
             events_queue_url: s.queues.events_queue_url,
             dlq_url: s.queues.dlq_url,
             subscriptions_table: s.tables.subscriptions_table,
-            attempts_table: s.tables.attempts_table,
+            history_table: s.tables.history_table,
             history_retention: s.tables.history_retention,
             subscription_cache_ttl: s.subscription_cache_ttl,
             disable_after: s.disable_after_failed_deliveries,
@@ -274,7 +274,7 @@ mod tests {
         ("HERALD_EVENTS_QUEUE_URL", "http://q/events"),
         ("HERALD_DLQ_URL", "http://q/dlq"),
         ("HERALD_SUBSCRIPTIONS_TABLE", "subs"),
-        ("HERALD_ATTEMPTS_TABLE", "attempts"),
+        ("HERALD_HISTORY_TABLE", "history"),
     ];
 
     #[test]
@@ -329,7 +329,7 @@ mod tests {
     #[test]
     fn missing_and_malformed_settings_name_the_variable() {
         let err = config(&BASE[..3]).unwrap_err();
-        assert_eq!(err.to_string(), "HERALD_ATTEMPTS_TABLE must be set");
+        assert_eq!(err.to_string(), "HERALD_HISTORY_TABLE must be set");
         for (var, value) in [
             ("HERALD_DELIVERY_CONCURRENCY", "lots"),
             ("HERALD_WORKER_BATCH_SIZE", "10001"),

@@ -25,6 +25,7 @@ use herald_core::{
 };
 use herald_delivery::Deliverer;
 use herald_queue::Outbox;
+use herald_store::{BatchAttempt, BatchHistory};
 use tracing::{info_span, Instrument};
 
 use crate::history::History;
@@ -106,6 +107,19 @@ struct Work {
     record: usize,
     task: DeliveryTask,
     subscription: Route,
+    /// Part of a fresh event's first fan-out (from an `Event` message), not a retry,
+    /// re-send or re-drive (from a `Delivery` message).
+    first_fan_out: bool,
+}
+
+impl Work {
+    /// `attempt`, made for this work, as the history records it.
+    fn tagged(&self, attempt: Attempt) -> BatchAttempt {
+        BatchAttempt {
+            attempt,
+            first_fan_out: self.first_fan_out,
+        }
+    }
 }
 
 /// What planning a record produced.
@@ -114,6 +128,8 @@ struct Plan {
     not_sent: Vec<Attempt>,
     /// A freshly published event, to keep in the history store.
     event: Option<Event>,
+    /// Planned from an `Event` message: its attempts are the event's first fan-out.
+    first_fan_out: bool,
     fate: Fate,
 }
 
@@ -123,6 +139,7 @@ impl Plan {
             work: Vec::new(),
             not_sent: Vec::new(),
             event: None,
+            first_fan_out: false,
             fate: Fate::Done,
         }
     }
@@ -156,6 +173,7 @@ impl Consumer {
     /// made stand and are recorded; receivers dedupe the repeats on `webhook-id`.
     pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, BatchError> {
         let started = Instant::now();
+        let mut history = BatchHistory::start();
         let records = batch.records;
         // The futures are made up front rather than by a closure mapped over a stream of
         // borrowed records: that keeps the whole future `Send` where it is spawned (the
@@ -178,17 +196,19 @@ impl Consumer {
             .await;
 
         let mut fates: Vec<Fate> = plans.iter().map(|p| p.fate).collect();
-        let mut attempts: Vec<Attempt> = Vec::new();
         let mut work = Vec::new();
-        let mut events = Vec::new();
         for plan in plans {
-            attempts.extend(plan.not_sent);
+            for attempt in plan.not_sent {
+                history.attempted(attempt, plan.first_fan_out);
+            }
             work.extend(plan.work);
-            events.extend(plan.event);
+            if let Some(event) = plan.event {
+                history.fanned_out(event);
+            }
         }
 
         let deadline = started + self.policy.start_deadline;
-        let results: Vec<(usize, Fate, Option<Attempt>)> = stream::iter(work)
+        let results: Vec<(usize, Fate, Option<BatchAttempt>)> = stream::iter(work)
             .map(|w| {
                 let span = info_span!(
                     "delivery",
@@ -206,14 +226,15 @@ impl Consumer {
             if fate == Fate::Retry {
                 fates[record] = Fate::Retry;
             }
-            attempts.extend(attempt);
+            history.attempts.extend(attempt);
         }
+        let attempts = history.attempts.len();
 
-        if !attempts.is_empty() || !events.is_empty() {
-            if let Err(e) = self.adapters.history.record(&attempts, &events).await {
+        if !history.is_empty() {
+            if let Err(e) = self.adapters.history.record(&history).await {
                 // Failing the records would repeat deliveries that succeeded; the
                 // deliveries stand and the gap in the history is logged.
-                tracing::error!(error = %e, records = attempts.len(), "could not write the delivery history");
+                tracing::error!(error = %e, records = attempts, "could not write the delivery history");
             }
         }
 
@@ -234,7 +255,7 @@ impl Consumer {
             };
             tracing::error!(
                 error = %error,
-                attempts = attempts.len(),
+                attempts,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "batch failed"
             );
@@ -242,7 +263,7 @@ impl Consumer {
         }
         tracing::info!(
             records = records.len(),
-            attempts = attempts.len(),
+            attempts,
             returned = response.batch_item_failures.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "batch handled"
@@ -292,13 +313,17 @@ impl Consumer {
                 return Plan::retry();
             }
         };
-        let mut plan = Plan::done();
+        let mut plan = Plan {
+            first_fan_out: true,
+            ..Plan::done()
+        };
         for sub in subs.iter().filter(|s| s.filters_admit(&event)) {
             if sub.active {
                 plan.work.push(Work {
                     record: index,
                     task: DeliveryTask::first(event.clone(), sub.id.clone()),
                     subscription: sub.clone(),
+                    first_fan_out: true,
                 });
             } else {
                 plan.not_sent.push(Attempt::not_sent(
@@ -419,16 +444,15 @@ impl Consumer {
                 record: index,
                 task,
                 subscription,
+                first_fan_out: false,
             }],
-            not_sent: Vec::new(),
-            event: None,
-            fate: Fate::Done,
+            ..Plan::done()
         }
     }
 
     /// Attempts one delivery (or hands it back if the batch is out of time) and
     /// arranges what follows. Returns the record's fate and the attempt made.
-    async fn run(&self, w: Work, deadline: Instant) -> (usize, Fate, Option<Attempt>) {
+    async fn run(&self, w: Work, deadline: Instant) -> (usize, Fate, Option<BatchAttempt>) {
         if Instant::now() >= deadline {
             let fate = match self.adapters.outbox.schedule(&w.task, Duration::ZERO).await {
                 Ok(()) => {
@@ -465,7 +489,7 @@ impl Consumer {
             if let Err(e) = self.adapters.subscriptions.delivered(&w.subscription).await {
                 tracing::warn!(error = %e, "could not reset the endpoint's failure count");
             }
-            return (w.record, Fate::Done, Some(attempt));
+            return (w.record, Fate::Done, Some(w.tagged(attempt)));
         };
 
         let step = next_step(
@@ -525,7 +549,7 @@ impl Consumer {
                 self.park_failed(&w, reason, &outcome).await
             }
         };
-        (w.record, fate, Some(attempt))
+        (w.record, fate, Some(w.tagged(attempt)))
     }
 
     async fn park_failed(&self, w: &Work, reason: String, outcome: &DeliveryOutcome) -> Fate {

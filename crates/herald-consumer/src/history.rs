@@ -1,20 +1,20 @@
-//! Where the consumer records attempts.
+//! Where the consumer records what a batch did.
 
 use async_trait::async_trait;
-use herald_core::{Attempt, Event};
-use herald_store::{AttemptStore, StoreError};
+use herald_store::{BatchHistory, HistoryStore, StoreError};
 
 /// The delivery history.
 #[async_trait]
 pub trait History: Send + Sync {
-    /// Records the attempts of a batch and the freshly fanned-out events they belong
-    /// to (kept so an event can be re-sent), in one go.
-    async fn record(&self, attempts: &[Attempt], events: &[Event]) -> Result<(), StoreError>;
+    /// Records what one batch did: the freshly fanned-out events that matched a
+    /// webhook (kept so an event can be re-sent) and every attempt, each tagged as
+    /// part of its event's first fan-out or not, in one go.
+    async fn record(&self, batch: &BatchHistory) -> Result<(), StoreError>;
 }
 
 #[async_trait]
-impl History for AttemptStore {
-    async fn record(&self, attempts: &[Attempt], events: &[Event]) -> Result<(), StoreError> {
-        self.record_with_events(attempts, events).await
+impl History for HistoryStore {
+    async fn record(&self, batch: &BatchHistory) -> Result<(), StoreError> {
+        HistoryStore::record(self, batch).await
     }
 }

@@ -23,7 +23,7 @@ use anyhow::Context;
 use herald_core::settings::format_duration;
 use herald_delivery::HttpDeliverer;
 use herald_queue::SqsOutbox;
-use herald_store::{AttemptStore, SubscriptionStore};
+use herald_store::{HistoryStore, SubscriptionStore};
 use subscriptions::CachedSubscriptions;
 
 /// A consumer wired to the real adapters.
@@ -44,9 +44,9 @@ pub fn build(config: &ConsumerConfig, aws: &aws_config::SdkConfig) -> anyhow::Re
             &config.dlq_url,
             config.max_queue_delay,
         )),
-        history: Arc::new(AttemptStore::new(
+        history: Arc::new(HistoryStore::new(
             dynamo,
-            &config.attempts_table,
+            &config.history_table,
             config.history_retention,
         )),
     };

@@ -18,7 +18,7 @@ use herald_core::{
 };
 use herald_delivery::Deliverer;
 use herald_queue::{Outbox, QueueError};
-use herald_store::StoreError;
+use herald_store::{BatchAttempt, BatchHistory, StoreError};
 
 use crate::history::History;
 use crate::subscriptions::SubscriptionSource;
@@ -374,12 +374,11 @@ impl Outbox for FakeOutbox {
 // ---------------------------------------------------------------------------------
 
 /// The delivery history in memory. Counts attempts by outcome; unless made with
-/// [`FakeHistory::counting`], also keeps every attempt and event recorded.
+/// [`FakeHistory::counting`], also keeps every batch recorded.
 pub struct FakeHistory {
     keep: bool,
     fail: bool,
-    attempts: Mutex<Vec<Attempt>>,
-    events: Mutex<Vec<Event>>,
+    batches: Mutex<Vec<BatchHistory>>,
     succeeded: AtomicU64,
     other: AtomicU64,
 }
@@ -389,8 +388,7 @@ impl Default for FakeHistory {
         Self {
             keep: true,
             fail: false,
-            attempts: Mutex::default(),
-            events: Mutex::default(),
+            batches: Mutex::default(),
             succeeded: AtomicU64::new(0),
             other: AtomicU64::new(0),
         }
@@ -412,9 +410,26 @@ impl FakeHistory {
         self
     }
 
+    /// The batches recorded, in order.
+    pub fn batches(&self) -> Vec<BatchHistory> {
+        lock(&self.batches).clone()
+    }
+
+    /// The attempts recorded, in order, each with whether it was part of its event's
+    /// first fan-out.
+    pub fn tagged_attempts(&self) -> Vec<BatchAttempt> {
+        lock(&self.batches)
+            .iter()
+            .flat_map(|b| b.attempts.iter().cloned())
+            .collect()
+    }
+
     /// The attempts recorded, in order.
     pub fn attempts(&self) -> Vec<Attempt> {
-        lock(&self.attempts).clone()
+        self.tagged_attempts()
+            .into_iter()
+            .map(|a| a.attempt)
+            .collect()
     }
 
     /// The attempts recorded for subscription `id`.
@@ -425,9 +440,12 @@ impl FakeHistory {
             .collect()
     }
 
-    /// The events recorded beside the attempts, in order.
+    /// The fanned-out events recorded beside the attempts, in order.
     pub fn events(&self) -> Vec<Event> {
-        lock(&self.events).clone()
+        lock(&self.batches)
+            .iter()
+            .flat_map(|b| b.events.iter().cloned())
+            .collect()
     }
 
     /// Attempts recorded that succeeded.
@@ -443,12 +461,12 @@ impl FakeHistory {
 
 #[async_trait]
 impl History for FakeHistory {
-    async fn record(&self, attempts: &[Attempt], events: &[Event]) -> Result<(), StoreError> {
+    async fn record(&self, batch: &BatchHistory) -> Result<(), StoreError> {
         if self.fail {
             return Err(store_error("BatchWriteItem"));
         }
-        for a in attempts {
-            let counter = if a.outcome == AttemptOutcome::Succeeded {
+        for a in &batch.attempts {
+            let counter = if a.attempt.outcome == AttemptOutcome::Succeeded {
                 &self.succeeded
             } else {
                 &self.other
@@ -456,8 +474,7 @@ impl History for FakeHistory {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         if self.keep {
-            lock(&self.attempts).extend_from_slice(attempts);
-            lock(&self.events).extend_from_slice(events);
+            lock(&self.batches).push(batch.clone());
         }
         Ok(())
     }

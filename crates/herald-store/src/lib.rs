@@ -8,9 +8,10 @@
 //! same transaction (a consumer's cache is confirmed with one `GetItem`). Nothing
 //! scans the table.
 //!
-//! The delivery history ([`AttemptStore`]) has one item per attempt, keyed by
-//! subscription (`pk = app#subscription`, `sk = time#event#attempt`, newest last) with a
-//! `by_event` index (`event_pk = app#event`), so both listings are single `Query`s.
+//! The delivery history ([`HistoryStore`]) keeps, per batch, the events that matched a
+//! webhook (grouped and compressed), one record per webhook of what happened to it, and
+//! trail items for retries, over 8 shard partitions and without an index; see
+//! [`history`](HistoryStore) for its layout.
 //!
 //! Apps and their API keys ([`AppStore`]) share one table, and `Idempotency-Key` records
 //! ([`IdempotencyStore`]) have their own.
@@ -21,11 +22,13 @@
 mod settings;
 pub use settings::DeliveryTables;
 mod apps;
-mod attempts;
+mod history;
 mod idempotency;
 mod subscriptions;
 pub use apps::{ApiKey, App, AppStore, NewKey, KEY_PREFIX};
-pub use attempts::AttemptStore;
+pub use history::{
+    item_size, write_units, BatchAttempt, BatchHistory, HistoryStore, EXCERPT_BYTES, SHARDS,
+};
 pub use idempotency::{Claim, IdempotencyStore, PlannedEvent, CLAIM_LEASE, IDEMPOTENCY_WINDOW};
 pub use subscriptions::{SubscriptionChanges, SubscriptionStore, CHANGE_ATTEMPTS};
 
@@ -54,10 +57,12 @@ pub enum ItemKind {
     App,
     /// An API key's metadata or its authentication lookup.
     ApiKey,
-    /// A delivery attempt record.
-    Attempt,
-    /// An event kept for re-sending.
-    Event,
+    /// A group of events of one batch kept in the history (and for re-sending).
+    EventGroup,
+    /// What happened to one webhook in one batch.
+    WebhookRecord,
+    /// A pointer from an event to a webhook record with its later attempts.
+    Trail,
     /// An `Idempotency-Key` record.
     IdempotencyKey,
 }
@@ -68,8 +73,9 @@ impl fmt::Display for ItemKind {
             Self::Subscription => "subscription",
             Self::App => "app",
             Self::ApiKey => "key",
-            Self::Attempt => "attempt record",
-            Self::Event => "event",
+            Self::EventGroup => "event group",
+            Self::WebhookRecord => "webhook record",
+            Self::Trail => "trail item",
             Self::IdempotencyKey => "idempotency key",
         })
     }
@@ -155,7 +161,7 @@ pub struct Page<T> {
 
 /// The key of a table keyed by the string attributes `pk` (partition) and `sk` (sort).
 /// Each such table's module adds the constructors of its kinds of item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub(crate) struct PkSk {
     pub(crate) pk: String,
     pub(crate) sk: String,

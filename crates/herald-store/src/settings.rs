@@ -6,16 +6,17 @@ use herald_core::settings;
 use herald_runtime::config::{duration_in_range, ConfigError, Validate};
 use serde::{Deserialize, Serialize};
 
-/// `HERALD_SUBSCRIPTIONS_TABLE`, `HERALD_ATTEMPTS_TABLE` and `HERALD_HISTORY_RETENTION`.
+/// `HERALD_SUBSCRIPTIONS_TABLE`, `HERALD_HISTORY_TABLE` and `HERALD_HISTORY_RETENTION`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct DeliveryTables {
     /// `HERALD_SUBSCRIPTIONS_TABLE`.
     #[serde(deserialize_with = "settings::text")]
     pub subscriptions_table: String,
-    /// `HERALD_ATTEMPTS_TABLE`: the delivery history.
+    /// `HERALD_HISTORY_TABLE`: the delivery history (and the events kept for
+    /// re-sending).
     #[serde(deserialize_with = "settings::text")]
-    pub attempts_table: String,
-    /// `HERALD_HISTORY_RETENTION` (default 30d): how long attempt records and kept
+    pub history_table: String,
+    /// `HERALD_HISTORY_RETENTION` (default 30d): how long the history and the kept
     /// events live.
     #[serde(
         default = "default_retention",

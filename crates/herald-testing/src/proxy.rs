@@ -2,8 +2,10 @@
 //! unchanged, unless a rule says to fail it or hold it back first: how tests make SQS
 //! refuse part of a publish, or DynamoDB answer slowly.
 
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::body::Bytes;
@@ -33,6 +35,9 @@ struct ProxyState {
     client: reqwest::Client,
     rule: Mutex<Option<Rule>>,
     observer: Option<Observer>,
+    /// Sequence numbers of the requests under way upstream.
+    running: Mutex<BTreeSet<u64>>,
+    next: AtomicU64,
 }
 
 /// The proxy, listening on 127.0.0.1; stops when dropped.
@@ -62,6 +67,8 @@ impl FaultProxy {
                 .context("building the proxy's client")?,
             rule: Mutex::new(None),
             observer,
+            running: Mutex::default(),
+            next: AtomicU64::new(0),
         });
         let app = axum::Router::new()
             .fallback(forward)
@@ -86,6 +93,31 @@ impl FaultProxy {
     pub fn clear_rule(&self) {
         *self.state.rule.lock().expect("rule lock") = None;
     }
+
+    /// Waits (up to `timeout`) until every request that started before this call has
+    /// ended upstream; whether they all did. A request whose client went away (a
+    /// stopped worker's long poll, say) still runs to its end in the emulator, where
+    /// it can take messages published meanwhile.
+    pub async fn wait_started_before_now(&self, timeout: Duration) -> bool {
+        let mark = self.state.next.load(Ordering::SeqCst);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let oldest = self
+                .state
+                .running
+                .lock()
+                .expect("running lock")
+                .first()
+                .copied();
+            if oldest.is_none_or(|seq| seq >= mark) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for FaultProxy {
@@ -94,8 +126,29 @@ impl Drop for FaultProxy {
     }
 }
 
+/// Forwards in a task of its own, so a request whose client goes away still runs to
+/// its end (as it does in the emulator) and is known to have ended.
 async fn forward(
     State(state): State<Arc<ProxyState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let seq = state.next.fetch_add(1, Ordering::SeqCst);
+    state.running.lock().expect("running lock").insert(seq);
+    let task = tokio::spawn(async move {
+        let response = forward_upstream(&state, method, uri, headers, body).await;
+        state.running.lock().expect("running lock").remove(&seq);
+        response
+    });
+    task.await
+        .unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response())
+}
+
+/// Applies the rule, then sends the request upstream and reports it to the observer.
+async fn forward_upstream(
+    state: &ProxyState,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

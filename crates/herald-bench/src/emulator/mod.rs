@@ -62,8 +62,7 @@ pub struct EmulatorSettings {
 #[derive(Debug, Clone, Serialize)]
 pub struct EmulatorResults {
     pub stack: String,
-    /// The delivery history's table (`HERALD_HISTORY_TABLE`, or the older
-    /// `HERALD_ATTEMPTS_TABLE`).
+    /// The delivery history's table (`HERALD_HISTORY_TABLE`).
     pub history_table: String,
     pub latency: latency::Latency,
     /// The SQS-alone baseline.
@@ -278,17 +277,11 @@ pub async fn run(
         lost: run.lost,
     };
     let variants = vec![variant(&steady_fast), variant(&steady)];
-    let history_table = ["HERALD_HISTORY_TABLE", "HERALD_ATTEMPTS_TABLE"]
-        .iter()
-        .map(|v| bench.stack.var(v))
-        .find(|t| !t.is_empty())
-        .unwrap_or_default()
-        .to_owned();
     let mut runs = vec![steady_fast.calls, steady.calls, backlog, backlog_single];
     runs.sort_by_key(|r| PRICED.iter().position(|k| *k == r.kind));
     Ok(EmulatorResults {
         stack: bench.stack.stage.clone(),
-        history_table,
+        history_table: bench.stack.var("HERALD_HISTORY_TABLE").to_owned(),
         latency: latency::Latency {
             herald_ms: Summary::of(&latency_run.ms),
             baseline_ms: Summary::of(&pipe.ms),

@@ -14,7 +14,7 @@ use herald_core::{
     Subscription,
 };
 use herald_queue::Publisher;
-use herald_store::{AttemptStore, SubscriptionStore};
+use herald_store::{HistoryStore, SubscriptionStore};
 use herald_testing::{
     aws, queue_depth, scratch_dir, wait_until, Accounting, Herald, Receiver, Reply, Stack, Worker,
     WorkerProcess,
@@ -36,7 +36,7 @@ struct Fixture {
     stack: Stack,
     sqs: aws_sdk_sqs::Client,
     store: SubscriptionStore,
-    attempts: AttemptStore,
+    history_store: HistoryStore,
     publisher: Publisher,
 }
 
@@ -48,9 +48,9 @@ impl Fixture {
         let sqs = aws_sdk_sqs::Client::new(&aws);
         let dynamo = aws_sdk_dynamodb::Client::new(&aws);
         let store = SubscriptionStore::new(dynamo.clone(), stack.subscriptions_table());
-        let attempts = AttemptStore::new(
+        let history_store = HistoryStore::new(
             dynamo,
-            stack.var("HERALD_ATTEMPTS_TABLE"),
+            stack.var("HERALD_HISTORY_TABLE"),
             Duration::from_secs(86_400),
         );
         let publisher = Publisher::connect(sqs.clone(), stack.events_queue())
@@ -60,7 +60,7 @@ impl Fixture {
             stack,
             sqs,
             store,
-            attempts,
+            history_store,
             publisher,
         }
     }
@@ -142,7 +142,7 @@ impl Fixture {
     }
 
     async fn history(&self, sub: &Subscription) -> Vec<herald_core::Attempt> {
-        self.attempts
+        self.history_store
             .for_subscription(&sub.app_id, &sub.id, 100, None)
             .await
             .expect("history")
@@ -253,7 +253,7 @@ async fn a_flaky_endpoint_gets_the_event_after_retries_and_the_healthy_one_exact
     );
     assert_eq!(f.history(&healthy_sub).await.len(), 5);
     let per_event = f
-        .attempts
+        .history_store
         .for_event(&events[0].app_id, &events[0].id, 50, None)
         .await
         .unwrap();

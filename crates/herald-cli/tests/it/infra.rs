@@ -9,7 +9,7 @@
 use herald_runtime::Load;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use aws_sdk_dynamodb::types::{KeyType, ProjectionType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{KeyType, ScalarAttributeType};
 use aws_sdk_sqs::types::QueueAttributeName as Q;
 use herald_consumer::ConsumerConfig;
 use herald_testing::{aws, template, Stack};
@@ -103,8 +103,9 @@ async fn the_deployed_data_plane_has_the_keys_indexes_and_redrive_policy_the_cod
         // herald-store: subscriptions, their routes and each app's routing version
         // by (pk, sk).
         ("HERALD_SUBSCRIPTIONS_TABLE", hash_range("pk", Some("sk"))),
-        // herald-store: attempts and stored events by (pk, sk), plus the by_event index.
-        ("HERALD_ATTEMPTS_TABLE", hash_range("pk", Some("sk"))),
+        // herald-store: the history (event groups, webhook records, trail items) by
+        // (pk, sk), without an index.
+        ("HERALD_HISTORY_TABLE", hash_range("pk", Some("sk"))),
         // herald-store: apps, key metadata and key hashes by (pk, sk).
         ("HERALD_APPS_TABLE", hash_range("pk", Some("sk"))),
         // herald-store: idempotency records by pk = app#key.
@@ -143,24 +144,7 @@ async fn the_deployed_data_plane_has_the_keys_indexes_and_redrive_policy_the_cod
             .iter()
             .map(|i| (i.index_name().unwrap_or_default().to_owned(), i))
             .collect();
-        if var == "HERALD_ATTEMPTS_TABLE" {
-            let by_event = indexes
-                // herald-store's BY_EVENT_INDEX (not exported).
-                .get("by_event")
-                .expect("the attempts table has the index history queries use");
-            assert_eq!(
-                keys(by_event.key_schema()),
-                hash_range("event_pk", Some("sk"))
-            );
-            assert_eq!(
-                by_event.projection().and_then(|p| p.projection_type()),
-                Some(&ProjectionType::All),
-                "history reads whole records from the index"
-            );
-            assert_eq!(indexes.len(), 1);
-        } else {
-            assert!(indexes.is_empty(), "{var} has no indexes: {indexes:?}");
-        }
+        assert!(indexes.is_empty(), "{var} has no indexes: {indexes:?}");
     }
 
     // Queues: the events queue's redrive policy points at the DLQ, and its visibility
@@ -232,7 +216,7 @@ fn the_data_plane_template_declares_ttl_recovery_and_encryption() {
         BTreeSet::from_iter(tables.iter().copied()),
         BTreeSet::from([
             "SubscriptionsTable",
-            "AttemptsTable",
+            "HistoryTable",
             "AppsTable",
             "IdempotencyTable"
         ])
@@ -243,8 +227,8 @@ fn the_data_plane_template_declares_ttl_recovery_and_encryption() {
         assert_eq!(p["SSESpecification"]["SSEEnabled"], true, "{table}");
     }
     // Records that expire carry `expires_at` (epoch seconds), the TTL attribute:
-    // herald-store's attempt and event records, and idempotency records.
-    for table in ["AttemptsTable", "IdempotencyTable"] {
+    // herald-store's history items, and idempotency records.
+    for table in ["HistoryTable", "IdempotencyTable"] {
         assert_eq!(
             props(table)["TimeToLiveSpecification"],
             json!({"AttributeName": "expires_at", "Enabled": true}),
@@ -304,7 +288,7 @@ fn the_queue_visibility_timeout_is_derived_from_the_consumer_timeout_by_the_docu
             ("HERALD_EVENTS_QUEUE_URL", "q".to_owned()),
             ("HERALD_DLQ_URL", "d".to_owned()),
             ("HERALD_SUBSCRIPTIONS_TABLE", "s".to_owned()),
-            ("HERALD_ATTEMPTS_TABLE", "a".to_owned()),
+            ("HERALD_HISTORY_TABLE", "h".to_owned()),
             (
                 "HERALD_BATCH_START_DEADLINE",
                 row["BatchStartDeadline"].as_str().unwrap().to_owned(),

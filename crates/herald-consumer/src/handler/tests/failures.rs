@@ -59,8 +59,10 @@ async fn a_history_write_failure_does_not_fail_deliveries_that_were_made() {
 
 #[tokio::test]
 async fn fresh_events_are_kept_in_the_history_beside_their_attempts() {
+    let mut disabled = sub("off", &["*"]);
+    disabled.active = false;
     let h = Harness::new(
-        FakeSubscriptions::with(vec![sub("a", &["*"])]),
+        FakeSubscriptions::with(vec![sub("a", &["*"]), disabled]),
         FakeDeliverer::default(),
         FakeOutbox::default(),
     );
@@ -70,14 +72,42 @@ async fn fresh_events_are_kept_in_the_history_beside_their_attempts() {
         .handle(vec![
             event_record("m1", &fresh),
             delivery_record("m2", &task(&retried, "a", 2)),
+            delivery_record("m3", &task(&retried, "off", 3)),
         ])
         .await;
     assert!(failures(&response).is_empty());
-    assert_eq!(h.history.attempts().len(), 2);
+    let batches = h.history.batches();
+    assert_eq!(batches.len(), 1, "one write per batch");
+    let batch = &batches[0];
+    assert!(batch.id.starts_with("b_") && batch.shard < herald_store::SHARDS);
     assert_eq!(
-        h.history.events(),
-        vec![fresh],
+        batch.events,
+        vec![fresh.clone()],
         "a fresh event is kept (so it can be re-sent); a retried one was kept already"
+    );
+    let mut tagged: Vec<(String, String, u32, bool)> = batch
+        .attempts
+        .iter()
+        .map(|a| {
+            (
+                a.attempt.event_id.to_string(),
+                a.attempt.subscription_id.to_string(),
+                a.attempt.attempt,
+                a.first_fan_out,
+            )
+        })
+        .collect();
+    tagged.sort();
+    let mut expected = vec![
+        (fresh.id.to_string(), "a".to_owned(), 1, true),
+        (fresh.id.to_string(), "off".to_owned(), 0, true),
+        (retried.id.to_string(), "a".to_owned(), 2, false),
+        (retried.id.to_string(), "off".to_owned(), 0, false),
+    ];
+    expected.sort();
+    assert_eq!(
+        tagged, expected,
+        "attempts from an Event message are its first fan-out; from a Delivery message, not"
     );
 }
 

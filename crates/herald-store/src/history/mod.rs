@@ -1,0 +1,83 @@
+//! The delivery history in DynamoDB: one table, three kinds of item, all written by
+//! [`HistoryStore::record`] once per batch and expiring with the retention.
+//!
+//! - **Event group** (`E#…`): the batch's events of one app and UTC minute that
+//!   matched a webhook, zstd-compressed, with the webhooks each went to. Found by event
+//!   id: the minute comes from the id (a UUIDv7), the batch's shard is one of 8.
+//! - **Webhook record** (`W#…`): everything that happened to one webhook in one batch,
+//!   newest first, zstd-compressed; successes compact, failures with their detail.
+//!   Spread over 8 shard partitions per webhook; a webhook's listing merges them.
+//! - **Trail item** (`T#…`): points from an event to a record holding attempts of it
+//!   made outside its first fan-out (retries, re-sends, re-drives).
+//!
+//! Keys are spelled in `keys`; the table has no index.
+
+mod batch;
+mod by_event;
+mod cursor;
+mod items;
+mod keys;
+mod listing;
+mod write;
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use chrono::Utc;
+
+pub use batch::{BatchAttempt, BatchHistory};
+pub use items::{item_size, write_units, EXCERPT_BYTES};
+pub use keys::SHARDS;
+
+/// The delivery history: event groups, webhook records and trail items.
+#[derive(Clone, Debug)]
+pub struct HistoryStore {
+    client: Client,
+    table: String,
+    retention: Duration,
+}
+
+impl HistoryStore {
+    /// `retention` sets each item's `expires_at` (the table's TTL attribute) and
+    /// hides older items from reads.
+    pub fn new(client: Client, table: impl Into<String>, retention: Duration) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            retention,
+        }
+    }
+}
+
+impl HistoryStore {
+    /// A `Query` of partition `pk`, within the sort key range `lo..=hi` if given, that
+    /// hides expired items (`filter` is added to that condition).
+    fn query(&self, pk: &str, range: Option<(&str, &str)>, filter: &str) -> QueryFluentBuilder {
+        let q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .expression_attribute_values(":now", now());
+        let q = if filter.is_empty() {
+            q.filter_expression("expires_at > :now")
+        } else {
+            q.filter_expression(format!("{filter} AND expires_at > :now"))
+        };
+        match range {
+            None => q.key_condition_expression("pk = :pk"),
+            Some((lo, hi)) => q
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":lo", AttributeValue::S(lo.to_owned()))
+                .expression_attribute_values(":hi", AttributeValue::S(hi.to_owned())),
+        }
+    }
+}
+
+/// Now in Unix seconds, for the expiry filter: TTL deletion lags (up to days on AWS,
+/// never on some emulators), so expired items are hidden at read time too.
+fn now() -> AttributeValue {
+    AttributeValue::N(Utc::now().timestamp().to_string())
+}

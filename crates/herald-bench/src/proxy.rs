@@ -80,9 +80,11 @@ impl CountingProxy {
         let counts: Arc<Mutex<Counts>> = Arc::default();
         let observer = {
             let counts = Arc::clone(&counts);
-            Arc::new(move |target: &str, request: &[u8], status: StatusCode, response: &[u8]| {
-                count(&counts, target, request, status, response)
-            })
+            Arc::new(
+                move |target: &str, request: &[u8], status: StatusCode, response: &[u8]| {
+                    count(&counts, target, request, status, response)
+                },
+            )
         };
         let inner = FaultProxy::start_observed(upstream, Some(observer))
             .await

@@ -32,8 +32,11 @@ use crate::history::History;
 use crate::subscriptions::SubscriptionSource;
 
 /// Allowance for the calls made after the last delivery of a batch ends (retry
-/// scheduling, parking, history), each bounded by the SDK operation timeout.
+/// scheduling, parking, history): they are abandoned when it runs out
+/// ([`Consumer::handle_until`]).
 pub const FOLLOW_UP_ALLOWANCE: Duration = Duration::from_secs(10);
+/// The part of the allowance kept for the history write, the batch's last call.
+pub const HISTORY_RESERVE: Duration = Duration::from_secs(3);
 /// Longest error text carried on a queued retry or a dead letter (the room kept for
 /// it is `herald_queue::RETRY_HEADROOM`).
 const LAST_RESULT_LIMIT: usize = 1024;
@@ -172,7 +175,32 @@ impl Consumer {
     /// response could not name it, so the whole batch must come back. The deliveries
     /// made stand and are recorded; receivers dedupe the repeats on `webhook-id`.
     pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, BatchError> {
+        let answer_by = Instant::now() + self.policy.worst_case_batch_time();
+        self.handle_until(batch, answer_by).await
+    }
+
+    /// As [`Consumer::handle`], answering by `deadline` at the latest (on Lambda, the
+    /// invocation's own deadline, if it comes before the worst-case batch time). Every
+    /// call after the deliveries (a retry scheduled, a dead letter parked, an endpoint's
+    /// failure counted or disabled) must end [`HISTORY_RESERVE`] before it, and the
+    /// history write by it: a call that would run over is abandoned, and what it was
+    /// for comes back from the queue (a retry or a dead letter not sent) or is logged
+    /// (a failure not counted, a history gap) rather than letting the whole batch time
+    /// out and be delivered again.
+    ///
+    /// # Errors
+    ///
+    /// As [`Consumer::handle`].
+    pub async fn handle_until(
+        &self,
+        batch: SqsEvent,
+        deadline: Instant,
+    ) -> Result<SqsBatchResponse, BatchError> {
         let started = Instant::now();
+        let follow_ups_by = deadline
+            .checked_sub(HISTORY_RESERVE)
+            .unwrap_or(deadline)
+            .max(started);
         let mut history = BatchHistory::start();
         let records = batch.records;
         // The futures are made up front rather than by a closure mapped over a stream of
@@ -187,7 +215,7 @@ impl Consumer {
                     message_id = record.message_id.as_deref().unwrap_or_default(),
                     event_id = tracing::field::Empty
                 );
-                self.plan(index, record).instrument(span)
+                self.plan(index, record, follow_ups_by).instrument(span)
             })
             .collect();
         let plans: Vec<Plan> = stream::iter(planned)
@@ -207,7 +235,7 @@ impl Consumer {
             }
         }
 
-        let deadline = started + self.policy.start_deadline;
+        let start_by = started + self.policy.start_deadline;
         let results: Vec<(usize, Fate, Option<BatchAttempt>)> = stream::iter(work)
             .map(|w| {
                 let span = info_span!(
@@ -217,7 +245,7 @@ impl Consumer {
                     webhook_id = %webhook_id(&w.task.event.id, &w.subscription.id),
                     attempt = w.task.attempt,
                 );
-                self.run(w, deadline).instrument(span)
+                self.run(w, start_by, follow_ups_by).instrument(span)
             })
             .buffer_unordered(self.policy.concurrency.max(1))
             .collect()
@@ -231,7 +259,7 @@ impl Consumer {
         let attempts = history.attempts.len();
 
         if !history.is_empty() {
-            if let Err(e) = self.adapters.history.record(&history).await {
+            if let Err(e) = within(deadline, self.adapters.history.record(&history)).await {
                 // Failing the records would repeat deliveries that succeeded; the
                 // deliveries stand and the gap in the history is logged.
                 tracing::error!(error = %e, records = attempts, "could not write the delivery history");
@@ -271,13 +299,13 @@ impl Consumer {
         Ok(response)
     }
 
-    /// Decodes a record and works out its deliveries.
-    async fn plan(&self, index: usize, record: &SqsMessage) -> Plan {
+    /// Decodes a record and works out its deliveries; its calls end by `by`.
+    async fn plan(&self, index: usize, record: &SqsMessage, by: Instant) -> Plan {
         let body = record.body.as_deref().unwrap_or_default();
         match QueueMessage::decode(body) {
             Err(e) => {
                 let letter = DeadLetter::undecodable(body, &e.reason, record.message_id.clone());
-                match self.adapters.outbox.park(&letter).await {
+                match within(by, self.adapters.outbox.park(&letter)).await {
                     Ok(()) => {
                         tracing::warn!(reason = %e.reason, "undecodable message parked on the DLQ");
                         Plan::done()
@@ -290,22 +318,24 @@ impl Consumer {
             }
             Ok(QueueMessage::Event { event }) => {
                 tracing::Span::current().record("event_id", tracing::field::display(&event.id));
-                self.plan_event(index, event).await
+                self.plan_event(index, event, by).await
             }
             Ok(QueueMessage::Delivery { delivery }) => {
                 tracing::Span::current()
                     .record("event_id", tracing::field::display(&delivery.event.id));
-                self.plan_delivery(index, delivery).await
+                self.plan_delivery(index, delivery, by).await
             }
         }
     }
 
-    async fn plan_event(&self, index: usize, event: Event) -> Plan {
-        let subs = match self
-            .adapters
-            .subscriptions
-            .routes(&event.app_id, &event.event_type)
-            .await
+    async fn plan_event(&self, index: usize, event: Event, by: Instant) -> Plan {
+        let subs = match within(
+            by,
+            self.adapters
+                .subscriptions
+                .routes(&event.app_id, &event.event_type),
+        )
+        .await
         {
             Ok(subs) => subs,
             Err(e) => {
@@ -347,12 +377,12 @@ impl Consumer {
         plan
     }
 
-    async fn plan_delivery(&self, index: usize, task: DeliveryTask) -> Plan {
+    async fn plan_delivery(&self, index: usize, task: DeliveryTask, by: Instant) -> Plan {
         let now = Utc::now();
         if task.not_before > now + DUE_TOLERANCE {
             // Longer than SQS can delay at once: another hop.
             let remaining = (task.not_before - now).to_std().unwrap_or_default();
-            return match self.adapters.outbox.schedule(&task, remaining).await {
+            return match within(by, self.adapters.outbox.schedule(&task, remaining)).await {
                 Ok(()) => {
                     tracing::debug!(
                         remaining_s = remaining.as_secs(),
@@ -367,11 +397,13 @@ impl Consumer {
             };
         }
         let app = &task.event.app_id;
-        let cached = match self
-            .adapters
-            .subscriptions
-            .routes(app, &task.event.event_type)
-            .await
+        let cached = match within(
+            by,
+            self.adapters
+                .subscriptions
+                .routes(app, &task.event.event_type),
+        )
+        .await
         {
             Ok(subs) => subs.iter().find(|s| s.id == task.subscription_id).cloned(),
             Err(e) => {
@@ -381,11 +413,11 @@ impl Consumer {
         };
         let subscription = match cached {
             Some(s) => Some(s),
-            None => match self
-                .adapters
-                .subscriptions
-                .get(app, &task.subscription_id)
-                .await
+            None => match within(
+                by,
+                self.adapters.subscriptions.get(app, &task.subscription_id),
+            )
+            .await
             {
                 Ok(s) => s,
                 Err(e) => {
@@ -424,7 +456,7 @@ impl Consumer {
                 last_error: task.last_result.clone(),
                 parked_at: Utc::now(),
             };
-            let mut plan = match self.adapters.outbox.park(&letter).await {
+            let mut plan = match within(by, self.adapters.outbox.park(&letter)).await {
                 Ok(()) => Plan::done(),
                 Err(e) => {
                     tracing::error!(error = %e, "could not park a delivery for a disabled endpoint");
@@ -450,11 +482,18 @@ impl Consumer {
         }
     }
 
-    /// Attempts one delivery (or hands it back if the batch is out of time) and
-    /// arranges what follows. Returns the record's fate and the attempt made.
-    async fn run(&self, w: Work, deadline: Instant) -> (usize, Fate, Option<BatchAttempt>) {
-        if Instant::now() >= deadline {
-            let fate = match self.adapters.outbox.schedule(&w.task, Duration::ZERO).await {
+    /// Attempts one delivery (or hands it back if it cannot start by `start_by`) and
+    /// arranges what follows, by `by`. Returns the record's fate and the attempt made.
+    async fn run(
+        &self,
+        w: Work,
+        start_by: Instant,
+        by: Instant,
+    ) -> (usize, Fate, Option<BatchAttempt>) {
+        if Instant::now() >= start_by {
+            let fate = match within(by, self.adapters.outbox.schedule(&w.task, Duration::ZERO))
+                .await
+            {
                 Ok(()) => {
                     tracing::info!("batch out of time; delivery handed back to the queue");
                     Fate::Done
@@ -486,7 +525,8 @@ impl Consumer {
                 latency_ms = attempt.latency_ms,
                 "delivered"
             );
-            if let Err(e) = self.adapters.subscriptions.delivered(&w.subscription).await {
+            if let Err(e) = within(by, self.adapters.subscriptions.delivered(&w.subscription)).await
+            {
                 tracing::warn!(error = %e, "could not reset the endpoint's failure count");
             }
             return (w.record, Fate::Done, Some(w.tagged(attempt)));
@@ -508,7 +548,7 @@ impl Consumer {
                     ..w.task.clone()
                 };
                 tracing::warn!(result = %outcome.describe(), retry_in_ms = delay.as_millis() as u64, "delivery failed; retry scheduled");
-                match self.adapters.outbox.schedule(&next, delay).await {
+                match within(by, self.adapters.outbox.schedule(&next, delay)).await {
                     Ok(()) => {
                         attempt.next_attempt_at = Some(next.not_before);
                         Fate::Done
@@ -520,13 +560,15 @@ impl Consumer {
                 }
             }
             NextStep::Park { reason } => {
-                let fate = self.park_failed(&w, reason, &outcome).await;
+                let fate = self.park_failed(&w, reason, &outcome, by).await;
                 if fate == Fate::Done {
-                    match self
-                        .adapters
-                        .subscriptions
-                        .record_failed_delivery(&w.subscription.app_id, &w.subscription.id)
-                        .await
+                    match within(
+                        by,
+                        self.adapters
+                            .subscriptions
+                            .record_failed_delivery(&w.subscription.app_id, &w.subscription.id),
+                    )
+                    .await
                     {
                         Ok(true) => {
                             tracing::warn!("endpoint disabled after repeated failed deliveries")
@@ -538,21 +580,34 @@ impl Consumer {
                 fate
             }
             NextStep::DisableAndPark { reason } => {
-                if let Err(e) = self
-                    .adapters
-                    .subscriptions
-                    .disable(&w.subscription.app_id, &w.subscription.id, &reason)
-                    .await
+                // The delivery's hand-off first: a disable that cannot be written in
+                // time must not cost the dead letter its place.
+                let fate = self.park_failed(&w, reason.clone(), &outcome, by).await;
+                if let Err(e) = within(
+                    by,
+                    self.adapters.subscriptions.disable(
+                        &w.subscription.app_id,
+                        &w.subscription.id,
+                        &reason,
+                    ),
+                )
+                .await
                 {
                     tracing::warn!(error = %e, "could not disable the endpoint");
                 }
-                self.park_failed(&w, reason, &outcome).await
+                fate
             }
         };
         (w.record, fate, Some(w.tagged(attempt)))
     }
 
-    async fn park_failed(&self, w: &Work, reason: String, outcome: &DeliveryOutcome) -> Fate {
+    async fn park_failed(
+        &self,
+        w: &Work,
+        reason: String,
+        outcome: &DeliveryOutcome,
+        by: Instant,
+    ) -> Fate {
         tracing::warn!(result = %outcome.describe(), %reason, "delivery parked on the DLQ");
         let letter = DeadLetter::Failed {
             reason,
@@ -564,13 +619,24 @@ impl Consumer {
                 .map(|e| truncate_to(&e.to_string(), LAST_RESULT_LIMIT)),
             parked_at: Utc::now(),
         };
-        match self.adapters.outbox.park(&letter).await {
+        match within(by, self.adapters.outbox.park(&letter)).await {
             Ok(()) => Fate::Done,
             Err(e) => {
                 tracing::error!(error = %e, "could not park the delivery; the record will come back");
                 Fate::Retry
             }
         }
+    }
+}
+
+/// Awaits `call` unless `by` comes first; either way an error is its text.
+async fn within<T, E: std::fmt::Display>(
+    by: Instant,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout_at(tokio::time::Instant::from_std(by), call).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("abandoned: the batch's deadline came first".to_owned()),
     }
 }
 

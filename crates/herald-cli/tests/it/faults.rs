@@ -16,8 +16,8 @@ use herald_core::{
 use herald_queue::Publisher;
 use herald_store::{HistoryStore, SubscriptionStore};
 use herald_testing::{
-    aws, queue_depth, scratch_dir, wait_until, Accounting, Herald, Receiver, Reply, Stack, Worker,
-    WorkerProcess,
+    aws, aws_at, queue_depth, scratch_dir, wait_until, Accounting, Fault, FaultProxy, Herald,
+    Receiver, Reply, Stack, Worker, WorkerProcess,
 };
 
 /// The schedule and bounds every fault test runs with (unless it overrides them).
@@ -805,5 +805,82 @@ async fn the_worker_refuses_to_start_when_the_visibility_timeout_is_too_short() 
     assert!(
         stderr.contains("visibility timeout (10 s) must exceed the worst-case batch time (55 s"),
         "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_answers_by_its_deadline_when_dynamodb_hangs_and_loses_nothing() {
+    let f = Fixture::new("slow-dynamo").await;
+    let ok = Receiver::ok().await;
+    let gone = Receiver::start(Arc::new(|_| Reply::status(410))).await;
+    f.subscribe(ok.url(), &["*"]).await;
+    f.subscribe(gone.url(), &["*"]).await;
+    let events = f.publish(5, "create").await;
+    let mut messages = Vec::new();
+    while messages.len() < events.len() {
+        let out = f
+            .sqs
+            .receive_message()
+            .queue_url(f.stack.events_queue())
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive the events");
+        messages.extend(out.messages.unwrap_or_default());
+    }
+
+    // The consumer on the real adapters, but every DynamoDB write (the endpoint's
+    // disable, the history) hangs: the proxy holds it for 30 s, past the SDK's own
+    // 5-second operation timeout, so each such call would eat 5 s of the batch.
+    let emulator = std::env::var("AWS_ENDPOINT_URL").expect("the emulator's endpoint");
+    let proxy = FaultProxy::start(&emulator).await.unwrap();
+    proxy.set_rule(|target, _| {
+        let write = [
+            "BatchWriteItem",
+            "UpdateItem",
+            "TransactWriteItems",
+            "PutItem",
+        ]
+        .iter()
+        .any(|op| target.ends_with(&format!(".{op}")));
+        (target.starts_with("DynamoDB") && write).then_some(Fault::Delay(Duration::from_secs(30)))
+    });
+    let mut vars: HashMap<String, String> = f.stack.env.clone();
+    vars.extend(
+        Fixture::env(&[("HERALD_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32")])
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let config = herald_consumer::ConsumerConfig::from_vars(vars).expect("settings");
+    let consumer = herald_consumer::build(&config, &aws_at(&proxy.url).await).expect("consumer");
+
+    let budget = Duration::from_secs(5);
+    let started = std::time::Instant::now();
+    let response = consumer
+        .handle_until(herald_queue::sqs::to_sqs_event(messages), started + budget)
+        .await
+        .expect("a response for every record");
+    let took = started.elapsed();
+    assert!(
+        took < budget + Duration::from_millis(750),
+        "the batch answered after {took:?}, past its {budget:?} deadline"
+    );
+    // Nothing comes back and nothing is lost: the healthy endpoint got each event
+    // once, and the gone one's deliveries are parked (its disable was abandoned).
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
+    let (delivered, duplicates) = delivered_and_duplicates(&ok);
+    assert_eq!((delivered.len(), duplicates), (events.len(), 0));
+    assert_eq!(gone.count(), events.len());
+    assert!(
+        wait_until(PATIENCE, || async {
+            f.dlq_depth().await == events.len() as u64
+        })
+        .await,
+        "every delivery to the gone endpoint is parked"
     );
 }

@@ -3,6 +3,7 @@
 //! (`BatchError`) fails the invocation, and SQS retries the whole batch.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -18,13 +19,30 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let consumer = Arc::new(build(&config, &aws)?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = Arc::clone(&consumer);
+        // The batch answers before the invocation's own deadline (less a margin for
+        // the answer itself) or the worst-case batch time, whichever comes first.
+        let answer_by = invocation_deadline(event.context.deadline)
+            .min(Instant::now() + consumer.policy().worst_case_batch_time());
         // A batch error fails the invocation, so SQS brings the whole batch back.
         async move {
             consumer
-                .handle(event.payload)
+                .handle_until(event.payload, answer_by)
                 .await
                 .map_err(lambda_runtime::Error::from)
         }
     }))
     .await
+}
+
+/// Time kept between the batch's answer and the invocation's deadline.
+const ANSWER_MARGIN: Duration = Duration::from_millis(500);
+
+/// The instant `deadline_ms` (Unix milliseconds, as Lambda gives it) falls at, less
+/// [`ANSWER_MARGIN`].
+fn invocation_deadline(deadline_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Instant::now() + left.saturating_sub(ANSWER_MARGIN)
 }

@@ -305,7 +305,7 @@ impl Consumer {
         match QueueMessage::decode(body) {
             Err(e) => {
                 let letter = DeadLetter::undecodable(body, &e.reason, record.message_id.clone());
-                match within(by, self.adapters.outbox.park(&letter)).await {
+                match send_durably(by, || self.adapters.outbox.park(&letter)).await {
                     Ok(()) => {
                         tracing::warn!(reason = %e.reason, "undecodable message parked on the DLQ");
                         Plan::done()
@@ -382,7 +382,8 @@ impl Consumer {
         if task.not_before > now + DUE_TOLERANCE {
             // Longer than SQS can delay at once: another hop.
             let remaining = (task.not_before - now).to_std().unwrap_or_default();
-            return match within(by, self.adapters.outbox.schedule(&task, remaining)).await {
+            return match send_durably(by, || self.adapters.outbox.schedule(&task, remaining)).await
+            {
                 Ok(()) => {
                     tracing::debug!(
                         remaining_s = remaining.as_secs(),
@@ -456,7 +457,7 @@ impl Consumer {
                 last_error: task.last_result.clone(),
                 parked_at: Utc::now(),
             };
-            let mut plan = match within(by, self.adapters.outbox.park(&letter)).await {
+            let mut plan = match send_durably(by, || self.adapters.outbox.park(&letter)).await {
                 Ok(()) => Plan::done(),
                 Err(e) => {
                     tracing::error!(error = %e, "could not park a delivery for a disabled endpoint");
@@ -491,8 +492,10 @@ impl Consumer {
         by: Instant,
     ) -> (usize, Fate, Option<BatchAttempt>) {
         if Instant::now() >= start_by {
-            let fate = match within(by, self.adapters.outbox.schedule(&w.task, Duration::ZERO))
-                .await
+            let fate = match send_durably(by, || {
+                self.adapters.outbox.schedule(&w.task, Duration::ZERO)
+            })
+            .await
             {
                 Ok(()) => {
                     tracing::info!("batch out of time; delivery handed back to the queue");
@@ -548,7 +551,7 @@ impl Consumer {
                     ..w.task.clone()
                 };
                 tracing::warn!(result = %outcome.describe(), retry_in_ms = delay.as_millis() as u64, "delivery failed; retry scheduled");
-                match within(by, self.adapters.outbox.schedule(&next, delay)).await {
+                match send_durably(by, || self.adapters.outbox.schedule(&next, delay)).await {
                     Ok(()) => {
                         attempt.next_attempt_at = Some(next.not_before);
                         Fate::Done
@@ -619,13 +622,38 @@ impl Consumer {
                 .map(|e| truncate_to(&e.to_string(), LAST_RESULT_LIMIT)),
             parked_at: Utc::now(),
         };
-        match within(by, self.adapters.outbox.park(&letter)).await {
+        match send_durably(by, || self.adapters.outbox.park(&letter)).await {
             Ok(()) => Fate::Done,
             Err(e) => {
                 tracing::error!(error = %e, "could not park the delivery; the record will come back");
                 Fate::Retry
             }
         }
+    }
+}
+
+/// Sends to the outbox, trying again (after 100 ms, then 400 ms) while `by` allows. A
+/// send that fails for good makes its whole record come back, and an `Event` record
+/// that comes back is fanned out again to every webhook of the event, so a passing SQS
+/// error is worth a retry here.
+async fn send_durably<F, Fut, E>(by: Instant, mut send: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let error = match within(by, send()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if Instant::now() + backoff >= by || backoff > Duration::from_millis(400) {
+            return Err(error);
+        }
+        tracing::warn!(error = %error, "an outbox send failed; trying again");
+        tokio::time::sleep(backoff).await;
+        backoff *= 4;
     }
 }
 

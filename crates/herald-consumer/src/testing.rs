@@ -308,9 +308,9 @@ impl Deliverer for FakeDeliverer {
 // ---------------------------------------------------------------------------------
 
 /// Which delivery tasks a [`FakeOutbox`] fails to schedule.
-pub type TaskPredicate = fn(&DeliveryTask) -> bool;
+pub type TaskPredicate = Box<dyn Fn(&DeliveryTask) -> bool + Send + Sync>;
 /// Which dead letters a [`FakeOutbox`] fails to park.
-pub type LetterPredicate = fn(&DeadLetter) -> bool;
+pub type LetterPredicate = Box<dyn Fn(&DeadLetter) -> bool + Send + Sync>;
 
 /// Keeps what the consumer schedules and parks; can be told to fail some of it.
 #[derive(Default)]
@@ -323,14 +323,20 @@ pub struct FakeOutbox {
 
 impl FakeOutbox {
     /// Schedules of the tasks `f` matches fail (and are not kept).
-    pub fn failing_schedules(mut self, f: TaskPredicate) -> Self {
-        self.fail_schedule = Some(f);
+    pub fn failing_schedules(
+        mut self,
+        f: impl Fn(&DeliveryTask) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.fail_schedule = Some(Box::new(f));
         self
     }
 
     /// Parks of the letters `f` matches fail (and are not kept).
-    pub fn failing_parks(mut self, f: LetterPredicate) -> Self {
-        self.fail_park = Some(f);
+    pub fn failing_parks(
+        mut self,
+        f: impl Fn(&DeadLetter) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.fail_park = Some(Box::new(f));
         self
     }
 
@@ -353,7 +359,7 @@ impl FakeOutbox {
 #[async_trait]
 impl Outbox for FakeOutbox {
     async fn schedule(&self, task: &DeliveryTask, delay: Duration) -> Result<(), QueueError> {
-        if self.fail_schedule.is_some_and(|f| f(task)) {
+        if self.fail_schedule.as_ref().is_some_and(|f| f(task)) {
             return Err(queue_error());
         }
         lock(&self.scheduled).push((task.clone(), delay));
@@ -361,7 +367,7 @@ impl Outbox for FakeOutbox {
     }
 
     async fn park(&self, letter: &DeadLetter) -> Result<(), QueueError> {
-        if self.fail_park.is_some_and(|f| f(letter)) {
+        if self.fail_park.as_ref().is_some_and(|f| f(letter)) {
             return Err(queue_error());
         }
         lock(&self.parked).push(letter.clone());

@@ -194,3 +194,31 @@ async fn an_empty_batch_is_handled() {
     assert!(failures(&response).is_empty());
     assert!(h.history.attempts().is_empty());
 }
+
+#[tokio::test]
+async fn a_retry_whose_first_send_fails_is_sent_again_so_the_event_is_not_fanned_out_twice() {
+    // The first schedule fails (a passing SQS error), the second goes through.
+    let failures_left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let failing = std::sync::Arc::clone(&failures_left);
+    let h = Harness::new(
+        FakeSubscriptions::with(vec![sub("down", &["*"]), sub("up", &["*"])]),
+        FakeDeliverer::answering(&[(&url("down"), status(500)), (&url("up"), status(200))]),
+        FakeOutbox::default().failing_schedules(move |_| {
+            failing
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok()
+        }),
+    );
+    let response = h.handle(vec![event_record("m1", &event("create"))]).await;
+
+    assert!(
+        failures(&response).is_empty(),
+        "the record does not come back, so `up` is not sent the event again"
+    );
+    assert_eq!(failures_left.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(h.outbox.scheduled().len(), 1, "down's retry is scheduled");
+}

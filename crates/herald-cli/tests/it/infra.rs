@@ -440,6 +440,33 @@ async fn the_functions_get_every_setting_the_code_requires_from_the_data_plane()
 }
 
 #[test]
+fn every_function_has_reserved_concurrency_so_a_flood_of_api_calls_cannot_starve_delivery() {
+    let t = template("herald.yaml").expect("read infra/herald.yaml");
+    for (function, param) in [
+        ("ConsumerFunction", "ConsumerReservedConcurrency"),
+        ("ApiFunction", "ApiReservedConcurrency"),
+        ("RedriverFunction", "RedriverReservedConcurrency"),
+    ] {
+        let reserved = &t["Resources"][function]["Properties"]["ReservedConcurrentExecutions"];
+        let branches = reserved["Fn::If"].as_array().expect("reserved unless set to 0");
+        assert_eq!(branches[1], json!({"Ref": param}), "{function}");
+        assert_eq!(branches[2], json!({"Ref": "AWS::NoValue"}), "{function}");
+        let condition = branches[0].as_str().unwrap();
+        assert_eq!(
+            t["Conditions"][condition],
+            json!({"Fn::Not": [{"Fn::Equals": [{"Ref": param}, 0]}]}),
+            "{function}: 0 reserves nothing"
+        );
+        let default: u64 = default_of(&t, param).parse().unwrap();
+        assert!(default > 0, "{param} reserves by default");
+    }
+    // The consumer's reservation covers what its event source may start at once.
+    let reserved: u64 = default_of(&t, "ConsumerReservedConcurrency").parse().unwrap();
+    let pollers: u64 = default_of(&t, "ConsumerMaxConcurrency").parse().unwrap();
+    assert!(reserved >= pollers, "{reserved} < {pollers}");
+}
+
+#[test]
 fn every_function_has_its_own_least_privilege_role_log_group_and_alarms() {
     let t = template("herald.yaml").expect("read infra/herald.yaml");
     let resources = t["Resources"].as_object().unwrap();

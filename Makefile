@@ -15,6 +15,7 @@ CARGO       ?= cargo
 CARGO_LAMBDA := cargo-lambda==1.9.2
 CFN_LINT     := cfn-lint==1.58.0
 AWSCLI       := awscli==1.46.3
+CHECKOV      := checkov==3.3.30
 LAMBDA_BINS  := herald-consumer-lambda herald-redriver-lambda herald-api-lambda
 LAMBDA_ARCH  ?= x86_64
 LAMBDA_DIR   ?= target/lambda
@@ -25,7 +26,7 @@ export AWS_REGION            ?= us-east-1
 export AWS_DEFAULT_REGION    ?= us-east-1
 
 .PHONY: all build venv up down status demo test lint fmt clean
-.PHONY: cargo-lambda lambda lambda-check cfn-lint deploy undeploy
+.PHONY: cargo-lambda lambda lambda-check cfn-lint checkov deploy undeploy
 
 all: build
 
@@ -64,7 +65,7 @@ demo: venv build
 ## tests use (one build of the dependencies), which the Lambda tests run under
 ## cargo-lambda's Runtime API (crates/herald-cli/tests/it/lambda.rs).
 test: export HERALD_LAMBDA_DIR := $(CURDIR)/target/lambda-debug
-test: venv lint cfn-lint lambda-check $(VENV)/.cargo-lambda
+test: venv lint cfn-lint checkov lambda-check $(VENV)/.cargo-lambda
 	localstack/with-emulator $(CARGO) test --workspace --no-fail-fast -- --show-output
 
 lint:
@@ -80,6 +81,12 @@ $(VENV)/.cargo-lambda: $(VENV)/.installed
 
 $(VENV)/.cfn-lint: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(CFN_LINT)'
+	touch $@
+
+# checkov pins its own dependencies (boto3 among them): a venv of its own, as the AWS CLI.
+$(VENV)/checkov/.installed: Makefile
+	python3 -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet --disable-pip-version-check '$(CHECKOV)'
 	touch $@
 
 $(VENV)/aws/.installed: Makefile
@@ -108,6 +115,11 @@ lambda-check: venv
 ## cfn-lint: lint every CloudFormation template in infra/.
 cfn-lint: $(VENV)/.cfn-lint
 	$(VENV)/bin/cfn-lint infra/*.yaml
+
+## checkov: scan infra/ for insecure settings; every finding is fixed or skipped in the
+## template itself, with its reason (Metadata.checkov.skip).
+checkov: $(VENV)/checkov/.installed
+	$(VENV)/checkov/bin/checkov --directory infra --framework cloudformation --compact --quiet
 
 ## deploy: build the release zips and deploy infra/herald.yaml as stack
 ## $(NAME_PREFIX)-$(STAGE) to the AWS account of the caller's credentials

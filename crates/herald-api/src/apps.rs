@@ -84,6 +84,7 @@ pub struct PageParams {
 }
 
 impl PageParams {
+    /// The page size asked for (default 50), refused outside 1–250.
     pub fn limit(&self) -> ApiResult<i32> {
         match self.limit {
             None => Ok(50),
@@ -92,6 +93,12 @@ impl PageParams {
                 "limit must be between 1 and 250, not {n}"
             ))),
         }
+    }
+
+    /// [`PageParams::limit`], served at most `most` at a time: for listings whose
+    /// items are large enough that 250 of them could pass Lambda's 6 MB response limit.
+    pub fn limit_at_most(&self, most: i32) -> ApiResult<i32> {
+        self.limit().map(|n| n.min(most))
     }
 }
 

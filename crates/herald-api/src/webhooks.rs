@@ -301,6 +301,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+/// Most webhooks on one page: a webhook is at most about 30 KB of JSON (a 2 KB URL,
+/// a 1 KB description, 20 headers of 1 KB, 49 event types and the object types), so
+/// a page stays near 3 MB, well inside Lambda's 6 MB response limit.
+pub const MAX_WEBHOOKS_PER_PAGE: i32 = 100;
+
+/// An app's webhooks in id order (oldest first); `limit` is served at most 100 at a
+/// time.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(PageParams),
     responses((status = 200, body = Page<WebhookOut>)), security(("app_key" = [])))]
 pub async fn list(
@@ -310,7 +317,11 @@ pub async fn list(
 ) -> ApiResult<Json<Page<WebhookOut>>> {
     let page = state
         .subscriptions
-        .list(&app, p.limit()?, p.cursor.as_deref())
+        .list(
+            &app,
+            p.limit_at_most(MAX_WEBHOOKS_PER_PAGE)?,
+            p.cursor.as_deref(),
+        )
         .await?;
     Ok(Json(Page {
         data: page.items.iter().map(WebhookOut::from).collect(),

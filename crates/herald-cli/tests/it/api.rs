@@ -1361,3 +1361,43 @@ async fn the_openapi_document_is_checked_in_and_matches_the_routes() {
         assert!(s == 404 || s == 405, "{method} {path} -> {s}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_of_webhooks_holds_at_most_100_so_it_fits_a_lambda_response() {
+    let stack = Stack::deploy("api-page-bytes").unwrap();
+    let api = ApiServer::start(&stack, &[("HERALD_MAX_WEBHOOKS_PER_APP", "1000")])
+        .await
+        .unwrap();
+    let key = api.app_with_key("big").await;
+    let store = herald_store::SubscriptionStore::new(
+        aws_sdk_dynamodb::Client::new(&herald_testing::aws().await),
+        stack.subscriptions_table(),
+    );
+    for n in 0..101 {
+        let sub = herald_core::Subscription::new(
+            herald_core::AppId::parse("big").unwrap(),
+            format!("http://127.0.0.1:9/{n}"),
+            herald_core::EventFilter::All,
+            herald_core::ObjectTypeFilter::All,
+        );
+        store.create(&sub).await.unwrap();
+    }
+    let (s, page) = api
+        .call("GET", "/v1/webhooks?limit=250", Some(&key), None)
+        .await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(page["data"].as_array().unwrap().len(), 100);
+    let cursor = page["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let (s, rest) = api
+        .call(
+            "GET",
+            &format!("/v1/webhooks?limit=250&cursor={cursor}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!((s, rest["data"].as_array().unwrap().len()), (200, 1));
+}

@@ -222,6 +222,13 @@ fn the_data_plane_template_declares_ttl_recovery_and_encryption() {
         ])
     );
     for table in &tables {
+        // A teardown or a replacing change never takes a table's data with it.
+        let r = &t["Resources"][*table];
+        assert_eq!(
+            (&r["DeletionPolicy"], &r["UpdateReplacePolicy"]),
+            (&json!("Retain"), &json!("Retain")),
+            "{table}"
+        );
         let p = props(table);
         assert_eq!(p["BillingMode"], "PAY_PER_REQUEST", "{table}");
         assert_eq!(p["SSESpecification"]["SSEEnabled"], true, "{table}");
@@ -448,7 +455,9 @@ fn every_function_has_reserved_concurrency_so_a_flood_of_api_calls_cannot_starve
         ("RedriverFunction", "RedriverReservedConcurrency"),
     ] {
         let reserved = &t["Resources"][function]["Properties"]["ReservedConcurrentExecutions"];
-        let branches = reserved["Fn::If"].as_array().expect("reserved unless set to 0");
+        let branches = reserved["Fn::If"]
+            .as_array()
+            .expect("reserved unless set to 0");
         assert_eq!(branches[1], json!({"Ref": param}), "{function}");
         assert_eq!(branches[2], json!({"Ref": "AWS::NoValue"}), "{function}");
         let condition = branches[0].as_str().unwrap();
@@ -461,7 +470,9 @@ fn every_function_has_reserved_concurrency_so_a_flood_of_api_calls_cannot_starve
         assert!(default > 0, "{param} reserves by default");
     }
     // The consumer's reservation covers what its event source may start at once.
-    let reserved: u64 = default_of(&t, "ConsumerReservedConcurrency").parse().unwrap();
+    let reserved: u64 = default_of(&t, "ConsumerReservedConcurrency")
+        .parse()
+        .unwrap();
     let pollers: u64 = default_of(&t, "ConsumerMaxConcurrency").parse().unwrap();
     assert!(reserved >= pollers, "{reserved} < {pollers}");
 }

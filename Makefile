@@ -147,7 +147,7 @@ clean:
 .PHONY: bench bench-quick
 
 ## bench: benchmarks against baselines measured in the same run (release build, private
-## emulator, about 5 minutes plus the build); writes BENCHMARKS.md and bench-results.json.
+## emulator, about 7 minutes plus the release build, 10-16 minutes from scratch); writes BENCHMARKS.md and bench-results.json.
 bench: venv
 	$(CARGO) build --release -p herald-bench -p herald-cli -p herald-consumer
 	localstack/with-emulator target/release/herald-bench run --out . --command "make bench"

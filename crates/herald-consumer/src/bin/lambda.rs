@@ -21,8 +21,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let consumer = Arc::clone(&consumer);
         // The batch answers before the invocation's own deadline (less a margin for
         // the answer itself) or the worst-case batch time, whichever comes first.
+        let worst_case = Instant::now() + consumer.policy().worst_case_batch_time();
         let answer_by = invocation_deadline(event.context.deadline)
-            .min(Instant::now() + consumer.policy().worst_case_batch_time());
+            .map_or(worst_case, |deadline| deadline.min(worst_case));
         // A batch error fails the invocation, so SQS brings the whole batch back.
         async move {
             consumer
@@ -38,11 +39,34 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 const ANSWER_MARGIN: Duration = Duration::from_millis(500);
 
 /// The instant `deadline_ms` (Unix milliseconds, as Lambda gives it) falls at, less
-/// [`ANSWER_MARGIN`].
-fn invocation_deadline(deadline_ms: u64) -> Instant {
+/// [`ANSWER_MARGIN`]; `None` for a deadline that has passed already, which Lambda never
+/// sends but an emulator may (cargo-lambda's sends the function's timeout, a duration):
+/// then the batch keeps its worst-case bound alone.
+fn invocation_deadline(deadline_ms: u64) -> Option<Instant> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    Instant::now() + left.saturating_sub(ANSWER_MARGIN)
+    let left = Duration::from_millis(deadline_ms.checked_sub(now_ms).filter(|ms| *ms > 0)?);
+    Some(Instant::now() + left.saturating_sub(ANSWER_MARGIN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_in_the_future_bounds_the_batch_and_one_in_the_past_does_not() {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let at = invocation_deadline(now_ms + 60_000).expect("a future deadline");
+        let left = at.duration_since(Instant::now());
+        assert!(
+            left > Duration::from_secs(58) && left < Duration::from_secs(60),
+            "{left:?}"
+        );
+        assert_eq!(invocation_deadline(600_000), None, "a duration, not a time");
+        assert_eq!(invocation_deadline(now_ms - 1), None);
+    }
 }

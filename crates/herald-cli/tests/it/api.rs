@@ -879,6 +879,7 @@ async fn changes_to_a_webhook_from_both_sides_lose_nothing_that_was_acknowledged
     let store = herald_store::SubscriptionStore::new(
         aws_sdk_dynamodb::Client::new(&herald_testing::aws().await),
         stack.subscriptions_table(),
+        stack.sealer().unwrap(),
     );
     let app = herald_core::AppId::parse("shop").unwrap();
     let sub = herald_core::SubscriptionId::new(id.clone());
@@ -1372,6 +1373,7 @@ async fn a_page_of_webhooks_holds_at_most_100_so_it_fits_a_lambda_response() {
     let store = herald_store::SubscriptionStore::new(
         aws_sdk_dynamodb::Client::new(&herald_testing::aws().await),
         stack.subscriptions_table(),
+        stack.sealer().unwrap(),
     );
     for n in 0..101 {
         let sub = herald_core::Subscription::new(

@@ -170,6 +170,7 @@ pub(crate) fn aead_open(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PREFIX;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Local keys that count the provider calls.

@@ -261,4 +261,47 @@ mod tests {
         let (deletes, puts) = route_changes(Some(&before), None, &seal).unwrap();
         assert_eq!((deletes.len(), puts.len()), (2, 0));
     }
+
+    /// Data keys shaped as KMS gives them: a key ARN and a 184-byte encrypted blob.
+    struct KmsShaped;
+
+    #[async_trait::async_trait]
+    impl herald_seal::KeyProvider for KmsShaped {
+        async fn generate_data_key(&self) -> Result<herald_seal::DataKey, herald_seal::SealError> {
+            Ok(herald_seal::DataKey {
+                key_id: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                    .into(),
+                encrypted: vec![7; 184],
+                plaintext: zeroize::Zeroizing::new([9; 32]),
+            })
+        }
+        async fn decrypt_data_key(
+            &self,
+            _: &str,
+            _: &[u8],
+        ) -> Result<herald_seal::KeyBytes, herald_seal::SealError> {
+            Ok(zeroize::Zeroizing::new([9; 32]))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sealed_route_item_stays_small() {
+        let mut s = sub(&["update"]);
+        s.url = "https://hooks.example.com/0".into();
+        let plain = crate::item_size(&route_items_unsealed(&s));
+        let (_, local) = keys().await;
+        let kms = Sealer::new(KmsShaped).sealing_key().await.unwrap();
+        let sealed_local = crate::item_size(&route_items(&s, &local).unwrap()[0].1);
+        let sealed_kms = crate::item_size(&route_items(&s, &kms).unwrap()[0].1);
+        println!("route item: {plain} B plain, {sealed_local} B sealed locally, {sealed_kms} B under KMS");
+        assert!(sealed_local < plain + 250, "{sealed_local}");
+        assert!(sealed_kms < plain + 500, "{sealed_kms}");
+    }
+
+    /// A route item as it would be without sealing, for comparison.
+    fn route_items_unsealed(s: &Subscription) -> Item {
+        let mut item = crate::to_item(ItemKind::Subscription, &s.route()).unwrap();
+        item.extend(PkSk::route(&s.app_id, s.events.route_types()[0], &s.id).into_item());
+        item
+    }
 }

@@ -8,7 +8,12 @@ use std::collections::BTreeMap;
 pub const MASK: &str = "***";
 
 /// Exact names (lower case) that carry credentials.
-const NAMES: &[&str] = &["authorization", "proxy-authorization", "cookie", "set-cookie"];
+const NAMES: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
 
 /// Words that make any header name credential-bearing (`X-Api-Key`, `X-Auth-Token`,
 /// `X-Client-Secret`, `X-Session-Id`, `X-Password`, `X-Signature`, …). Broad on
@@ -70,9 +75,9 @@ pub fn unmask_headers(
 ) -> BTreeMap<String, String> {
     new.iter()
         .map(|(name, value)| {
-            let stored = old
-                .get(name)
-                .filter(|stored| is_credential_header(name) && masked_header_value(name, stored) == *value);
+            let stored = old.get(name).filter(|stored| {
+                is_credential_header(name) && masked_header_value(name, stored) == *value
+            });
             (name.clone(), stored.unwrap_or(value).clone())
         })
         .collect()
@@ -104,8 +109,14 @@ mod tests {
 
     #[test]
     fn masks_keep_only_the_auth_scheme() {
-        assert_eq!(masked_header_value("Authorization", "Bearer t0k3n"), "Bearer ***");
-        assert_eq!(masked_header_value("authorization", "Basic dXNlcjpwdw=="), "Basic ***");
+        assert_eq!(
+            masked_header_value("Authorization", "Bearer t0k3n"),
+            "Bearer ***"
+        );
+        assert_eq!(
+            masked_header_value("authorization", "Basic dXNlcjpwdw=="),
+            "Basic ***"
+        );
         assert_eq!(masked_header_value("Authorization", "t0k3n"), "***");
         assert_eq!(masked_header_value("X-Api-Key", "Bearer k"), "***");
         assert_eq!(masked_header_value("Cookie", "a=b; c=d"), "***");

@@ -118,7 +118,9 @@ mod tests {
         assert!(Envelope::is_sealed(&v2));
         assert_eq!(
             Envelope::parse(&v2),
-            Err(SealError::Malformed("a version this code does not read".into()))
+            Err(SealError::Malformed(
+                "a version this code does not read".into()
+            ))
         );
         for bad in [
             "whsec_abc",

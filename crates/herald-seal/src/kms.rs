@@ -32,10 +32,9 @@ impl KmsKeys {
 
 fn key_bytes(blob: Option<Blob>) -> Result<KeyBytes, SealError> {
     let bytes = Zeroizing::new(blob.map(Blob::into_inner).unwrap_or_default());
-    let key: [u8; DATA_KEY_LEN] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| SealError::Provider(format!("KMS returned a data key of {} bytes", bytes.len())))?;
+    let key: [u8; DATA_KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
+        SealError::Provider(format!("KMS returned a data key of {} bytes", bytes.len()))
+    })?;
     Ok(Zeroizing::new(key))
 }
 
@@ -50,7 +49,9 @@ impl KeyProvider for KmsKeys {
             .encryption_context(ENCRYPTION_CONTEXT.0, ENCRYPTION_CONTEXT.1)
             .send()
             .await
-            .map_err(|e| SealError::Provider(format!("GenerateDataKey: {}", DisplayErrorContext(e))))?;
+            .map_err(|e| {
+                SealError::Provider(format!("GenerateDataKey: {}", DisplayErrorContext(e)))
+            })?;
         let key_id = out.key_id.clone().unwrap_or_else(|| self.key_id.clone());
         let encrypted = out
             .ciphertext_blob
@@ -64,7 +65,11 @@ impl KeyProvider for KmsKeys {
         })
     }
 
-    async fn decrypt_data_key(&self, key_id: &str, encrypted: &[u8]) -> Result<KeyBytes, SealError> {
+    async fn decrypt_data_key(
+        &self,
+        key_id: &str,
+        encrypted: &[u8],
+    ) -> Result<KeyBytes, SealError> {
         let out = self
             .client
             .decrypt()

@@ -47,9 +47,10 @@ impl LocalKeys {
                     .decode(line)
                     .map_err(|_| bad(format!("line {} is not base64", n + 1)))?,
             );
-            let key: [u8; DATA_KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
-                bad(format!("line {} is not {DATA_KEY_LEN} bytes", n + 1))
-            })?;
+            let key: [u8; DATA_KEY_LEN] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| bad(format!("line {} is not {DATA_KEY_LEN} bytes", n + 1)))?;
             keys.push(Zeroizing::new(key));
         }
         if keys.is_empty() {
@@ -109,7 +110,11 @@ impl KeyProvider for LocalKeys {
         })
     }
 
-    async fn decrypt_data_key(&self, key_id: &str, encrypted: &[u8]) -> Result<KeyBytes, SealError> {
+    async fn decrypt_data_key(
+        &self,
+        key_id: &str,
+        encrypted: &[u8],
+    ) -> Result<KeyBytes, SealError> {
         let (_, master) = self
             .keys
             .iter()
@@ -121,7 +126,10 @@ impl KeyProvider for LocalKeys {
         let (nonce, wrapped) = encrypted.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| SealError::Tampered)?;
         let bytes = Zeroizing::new(aead_open(master, &nonce, wrapped, WRAP_CONTEXT)?);
-        let key: [u8; DATA_KEY_LEN] = bytes.as_slice().try_into().map_err(|_| SealError::Tampered)?;
+        let key: [u8; DATA_KEY_LEN] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| SealError::Tampered)?;
         Ok(Zeroizing::new(key))
     }
 }
@@ -144,7 +152,11 @@ mod tests {
         let sealed_before = Sealer::new(old.clone()).seal("whsec_x", "c").await.unwrap();
         let rotated = write(
             "rotated",
-            &format!("# newest first\n{}{}", *new.to_file_text(), *old.to_file_text()),
+            &format!(
+                "# newest first\n{}{}",
+                *new.to_file_text(),
+                *old.to_file_text()
+            ),
         );
         let keys = LocalKeys::from_file(&rotated).unwrap();
         assert_eq!(keys.key_id(), new.key_id());

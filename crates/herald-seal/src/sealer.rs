@@ -57,7 +57,10 @@ impl Sealer {
 
     /// The sealer the settings name: AWS KMS (`HERALD_KMS_KEY_ID`, through `aws`) or a
     /// local key file (`HERALD_SEAL_KEY_FILE`, read now).
-    pub fn connect(settings: &SealSettings, aws: &aws_config::SdkConfig) -> Result<Self, SealError> {
+    pub fn connect(
+        settings: &SealSettings,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self, SealError> {
         match (&settings.kms_key_id, &settings.seal_key_file) {
             (Some(key_id), _) => Ok(Self::new(KmsKeys::new(
                 aws_sdk_kms::Client::new(aws),
@@ -114,7 +117,12 @@ impl Sealer {
             })
             .await
             .map_err(|e| (*e).clone())?;
-        let plaintext = aead_open(&key, &envelope.nonce, &envelope.ciphertext, context.as_bytes())?;
+        let plaintext = aead_open(
+            &key,
+            &envelope.nonce,
+            &envelope.ciphertext,
+            context.as_bytes(),
+        )?;
         String::from_utf8(plaintext).map_err(|_| SealError::Tampered)
     }
 }
@@ -127,7 +135,8 @@ pub struct SealingKey(Arc<DataKey>);
 impl SealingKey {
     /// Seals `plaintext`, bound to `context`: the `hs1:` text form.
     pub fn seal(&self, plaintext: &str, context: &str) -> String {
-        let (nonce, ciphertext) = aead_seal(&self.0.plaintext, plaintext.as_bytes(), context.as_bytes());
+        let (nonce, ciphertext) =
+            aead_seal(&self.0.plaintext, plaintext.as_bytes(), context.as_bytes());
         Envelope {
             key_id: self.0.key_id.clone(),
             encrypted_key: self.0.encrypted.clone(),
@@ -145,12 +154,22 @@ impl SealingKey {
 
 /// AES-256-GCM of `plaintext` with a random nonce; returns the nonce and the
 /// ciphertext (tag included).
-pub(crate) fn aead_seal(key: &KeyBytes, plaintext: &[u8], aad: &[u8]) -> ([u8; NONCE_LEN], Vec<u8>) {
+pub(crate) fn aead_seal(
+    key: &KeyBytes,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> ([u8; NONCE_LEN], Vec<u8>) {
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_slice()));
     let ciphertext = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("AES-GCM encrypts any message shorter than 64 GiB");
     (nonce, ciphertext)
 }
@@ -163,7 +182,13 @@ pub(crate) fn aead_open(
     aad: &[u8],
 ) -> Result<Vec<u8>, SealError> {
     Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_slice()))
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad })
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .map_err(|_| SealError::Tampered)
 }
 
@@ -186,7 +211,11 @@ mod tests {
             self.generated.fetch_add(1, Ordering::SeqCst);
             self.keys.generate_data_key().await
         }
-        async fn decrypt_data_key(&self, key_id: &str, encrypted: &[u8]) -> Result<KeyBytes, SealError> {
+        async fn decrypt_data_key(
+            &self,
+            key_id: &str,
+            encrypted: &[u8],
+        ) -> Result<KeyBytes, SealError> {
             self.decrypted.fetch_add(1, Ordering::SeqCst);
             self.keys.decrypt_data_key(key_id, encrypted).await
         }
@@ -211,15 +240,32 @@ mod tests {
         let b = sealer.seal("whsec_abc", "shop/sub_1/secret").await.unwrap();
         assert_ne!(a, b, "a fresh nonce each time");
         assert!(!a.contains("whsec_abc"));
-        assert_eq!(sealer.open(&a, "shop/sub_1/secret").await.unwrap(), "whsec_abc");
-        assert_eq!(sealer.open(&b, "shop/sub_1/secret").await.unwrap(), "whsec_abc");
-        assert_eq!(generated.load(Ordering::SeqCst), 1, "one data key per process");
-        assert_eq!(decrypted.load(Ordering::SeqCst), 0, "its own key is already open");
+        assert_eq!(
+            sealer.open(&a, "shop/sub_1/secret").await.unwrap(),
+            "whsec_abc"
+        );
+        assert_eq!(
+            sealer.open(&b, "shop/sub_1/secret").await.unwrap(),
+            "whsec_abc"
+        );
+        assert_eq!(
+            generated.load(Ordering::SeqCst),
+            1,
+            "one data key per process"
+        );
+        assert_eq!(
+            decrypted.load(Ordering::SeqCst),
+            0,
+            "its own key is already open"
+        );
 
         // Another process with the same master key opens it with one decrypt per data key.
         let (other, _, decrypted) = counting(keys);
         for value in [&a, &b, &a] {
-            assert_eq!(other.open(value, "shop/sub_1/secret").await.unwrap(), "whsec_abc");
+            assert_eq!(
+                other.open(value, "shop/sub_1/secret").await.unwrap(),
+                "whsec_abc"
+            );
         }
         assert_eq!(decrypted.load(Ordering::SeqCst), 1);
     }
@@ -227,9 +273,14 @@ mod tests {
     #[tokio::test]
     async fn a_changed_value_or_another_context_does_not_open() {
         let sealer = Sealer::new(LocalKeys::generate());
-        let sealed = sealer.seal("Bearer t0k3n", "shop/sub_1/header/authorization").await.unwrap();
+        let sealed = sealer
+            .seal("Bearer t0k3n", "shop/sub_1/header/authorization")
+            .await
+            .unwrap();
         assert_eq!(
-            sealer.open(&sealed, "shop/sub_2/header/authorization").await,
+            sealer
+                .open(&sealed, "shop/sub_2/header/authorization")
+                .await,
             Err(SealError::Tampered),
             "moved to another webhook"
         );
@@ -241,11 +292,24 @@ mod tests {
             let flipped: String = changed[i]
                 .chars()
                 .enumerate()
-                .map(|(j, c)| if j == 2 { if c == 'A' { 'B' } else { 'A' } } else { c })
+                .map(|(j, c)| {
+                    if j == 2 {
+                        if c == 'A' {
+                            'B'
+                        } else {
+                            'A'
+                        }
+                    } else {
+                        c
+                    }
+                })
                 .collect();
             changed[i] = &flipped;
             let text = format!("{PREFIX}{}", changed.join("."));
-            let err = sealer.open(&text, "shop/sub_1/header/authorization").await.unwrap_err();
+            let err = sealer
+                .open(&text, "shop/sub_1/header/authorization")
+                .await
+                .unwrap_err();
             assert!(
                 matches!(err, SealError::Tampered | SealError::Malformed(_)),
                 "part {i}: {err}"
@@ -255,8 +319,14 @@ mod tests {
 
     #[tokio::test]
     async fn another_master_key_does_not_open_it() {
-        let sealed = Sealer::new(LocalKeys::generate()).seal("s", "c").await.unwrap();
-        let err = Sealer::new(LocalKeys::generate()).open(&sealed, "c").await.unwrap_err();
+        let sealed = Sealer::new(LocalKeys::generate())
+            .seal("s", "c")
+            .await
+            .unwrap();
+        let err = Sealer::new(LocalKeys::generate())
+            .open(&sealed, "c")
+            .await
+            .unwrap_err();
         assert!(matches!(err, SealError::UnknownKey(_)), "{err}");
     }
 }

@@ -128,11 +128,8 @@ pub(super) async fn lookup(
     let table = bench.stack.subscriptions_table();
     let sealer = bench.stack.sealer()?;
     let store = SubscriptionStore::new(dynamo.clone(), table, sealer.clone());
-    let proxied = SubscriptionStore::new(
-        aws_sdk_dynamodb::Client::new(&bench.proxied),
-        table,
-        sealer,
-    );
+    let proxied =
+        SubscriptionStore::new(aws_sdk_dynamodb::Client::new(&bench.proxied), table, sealer);
     let write_started = Instant::now();
     for &n in &settings.lookup_sizes {
         let app = AppId::parse(&format!("lookup-{n}"))?;

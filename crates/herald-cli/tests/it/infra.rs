@@ -617,12 +617,19 @@ fn webhook_secrets_are_sealed_under_a_rotated_kms_key_that_each_role_uses_only_a
     let resources = &t["Resources"];
     let key = &resources["SecretsKey"];
     assert_eq!(key["Type"], "AWS::KMS::Key");
-    assert_eq!(key["DeletionPolicy"], "Retain", "nothing sealed opens without it");
+    assert_eq!(
+        key["DeletionPolicy"], "Retain",
+        "nothing sealed opens without it"
+    );
     let p = &key["Properties"];
     assert_eq!(p["EnableKeyRotation"], true);
     assert_eq!(p["KeySpec"], "SYMMETRIC_DEFAULT");
     let statements = p["KeyPolicy"]["Statement"].as_array().unwrap();
-    assert_eq!(statements.len(), 1, "the account root only; IAM grants the rest");
+    assert_eq!(
+        statements.len(),
+        1,
+        "the account root only; IAM grants the rest"
+    );
     assert_eq!(
         statements[0]["Principal"]["AWS"]["Fn::Sub"],
         "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"
@@ -647,7 +654,11 @@ fn webhook_secrets_are_sealed_under_a_rotated_kms_key_that_each_role_uses_only_a
                 _ => vec![],
             };
             if listed.iter().any(|a| a.starts_with("kms:")) {
-                assert_eq!(s["Resource"], json!({"Fn::GetAtt": ["SecretsKey", "Arn"]}), "{role}");
+                assert_eq!(
+                    s["Resource"],
+                    json!({"Fn::GetAtt": ["SecretsKey", "Arn"]}),
+                    "{role}"
+                );
                 assert_eq!(
                     s["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"],
                     herald_seal::ENCRYPTION_CONTEXT.1,

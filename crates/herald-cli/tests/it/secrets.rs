@@ -90,7 +90,10 @@ async fn secrets_and_credential_headers_are_sealed_at_rest_masked_in_responses_a
     for response in [&got, &listed, &patched] {
         let text = response.to_string();
         assert!(!text.contains(TOKEN) && !text.contains(API_KEY), "{text}");
-        assert!(!text.contains(body(&first)), "no secret after creation: {text}");
+        assert!(
+            !text.contains(body(&first)),
+            "no secret after creation: {text}"
+        );
     }
 
     let (s, rotated) = api
@@ -195,7 +198,10 @@ async fn a_tampered_moved_or_foreign_sealed_secret_is_an_error_never_a_wrong_sec
     let (a, b) = (new_sub(), new_sub());
     store.create(&a).await.unwrap();
     store.create(&b).await.unwrap();
-    assert_eq!(store.get(&app, &a.id).await.unwrap().unwrap().secrets, a.secrets);
+    assert_eq!(
+        store.get(&app, &a.id).await.unwrap().unwrap().secrets,
+        a.secrets
+    );
 
     // Another master key: nothing opens.
     let foreign = SubscriptionStore::new(
@@ -218,8 +224,17 @@ async fn a_tampered_moved_or_foreign_sealed_secret_is_an_error_never_a_wrong_sec
         .unwrap()
         .clone();
     let last = own.chars().last().unwrap();
-    let flipped = format!("{}{}", &own[..own.len() - 1], if last == 'A' { 'B' } else { 'A' });
-    put_secret(&stack, subscription_item(&items, &a), AttributeValue::S(flipped)).await;
+    let flipped = format!(
+        "{}{}",
+        &own[..own.len() - 1],
+        if last == 'A' { 'B' } else { 'A' }
+    );
+    put_secret(
+        &stack,
+        subscription_item(&items, &a),
+        AttributeValue::S(flipped),
+    )
+    .await;
     let err = store.get(&app, &a.id).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("does not open"), "{err}");
@@ -233,7 +248,10 @@ async fn a_tampered_moved_or_foreign_sealed_secret_is_an_error_never_a_wrong_sec
     .await;
     assert!(is_corrupt(store.get(&app, &a.id).await));
     // B is untouched throughout.
-    assert_eq!(store.get(&app, &b.id).await.unwrap().unwrap().secrets, b.secrets);
+    assert_eq!(
+        store.get(&app, &b.id).await.unwrap().unwrap().secrets,
+        b.secrets
+    );
 }
 
 /// A KMS key in the emulator; its ARN.
@@ -257,12 +275,21 @@ async fn the_kms_provider_seals_under_one_data_key_and_opens_in_another_process(
     let b = sealer.seal("whsec_b", "shop/sub_1/secret").await.unwrap();
     let (ea, eb) = (Envelope::parse(&a).unwrap(), Envelope::parse(&b).unwrap());
     assert_eq!(ea.key_id, arn, "the key id is stored beside the ciphertext");
-    assert_eq!(ea.encrypted_key, eb.encrypted_key, "one data key per process");
-    assert_eq!(sealer.open(&a, "shop/sub_1/secret").await.unwrap(), "whsec_a");
+    assert_eq!(
+        ea.encrypted_key, eb.encrypted_key,
+        "one data key per process"
+    );
+    assert_eq!(
+        sealer.open(&a, "shop/sub_1/secret").await.unwrap(),
+        "whsec_a"
+    );
 
     // Another process: Decrypt of the data key through KMS.
     let other = Sealer::new(KmsKeys::new(kms.clone(), &arn));
-    assert_eq!(other.open(&b, "shop/sub_1/secret").await.unwrap(), "whsec_b");
+    assert_eq!(
+        other.open(&b, "shop/sub_1/secret").await.unwrap(),
+        "whsec_b"
+    );
     assert_eq!(
         other.open(&b, "shop/sub_2/secret").await,
         Err(SealError::Tampered),

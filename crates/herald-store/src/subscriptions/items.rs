@@ -269,8 +269,9 @@ mod tests {
     impl herald_seal::KeyProvider for KmsShaped {
         async fn generate_data_key(&self) -> Result<herald_seal::DataKey, herald_seal::SealError> {
             Ok(herald_seal::DataKey {
-                key_id: "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-                    .into(),
+                key_id:
+                    "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                        .into(),
                 encrypted: vec![7; 184],
                 plaintext: zeroize::Zeroizing::new([9; 32]),
             })

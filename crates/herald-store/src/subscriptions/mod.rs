@@ -102,8 +102,10 @@ impl SubscriptionStore {
     pub async fn bulk_items(
         &self,
         subs: &[Subscription],
-    ) -> Result<Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>, StoreError>
-    {
+    ) -> Result<
+        Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+        StoreError,
+    > {
         items::bulk_items(subs, &self.sealing_key().await?)
     }
 

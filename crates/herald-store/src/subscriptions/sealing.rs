@@ -82,7 +82,10 @@ pub(super) fn seal_item(item: &mut Item, key: &SealingKey) -> Result<(), StoreEr
 pub(super) async fn open_item(item: &mut Item, sealer: &Sealer) -> Result<(), StoreError> {
     let owner = owner(item)?;
     for (context, value) in sealed_fields(item, &owner)? {
-        *value = sealer.open(value, &context).await.map_err(|e| seal_error(e, &context))?;
+        *value = sealer
+            .open(value, &context)
+            .await
+            .map_err(|e| seal_error(e, &context))?;
     }
     Ok(())
 }
@@ -117,7 +120,10 @@ mod tests {
             ("app_id".to_owned(), s("shop")),
             ("id".to_owned(), s("sub_1")),
             ("url".to_owned(), s("https://example.com")),
-            ("secrets".to_owned(), AttributeValue::L(vec![s("whsec_new"), s("whsec_old")])),
+            (
+                "secrets".to_owned(),
+                AttributeValue::L(vec![s("whsec_new"), s("whsec_old")]),
+            ),
             (
                 "headers".to_owned(),
                 AttributeValue::M(HashMap::from([

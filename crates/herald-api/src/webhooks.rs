@@ -64,6 +64,8 @@ pub struct WebhookPatch {
     pub object_types: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Replaces every custom header; a credential-bearing value sent back exactly as
+    /// responses mask it (`***`, `Bearer ***`) keeps the stored value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]

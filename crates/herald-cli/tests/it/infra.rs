@@ -310,6 +310,7 @@ fn the_queue_visibility_timeout_is_derived_from_the_consumer_timeout_by_the_docu
             ("HERALD_DLQ_URL", "d".to_owned()),
             ("HERALD_SUBSCRIPTIONS_TABLE", "s".to_owned()),
             ("HERALD_HISTORY_TABLE", "h".to_owned()),
+            ("HERALD_KMS_KEY_ID", "k".to_owned()),
             (
                 "HERALD_BATCH_START_DEADLINE",
                 row["BatchStartDeadline"].as_str().unwrap().to_owned(),

@@ -578,8 +578,15 @@ async fn gone_410_disables_the_endpoint_at_once() {
     f.publish(1, "delete").await;
 
     assert!(wait_until(PATIENCE, || async { f.dlq_depth().await == 1 }).await);
+    // The dead letter is parked first, then the endpoint disabled (handler.rs).
+    assert!(
+        wait_until(PATIENCE, || async {
+            let stored = f.store.get(&sub.app_id, &sub.id).await.unwrap().unwrap();
+            !stored.active
+        })
+        .await
+    );
     let stored = f.store.get(&sub.app_id, &sub.id).await.unwrap().unwrap();
-    assert!(!stored.active);
     assert!(stored.disabled_reason.as_deref().unwrap().contains("410"));
     let letter = &f.peek_dlq().await[0];
     assert!(letter["reason"].as_str().unwrap().contains("410"));

@@ -16,6 +16,7 @@ AWS_ENDPOINT_URL selects the endpoint (the emulator, LocalStack or AWS itself).
 """
 
 import argparse
+import base64
 import json
 import os
 import signal
@@ -121,6 +122,22 @@ def outputs(client, stage):
     return stack["StackStatus"], {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
+def seal_key_file(stage):
+    """The stage's local master key for sealed webhook secrets (HERALD_SEAL_KEY_FILE):
+    32 random bytes in base64, created once and never overwritten (what was sealed
+    under it would no longer open). On AWS, infra/herald.yaml uses a KMS key instead."""
+    path = RUN_DIR / "keys" / f"{stage}.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another `up` of the same stage made it meanwhile
+            return path
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+    return path
+
+
 def up(args):
     client = cfn()
     name = stack_name(args.stage)
@@ -144,6 +161,7 @@ def up(args):
             return 1
         time.sleep(0.2)
     env = {OUTPUT_TO_ENV[k]: v for k, v in outs.items() if k in OUTPUT_TO_ENV}
+    env["HERALD_SEAL_KEY_FILE"] = str(seal_key_file(args.stage))
     lines = "".join(f"{k}={v}\n" for k, v in sorted(env.items()))
     if args.env_file:
         Path(args.env_file).write_text(lines)

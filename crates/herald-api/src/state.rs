@@ -9,6 +9,7 @@ use herald_core::{settings, AppId};
 use herald_delivery::{HttpDeliverer, HttpSettings};
 use herald_queue::{Publisher, QueueSettings, SqsOutbox};
 use herald_runtime::config::{duration_in_range, in_range, ConfigError, Validate};
+use herald_seal::{SealSettings, Sealer};
 use herald_store::{AppStore, DeliveryTables, HistoryStore, IdempotencyStore, SubscriptionStore};
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +40,10 @@ pub struct ApiConfig {
     /// `HERALD_HISTORY_RETENTION` (for the test pings' records).
     #[serde(flatten)]
     pub tables: DeliveryTables,
+    /// `HERALD_KMS_KEY_ID` or `HERALD_SEAL_KEY_FILE`: the master key of the sealed
+    /// webhook secrets.
+    #[serde(flatten)]
+    pub seal: SealSettings,
     /// `HERALD_APPS_TABLE`.
     #[serde(deserialize_with = "settings::text")]
     pub apps_table: String,
@@ -110,6 +115,7 @@ mod defaults {
 impl Validate for ApiConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         self.http.validate()?;
+        self.seal.validate()?;
         if self.admin_key.is_some() && self.admin_key_parameter.is_some() {
             return Err(ConfigError::invalid(
                 "admin_key_parameter",
@@ -175,10 +181,13 @@ impl AppState {
                 Quota::per_second(per_sec).allow_burst(burst),
             ))
         });
+        let sealer = Sealer::connect(&config.seal, aws)
+            .map_err(|e| anyhow::anyhow!("the master key of webhook secrets: {e}"))?;
         Ok(Self {
             subscriptions: SubscriptionStore::new(
                 dynamo.clone(),
                 &config.tables.subscriptions_table,
+                sealer,
             ),
             history: HistoryStore::new(
                 dynamo.clone(),

@@ -64,13 +64,17 @@ pub struct WebhookPatch {
     pub object_types: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Replaces every custom header; a credential-bearing value sent back exactly as
+    /// responses mask it (`***`, `Bearer ***`) keeps the stored value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
 }
 
-/// A webhook. `secret` is present only in the response that created it.
+/// A webhook. `secret` is present only in the response that created it; the values
+/// of credential-bearing headers (`Authorization`, `Cookie`, names with `key`,
+/// `token`, `secret`, …) are masked (`***`, or `Bearer ***`).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WebhookOut {
     pub id: String,
@@ -96,7 +100,7 @@ impl From<&Subscription> for WebhookOut {
             events: s.events.to_strings(),
             object_types: s.object_types.to_strings(),
             description: s.description.clone(),
-            headers: s.headers.clone(),
+            headers: herald_core::masked_headers(&s.headers),
             active: s.active,
             disabled_reason: s.disabled_reason.clone(),
             created_at: s.created_at,

@@ -86,6 +86,7 @@ pub fn default_policy() -> Result<DeliveryPolicy> {
         ("HERALD_DLQ_URL", "http://unused/dlq"),
         ("HERALD_SUBSCRIPTIONS_TABLE", "unused"),
         ("HERALD_HISTORY_TABLE", "unused"),
+        ("HERALD_SEAL_KEY_FILE", "unused"),
     ];
     let config =
         ConsumerConfig::from_vars(required).context("the default consumer configuration")?;

@@ -9,6 +9,7 @@ use herald_core::settings;
 use herald_delivery::HttpSettings;
 use herald_queue::QueueSettings;
 use herald_runtime::config::{duration_in_range, in_range, ConfigError, Sources, Validate};
+use herald_seal::SealSettings;
 use herald_store::DeliveryTables;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,10 @@ pub struct ConsumerSettings {
     /// `HERALD_SUBSCRIPTIONS_TABLE`, `HERALD_HISTORY_TABLE`, `HERALD_HISTORY_RETENTION`.
     #[serde(flatten)]
     pub tables: DeliveryTables,
+    /// `HERALD_KMS_KEY_ID` or `HERALD_SEAL_KEY_FILE`: the master key of the sealed
+    /// webhook secrets.
+    #[serde(flatten)]
+    pub seal: SealSettings,
     /// `HERALD_SUBSCRIPTION_CACHE_TTL` (default 5s; 0s disables the cache).
     #[serde(
         default = "defaults::cache_ttl",
@@ -137,6 +142,7 @@ impl Validate for ConsumerSettings {
     fn validate(&self) -> Result<(), ConfigError> {
         self.http.validate()?;
         self.tables.validate()?;
+        self.seal.validate()?;
         duration_in_range(
             "subscription_cache_ttl",
             self.subscription_cache_ttl,
@@ -199,6 +205,8 @@ pub struct ConsumerConfig {
     pub history_table: String,
     /// How long the history and the kept events live.
     pub history_retention: Duration,
+    /// The master key of the sealed webhook secrets.
+    pub seal: SealSettings,
     /// How long an app's routing version is trusted before it is read again to
     /// confirm the cached routes (zero: not cached).
     pub subscription_cache_ttl: Duration,
@@ -249,6 +257,7 @@ impl ConsumerConfig {
             subscriptions_table: s.tables.subscriptions_table,
             history_table: s.tables.history_table,
             history_retention: s.tables.history_retention,
+            seal: s.seal,
             subscription_cache_ttl: s.subscription_cache_ttl,
             disable_after: s.disable_after_failed_deliveries,
             delivery,
@@ -270,11 +279,12 @@ mod tests {
         ConsumerConfig::from_vars(vars.iter().copied())
     }
 
-    const BASE: [(&str, &str); 4] = [
+    const BASE: [(&str, &str); 5] = [
         ("HERALD_EVENTS_QUEUE_URL", "http://q/events"),
         ("HERALD_DLQ_URL", "http://q/dlq"),
         ("HERALD_SUBSCRIPTIONS_TABLE", "subs"),
         ("HERALD_HISTORY_TABLE", "history"),
+        ("HERALD_SEAL_KEY_FILE", "/run/herald.key"),
     ];
 
     #[test]
@@ -324,6 +334,15 @@ mod tests {
         let c = config(&vars).unwrap();
         assert_eq!(c.worker_batch_size, 100);
         assert_eq!(c.worker_batch_window, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_master_key_is_required() {
+        let err = config(&BASE[..4]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "HERALD_KMS_KEY_ID or HERALD_SEAL_KEY_FILE must be set"
+        );
     }
 
     #[test]

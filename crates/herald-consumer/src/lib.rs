@@ -29,7 +29,9 @@ use subscriptions::CachedSubscriptions;
 /// A consumer wired to the real adapters.
 pub fn build(config: &ConsumerConfig, aws: &aws_config::SdkConfig) -> anyhow::Result<Consumer> {
     let dynamo = aws_sdk_dynamodb::Client::new(aws);
-    let store = SubscriptionStore::new(dynamo.clone(), &config.subscriptions_table);
+    let sealer = herald_seal::Sealer::connect(&config.seal, aws)
+        .context("the master key of webhook secrets")?;
+    let store = SubscriptionStore::new(dynamo.clone(), &config.subscriptions_table, sealer);
     let deliverer = HttpDeliverer::new(&config.http).context("building the HTTP client")?;
     let adapters = Adapters {
         subscriptions: Arc::new(CachedSubscriptions::new(

@@ -5,6 +5,7 @@
 
 pub mod address;
 pub mod attempt;
+pub mod credential_headers;
 pub mod delivery;
 pub mod envelope;
 pub mod event;
@@ -19,6 +20,7 @@ pub mod testing;
 
 pub use address::{AddressPolicy, PortPolicy};
 pub use attempt::{Attempt, AttemptOutcome};
+pub use credential_headers::{is_credential_header, masked_headers};
 pub use delivery::{
     is_reserved_header, reserved_header_reason, signed_request, DeliveryError, DeliveryOutcome,
     DeliveryRequest, DeliveryResult,

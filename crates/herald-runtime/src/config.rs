@@ -29,6 +29,9 @@ pub enum ConfigError {
     /// A required setting has no value in any source.
     #[error("{0} must be set")]
     Missing(String),
+    /// None of several alternative settings has a value; one of them must.
+    #[error("{} must be set", .0.join(" or "))]
+    MissingOneOf(Vec<String>),
     /// A setting has a value that cannot be used.
     #[error("{var}={value:?} is invalid: {reason}")]
     Invalid {
@@ -282,6 +285,13 @@ pub fn keys<T: DeserializeOwned + Validate + Serialize>() -> Vec<String> {
         {
             Ok(sample) => break sample,
             Err(ConfigError::Missing(var)) if !required.iter().any(|(k, _)| *k == var) => {
+                required.push((var, "placeholder".to_owned()));
+            }
+            // One of alternatives: the last one stands in.
+            Err(ConfigError::MissingOneOf(vars))
+                if !required.iter().any(|(k, _)| vars.contains(k)) =>
+            {
+                let var = vars.last().cloned().unwrap_or_default();
                 required.push((var, "placeholder".to_owned()));
             }
             Err(e) => panic!("settings struct cannot be loaded with placeholders: {e}"),

@@ -16,6 +16,9 @@
 //! Apps and their API keys ([`AppStore`]) share one table, and `Idempotency-Key` records
 //! ([`IdempotencyStore`]) have their own.
 //!
+//! Webhook signing secrets and credential header values are sealed at rest with
+//! `herald-seal` (envelope encryption; see the `subscriptions` module).
+//!
 //! Every item is a typed struct converted with `serde_dynamo`; each table has one place
 //! that builds its keys.
 
@@ -103,6 +106,10 @@ pub enum StoreError {
     /// A value that cannot be turned into a DynamoDB item or request.
     #[error("{kind} cannot be written as a DynamoDB item: {reason}")]
     Unwritable { kind: ItemKind, reason: String },
+    /// The key service that seals secrets failed or refused (KMS); the caller may
+    /// try again.
+    #[error("sealing secrets failed: {message}")]
+    Keys { message: String },
     /// DynamoDB refused or failed a call.
     #[error("DynamoDB {operation} failed: {message}")]
     Dynamo {

@@ -73,6 +73,16 @@ impl Stack {
         self.var("HERALD_SUBSCRIPTIONS_TABLE")
     }
 
+    /// The sealer of the stack's webhook secrets (its local key file,
+    /// `HERALD_SEAL_KEY_FILE`), for tests that read or write the subscriptions table
+    /// themselves.
+    pub fn sealer(&self) -> Result<herald_seal::Sealer> {
+        let path = self.var("HERALD_SEAL_KEY_FILE");
+        let keys = herald_seal::LocalKeys::from_file(path)
+            .with_context(|| format!("the key file of stack {}", self.stage))?;
+        Ok(herald_seal::Sealer::new(keys))
+    }
+
     /// The stack's CloudFormation outputs (`herald_local.py up` on the existing stack
     /// only reads them).
     pub fn outputs(&self) -> Result<HashMap<String, String>> {

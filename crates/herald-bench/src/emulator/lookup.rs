@@ -51,12 +51,17 @@ pub struct Lookup {
 }
 
 async fn write_subscriptions(
+    store: &SubscriptionStore,
     dynamo: &aws_sdk_dynamodb::Client,
     table: &str,
     subs: Vec<Subscription>,
 ) -> Result<()> {
     let mut requests = Vec::new();
-    for item in SubscriptionStore::bulk_items(&subs).context("subscriptions as items")? {
+    for item in store
+        .bulk_items(&subs)
+        .await
+        .context("subscriptions as items")?
+    {
         requests.push(
             WriteRequest::builder()
                 .put_request(PutRequest::builder().set_item(Some(item)).build()?)
@@ -121,17 +126,19 @@ pub(super) async fn lookup(
     let dynamo = &bench.dynamo;
     let proxy = &bench.proxy;
     let table = bench.stack.subscriptions_table();
-    let store = SubscriptionStore::new(dynamo.clone(), table);
-    let proxied = SubscriptionStore::new(aws_sdk_dynamodb::Client::new(&bench.proxied), table);
+    let sealer = bench.stack.sealer()?;
+    let store = SubscriptionStore::new(dynamo.clone(), table, sealer.clone());
+    let proxied =
+        SubscriptionStore::new(aws_sdk_dynamodb::Client::new(&bench.proxied), table, sealer);
     let write_started = Instant::now();
     for &n in &settings.lookup_sizes {
         let app = AppId::parse(&format!("lookup-{n}"))?;
-        write_subscriptions(dynamo, table, webhooks(&app, n)?).await?;
+        write_subscriptions(&store, dynamo, table, webhooks(&app, n)?).await?;
         eprintln!("[bench] lookup: wrote {n} subscriptions");
     }
     // The baseline's app: one subscription.
     let one = AppId::parse("bench-lookup-baseline")?;
-    write_subscriptions(dynamo, table, webhooks(&one, 1)?).await?;
+    write_subscriptions(&store, dynamo, table, webhooks(&one, 1)?).await?;
     let write_s = write_started.elapsed().as_secs_f64();
     // One `Query` returning one item: the first page, of one, of that app's list.
     let one_item_query = || async {

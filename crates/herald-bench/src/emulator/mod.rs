@@ -135,7 +135,8 @@ pub async fn run(
     let sqs_direct = aws_sdk_sqs::Client::new(&direct);
     let sqs_proxied = aws_sdk_sqs::Client::new(&proxied);
     let dynamo = aws_sdk_dynamodb::Client::new(&direct);
-    let store = SubscriptionStore::new(dynamo.clone(), stack.subscriptions_table());
+    let store =
+        SubscriptionStore::new(dynamo.clone(), stack.subscriptions_table(), stack.sealer()?);
     let receiver = LatencyReceiver::start().await?;
 
     let steady_app = AppId::parse("bench-steady")?;

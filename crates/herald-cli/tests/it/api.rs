@@ -879,6 +879,7 @@ async fn changes_to_a_webhook_from_both_sides_lose_nothing_that_was_acknowledged
     let store = herald_store::SubscriptionStore::new(
         aws_sdk_dynamodb::Client::new(&herald_testing::aws().await),
         stack.subscriptions_table(),
+        stack.sealer().unwrap(),
     );
     let app = herald_core::AppId::parse("shop").unwrap();
     let sub = herald_core::SubscriptionId::new(id.clone());
@@ -1202,7 +1203,7 @@ async fn tenant_input_is_refused_with_4xx_json_errors() {
             .await;
         assert_eq!(s, 422, "PATCH {value:?}: {e}");
     }
-    // Credentials stay allowed (stored as they are), and so do spaces and tabs.
+    // Credentials stay allowed (stored sealed, shown masked), and so do spaces and tabs.
     let headers = json!({"Authorization": "Bearer t", "Cookie": "a=b", "x-team": "a b\tc"});
     let (s, e) = api
         .call(
@@ -1212,7 +1213,8 @@ async fn tenant_input_is_refused_with_4xx_json_errors() {
             Some(json!({"headers": headers})),
         )
         .await;
-    assert_eq!((s, &e["headers"]), (200, &headers), "{e}");
+    let masked = json!({"Authorization": "Bearer ***", "Cookie": "***", "x-team": "a b\tc"});
+    assert_eq!((s, &e["headers"]), (200, &masked), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1372,6 +1374,7 @@ async fn a_page_of_webhooks_holds_at_most_100_so_it_fits_a_lambda_response() {
     let store = herald_store::SubscriptionStore::new(
         aws_sdk_dynamodb::Client::new(&herald_testing::aws().await),
         stack.subscriptions_table(),
+        stack.sealer().unwrap(),
     );
     for n in 0..101 {
         let sub = herald_core::Subscription::new(

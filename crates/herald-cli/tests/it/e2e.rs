@@ -128,6 +128,7 @@ async fn every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_p
     let store = SubscriptionStore::new(
         aws_sdk_dynamodb::Client::new(&aws),
         stack.subscriptions_table(),
+        stack.sealer().unwrap(),
     );
 
     // Receivers and their subscriptions.

@@ -47,7 +47,11 @@ impl Fixture {
         let aws = aws().await;
         let sqs = aws_sdk_sqs::Client::new(&aws);
         let dynamo = aws_sdk_dynamodb::Client::new(&aws);
-        let store = SubscriptionStore::new(dynamo.clone(), stack.subscriptions_table());
+        let store = SubscriptionStore::new(
+            dynamo.clone(),
+            stack.subscriptions_table(),
+            stack.sealer().unwrap(),
+        );
         let history_store = HistoryStore::new(
             dynamo,
             stack.var("HERALD_HISTORY_TABLE"),

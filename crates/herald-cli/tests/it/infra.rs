@@ -79,6 +79,20 @@ fn resolve(t: &Value, v: &Value, outputs: &HashMap<String, String>) -> String {
             .unwrap_or_else(|| panic!("the data plane has no output {output}"))
             .clone();
     }
+    // An attribute of a resource of this template (the KMS key's ARN): known only once
+    // deployed, so a stand-in that names it.
+    if let Some([resource, attribute]) = v
+        .get("Fn::GetAtt")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+    {
+        let resource = resource.as_str().expect("resource name");
+        assert!(
+            t["Resources"].get(resource).is_some(),
+            "no resource {resource}"
+        );
+        return format!("{resource}.{}", attribute.as_str().unwrap_or_default());
+    }
     panic!("cannot resolve {v}")
 }
 
@@ -296,6 +310,7 @@ fn the_queue_visibility_timeout_is_derived_from_the_consumer_timeout_by_the_docu
             ("HERALD_DLQ_URL", "d".to_owned()),
             ("HERALD_SUBSCRIPTIONS_TABLE", "s".to_owned()),
             ("HERALD_HISTORY_TABLE", "h".to_owned()),
+            ("HERALD_KMS_KEY_ID", "k".to_owned()),
             (
                 "HERALD_BATCH_START_DEADLINE",
                 row["BatchStartDeadline"].as_str().unwrap().to_owned(),
@@ -402,6 +417,15 @@ async fn the_functions_get_every_setting_the_code_requires_from_the_data_plane()
     let api = env_of("ApiFunction");
     let api_config = herald_api::ApiConfig::from_vars(api.clone())
         .expect("the API function's environment is a valid configuration");
+    // Both seal webhook secrets under the template's KMS key, never a key file.
+    for (function, seal) in [("consumer", &config.seal), ("API", &api_config.seal)] {
+        assert_eq!(
+            seal.kms_key_id.as_deref(),
+            Some("SecretsKey.Arn"),
+            "the {function} seals under the template's KMS key"
+        );
+        assert_eq!(seal.seal_key_file, None, "{function}");
+    }
     assert_eq!(api_config.apps_table, stack.var("HERALD_APPS_TABLE"));
     assert_eq!(
         api_config.idempotency_table,
@@ -586,4 +610,68 @@ fn every_function_has_its_own_least_privilege_role_log_group_and_alarms() {
             "an alarm on {alarm:?}: {alarms:?}"
         );
     }
+}
+
+#[test]
+fn webhook_secrets_are_sealed_under_a_rotated_kms_key_that_each_role_uses_only_as_it_must() {
+    let t = template("herald.yaml").expect("read infra/herald.yaml");
+    let resources = &t["Resources"];
+    let key = &resources["SecretsKey"];
+    assert_eq!(key["Type"], "AWS::KMS::Key");
+    assert_eq!(
+        key["DeletionPolicy"], "Retain",
+        "nothing sealed opens without it"
+    );
+    let p = &key["Properties"];
+    assert_eq!(p["EnableKeyRotation"], true);
+    assert_eq!(p["KeySpec"], "SYMMETRIC_DEFAULT");
+    let statements = p["KeyPolicy"]["Statement"].as_array().unwrap();
+    assert_eq!(
+        statements.len(),
+        1,
+        "the account root only; IAM grants the rest"
+    );
+    assert_eq!(
+        statements[0]["Principal"]["AWS"]["Fn::Sub"],
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"
+    );
+    assert_eq!(
+        resources["SecretsKeyAlias"]["Properties"]["TargetKeyId"],
+        json!({"Ref": "SecretsKey"})
+    );
+
+    // What each role may do with the key: the API seals and opens; the consumer opens,
+    // and seals only the webhook it rewrites when it disables an endpoint; the
+    // re-driver never touches it. Always under Herald's encryption context.
+    let kms_actions = |role: &str| -> BTreeSet<String> {
+        let mut actions = BTreeSet::new();
+        for s in resources[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+        {
+            let listed: Vec<&str> = match &s["Action"] {
+                Value::String(a) => vec![a.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                _ => vec![],
+            };
+            if listed.iter().any(|a| a.starts_with("kms:")) {
+                assert_eq!(
+                    s["Resource"],
+                    json!({"Fn::GetAtt": ["SecretsKey", "Arn"]}),
+                    "{role}"
+                );
+                assert_eq!(
+                    s["Condition"]["StringEquals"]["kms:EncryptionContext:purpose"],
+                    herald_seal::ENCRYPTION_CONTEXT.1,
+                    "{role}"
+                );
+                actions.extend(listed.iter().map(|a| (*a).to_owned()));
+            }
+        }
+        actions
+    };
+    let both = BTreeSet::from(["kms:Decrypt".to_owned(), "kms:GenerateDataKey".to_owned()]);
+    assert_eq!(kms_actions("ApiRole"), both);
+    assert_eq!(kms_actions("ConsumerRole"), both);
+    assert!(kms_actions("RedriverRole").is_empty());
 }

@@ -55,6 +55,7 @@ async fn the_consumer_bootstrap_answers_an_sqs_batch_with_the_documented_partial
     let store = SubscriptionStore::new(
         aws_sdk_dynamodb::Client::new(&aws),
         stack.subscriptions_table(),
+        stack.sealer().unwrap(),
     );
     let queue_attrs = sqs
         .get_queue_attributes()
@@ -334,6 +335,7 @@ async fn the_api_bootstrap_creates_and_lists_webhooks_from_function_url_requests
     let store = SubscriptionStore::new(
         aws_sdk_dynamodb::Client::new(&aws),
         stack.subscriptions_table(),
+        stack.sealer().unwrap(),
     );
     let stored = store
         .get(

@@ -16,6 +16,7 @@ mod partial_publish;
 mod publisher;
 mod redrive;
 mod routing;
+mod secrets;
 
 /// The `herald` binary Cargo built for this run of the tests.
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");

@@ -25,7 +25,8 @@ impl Fixture {
     async fn new(test: &str) -> Self {
         let stack = Stack::deploy(test).expect("deploy the stack");
         let dynamo = aws_sdk_dynamodb::Client::new(&aws().await);
-        let store = SubscriptionStore::new(dynamo, stack.subscriptions_table());
+        let store =
+            SubscriptionStore::new(dynamo, stack.subscriptions_table(), stack.sealer().unwrap());
         Self {
             _stack: stack,
             store,

@@ -3,8 +3,8 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! | --- | --- | --- | --- |
-//! | subscription | `A#{app}` | `S#{id}` | the whole [`Subscription`], with its `version` |
-//! | route | `R#{app}#{event type}`, or `R#{app}#*` for every type | `{id}` | the [`Route`] |
+//! | subscription | `A#{app}` | `S#{id}` | the whole [`Subscription`], with its `version`, secrets sealed |
+//! | route | `R#{app}#{event type}`, or `R#{app}#*` for every type | `{id}` | the [`Route`], secrets sealed |
 //! | routing version | `A#{app}` | `V` | `version` (number) |
 //!
 //! App ids and event types cannot contain `#`, and event types cannot be `*`, so the
@@ -12,6 +12,9 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use herald_core::{AppId, EventType, Subscription, SubscriptionId};
+use herald_seal::SealingKey;
+
+use super::sealing::seal_item;
 
 use crate::{to_item, Item, ItemKind, PkSk, StoreError};
 
@@ -67,31 +70,37 @@ pub(super) fn id_of_sort_key(sk: &str) -> Option<SubscriptionId> {
         .map(SubscriptionId::new)
 }
 
-/// A value encoded with `serde_dynamo` (and its key attributes added).
-fn keyed<T: serde::Serialize>(kind: ItemKind, value: &T, key: PkSk) -> Result<Item, StoreError> {
-    let mut item = to_item(kind, value)?;
+/// A value encoded with `serde_dynamo`, its secrets sealed with `seal` (and its key
+/// attributes added).
+fn sealed<T: serde::Serialize>(
+    value: &T,
+    key: PkSk,
+    seal: &SealingKey,
+) -> Result<Item, StoreError> {
+    let mut item = to_item(ItemKind::Subscription, value)?;
+    seal_item(&mut item, seal)?;
     item.extend(key.into_item());
     Ok(item)
 }
 
-/// The item of a subscription: the serialized [`Subscription`] under its key.
-pub(super) fn subscription_item(sub: &Subscription) -> Result<Item, StoreError> {
-    keyed(
-        ItemKind::Subscription,
-        sub,
-        PkSk::subscription(&sub.app_id, &sub.id),
-    )
+/// The item of a subscription: the serialized [`Subscription`] under its key, its
+/// secrets sealed.
+pub(super) fn subscription_item(sub: &Subscription, seal: &SealingKey) -> Result<Item, StoreError> {
+    sealed(sub, PkSk::subscription(&sub.app_id, &sub.id), seal)
 }
 
-/// The route items of a subscription, one per event type it takes.
-pub(super) fn route_items(sub: &Subscription) -> Result<Vec<(PkSk, Item)>, StoreError> {
+/// The route items of a subscription, one per event type it takes, secrets sealed.
+pub(super) fn route_items(
+    sub: &Subscription,
+    seal: &SealingKey,
+) -> Result<Vec<(PkSk, Item)>, StoreError> {
     let route = sub.route();
     sub.events
         .route_types()
         .into_iter()
         .map(|t| {
             let key = PkSk::route(&sub.app_id, t, &sub.id);
-            Ok((key.clone(), keyed(ItemKind::Subscription, &route, key)?))
+            Ok((key.clone(), sealed(&route, key, seal)?))
         })
         .collect()
 }
@@ -107,12 +116,15 @@ pub(super) fn route_keys(sub: &Subscription) -> Vec<PkSk> {
 
 /// The items `subs` are stored as, for bulk loads with `BatchWriteItem` (the bench):
 /// each subscription item, its routes, and each app's routing version item (at 1).
-pub(super) fn bulk_items(subs: &[Subscription]) -> Result<Vec<Item>, StoreError> {
+pub(super) fn bulk_items(
+    subs: &[Subscription],
+    seal: &SealingKey,
+) -> Result<Vec<Item>, StoreError> {
     let mut items = Vec::new();
     let mut apps = std::collections::BTreeSet::new();
     for sub in subs {
-        items.push(subscription_item(sub)?);
-        items.extend(route_items(sub)?.into_iter().map(|(_, item)| item));
+        items.push(subscription_item(sub, seal)?);
+        items.extend(route_items(sub, seal)?.into_iter().map(|(_, item)| item));
         apps.insert(sub.app_id.clone());
     }
     for app in apps {
@@ -138,9 +150,13 @@ pub(super) fn read_number(item: &Item, name: &str) -> Option<u64> {
 pub(super) fn route_changes(
     before: Option<&Subscription>,
     after: Option<&Subscription>,
+    seal: &SealingKey,
 ) -> Result<(Vec<PkSk>, Vec<Item>), StoreError> {
     let old = before.map(route_keys).unwrap_or_default();
-    let new = after.map(route_items).transpose()?.unwrap_or_default();
+    let new = after
+        .map(|a| route_items(a, seal))
+        .transpose()?
+        .unwrap_or_default();
     let unchanged_route = match (before, after) {
         (Some(b), Some(a)) => b.route() == a.route(),
         _ => false,
@@ -162,7 +178,16 @@ pub(super) fn route_changes(
 mod tests {
     use super::*;
     use crate::from_item;
+    use crate::subscriptions::sealing::open_item;
     use herald_core::{EventFilter, ObjectTypeFilter, Route};
+    use herald_seal::{LocalKeys, Sealer};
+
+    /// A sealer and its sealing key.
+    async fn keys() -> (Sealer, SealingKey) {
+        let sealer = Sealer::new(LocalKeys::generate());
+        let key = sealer.sealing_key().await.unwrap();
+        (sealer, key)
+    }
 
     fn sub(types: &[&str]) -> Subscription {
         Subscription::new(
@@ -173,42 +198,49 @@ mod tests {
         )
     }
 
-    #[test]
-    fn subscriptions_convert_to_items_and_back() {
+    #[tokio::test]
+    async fn subscriptions_convert_to_items_and_back() {
+        let (sealer, seal) = keys().await;
         let s = sub(&["update"]);
-        let item = subscription_item(&s).unwrap();
+        let mut item = subscription_item(&s, &seal).unwrap();
         assert_eq!(item["pk"], AttributeValue::S("A#shop".into()));
         assert_eq!(item["sk"], AttributeValue::S(format!("S#{}", s.id)));
+        assert!(!format!("{item:?}").contains(&s.secrets[0].expose()));
+        open_item(&mut item, &sealer).await.unwrap();
         let back: Subscription = from_item(ItemKind::Subscription, item).unwrap();
         assert_eq!(back, s);
         assert_eq!(id_of_sort_key(&format!("S#{}", s.id)), Some(s.id.clone()));
         assert_eq!(id_of_sort_key("V"), None);
     }
 
-    #[test]
-    fn a_webhook_has_one_route_per_event_type_or_one_for_every_type() {
+    #[tokio::test]
+    async fn a_webhook_has_one_route_per_event_type_or_one_for_every_type() {
+        let (sealer, seal) = keys().await;
         let s = sub(&["create", "update"]);
-        let items = route_items(&s).unwrap();
+        let items = route_items(&s, &seal).unwrap();
         let pks: Vec<_> = items.iter().map(|(k, _)| k.pk.clone()).collect();
         assert_eq!(pks, ["R#shop#create", "R#shop#update"]);
-        let route: Route = from_item(ItemKind::Subscription, items[0].1.clone()).unwrap();
+        let mut item = items[0].1.clone();
+        open_item(&mut item, &sealer).await.unwrap();
+        let route: Route = from_item(ItemKind::Subscription, item).unwrap();
         assert_eq!(route, s.route());
         let all = sub(&["*"]);
         assert_eq!(route_keys(&all)[0].pk, "R#shop#*");
         assert_eq!(route_keys(&all)[0].sk, all.id.to_string());
     }
 
-    #[test]
-    fn route_changes_move_routes_and_skip_unchanged_ones() {
+    #[tokio::test]
+    async fn route_changes_move_routes_and_skip_unchanged_ones() {
+        let (_, seal) = keys().await;
         let before = sub(&["create", "update"]);
         // A description changes no route.
         let mut after = before.clone();
         after.description = "new".into();
-        let (deletes, puts) = route_changes(Some(&before), Some(&after)).unwrap();
+        let (deletes, puts) = route_changes(Some(&before), Some(&after), &seal).unwrap();
         assert!(deletes.is_empty() && puts.is_empty());
         // New types: the dropped one is deleted, the new one put.
         after.events = EventFilter::parse(&["update", "delete"]).unwrap();
-        let (deletes, puts) = route_changes(Some(&before), Some(&after)).unwrap();
+        let (deletes, puts) = route_changes(Some(&before), Some(&after), &seal).unwrap();
         assert_eq!(deletes.len(), 1);
         assert_eq!(deletes[0].pk, "R#shop#create");
         // Both remaining routes are written: a route carries the filter.
@@ -223,10 +255,54 @@ mod tests {
         // A new URL rewrites every route, and moves none.
         let mut moved = before.clone();
         moved.url = "https://example.com/other".into();
-        let (deletes, puts) = route_changes(Some(&before), Some(&moved)).unwrap();
+        let (deletes, puts) = route_changes(Some(&before), Some(&moved), &seal).unwrap();
         assert_eq!((deletes.len(), puts.len()), (0, 2));
         // Delete removes them all.
-        let (deletes, puts) = route_changes(Some(&before), None).unwrap();
+        let (deletes, puts) = route_changes(Some(&before), None, &seal).unwrap();
         assert_eq!((deletes.len(), puts.len()), (2, 0));
+    }
+
+    /// Data keys shaped as KMS gives them: a key ARN and a 184-byte encrypted blob.
+    struct KmsShaped;
+
+    #[async_trait::async_trait]
+    impl herald_seal::KeyProvider for KmsShaped {
+        async fn generate_data_key(&self) -> Result<herald_seal::DataKey, herald_seal::SealError> {
+            Ok(herald_seal::DataKey {
+                key_id:
+                    "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+                        .into(),
+                encrypted: vec![7; 184],
+                plaintext: zeroize::Zeroizing::new([9; 32]),
+            })
+        }
+        async fn decrypt_data_key(
+            &self,
+            _: &str,
+            _: &[u8],
+        ) -> Result<herald_seal::KeyBytes, herald_seal::SealError> {
+            Ok(zeroize::Zeroizing::new([9; 32]))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sealed_route_item_stays_small() {
+        let mut s = sub(&["update"]);
+        s.url = "https://hooks.example.com/0".into();
+        let plain = crate::item_size(&route_items_unsealed(&s));
+        let (_, local) = keys().await;
+        let kms = Sealer::new(KmsShaped).sealing_key().await.unwrap();
+        let sealed_local = crate::item_size(&route_items(&s, &local).unwrap()[0].1);
+        let sealed_kms = crate::item_size(&route_items(&s, &kms).unwrap()[0].1);
+        println!("route item: {plain} B plain, {sealed_local} B sealed locally, {sealed_kms} B under KMS");
+        assert!(sealed_local < plain + 250, "{sealed_local}");
+        assert!(sealed_kms < plain + 500, "{sealed_kms}");
+    }
+
+    /// A route item as it would be without sealing, for comparison.
+    fn route_items_unsealed(s: &Subscription) -> Item {
+        let mut item = crate::to_item(ItemKind::Subscription, &s.route()).unwrap();
+        item.extend(PkSk::route(&s.app_id, s.events.route_types()[0], &s.id).into_item());
+        item
     }
 }

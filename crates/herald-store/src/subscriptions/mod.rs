@@ -5,18 +5,22 @@
 //! subscription (`A#{app}` / `S#{id}`), one route per event type it takes
 //! (`R#{app}#{type}` or `R#{app}#*` / `{id}`), and the app's routing version
 //! (`A#{app}` / `V`). How writes keep them consistent is in [`writes`]; the reads are
-//! in [`reads`].
+//! in [`reads`]. Signing secrets and credential header values are sealed at rest
+//! ([`sealing`]).
 
 mod items;
 mod reads;
+mod sealing;
 mod writes;
 
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
 use herald_core::{EventFilter, ObjectTypeFilter, Subscription};
+use herald_seal::Sealer;
+use serde::de::DeserializeOwned;
 
-use crate::ItemKind;
+use crate::{from_item, Item, ItemKind, StoreError};
 
 pub use writes::CHANGE_ATTEMPTS;
 
@@ -33,7 +37,8 @@ pub struct SubscriptionChanges {
     pub object_types: Option<ObjectTypeFilter>,
     /// A new description.
     pub description: Option<String>,
-    /// New custom headers (replacing all of them).
+    /// New custom headers (replacing all of them; a credential value sent back as
+    /// the API masked it keeps the stored value).
     pub headers: Option<BTreeMap<String, String>>,
     /// Enabled (which also clears the failure count and the disabled reason) or
     /// disabled.
@@ -56,7 +61,7 @@ impl SubscriptionChanges {
             sub.description.clone_from(description);
         }
         if let Some(headers) = &self.headers {
-            sub.headers = headers.clone();
+            sub.headers = herald_core::credential_headers::unmask_headers(headers, &sub.headers);
         }
         match self.active {
             Some(true) => {
@@ -71,33 +76,53 @@ impl SubscriptionChanges {
     }
 }
 
-/// Subscriptions and their routes in DynamoDB.
+/// Subscriptions and their routes in DynamoDB, their secrets sealed with `sealer`.
 #[derive(Clone, Debug)]
 pub struct SubscriptionStore {
     client: Client,
     table: String,
+    sealer: Sealer,
 }
 
 impl SubscriptionStore {
-    /// A store on the subscriptions table `table`.
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// A store on the subscriptions table `table`, sealing and opening secrets with
+    /// `sealer`.
+    pub fn new(client: Client, table: impl Into<String>, sealer: Sealer) -> Self {
         Self {
             client,
             table: table.into(),
+            sealer,
         }
     }
 
     /// The items `subs` are stored as (subscription items, routes, and each app's
-    /// routing version item), for loading many at once with `BatchWriteItem` where
-    /// one transaction per webhook would be slow (the bench). Not for live tables:
-    /// it bypasses the version conditions.
-    pub fn bulk_items(
+    /// routing version item), secrets sealed, for loading many at once with
+    /// `BatchWriteItem` where one transaction per webhook would be slow (the bench).
+    /// Not for live tables: it bypasses the version conditions.
+    pub async fn bulk_items(
+        &self,
         subs: &[Subscription],
     ) -> Result<
         Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
-        crate::StoreError,
+        StoreError,
     > {
-        items::bulk_items(subs)
+        items::bulk_items(subs, &self.sealing_key().await?)
+    }
+
+    /// The data key to seal this change's items with.
+    async fn sealing_key(&self) -> Result<herald_seal::SealingKey, StoreError> {
+        self.sealer
+            .sealing_key()
+            .await
+            .map_err(|e| StoreError::Keys {
+                message: e.to_string(),
+            })
+    }
+
+    /// A stored subscription or route item, its secrets opened.
+    async fn decode<T: DeserializeOwned>(&self, mut item: Item) -> Result<T, StoreError> {
+        sealing::open_item(&mut item, &self.sealer).await?;
+        from_item(KIND, item)
     }
 }
 

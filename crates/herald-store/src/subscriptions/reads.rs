@@ -7,10 +7,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use herald_core::{AppId, Event, EventType, Route, Subscription, SubscriptionId};
 
 use super::items::{id_of_sort_key, read_number, SUBSCRIPTION_PREFIX, VERSION};
-use super::{SubscriptionStore, KIND};
-use crate::{
-    decode_cursor, decode_items, encode_cursor, from_item, Page, PkSk, StoreError, MAX_PAGE_SIZE,
-};
+use super::SubscriptionStore;
+use crate::{decode_cursor, encode_cursor, Page, PkSk, StoreError, MAX_PAGE_SIZE};
 
 impl SubscriptionStore {
     /// One subscription of one app, or `None` (a strongly consistent `GetItem`).
@@ -29,7 +27,10 @@ impl SubscriptionStore {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
-        out.item.map(|item| from_item(KIND, item)).transpose()
+        match out.item {
+            Some(item) => Ok(Some(self.decode(item).await?)),
+            None => Ok(None),
+        }
     }
 
     /// A page of an app's subscriptions in id order (ids are time-ordered, so oldest
@@ -53,7 +54,10 @@ impl SubscriptionStore {
             .send()
             .await
             .map_err(|e| StoreError::dynamo("Query", e))?;
-        let items = decode_items(KIND, out.items)?;
+        let mut items = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            items.push(self.decode(item).await?);
+        }
         let next_cursor = out.last_evaluated_key.and_then(|key| match key.get("sk") {
             Some(AttributeValue::S(sk)) => id_of_sort_key(sk).map(|id| encode_cursor(id.as_str())),
             _ => None,
@@ -63,16 +67,19 @@ impl SubscriptionStore {
 
     /// Every subscription of an app: one `Query`, followed through its pages.
     pub async fn for_app(&self, app: &AppId) -> Result<Vec<Subscription>, StoreError> {
-        self.query_app(app)
+        let items: Vec<_> = self
+            .query_app(app)
             .into_paginator()
             .items()
             .send()
             .try_collect()
             .await
-            .map_err(|e| StoreError::dynamo("Query", e))?
-            .into_iter()
-            .map(|item| from_item(KIND, item))
-            .collect()
+            .map_err(|e| StoreError::dynamo("Query", e))?;
+        let mut subs = Vec::with_capacity(items.len());
+        for item in items {
+            subs.push(self.decode(item).await?);
+        }
+        Ok(subs)
     }
 
     /// How many subscriptions an app has: a `Query` that counts, reading no attributes
@@ -128,7 +135,7 @@ impl SubscriptionStore {
                 .await
                 .map_err(|e| StoreError::dynamo("Query", e))?;
             for item in items {
-                routes.push(from_item(KIND, item)?);
+                routes.push(self.decode(item).await?);
             }
         }
         Ok(routes)

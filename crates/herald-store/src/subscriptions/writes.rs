@@ -25,9 +25,7 @@ use herald_core::{AppId, Secret, Subscription, SubscriptionId};
 
 use super::items::{number, route_changes, route_keys, subscription_item, VERSION};
 use super::{SubscriptionChanges, SubscriptionStore, KIND};
-use crate::{
-    from_item, is_condition_failure, on_condition, transaction_lost_race, Item, PkSk, StoreError,
-};
+use crate::{is_condition_failure, on_condition, transaction_lost_race, Item, PkSk, StoreError};
 
 /// Read-modify-write rounds a routing change makes before it reports `Changed`.
 pub const CHANGE_ATTEMPTS: usize = 5;
@@ -173,7 +171,7 @@ impl SubscriptionStore {
             .send()
             .await
             .map_err(|e| on_condition(e, "UpdateItem", || StoreError::not_found(KIND, id)))?;
-        let sub: Subscription = from_item(KIND, out.attributes.unwrap_or_default())?;
+        let sub: Subscription = self.decode(out.attributes.unwrap_or_default()).await?;
         let count = sub.consecutive_failures;
         if count == 1 {
             self.flag_routes(&sub, true).await?;
@@ -205,7 +203,7 @@ impl SubscriptionStore {
             .await;
         match result {
             Ok(out) => {
-                let sub: Subscription = from_item(KIND, out.attributes.unwrap_or_default())?;
+                let sub: Subscription = self.decode(out.attributes.unwrap_or_default()).await?;
                 self.flag_routes(&sub, false).await
             }
             Err(e) if is_condition_failure(&e) => Ok(()),
@@ -273,6 +271,7 @@ impl SubscriptionStore {
             Some(s) => (&s.app_id, &s.id),
             None => return Ok(true),
         };
+        let seal = self.sealing_key().await?;
         let mut names = None;
         let mut values = None;
         let condition = match before {
@@ -288,7 +287,7 @@ impl SubscriptionStore {
                 .put(built(
                     Put::builder()
                         .table_name(&self.table)
-                        .set_item(Some(subscription_item(a)?))
+                        .set_item(Some(subscription_item(a, &seal)?))
                         .condition_expression(condition)
                         .set_expression_attribute_names(names)
                         .set_expression_attribute_values(values)
@@ -307,7 +306,7 @@ impl SubscriptionStore {
                 )?)
                 .build(),
         };
-        let (deletes, puts) = route_changes(before, after)?;
+        let (deletes, puts) = route_changes(before, after, &seal)?;
         let routes_change = !deletes.is_empty() || !puts.is_empty();
         let mut items = vec![subscription];
         for key in deletes {

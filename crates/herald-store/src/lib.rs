@@ -247,6 +247,22 @@ where
     }
 }
 
+/// The `Query` on `table` for the items of partition `pk` whose sort key starts with
+/// `sk_prefix`, in sort key order.
+pub(crate) fn prefix_query(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+    sk_prefix: &str,
+) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+        .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+        .expression_attribute_values(":prefix", AttributeValue::S(sk_prefix.to_owned()))
+}
+
 /// The cursor of a listing that resumes after the sort key value `sort_key`.
 pub(crate) fn encode_cursor(sort_key: &str) -> String {
     CURSOR.encode(sort_key)

@@ -336,12 +336,7 @@ impl AppStore {
     /// The `Query` for the items of partition `pk` whose sort key starts with
     /// `sk_prefix`, in sort key order.
     fn prefix_query(&self, pk: &str, sk_prefix: &str) -> QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-            .expression_attribute_values(":prefix", AttributeValue::S(sk_prefix.to_owned()))
+        crate::prefix_query(&self.client, &self.table, pk, sk_prefix)
     }
 
     /// One page of [`Self::prefix_query`]; the cursor carries the last sort key.

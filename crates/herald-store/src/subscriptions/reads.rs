@@ -98,12 +98,12 @@ impl SubscriptionStore {
 
     /// The `Query` for an app's subscriptions, in id order.
     fn query_app(&self, app: &AppId) -> QueryFluentBuilder {
-        self.client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(PkSk::app_partition(app)))
-            .expression_attribute_values(":prefix", AttributeValue::S(SUBSCRIPTION_PREFIX.into()))
+        crate::prefix_query(
+            &self.client,
+            &self.table,
+            &PkSk::app_partition(app),
+            SUBSCRIPTION_PREFIX,
+        )
     }
 
     /// The routes of the webhooks of `app` that take `event_type`: those listing it

@@ -7,6 +7,7 @@ pub mod config;
 use std::time::Duration;
 
 pub use config::{ConfigError, Load, Sources, Validate};
+use tracing_subscriber::filter::Targets;
 
 /// Longest a single AWS call may take, retries included; the consumer's follow-up
 /// allowance (`DeliveryPolicy::worst_case_batch_time`) rests on it.
@@ -16,10 +17,22 @@ pub const AWS_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// `AWS_REGION`, credentials), so the same code runs against the emulator,
 /// LocalStack or AWS. Every call is bounded by [`AWS_OPERATION_TIMEOUT`].
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    aws_loader()
         .timeout_config(operation_timeout(AWS_OPERATION_TIMEOUT))
         .load()
         .await
+}
+
+/// The AWS SDK's configuration loader with Herald's HTTP client: HTTPS through rustls
+/// on *ring*, the TLS stack the delivery client (reqwest) uses already, instead of
+/// the SDK's default on aws-lc-rs. One crypto library per binary keeps the Lambda
+/// packages small. Every SDK configuration in Herald starts here.
+pub fn aws_loader() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
 }
 
 /// A timeout configuration bounding every call at `timeout`, for clients whose calls
@@ -31,19 +44,37 @@ pub fn operation_timeout(timeout: Duration) -> aws_config::timeout::TimeoutConfi
 }
 
 /// Logs through `tracing`: JSON lines (for Lambda and CloudWatch) or human-readable
-/// text, filtered by `RUST_LOG` (default `info`). Safe to call more than once: only
-/// the first call installs a subscriber.
+/// text, filtered by `RUST_LOG` (default `info`) in the targets syntax: a level, and
+/// `target=level` pairs such as `warn,herald_consumer=debug`. A JSON line carries the
+/// fields of the span it was written in once (not the list of every enclosing span
+/// as well). Safe to call more than once: only the first call installs a subscriber.
 pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().with_current_span(true).try_init()
-    } else {
-        builder.try_init()
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let wanted = std::env::var("RUST_LOG").ok();
+    let parsed = wanted.as_deref().map(str::parse::<Targets>);
+    let filter = match &parsed {
+        Some(Ok(targets)) => targets.clone(),
+        _ => Targets::new().with_default(tracing::Level::INFO),
     };
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = if json {
+        layer
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed()
+    } else {
+        layer.boxed()
+    };
+    let installed = tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .try_init()
+        .is_ok();
+    if let (true, Some(Err(e))) = (installed, parsed) {
+        tracing::warn!(rust_log = wanted.as_deref().unwrap_or_default(), error = %e, "RUST_LOG not understood; logging at info");
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

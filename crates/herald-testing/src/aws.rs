@@ -6,7 +6,7 @@ use aws_sdk_sqs::types::{Message, QueueAttributeName};
 /// AWS configuration from the environment `make test` sets (`AWS_ENDPOINT_URL`,
 /// dummy credentials, region).
 pub async fn aws() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    herald_runtime::aws_loader()
         .load()
         .await
 }
@@ -14,7 +14,7 @@ pub async fn aws() -> aws_config::SdkConfig {
 /// AWS configuration from the environment, but calling `endpoint` (a proxy in front
 /// of the emulator, say).
 pub async fn aws_at(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    herald_runtime::aws_loader()
         .endpoint_url(endpoint)
         .load()
         .await

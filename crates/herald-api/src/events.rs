@@ -101,7 +101,7 @@ impl From<Attempt> for AttemptOut {
             event_id: a.event_id.to_string(),
             event_type: a.event_type.to_string(),
             subscription_id: a.subscription_id.to_string(),
-            webhook_id: a.webhook_id,
+            webhook_id: a.webhook_id.to_string(),
             attempt: a.attempt,
             attempted_at: a.attempted_at,
             outcome,

@@ -2,17 +2,17 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    reserved_header_reason, signed_request, AppId, Attempt, Event, EventFilter, EventType,
-    ObjectType, ObjectTypeFilter, Subscription, SubscriptionId, MAX_EVENT_TYPES,
+    reserved_header_reason, webhook_id, AppId, Attempt, Event, EventFilter, EventType, ObjectType,
+    ObjectTypeFilter, Subscription, SubscriptionId, MAX_EVENT_TYPES,
 };
-use herald_delivery::Deliverer;
+use herald_delivery::{Deliverer, PreparedRoute};
 use herald_store::SubscriptionChanges;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -459,13 +459,15 @@ pub async fn test(
         ObjectType::parse("webhook").expect("a valid object type"),
         serde_json::json!({"message": "A test delivery from Herald", "webhook_id": sub.id}),
     );
-    let body = Bytes::from(herald_core::Envelope::of(&event).to_body());
+    let body = herald_core::Envelope::body_of(&event);
+    let id = webhook_id(&event.id, &sub.id);
+    let route = Arc::new(PreparedRoute::new(sub.route()));
     let attempted_at = Utc::now();
     let outcome = state
         .deliverer
-        .deliver(signed_request(&event, &sub.route(), body))
+        .deliver(route.sign(id, body, attempted_at))
         .await;
-    let attempt = Attempt::of_outcome(&event, &sub.id, 1, attempted_at, &outcome);
+    let attempt = Attempt::of_outcome(&event, &sub.id, id, 1, attempted_at, &outcome);
     // Recorded as a batch of its own: the ping's event and its one attempt.
     let mut history = herald_store::BatchHistory::start();
     history.fanned_out(event);
@@ -475,7 +477,7 @@ pub async fn test(
     }
     Ok(Json(TestResult {
         success: outcome.is_success(),
-        webhook_id: attempt.webhook_id,
+        webhook_id: attempt.webhook_id.to_string(),
         status_code: outcome.status(),
         latency_ms: attempt.latency_ms,
         error: attempt.error,

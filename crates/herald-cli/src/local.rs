@@ -34,7 +34,7 @@ pub const WORKER_HELP: &str = "\
 Long-polls the events queue and runs each batch through the same handler as the Lambda
 function: matches webhooks, signs, delivers, retries, parks
 on the DLQ and records the history. Checks the visibility-timeout rule at start-up.
-Stops on Ctrl-C or SIGTERM after finishing the batch in hand. Settings are listed in
+Stops on Ctrl-C or SIGTERM after finishing the batches in hand. Settings are listed in
 docs/configuration.md.
 
 Examples:
@@ -100,7 +100,7 @@ pub async fn worker(_args: WorkerArgs, settings: &Settings) -> Result<()> {
     herald_runtime::init_tracing(settings.lookup("HERALD_LOG_FORMAT").as_deref() == Some("json"));
     let config = herald_consumer::ConsumerConfig::load(settings.sources()).map_err(config_error)?;
     eprintln!(
-        "Herald worker polling {}  (Ctrl-C stops after the batch in hand)",
+        "Herald worker polling {}  (Ctrl-C stops after the batches in hand)",
         config.events_queue_url
     );
     herald_consumer::run_worker(config)

@@ -122,14 +122,14 @@ pub async fn run_worker(config: ConsumerConfig) -> anyhow::Result<()> {
 }
 
 /// Runs the local worker until `shutdown` completes: checks the visibility-timeout
-/// rule, then long-polls the events queue and hands each batch to the consumer,
-/// finishing the batch in hand before it stops.
+/// rule, then long-polls the events queue and hands each batch to the consumer, several
+/// batches at once ([`worker::run`]), finishing the batches in hand before it stops.
 pub async fn run_worker_until(
     config: ConsumerConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let aws = herald_runtime::aws_config().await;
-    let consumer = build(&config, &aws)?;
+    let consumer = Arc::new(build(&config, &aws)?);
     // Long polls outlast the usual 5-second operation timeout: the poller gets its
     // own client whose calls may take the wait plus a margin.
     let sqs = aws_sdk_sqs::Client::from_conf(
@@ -145,6 +145,10 @@ pub async fn run_worker_until(
         wait_seconds: config.worker_wait.as_secs() as i32,
         batch_size: config.worker_batch_size,
         batch_window: config.worker_batch_window,
+        batches_in_flight: worker::batches_in_flight(
+            config.delivery.concurrency,
+            config.worker_batch_size,
+        ),
     };
     worker::run(&sqs, &consumer, &settings, shutdown).await;
     Ok(())

@@ -5,8 +5,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_core::{AppId, EventType, Route, SubscriptionId};
+use herald_delivery::PreparedRoute;
 use herald_store::{StoreError, SubscriptionStore};
 use moka::future::Cache;
+
+/// The routes of one (app, event type), each prepared for delivery
+/// ([`PreparedRoute`]: URL parsed, headers built, secrets keyed) once per load and
+/// shared by every delivery until the routes are loaded again.
+pub type Routes = Arc<Vec<Arc<PreparedRoute>>>;
+
+/// Prepares the routes the store gave.
+pub fn prepare(routes: Vec<Route>) -> Routes {
+    Arc::new(
+        routes
+            .into_iter()
+            .map(|r| Arc::new(PreparedRoute::new(r)))
+            .collect(),
+    )
+}
 
 /// How long cached routes are used at most, however often their app's routing version
 /// confirmed them: a bound on what a missed or reordered version read can cost.
@@ -17,14 +33,15 @@ pub const MAX_ROUTE_AGE: Duration = Duration::from_secs(60);
 pub trait SubscriptionSource: Send + Sync {
     /// The routes of the app's webhooks that take `event_type` (by listing it or by
     /// taking every type), active or not, whatever their object-type filter; possibly
-    /// a few seconds old.
-    async fn routes(
+    /// a few seconds old; prepared for delivery.
+    async fn routes(&self, app: &AppId, event_type: &EventType) -> Result<Routes, StoreError>;
+    /// One webhook's route, read fresh (used when the cached routes lack it) and
+    /// prepared for delivery.
+    async fn get(
         &self,
         app: &AppId,
-        event_type: &EventType,
-    ) -> Result<Arc<Vec<Route>>, StoreError>;
-    /// One webhook's route, read fresh (used when the cached routes lack it).
-    async fn get(&self, app: &AppId, id: &SubscriptionId) -> Result<Option<Route>, StoreError>;
+        id: &SubscriptionId,
+    ) -> Result<Option<Arc<PreparedRoute>>, StoreError>;
     /// Counts a delivery that failed for good; returns true if that disabled the endpoint.
     async fn record_failed_delivery(
         &self,
@@ -46,7 +63,8 @@ pub trait SubscriptionSource: Send + Sync {
 /// The routes of one (app, event type), as loaded at one routing version of the app.
 type RouteKey = (AppId, EventType, u64);
 
-/// The DynamoDB store behind a cache of routes per (app, event type).
+/// The DynamoDB store behind a cache of routes per (app, event type), prepared for
+/// delivery when they are loaded.
 ///
 /// **Routing.** A lookup first needs the app's routing version: kept for the TTL,
 /// then read again with one eventually consistent `GetItem` (0.5 read units), shared
@@ -86,7 +104,7 @@ struct RouteCache {
     /// The app's routing version, as last read.
     versions: Cache<AppId, u64>,
     /// Routes by (app, type, the version they were loaded at).
-    routes: Cache<RouteKey, Arc<Vec<Route>>>,
+    routes: Cache<RouteKey, Routes>,
 }
 
 impl CachedSubscriptions {
@@ -129,13 +147,9 @@ impl CachedSubscriptions {
 
 #[async_trait]
 impl SubscriptionSource for CachedSubscriptions {
-    async fn routes(
-        &self,
-        app: &AppId,
-        event_type: &EventType,
-    ) -> Result<Arc<Vec<Route>>, StoreError> {
+    async fn routes(&self, app: &AppId, event_type: &EventType) -> Result<Routes, StoreError> {
         let Some(cache) = &self.cache else {
-            return self.store.routes(app, event_type).await.map(Arc::new);
+            return self.store.routes(app, event_type).await.map(prepare);
         };
         // moka shares one failed lookup among its waiters.
         let version = cache
@@ -146,14 +160,19 @@ impl SubscriptionSource for CachedSubscriptions {
         cache
             .routes
             .try_get_with((app.clone(), event_type.clone(), version), async {
-                self.store.routes(app, event_type).await.map(Arc::new)
+                self.store.routes(app, event_type).await.map(prepare)
             })
             .await
             .map_err(|e| (*e).clone())
     }
 
-    async fn get(&self, app: &AppId, id: &SubscriptionId) -> Result<Option<Route>, StoreError> {
-        Ok(self.store.get(app, id).await?.map(|s| s.route()))
+    async fn get(
+        &self,
+        app: &AppId,
+        id: &SubscriptionId,
+    ) -> Result<Option<Arc<PreparedRoute>>, StoreError> {
+        let subscription = self.store.get(app, id).await?;
+        Ok(subscription.map(|s| Arc::new(PreparedRoute::new(s.route()))))
     }
 
     async fn record_failed_delivery(

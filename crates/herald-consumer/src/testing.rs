@@ -13,15 +13,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_core::{
-    AppId, Attempt, AttemptOutcome, DeadLetter, DeliveryOutcome, DeliveryRequest, DeliveryTask,
-    Event, EventType, Route, Subscription, SubscriptionId,
+    AppId, Attempt, AttemptOutcome, DeadLetter, DeliveryOutcome, DeliveryTask, Event, EventType,
+    Route, Subscription, SubscriptionId,
 };
-use herald_delivery::Deliverer;
+use herald_delivery::{Deliverer, DeliveryRequest, PreparedRoute};
 use herald_queue::{Outbox, QueueError};
 use herald_store::{BatchAttempt, BatchHistory, StoreError};
 
 use crate::history::History;
-use crate::subscriptions::SubscriptionSource;
+use crate::subscriptions::{prepare, Routes, SubscriptionSource};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A test that panicked while holding a lock has failed already; keep reading.
@@ -47,9 +47,6 @@ pub fn queue_error() -> QueueError {
 // ---------------------------------------------------------------------------------
 // Subscriptions
 // ---------------------------------------------------------------------------------
-
-/// The routes of one (app, event type), shared.
-type Routes = Arc<Vec<Route>>;
 
 /// A write the consumer made to endpoint health.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,11 +147,7 @@ impl FakeSubscriptions {
 
 #[async_trait]
 impl SubscriptionSource for FakeSubscriptions {
-    async fn routes(
-        &self,
-        app: &AppId,
-        event_type: &EventType,
-    ) -> Result<Arc<Vec<Route>>, StoreError> {
+    async fn routes(&self, app: &AppId, event_type: &EventType) -> Result<Routes, StoreError> {
         if self.fail_for_app {
             return Err(store_error("Query"));
         }
@@ -164,7 +157,7 @@ impl SubscriptionSource for FakeSubscriptions {
             .or_insert_with(|| {
                 // What the store's route partitions of the type hold.
                 let takes = |r: &&Route| r.events.matches(event_type);
-                Arc::new(if self.leak_other_apps {
+                prepare(if self.leak_other_apps {
                     self.by_app
                         .values()
                         .flatten()
@@ -181,7 +174,11 @@ impl SubscriptionSource for FakeSubscriptions {
         Ok(Arc::clone(routes))
     }
 
-    async fn get(&self, app: &AppId, id: &SubscriptionId) -> Result<Option<Route>, StoreError> {
+    async fn get(
+        &self,
+        app: &AppId,
+        id: &SubscriptionId,
+    ) -> Result<Option<Arc<PreparedRoute>>, StoreError> {
         lock(&self.gets).push(id.clone());
         if self.fail_get {
             return Err(store_error("GetItem"));
@@ -191,7 +188,7 @@ impl SubscriptionSource for FakeSubscriptions {
             .iter()
             .chain(&self.fresh_only)
             .find(|s| &s.app_id == app && &s.id == id)
-            .map(Subscription::route))
+            .map(|s| Arc::new(PreparedRoute::new(s.route()))))
     }
 
     async fn record_failed_delivery(
@@ -281,7 +278,7 @@ impl FakeDeliverer {
 
     /// The URLs requested, sorted.
     pub fn urls(&self) -> Vec<String> {
-        let mut urls: Vec<String> = self.requests().into_iter().map(|r| r.url).collect();
+        let mut urls: Vec<String> = self.requests().iter().map(|r| r.url().to_owned()).collect();
         urls.sort();
         urls
     }
@@ -295,7 +292,7 @@ impl Deliverer for FakeDeliverer {
             tokio::time::sleep(self.sleep).await;
         }
         let mut script = lock(&self.script);
-        match script.get_mut(&request.url) {
+        match script.get_mut(request.url()) {
             Some(list) if list.len() > 1 => list.remove(0),
             Some(list) if !list.is_empty() => list[0].clone(),
             _ => answered(200),

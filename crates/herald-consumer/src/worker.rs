@@ -1,13 +1,21 @@
 //! The local worker: long-polls the events queue and feeds each batch to the same
 //! [`Consumer::handle`] that runs on Lambda, deleting what it reports as done.
+//!
+//! Batches overlap, as Lambda's pollers make them: each batch is handled in its own
+//! task, and the next one is received while earlier ones are still delivering, so the
+//! deliveries in flight do not drop to zero at every batch's end. The consumer bounds
+//! the deliveries in flight across all of them; the worker bounds the batches in hand
+//! ([`batches_in_flight`]) and stops receiving while it holds that many.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
 use herald_queue::sqs::{entry_results, error_reason, to_sqs_event, EntryResult};
+use tokio::task::{JoinError, JoinSet};
 
 use crate::handler::Consumer;
 
@@ -25,25 +33,52 @@ pub struct PollSettings {
     /// source mapping's `MaximumBatchingWindowInSeconds`); zero hands over whatever one
     /// receive returned.
     pub batch_window: Duration,
+    /// Most batches handled at once ([`batches_in_flight`]).
+    pub batches_in_flight: usize,
+}
+
+/// How many batches the worker handles at once: enough to keep `concurrency`
+/// deliveries in flight with batches of `batch_size` (at one delivery per message),
+/// plus two, so the next batches are in hand while others write their history and are
+/// deleted. More would only make deliveries wait for room under the consumer's bound,
+/// and a delivery that waits past the start deadline is handed back to the queue.
+pub fn batches_in_flight(concurrency: usize, batch_size: usize) -> usize {
+    concurrency.max(1).div_ceil(batch_size.max(1)) + 2
 }
 
 /// Messages one `ReceiveMessage` returns at most (SQS's limit).
 const RECEIVE_MAX: usize = 10;
 
-/// Polls until `shutdown` completes. A batch being handled when shutdown arrives is
-/// finished first. Records the handler reports as failures are left alone, so SQS
-/// makes them visible again after the visibility timeout (and, past
+/// Polls until `shutdown` completes, then stops receiving and waits for the batches in
+/// hand to finish (delivered, recorded and deleted). Each batch is handled in its own
+/// task while the next is received, up to [`PollSettings::batches_in_flight`] at once;
+/// at that bound the worker receives nothing until one finishes. Each batch deletes its
+/// own messages when it is done. Records the handler reports as failures are left
+/// alone, so SQS makes them visible again after the visibility timeout (and, past
 /// `maxReceiveCount`, moves them to the DLQ); when the handler fails the whole batch,
 /// none of it is deleted.
 pub async fn run(
     client: &Client,
-    consumer: &Consumer,
+    consumer: &Arc<Consumer>,
     settings: &PollSettings,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    tracing::info!(queue = %settings.queue_url, "worker polling");
+    let bound = settings.batches_in_flight.max(1);
+    tracing::info!(queue = %settings.queue_url, batches_in_flight = bound, "worker polling");
+    let mut in_flight: JoinSet<()> = JoinSet::new();
     loop {
+        while let Some(done) = in_flight.try_join_next() {
+            finished(done);
+        }
+        if in_flight.len() >= bound {
+            // Backpressure: nothing more is received until a batch is done.
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(done) = in_flight.join_next() => finished(done),
+            }
+            continue;
+        }
         let received = tokio::select! {
             _ = &mut shutdown => break,
             r = receive(client, settings, settings.batch_size.min(RECEIVE_MAX), settings.wait_seconds) => r,
@@ -60,31 +95,54 @@ pub async fn run(
             continue;
         }
         gather(client, settings, &mut messages).await;
-        let handles: HashMap<String, String> = messages
-            .iter()
-            .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
-            .collect();
-        let event = to_sqs_event(messages);
-        let response = match consumer.handle(event).await {
-            Ok(response) => response,
-            Err(e) => {
-                // As on Lambda, the whole batch comes back after the visibility timeout.
-                tracing::error!(error = %e, "batch failed; none of its messages is deleted");
-                continue;
-            }
-        };
-        let failed: std::collections::HashSet<&str> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
-        let done: Vec<_> = handles
-            .iter()
-            .filter(|(id, _)| !failed.contains(id.as_str()))
-            .collect();
-        delete(client, &settings.queue_url, &done).await;
+        let (client, consumer) = (client.clone(), Arc::clone(consumer));
+        let queue_url = settings.queue_url.clone();
+        in_flight.spawn(async move { handle(&client, &consumer, &queue_url, messages).await });
+    }
+    if !in_flight.is_empty() {
+        tracing::info!(
+            batches = in_flight.len(),
+            "worker stopping; finishing the batches in hand"
+        );
+    }
+    while let Some(done) = in_flight.join_next().await {
+        finished(done);
     }
     tracing::info!("worker stopped");
+}
+
+/// Logs a batch task that did not end normally (a panic: its messages come back after
+/// the visibility timeout).
+fn finished(done: Result<(), JoinError>) {
+    if let Err(e) = done {
+        tracing::error!(error = %e, "a batch task failed; its messages will be redelivered");
+    }
+}
+
+/// Handles one batch and deletes the messages it is done with.
+async fn handle(client: &Client, consumer: &Consumer, queue_url: &str, messages: Vec<Message>) {
+    let handles: HashMap<String, String> = messages
+        .iter()
+        .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
+        .collect();
+    let response = match consumer.handle(to_sqs_event(messages)).await {
+        Ok(response) => response,
+        Err(e) => {
+            // As on Lambda, the whole batch comes back after the visibility timeout.
+            tracing::error!(error = %e, "batch failed; none of its messages is deleted");
+            return;
+        }
+    };
+    let failed: HashSet<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    let done: Vec<_> = handles
+        .iter()
+        .filter(|(id, _)| !failed.contains(id.as_str()))
+        .collect();
+    delete(client, queue_url, &done).await;
 }
 
 /// One `ReceiveMessage` of at most `max` messages, waiting up to `wait_seconds`.
@@ -184,5 +242,18 @@ async fn delete_chunk(client: &Client, queue_url: &str, done: &[(&String, &Strin
         Err(e) => {
             tracing::warn!(error = %error_reason(&e), "DeleteMessageBatch failed; the messages will be redelivered");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enough_batches_are_in_hand_to_fill_the_bound_and_two_more() {
+        assert_eq!(batches_in_flight(64, 10), 9);
+        assert_eq!(batches_in_flight(64, 100), 3);
+        assert_eq!(batches_in_flight(1, 10), 3);
+        assert_eq!(batches_in_flight(0, 0), 3);
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::{DeliveryOutcome, RESPONSE_BODY_CAP};
-use crate::envelope::webhook_id;
+use crate::envelope::{webhook_id, WebhookId};
 use crate::event::{AppId, Event, EventId, EventType};
 use crate::subscription::SubscriptionId;
 
@@ -27,7 +27,7 @@ pub struct Attempt {
     pub event_id: EventId,
     pub event_type: EventType,
     pub subscription_id: SubscriptionId,
-    pub webhook_id: String,
+    pub webhook_id: WebhookId,
     /// 1 for the first attempt; 0 for a delivery that was not sent.
     pub attempt: u32,
     pub attempted_at: DateTime<Utc>,
@@ -50,12 +50,14 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    /// The record of attempt number `attempt` to deliver `event` to `subscription`,
-    /// made at `attempted_at`, that ended with `outcome`. The one builder of attempt
-    /// records, for the consumer and the API's test ping alike.
+    /// The record of attempt number `attempt` to deliver `event` to `subscription`
+    /// (whose webhook id, computed once per delivery, is `webhook_id`), made at
+    /// `attempted_at`, that ended with `outcome`. The one builder of attempt records,
+    /// for the consumer and the API's test ping alike.
     pub fn of_outcome(
         event: &Event,
         subscription: &SubscriptionId,
+        webhook_id: WebhookId,
         attempt: u32,
         attempted_at: DateTime<Utc>,
         outcome: &DeliveryOutcome,
@@ -79,7 +81,7 @@ impl Attempt {
             error_kind,
             error: outcome.error().map(|e| e.to_string()),
             response_body: truncate_body(outcome.response_body()),
-            ..Self::not_sent(event, subscription, "", None)
+            ..Self::record(event, subscription, webhook_id)
         }
     }
 
@@ -92,18 +94,27 @@ impl Attempt {
         detail: Option<&str>,
     ) -> Self {
         Self {
+            error_kind: Some(kind.to_owned()),
+            error: detail.map(str::to_owned),
+            ..Self::record(event, subscription, webhook_id(&event.id, subscription))
+        }
+    }
+
+    /// A record of a delivery not sent, with no reason yet: what the builders start from.
+    fn record(event: &Event, subscription: &SubscriptionId, webhook_id: WebhookId) -> Self {
+        Self {
             app_id: event.app_id.clone(),
             event_id: event.id.clone(),
             event_type: event.event_type.clone(),
             subscription_id: subscription.clone(),
-            webhook_id: webhook_id(&event.id, subscription),
+            webhook_id,
             attempt: 0,
             attempted_at: Utc::now(),
             outcome: AttemptOutcome::NotSent,
             status_code: None,
             latency_ms: 0,
-            error_kind: Some(kind.to_owned()),
-            error: detail.map(str::to_owned),
+            error_kind: None,
+            error: None,
             response_body: String::new(),
             next_attempt_at: None,
         }
@@ -141,7 +152,8 @@ mod tests {
         let (e, sub) = (event(), SubscriptionId::generate());
         let now = Utc::now();
         let ok = DeliveryOutcome::answered(204, "fine".into(), None, Duration::from_millis(12));
-        let a = Attempt::of_outcome(&e, &sub, 1, now, &ok);
+        let id = webhook_id(&e.id, &sub);
+        let a = Attempt::of_outcome(&e, &sub, id, 1, now, &ok);
         assert_eq!(a.outcome, AttemptOutcome::Succeeded);
         assert_eq!(
             (a.status_code, a.latency_ms, a.error_kind),
@@ -151,13 +163,13 @@ mod tests {
         assert_eq!((a.attempt, a.attempted_at), (1, now));
 
         let bad = DeliveryOutcome::answered(503, "x".repeat(5000), None, Duration::ZERO);
-        let a = Attempt::of_outcome(&e, &sub, 2, now, &bad);
+        let a = Attempt::of_outcome(&e, &sub, id, 2, now, &bad);
         assert_eq!(a.outcome, AttemptOutcome::Failed);
         assert_eq!(a.error_kind.as_deref(), Some("http_status"));
         assert_eq!(a.response_body.len(), RESPONSE_BODY_CAP);
 
         let down = DeliveryOutcome::failed(DeliveryError::Timeout, Duration::ZERO);
-        let a = Attempt::of_outcome(&e, &sub, 3, now, &down);
+        let a = Attempt::of_outcome(&e, &sub, id, 3, now, &down);
         assert_eq!(
             (a.error_kind.as_deref(), a.error.as_deref()),
             (Some("timeout"), Some("timed out"))

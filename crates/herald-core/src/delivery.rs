@@ -1,34 +1,15 @@
-//! One delivery as data: the signed request to make and what came of it.
+//! One delivery as data: what came of it, and which headers a webhook may not set.
 //!
-//! Pure: the HTTP client that makes the request lives in `herald-delivery`; the
-//! consumer and the API's test ping build requests and read outcomes through these
+//! Pure: the signed request and the HTTP client that makes it live in
+//! `herald-delivery`; the consumer and the API's test ping read outcomes through these
 //! types.
 
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use chrono::Utc;
-
-use crate::envelope::webhook_id;
-use crate::event::Event;
 use crate::retry::AttemptFailure;
-use crate::signing::Signer;
-use crate::subscription::Route;
 
 /// Most bytes of a response body that are read (and kept for the delivery history).
 pub const RESPONSE_BODY_CAP: usize = 4 * 1024;
-
-/// One POST to make.
-#[derive(Debug, Clone)]
-pub struct DeliveryRequest {
-    /// The webhook's URL.
-    pub url: String,
-    /// Headers in order: the subscription's custom headers first, then the signature
-    /// headers, which therefore always win.
-    pub headers: Vec<(String, String)>,
-    /// The exact bytes that were signed.
-    pub body: Bytes,
-}
 
 /// Why a delivery produced no HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -183,34 +164,10 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or_default())
 }
 
-/// The signed POST of `event` to `subscription`. Custom headers go first; the
-/// signature headers and content type cannot be overridden by them.
-pub fn signed_request(event: &Event, subscription: &Route, body: Bytes) -> DeliveryRequest {
-    let msg_id = webhook_id(&event.id, &subscription.id);
-    let now = Utc::now();
-    let signed = Signer::headers(
-        subscription.signing_secrets(now),
-        &msg_id,
-        now.timestamp(),
-        &body,
-    );
-    let mut headers: Vec<(String, String)> = subscription
-        .headers
-        .iter()
-        .filter(|(name, _)| !is_reserved_header(name))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    headers.extend(signed.pairs().into_iter().map(|(k, v)| (k.to_owned(), v)));
-    DeliveryRequest {
-        url: subscription.url.clone(),
-        headers,
-        body,
-    }
-}
-
 /// Header names a webhook's custom headers may not use, by group, each with the reason
 /// the API gives. One list: the API refuses them when a webhook is created or changed,
-/// and [`signed_request`] leaves them out of deliveries of webhooks stored before.
+/// and deliveries leave them out of the headers of webhooks stored before
+/// (`herald_delivery::PreparedRoute`).
 const RESERVED_HEADERS: &[(&str, &[&str])] = &[
     // Herald sets these on every delivery (and `webhook-*`, below): the signature
     // covers the body as sent, in the content type and encoding Herald chose, to the

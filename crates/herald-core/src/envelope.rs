@@ -1,5 +1,8 @@
 //! The JSON payload POSTed to webhooks and the stable webhook id of each delivery.
 
+use std::fmt;
+
+use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,7 +22,20 @@ pub struct Envelope {
     pub data: serde_json::Value,
 }
 
+/// The envelope of an event, borrowing from it: what [`Envelope::body_of`] serializes,
+/// field for field the bytes [`Envelope::to_body`] gives.
+#[derive(Serialize)]
+struct EnvelopeRef<'a> {
+    id: &'a EventId,
+    #[serde(rename = "type")]
+    event_type: &'a EventType,
+    object_type: &'a ObjectType,
+    timestamp: String,
+    data: &'a serde_json::Value,
+}
+
 impl Envelope {
+    /// The envelope of `event` (a copy of its fields).
     pub fn of(event: &Event) -> Self {
         Self {
             id: event.id.clone(),
@@ -35,23 +51,135 @@ impl Envelope {
         // Serializing a struct of strings and a `Value` cannot fail.
         serde_json::to_vec(self).expect("envelope serializes")
     }
+
+    /// The body of `event`'s envelope, serialized once and shared by every delivery of
+    /// the event (the same bytes as `Envelope::of(event).to_body()`, without copying
+    /// the event's data first).
+    pub fn body_of(event: &Event) -> Bytes {
+        let envelope = EnvelopeRef {
+            id: &event.id,
+            event_type: &event.event_type,
+            object_type: &event.object_type,
+            timestamp: rfc3339(event.timestamp),
+            data: &event.data,
+        };
+        // Serializing strings and a `Value` cannot fail.
+        Bytes::from(serde_json::to_vec(&envelope).expect("envelope serializes"))
+    }
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The `webhook-id` of the delivery of `event` to `subscription`: the same on every
-/// retry and re-drive, different for every (event, subscription) pair, so receivers
-/// can dedupe on it.
-pub fn webhook_id(event: &EventId, subscription: &SubscriptionId) -> String {
-    let mut h = Sha256::new();
-    h.update(event.as_str().as_bytes());
-    h.update([0u8]);
-    h.update(subscription.as_str().as_bytes());
-    let digest = h.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("msg_{hex}")
+/// Bytes in a webhook id: `msg_` and 32 hex digits (the first 16 bytes of a SHA-256).
+pub const WEBHOOK_ID_LEN: usize = 4 + 32;
+
+/// The `webhook-id` of one delivery (`msg_` and 32 lowercase hex digits), held inline:
+/// computed once per delivery and copied, never allocated, wherever it is used (the
+/// header, the history, the logs).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WebhookId([u8; WEBHOOK_ID_LEN]);
+
+impl WebhookId {
+    /// The `webhook-id` of the delivery of `event` to `subscription`: the same on every
+    /// retry and re-drive, different for every (event, subscription) pair, so
+    /// receivers can dedupe on it.
+    pub fn of(event: &EventId, subscription: &SubscriptionId) -> Self {
+        let mut h = Sha256::new();
+        h.update(event.as_str().as_bytes());
+        h.update([0u8]);
+        h.update(subscription.as_str().as_bytes());
+        let digest = h.finalize();
+        let mut id = [0u8; WEBHOOK_ID_LEN];
+        id[..4].copy_from_slice(b"msg_");
+        hex::encode_to_slice(&digest[..16], &mut id[4..]).expect("32 digits fit 16 bytes");
+        Self(id)
+    }
+
+    /// Reads back an id in its text form.
+    pub fn parse(s: &str) -> Option<Self> {
+        let bytes: [u8; WEBHOOK_ID_LEN] = s.as_bytes().try_into().ok()?;
+        let digits = &bytes[4..];
+        (bytes.starts_with(b"msg_")
+            && digits
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)))
+        .then_some(Self(bytes))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Only `msg_` and hex digits are ever written: always ASCII.
+        std::str::from_utf8(&self.0).expect("a webhook id is ASCII")
+    }
+}
+
+/// The `webhook-id` of the delivery of `event` to `subscription` ([`WebhookId::of`]).
+pub fn webhook_id(event: &EventId, subscription: &SubscriptionId) -> WebhookId {
+    WebhookId::of(event, subscription)
+}
+
+impl AsRef<str> for WebhookId {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for WebhookId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for WebhookId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<str> for WebhookId {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for WebhookId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for WebhookId {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<WebhookId> for &str {
+    fn eq(&self, other: &WebhookId) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<WebhookId> for String {
+    fn eq(&self, other: &WebhookId) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl Serialize for WebhookId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom("not a webhook id (msg_ and 32 hex digits)"))
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +221,68 @@ mod tests {
         ];
         let unique: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(unique.len(), 4);
-        assert!(ids[0].starts_with("msg_") && ids[0].len() == 36);
+        assert!(ids[0].as_str().starts_with("msg_") && ids[0].as_str().len() == 36);
+    }
+
+    /// The webhook id as it was first computed, one `format!` per byte: the inline id
+    /// must give the very same text, or receivers would see new ids for old deliveries.
+    fn webhook_id_as_before(event: &EventId, subscription: &SubscriptionId) -> String {
+        let mut h = Sha256::new();
+        h.update(event.as_str().as_bytes());
+        h.update([0u8]);
+        h.update(subscription.as_str().as_bytes());
+        let digest = h.finalize();
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("msg_{hex}")
+    }
+
+    #[test]
+    fn the_inline_webhook_id_is_the_text_of_before() {
+        for i in 0..2_000 {
+            let event = if i % 3 == 0 {
+                EventId::generate()
+            } else {
+                EventId::parse(&format!("evt_{i}")).unwrap()
+            };
+            let sub = if i % 2 == 0 {
+                SubscriptionId::generate()
+            } else {
+                SubscriptionId::new(format!("sub_{}", i * 7))
+            };
+            let id = webhook_id(&event, &sub);
+            let before = webhook_id_as_before(&event, &sub);
+            assert_eq!(id.as_str(), before);
+            assert_eq!(id.to_string(), before);
+            assert_eq!(format!("{id:?}"), format!("{before:?}"));
+            assert_eq!(WebhookId::parse(&before), Some(id));
+            let json = serde_json::to_string(&id).unwrap();
+            assert_eq!(json, format!("\"{before}\""));
+            assert_eq!(serde_json::from_str::<WebhookId>(&json).unwrap(), id);
+        }
+        for bad in [
+            "",
+            "msg_",
+            "msg_0123456789abcdef0123456789ABCDEF",
+            "evt_0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(WebhookId::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_shared_body_is_the_envelope_serialized() {
+        for data in [
+            serde_json::json!({"id": "42", "name": "Ada", "nested": {"a": [1, 2.5, null, true]}}),
+            serde_json::json!([]),
+            serde_json::json!("text with \"quotes\" and ü"),
+        ] {
+            let event = Event::new(
+                AppId::parse("a").unwrap(),
+                EventType::parse("invoice.paid").unwrap(),
+                ObjectType::parse("invoice").unwrap(),
+                data,
+            );
+            assert_eq!(Envelope::body_of(&event), Envelope::of(&event).to_body());
+        }
     }
 }

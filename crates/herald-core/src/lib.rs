@@ -22,11 +22,9 @@ pub use address::{AddressPolicy, PortPolicy};
 pub use attempt::{Attempt, AttemptOutcome};
 pub use credential_headers::{is_credential_header, masked_headers};
 pub use delivery::{
-    is_reserved_header, reserved_header_reason, signed_request, DeliveryError, DeliveryOutcome,
-    DeliveryRequest, DeliveryResult,
+    is_reserved_header, reserved_header_reason, DeliveryError, DeliveryOutcome, DeliveryResult,
 };
-pub use envelope::webhook_id;
-pub use envelope::Envelope;
+pub use envelope::{webhook_id, Envelope, WebhookId};
 pub use event::{
     check_data, is_queue_safe_char, AppId, DataError, Event, EventId, EventType, ObjectType,
     ValidationError, MAX_DATA_DEPTH,
@@ -34,7 +32,8 @@ pub use event::{
 pub use id::new_id;
 pub use message::{DeadLetter, DecodeError, DeliveryTask, QueueMessage};
 pub use retry::{AttemptFailure, NextStep, RetrySchedule};
-pub use signing::{Secret, SignatureError, SignedHeaders, Signer, Verifier};
+pub use signing::{Secret, SignatureError, SignedHeaders, Signer, SigningKey, Verifier};
 pub use subscription::{
-    EventFilter, ObjectTypeFilter, Route, Subscription, SubscriptionId, MAX_EVENT_TYPES,
+    EventFilter, ObjectTypeFilter, Route, SigningKeys, Subscription, SubscriptionId,
+    MAX_EVENT_TYPES,
 };

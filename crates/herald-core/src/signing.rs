@@ -82,11 +82,6 @@ impl Secret {
     pub fn expose(&self) -> String {
         format!("{SECRET_PREFIX}{}", BASE64.encode(&self.0))
     }
-
-    fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length, so this cannot fail.
-        HmacSha256::new_from_slice(&self.0).expect("HMAC takes keys of any length")
-    }
 }
 
 impl fmt::Debug for Secret {
@@ -127,38 +122,81 @@ impl SignedHeaders {
     }
 }
 
+/// A secret's HMAC-SHA256 key schedule, computed once: each signature clones it
+/// rather than keying a new MAC. Like the secret, it never appears in `Debug` output.
+#[derive(Clone)]
+pub struct SigningKey(HmacSha256);
+
+impl SigningKey {
+    /// The key schedule of `secret`.
+    pub fn new(secret: &Secret) -> Self {
+        // HMAC accepts keys of any length, so this cannot fail.
+        Self(HmacSha256::new_from_slice(&secret.0).expect("HMAC takes keys of any length"))
+    }
+
+    /// The raw HMAC-SHA256 of `"{msg_id}.{timestamp}.{body}"`.
+    fn tag(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
+        let mut mac = self.0.clone();
+        mac.update(msg_id.as_bytes());
+        mac.update(b".");
+        mac.update(itoa::Buffer::new().format(timestamp).as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Appends `v1,<base64 tag>` to `out`.
+    fn sign_into(&self, out: &mut String, msg_id: &str, timestamp: i64, body: &[u8]) {
+        out.push_str("v1,");
+        BASE64.encode_string(self.tag(msg_id, timestamp, body), out);
+    }
+}
+
+impl From<&Secret> for SigningKey {
+    fn from(secret: &Secret) -> Self {
+        Self::new(secret)
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey(…redacted)")
+    }
+}
+
+/// Length of one `v1,<base64 of 32 bytes>` signature.
+const SIGNATURE_LEN: usize = 3 + 44;
+
 /// Signs payloads.
 pub struct Signer;
 
 impl Signer {
     /// `v1,<base64 HMAC-SHA256(secret, "{msg_id}.{timestamp}.{body}")>`.
     pub fn sign(secret: &Secret, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let tag = Self::tag(secret, msg_id, timestamp, body);
-        format!("v1,{}", BASE64.encode(tag))
+        Self::signature(&[SigningKey::new(secret)], msg_id, timestamp, body)
+    }
+
+    /// The `webhook-signature` value: one `v1,…` signature per key, space-separated,
+    /// built in one allocation.
+    pub fn signature(keys: &[SigningKey], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+        let mut out = String::with_capacity(keys.len() * (SIGNATURE_LEN + 1));
+        for (i, key) in keys.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            key.sign_into(&mut out, msg_id, timestamp, body);
+        }
+        out
     }
 
     /// Headers for one delivery, with one signature per secret, space-separated.
     pub fn headers(secrets: &[Secret], msg_id: &str, timestamp: i64, body: &[u8]) -> SignedHeaders {
-        let signature = secrets
-            .iter()
-            .map(|s| Self::sign(s, msg_id, timestamp, body))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let keys: Vec<SigningKey> = secrets.iter().map(SigningKey::new).collect();
         SignedHeaders {
             id: msg_id.to_owned(),
             timestamp,
-            signature,
+            signature: Self::signature(&keys, msg_id, timestamp, body),
         }
-    }
-
-    fn tag(secret: &Secret, msg_id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
-        let mut mac = secret.mac();
-        mac.update(msg_id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        mac.finalize().into_bytes().to_vec()
     }
 }
 
@@ -166,7 +204,7 @@ impl Signer {
 /// given secrets, and a timestamp within the tolerance in either direction.
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    secrets: Vec<Secret>,
+    keys: Vec<SigningKey>,
     tolerance: Duration,
 }
 
@@ -174,7 +212,7 @@ impl Verifier {
     /// A verifier accepting signatures by any of `secrets`, with the default 5-minute tolerance.
     pub fn new(secrets: Vec<Secret>) -> Self {
         Self {
-            secrets,
+            keys: secrets.iter().map(SigningKey::new).collect(),
             tolerance: DEFAULT_TOLERANCE,
         }
     }
@@ -232,8 +270,8 @@ impl Verifier {
             .filter_map(|entry| entry.strip_prefix("v1,"))
             .filter_map(|b64| BASE64.decode(b64).ok())
             .collect();
-        for secret in &self.secrets {
-            let expected = Signer::tag(secret, id, ts, body);
+        for key in &self.keys {
+            let expected = key.tag(id, ts, body);
             if candidates
                 .iter()
                 .any(|c| bool::from(c.as_slice().ct_eq(expected.as_slice())))

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{AppId, Event, EventType, ObjectType, ValidationError};
-use crate::signing::Secret;
+use crate::signing::{Secret, Signer, SigningKey};
 
 /// Unique id of a subscription (`sub_` followed by a time-ordered UUID).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -245,6 +245,34 @@ impl Route {
     pub fn signing_secrets(&self, now: DateTime<Utc>) -> &[Secret] {
         signing_secrets(&self.secrets, self.previous_secrets_expire_at, now)
     }
+
+    /// The route's secrets keyed once, for signing many deliveries.
+    pub fn signing_keys(&self) -> SigningKeys {
+        SigningKeys {
+            keys: self.secrets.iter().map(SigningKey::new).collect(),
+            previous_expire_at: self.previous_secrets_expire_at,
+        }
+    }
+}
+
+/// A route's signing keys, each keyed once ([`SigningKey`]), with the end of the
+/// rotation window: what signs every delivery to the route.
+#[derive(Debug, Clone)]
+pub struct SigningKeys {
+    keys: Vec<SigningKey>,
+    previous_expire_at: Option<DateTime<Utc>>,
+}
+
+impl SigningKeys {
+    /// The keys that sign at `now`, as [`Route::signing_secrets`] chooses the secrets.
+    pub fn at(&self, now: DateTime<Utc>) -> &[SigningKey] {
+        signing_secrets(&self.keys, self.previous_expire_at, now)
+    }
+
+    /// The `webhook-signature` value of `msg_id` sent at `now` with `body`.
+    pub fn sign(&self, msg_id: &str, now: DateTime<Utc>, body: &[u8]) -> String {
+        Signer::signature(self.at(now), msg_id, now.timestamp(), body)
+    }
 }
 
 /// Whether an event of `app` passes the two filters.
@@ -254,11 +282,7 @@ fn admits(app: &AppId, events: &EventFilter, objects: &ObjectTypeFilter, event: 
 
 /// The secrets that sign at `now`: all of them while the rotation window lasts, then
 /// the current one only.
-fn signing_secrets(
-    secrets: &[Secret],
-    until: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> &[Secret] {
+fn signing_secrets<T>(secrets: &[T], until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> &[T] {
     match until {
         Some(until) if now >= until => &secrets[..secrets.len().min(1)],
         _ => secrets,
@@ -470,6 +494,22 @@ mod tests {
         // Rotating again drops the oldest: at most two secrets sign.
         let newer = s.rotate_secret(t0, chrono::Duration::hours(1));
         assert_eq!(s.signing_secrets(t0), &[newer, new]);
+        // The keyed secrets sign as the secrets do, in and after the window.
+        let route = s.route();
+        let keys = route.signing_keys();
+        for at in [t0, t0 + chrono::Duration::hours(2)] {
+            assert_eq!(
+                keys.sign("msg_1", at, b"{}"),
+                crate::signing::Signer::headers(
+                    route.signing_secrets(at),
+                    "msg_1",
+                    at.timestamp(),
+                    b"{}"
+                )
+                .signature
+            );
+            assert_eq!(keys.at(at).len(), route.signing_secrets(at).len());
+        }
     }
 
     #[test]

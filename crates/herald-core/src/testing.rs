@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::event::{AppId, Event, EventType, ObjectType};
 use crate::message::{DeadLetter, DeliveryTask};
-use crate::subscription::SubscriptionId;
+use crate::subscription::{EventFilter, ObjectTypeFilter, Route, Subscription, SubscriptionId};
 
 /// An event of `app` and type `event_type` on a `user`, with data `{"id": "42"}`.
 pub fn event(app: &str, event_type: &str) -> Event {
@@ -38,4 +38,16 @@ pub fn parked(
         last_error: None,
         parked_at,
     }
+}
+
+/// The route of an active webhook of app `shop` posting every event to `url`, with
+/// a fresh secret.
+pub fn route(url: &str) -> Route {
+    Subscription::new(
+        AppId::parse("shop").expect("a valid app id"),
+        url,
+        EventFilter::All,
+        ObjectTypeFilter::All,
+    )
+    .route()
 }

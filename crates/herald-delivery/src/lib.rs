@@ -4,132 +4,26 @@
 //! API's test pings): pooled, no redirects, bounded timeouts and response sizes, and
 //! the address policy enforced on the addresses it actually connects to.
 
+mod request;
+mod settings;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use herald_core::address::{AddressPolicy, PortPolicy, RefusedAddress};
 use herald_core::delivery::{parse_retry_after, RESPONSE_BODY_CAP};
-use herald_core::settings;
-use herald_core::{DeliveryError, DeliveryOutcome, DeliveryRequest};
-use herald_runtime::config::{duration_in_range, ConfigError, Validate};
+use herald_core::{DeliveryError, DeliveryOutcome};
+
+pub use request::{DeliveryRequest, PreparedRoute};
+pub use settings::HttpSettings;
 
 /// Makes delivery attempts. The HTTP implementation is [`HttpDeliverer`].
 #[async_trait]
 pub trait Deliverer: Send + Sync {
     /// Makes one attempt; every way it can end is in the outcome.
     async fn deliver(&self, request: DeliveryRequest) -> DeliveryOutcome;
-}
-
-/// Timeouts and limits of the HTTP client: settings `HERALD_HTTP_CONNECT_TIMEOUT`
-/// (default 5s), `HERALD_HTTP_TIMEOUT` (15s), `HERALD_ALLOW_PRIVATE_NETWORKS`,
-/// `HERALD_EGRESS_PROXY` and `HERALD_ALLOWED_PORTS`, shared by the consumer and the
-/// API's test pings (and its checks at registration).
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
-#[serde(default)]
-pub struct HttpSettings {
-    /// Longest wait for a connection.
-    #[serde(
-        rename = "http_connect_timeout",
-        deserialize_with = "settings::duration",
-        serialize_with = "settings::write_duration"
-    )]
-    pub connect_timeout: Duration,
-    /// Longest a whole attempt may take, connecting and reading included.
-    #[serde(
-        rename = "http_timeout",
-        deserialize_with = "settings::duration",
-        serialize_with = "settings::write_duration"
-    )]
-    pub total_timeout: Duration,
-    /// How long an idle pooled connection is kept.
-    #[serde(skip)]
-    pub pool_idle_timeout: Duration,
-    /// Idle connections kept per host.
-    #[serde(skip)]
-    pub pool_max_idle_per_host: usize,
-    /// Which addresses deliveries may connect to (a comma-separated allowlist of
-    /// networks; the default refuses every private address).
-    #[serde(
-        rename = "allow_private_networks",
-        deserialize_with = "settings::parsed",
-        serialize_with = "settings::write_display"
-    )]
-    pub address_policy: AddressPolicy,
-    /// The proxy every delivery goes through (`HERALD_EGRESS_PROXY`, a URL; none by
-    /// default). The environment's `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are
-    /// never used. With a proxy, the proxy resolves the destinations' names and must
-    /// enforce the address policy itself; Herald still refuses IP literals outside
-    /// it.
-    #[serde(default, deserialize_with = "settings::optional_text")]
-    pub egress_proxy: Option<String>,
-    /// Which destination ports deliveries may use (`HERALD_ALLOWED_PORTS`, a
-    /// comma-separated list of ports and ranges such as `443,8000-8999`; every port
-    /// by default). A URL without a port uses its scheme's (80, 443).
-    #[serde(
-        deserialize_with = "settings::parsed",
-        serialize_with = "settings::write_display"
-    )]
-    pub allowed_ports: PortPolicy,
-}
-
-impl Validate for HttpSettings {
-    fn validate(&self) -> Result<(), ConfigError> {
-        duration_in_range(
-            "http_connect_timeout",
-            self.connect_timeout,
-            Duration::from_millis(1)..=Duration::from_secs(60),
-        )?;
-        duration_in_range(
-            "http_timeout",
-            self.total_timeout,
-            Duration::from_millis(1)..=Duration::from_secs(300),
-        )?;
-        if let Some(proxy) = &self.egress_proxy {
-            check_proxy(proxy)?;
-        }
-        Ok(())
-    }
-}
-
-/// A proxy URL the client can use: http(s) with a host (no SOCKS support is built). Its password is not
-/// repeated in the error.
-fn check_proxy(proxy: &str) -> Result<(), ConfigError> {
-    let shown = |url: &url::Url| {
-        let mut url = url.clone();
-        if url.password().is_some() {
-            let _ = url.set_password(Some("(hidden)"));
-        }
-        url.to_string()
-    };
-    let url = url::Url::parse(proxy.trim()).map_err(|e| {
-        ConfigError::invalid("egress_proxy", "(not a URL)", format!("not a URL: {e}"))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
-        return Err(ConfigError::invalid(
-            "egress_proxy",
-            shown(&url),
-            "a proxy URL such as http://proxy.internal:3128",
-        ));
-    }
-    reqwest::Proxy::all(url.as_str())
-        .map(drop)
-        .map_err(|e| ConfigError::invalid("egress_proxy", shown(&url), e))
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(5),
-            total_timeout: Duration::from_secs(15),
-            pool_idle_timeout: Duration::from_secs(90),
-            pool_max_idle_per_host: 32,
-            address_policy: AddressPolicy::strict(),
-            egress_proxy: None,
-            allowed_ports: PortPolicy::any(),
-        }
-    }
 }
 
 /// Resolves host names and keeps only the addresses the policy allows, so the check
@@ -209,24 +103,23 @@ impl HttpDeliverer {
         })
     }
 
-    /// Refuses malformed URLs, schemes other than http(s), ports outside the port
-    /// policy, and IP-literal hosts outside the address policy (those never reach
-    /// the resolver).
-    fn check_url(&self, url: &str) -> Result<(), DeliveryError> {
-        let parsed =
-            reqwest::Url::parse(url).map_err(|e| DeliveryError::Invalid(format!("{url}: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
+    /// Refuses ports outside the port policy and IP-literal hosts outside the address
+    /// policy (those never reach the resolver), and, though a prepared route already
+    /// did, schemes other than http(s). `url` is the one parsed when the route was
+    /// prepared.
+    fn check_url(&self, url: &reqwest::Url) -> Result<(), DeliveryError> {
+        if !matches!(url.scheme(), "http" | "https") {
             return Err(DeliveryError::Invalid(format!(
                 "scheme {} is not http(s)",
-                parsed.scheme()
+                url.scheme()
             )));
         }
-        if let Some(port) = parsed.port_or_known_default() {
+        if let Some(port) = url.port_or_known_default() {
             self.ports
                 .check(port)
                 .map_err(|e| DeliveryError::Refused(e.to_string()))?;
         }
-        let ip = match parsed.host() {
+        let ip = match url.host() {
             Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
             Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
             Some(url::Host::Domain(_)) => return Ok(()),
@@ -272,18 +165,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 impl Deliverer for HttpDeliverer {
     async fn deliver(&self, request: DeliveryRequest) -> DeliveryOutcome {
         let started = Instant::now();
-        if let Err(error) = self.check_url(&request.url) {
+        let request = match request.into_http() {
+            Ok(request) => request,
+            Err(error) => return DeliveryOutcome::failed(error, started.elapsed()),
+        };
+        if let Err(error) = self.check_url(request.url()) {
             return DeliveryOutcome::failed(error, started.elapsed());
         }
-        let mut builder = self
-            .client
-            .post(&request.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
-        for (name, value) in &request.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        let result = builder.body(request.body).send().await;
-        let mut response = match result {
+        let mut response = match self.client.execute(request).await {
             Ok(r) => r,
             Err(e) => return DeliveryOutcome::failed(classify(&e), started.elapsed()),
         };
@@ -314,6 +203,22 @@ impl Deliverer for HttpDeliverer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A signed request of `{}` to `url`.
+    fn request(url: &str) -> DeliveryRequest {
+        let route = Arc::new(PreparedRoute::new(herald_core::testing::route(url)));
+        let event = herald_core::testing::event("shop", "update");
+        route.sign(
+            herald_core::webhook_id(&event.id, &route.id),
+            bytes::Bytes::from_static(b"{}"),
+            chrono::Utc::now(),
+        )
+    }
+
+    /// What `deliverer` says of `url` before making any request.
+    fn check(deliverer: &HttpDeliverer, url: &str) -> Result<(), DeliveryError> {
+        deliverer.check_url(request(url).into_http()?.url())
+    }
 
     fn deliverer(allow: &str) -> HttpDeliverer {
         HttpDeliverer::new(&HttpSettings {
@@ -361,14 +266,10 @@ mod tests {
             egress_proxy: Some(format!("http://127.0.0.1:{port}")),
             ..HttpSettings::default()
         };
-        settings.validate().unwrap();
+        herald_runtime::config::Validate::validate(&settings).unwrap();
         let deliverer = HttpDeliverer::new(&settings).unwrap();
         let outcome = deliverer
-            .deliver(DeliveryRequest {
-                url: "http://hooks.example.invalid/hook".to_owned(),
-                headers: Vec::new(),
-                body: "{}".into(),
-            })
+            .deliver(request("http://hooks.example.invalid/hook"))
             .await;
         assert_eq!(outcome.status(), Some(204), "{outcome:?}");
         assert_eq!(
@@ -376,13 +277,7 @@ mod tests {
             ["POST http://hooks.example.invalid/hook HTTP/1.1"]
         );
         // IP literals outside the policy are still refused before any request.
-        let outcome = deliverer
-            .deliver(DeliveryRequest {
-                url: "http://10.0.0.1/hook".to_owned(),
-                headers: Vec::new(),
-                body: "{}".into(),
-            })
-            .await;
+        let outcome = deliverer.deliver(request("http://10.0.0.1/hook")).await;
         assert!(
             matches!(outcome.error(), Some(DeliveryError::Refused(_))),
             "{outcome:?}"
@@ -399,40 +294,10 @@ mod tests {
         })
         .unwrap();
         let outcome = deliverer
-            .deliver(DeliveryRequest {
-                url: "http://hooks.example.invalid/x".to_owned(),
-                headers: Vec::new(),
-                body: "{}".into(),
-            })
+            .deliver(request("http://hooks.example.invalid/x"))
             .await;
         assert_eq!(outcome.status(), Some(204), "{outcome:?}");
         assert_eq!(seen.lock().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn egress_proxy_settings_are_checked() {
-        let with = |proxy: &str| HttpSettings {
-            egress_proxy: Some(proxy.to_owned()),
-            ..HttpSettings::default()
-        };
-        for good in [
-            "http://proxy.internal:3128",
-            "https://proxy.example.com",
-            "http://10.0.0.2:8080",
-        ] {
-            assert!(with(good).validate().is_ok(), "{good}");
-        }
-        for bad in [
-            "proxy:3128",
-            "ftp://proxy/",
-            "socks5://10.0.0.2:1080",
-            "not a url",
-        ] {
-            assert!(with(bad).validate().is_err(), "{bad}");
-        }
-        let err = with("ftp://user:hunter2@proxy/").validate().unwrap_err();
-        assert!(!err.to_string().contains("hunter2"), "{err}");
-        assert!(HttpSettings::default().egress_proxy.is_none());
     }
 
     #[tokio::test]
@@ -446,11 +311,7 @@ mod tests {
             })
             .unwrap()
         };
-        let request = || DeliveryRequest {
-            url: format!("http://127.0.0.1:{port}/hook"),
-            headers: Vec::new(),
-            body: "{}".into(),
-        };
+        let request = || request(&format!("http://127.0.0.1:{port}/hook"));
         let outcome = deliverer("443,8000-8999").deliver(request()).await;
         match outcome.error() {
             Some(DeliveryError::Refused(msg)) => assert!(
@@ -463,14 +324,14 @@ mod tests {
         // Names are checked too, and a URL without a port uses its scheme's.
         let strict = deliverer("443");
         assert!(matches!(
-            strict.check_url("https://example.com:8443/x"),
+            check(&strict, "https://example.com:8443/x"),
             Err(DeliveryError::Refused(_))
         ));
         assert!(matches!(
-            strict.check_url("http://example.com/x"),
+            check(&strict, "http://example.com/x"),
             Err(DeliveryError::Refused(_))
         ));
-        assert!(strict.check_url("https://example.com/x").is_ok());
+        assert!(check(&strict, "https://example.com/x").is_ok());
         // Its port allowed (or the default, any port), the delivery goes out.
         let allowed = format!("443,{port}");
         for ports in [allowed.as_str(), ""] {
@@ -484,27 +345,25 @@ mod tests {
     fn urls_are_checked_before_any_request() {
         let strict = deliverer("");
         assert!(matches!(
-            strict.check_url("http://127.0.0.1:9/x"),
+            check(&strict, "http://127.0.0.1:9/x"),
             Err(DeliveryError::Refused(_))
         ));
         assert!(matches!(
-            strict.check_url("http://[::ffff:10.0.0.1]/"),
+            check(&strict, "http://[::ffff:10.0.0.1]/"),
             Err(DeliveryError::Refused(_))
         ));
         assert!(matches!(
-            strict.check_url("ftp://example.com/"),
+            check(&strict, "ftp://example.com/"),
             Err(DeliveryError::Invalid(_))
         ));
         assert!(matches!(
-            strict.check_url("not a url"),
+            check(&strict, "not a url"),
             Err(DeliveryError::Invalid(_))
         ));
         assert!(
-            strict.check_url("https://example.com/hook").is_ok(),
+            check(&strict, "https://example.com/hook").is_ok(),
             "names are checked at resolution"
         );
-        assert!(deliverer("127.0.0.1/32")
-            .check_url("http://127.0.0.1:9/x")
-            .is_ok());
+        assert!(check(&deliverer("127.0.0.1/32"), "http://127.0.0.1:9/x").is_ok());
     }
 }

@@ -4,8 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use herald_core::address::AddressPolicy;
-use herald_core::DeliveryRequest;
-use herald_delivery::{Deliverer, HttpDeliverer, HttpSettings};
+use herald_delivery::{Deliverer, HttpDeliverer, HttpSettings, PreparedRoute};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -64,13 +63,16 @@ async fn proxy_variables_of_the_environment_are_ignored() {
         ..HttpSettings::default()
     })
     .unwrap();
-    let outcome = deliverer
-        .deliver(DeliveryRequest {
-            url: format!("http://{receiver}/hook"),
-            headers: Vec::new(),
-            body: "{}".into(),
-        })
-        .await;
+    let route = Arc::new(PreparedRoute::new(herald_core::testing::route(&format!(
+        "http://{receiver}/hook"
+    ))));
+    let event = herald_core::testing::event("shop", "update");
+    let request = route.sign(
+        herald_core::webhook_id(&event.id, &route.id),
+        "{}".into(),
+        chrono::Utc::now(),
+    );
+    let outcome = deliverer.deliver(request).await;
     assert_eq!(outcome.status(), Some(204), "{outcome:?}");
     assert_eq!(*received.lock().unwrap(), ["POST /hook HTTP/1.1"]);
     assert!(

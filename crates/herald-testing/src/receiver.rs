@@ -89,7 +89,10 @@ pub type Behaviour = Arc<dyn Fn(Seen) -> Reply + Send + Sync>;
 struct Log {
     received: Vec<Received>,
     per_id: HashMap<String, usize>,
-    in_flight: HashMap<String, usize>,
+    in_flight_per_id: HashMap<String, usize>,
+    max_in_flight_per_id: usize,
+    /// Requests in flight now, whatever their `webhook-id`.
+    in_flight: usize,
     max_in_flight: usize,
 }
 
@@ -154,7 +157,17 @@ impl Receiver {
 
     /// The most requests with one `webhook-id` that were ever in flight at once.
     pub fn max_in_flight_per_delivery(&self) -> usize {
+        self.state.log.lock().expect("lock").max_in_flight_per_id
+    }
+
+    /// The most requests that were ever in flight at once, whatever their `webhook-id`.
+    pub fn max_in_flight(&self) -> usize {
         self.state.log.lock().expect("lock").max_in_flight
+    }
+
+    /// Requests in flight now (received, not yet answered).
+    pub fn in_flight(&self) -> usize {
+        self.state.log.lock().expect("lock").in_flight
     }
 
     /// Stops listening: when this returns, its port refuses connections.
@@ -181,9 +194,10 @@ struct InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Ok(mut log) = self.state.log.lock() {
-            if let Some(n) = log.in_flight.get_mut(&self.id) {
+            if let Some(n) = log.in_flight_per_id.get_mut(&self.id) {
                 *n = n.saturating_sub(1);
             }
+            log.in_flight = log.in_flight.saturating_sub(1);
         }
     }
 }
@@ -218,11 +232,13 @@ async fn record(
             *n
         };
         let in_flight = {
-            let n = log.in_flight.entry(id.clone()).or_insert(0);
+            let n = log.in_flight_per_id.entry(id.clone()).or_insert(0);
             *n += 1;
             *n
         };
-        log.max_in_flight = log.max_in_flight.max(in_flight);
+        log.max_in_flight_per_id = log.max_in_flight_per_id.max(in_flight);
+        log.in_flight += 1;
+        log.max_in_flight = log.max_in_flight.max(log.in_flight);
         Seen {
             total: log.received.len(),
             for_id,

@@ -54,8 +54,8 @@ impl Worker {
         })
     }
 
-    /// Asks the worker to stop and waits until it has: the batch in hand is finished
-    /// (delivered, retried or parked, its history written, its messages deleted), so
+    /// Asks the worker to stop and waits until it has: the batches in hand are finished
+    /// (delivered, retried or parked, their history written, their messages deleted), so
     /// nothing the worker started is still under way when this returns. Returns how
     /// the worker ended.
     pub async fn stop(mut self) -> Result<()> {

@@ -205,7 +205,7 @@ async fn every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_p
     })
     .await;
     // With nothing left on the queue (in flight and delayed included), stopping the
-    // worker waits out the batch in hand: after that nothing more arrives, so anything
+    // worker waits out the batches in hand: after that nothing more arrives, so anything
     // extra (a duplicate, a wrong match) is in the receivers' logs now.
     worker.stop().await.expect("the worker ran");
 

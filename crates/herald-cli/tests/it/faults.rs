@@ -193,7 +193,7 @@ async fn a_flaky_endpoint_gets_the_event_after_retries_and_the_healthy_one_exact
         wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await,
         "queue drained"
     );
-    // Nothing is left to do; once the worker has stopped (after the batch in hand),
+    // Nothing is left to do; once the worker has stopped (after the batches in hand),
     // the counts below are final.
     worker.stop().await.expect("the worker ran");
 
@@ -411,7 +411,7 @@ async fn a_hanging_endpoint_times_out_and_is_retried_never_twice_at_once() {
 
     assert!(wait_until(PATIENCE, || async { receiver.count() >= 6 }).await);
     assert!(wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await);
-    // Nothing is left to do; once the worker has stopped (after the batch in hand),
+    // Nothing is left to do; once the worker has stopped (after the batches in hand),
     // the counts below are final.
     worker.stop().await.expect("the worker ran");
     assert!(wait_until(PATIENCE, || async { f.history(&sub).await.len() == 6 }).await);

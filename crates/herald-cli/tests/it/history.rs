@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
 use base64::Engine as _;
 use chrono::{DateTime, TimeDelta, Utc};
-use herald_core::{AppId, EventId};
+use herald_core::{webhook_id, AppId, EventId};
 use herald_core::{
     Attempt, AttemptOutcome, DeliveryError, DeliveryOutcome, Event, EventType, ObjectType,
     SubscriptionId,
@@ -40,14 +40,14 @@ fn event(app_name: &str, n: usize) -> Event {
 
 fn succeeded(e: &Event, to: &str, attempt: u32, at: DateTime<Utc>) -> Attempt {
     let ok = DeliveryOutcome::answered(200, "fine".into(), None, Duration::from_millis(20));
-    Attempt::of_outcome(e, &sub(to), attempt, at, &ok)
+    Attempt::of_outcome(e, &sub(to), webhook_id(&e.id, &sub(to)), attempt, at, &ok)
 }
 
 fn failed(e: &Event, to: &str, attempt: u32, at: DateTime<Utc>) -> Attempt {
     let down = DeliveryOutcome::failed(DeliveryError::Timeout, Duration::from_millis(900));
     Attempt {
         next_attempt_at: Some(at + TimeDelta::seconds(30)),
-        ..Attempt::of_outcome(e, &sub(to), attempt, at, &down)
+        ..Attempt::of_outcome(e, &sub(to), webhook_id(&e.id, &sub(to)), attempt, at, &down)
     }
 }
 

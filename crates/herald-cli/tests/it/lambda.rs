@@ -174,8 +174,8 @@ async fn the_consumer_bootstrap_answers_an_sqs_batch_with_the_documented_partial
     assert_eq!(
         ids,
         BTreeSet::from([
-            webhook_id(&failed.id, &sub_failing.id),
-            webhook_id(&oversized.id, &sub_failing.id),
+            webhook_id(&failed.id, &sub_failing.id).to_string(),
+            webhook_id(&oversized.id, &sub_failing.id).to_string(),
         ])
     );
 

@@ -30,7 +30,7 @@ async fn deliveries_not_started_by_the_deadline_are_handed_back_with_the_same_at
     assert!(failures(&response).is_empty());
     let requests = h.deliverer.requests();
     assert_eq!(requests.len(), 1, "only the first delivery started in time");
-    let first = requests[0].url.clone();
+    let first = requests[0].url().to_owned();
     let scheduled = h.outbox.scheduled();
     assert_eq!(scheduled.len(), 2);
     for (t, delay) in &scheduled {
@@ -104,7 +104,39 @@ async fn a_hand_back_that_cannot_be_sent_brings_its_record_back() {
         .await;
     // Exactly one was delivered (and succeeded); the other could not be handed back.
     assert_eq!(h.deliverer.requests().len(), 1);
-    let delivered = h.deliverer.requests()[0].url.clone();
+    let delivered = h.deliverer.requests()[0].url().to_owned();
     let expected = if delivered == url("a") { "m2" } else { "m1" };
     assert_eq!(failures(&response), vec![expected]);
+}
+
+#[tokio::test]
+async fn deliveries_waiting_for_room_under_the_bound_are_handed_back_at_the_start_deadline() {
+    // One delivery at a time across the consumer: the second of two concurrent
+    // batches waits for the first's delivery, which outlasts the start deadline.
+    let h = Harness::with_policy(
+        FakeSubscriptions::with(vec![sub("a", &["*"])]),
+        slow_deliverer(),
+        FakeOutbox::default(),
+        FakeHistory::default(),
+        slow_policy(),
+    );
+    let (e1, e2) = (event("create"), event("update"));
+    let (r1, r2) = tokio::join!(
+        h.handle(vec![event_record("m1", &e1)]),
+        h.handle(vec![event_record("m2", &e2)]),
+    );
+
+    assert!(failures(&r1).is_empty() && failures(&r2).is_empty());
+    assert_eq!(
+        h.deliverer.requests().len(),
+        1,
+        "one delivery started in time"
+    );
+    let scheduled = h.outbox.scheduled();
+    assert_eq!(scheduled.len(), 1, "the other was handed back");
+    let (back, delay) = &scheduled[0];
+    assert_eq!((back.attempt, *delay), (1, Duration::ZERO));
+    let delivered = h.history.attempts();
+    assert_eq!(delivered.len(), 1);
+    assert_ne!(delivered[0].event_id, back.event.id, "each went one way");
 }

@@ -17,10 +17,12 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use herald_core::{
-    webhook_id, AppId, AttemptOutcome, DeadLetter, DeliveryError, DeliveryOutcome, DeliveryRequest,
-    DeliveryTask, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter, QueueMessage,
-    RetrySchedule, Subscription, SubscriptionId,
+    webhook_id, AppId, AttemptOutcome, DeadLetter, DeliveryError, DeliveryOutcome, DeliveryTask,
+    Event, EventFilter, EventType, ObjectType, ObjectTypeFilter, QueueMessage, RetrySchedule,
+    Subscription, SubscriptionId,
 };
+
+use herald_delivery::DeliveryRequest;
 
 use super::{Adapters, BatchError, Consumer, DeliveryPolicy};
 use crate::testing::{
@@ -202,12 +204,14 @@ fn assert_near(actual: DateTime<Utc>, expected: DateTime<Utc>, what: &str) {
     assert!(gap < 2_000, "{what}: {actual} is {gap} ms from {expected}");
 }
 
-fn header<'a>(request: &'a DeliveryRequest, name: &str) -> Vec<&'a str> {
+/// The values of header `name` of `request`, as sent.
+fn header(request: &DeliveryRequest, name: &str) -> Vec<String> {
     request
-        .headers
+        .headers()
+        .expect("a request that can be sent")
+        .get_all(name)
         .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+        .map(|v| v.to_str().expect("text").to_owned())
         .collect()
 }
 

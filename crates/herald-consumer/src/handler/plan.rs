@@ -1,0 +1,328 @@
+//! Planning a record: decoding it and working out its deliveries, each sharing its
+//! event, the event's serialized body and its webhook's prepared route.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use herald_core::{
+    webhook_id, Attempt, DeadLetter, DeliveryTask, Envelope, Event, QueueMessage, WebhookId,
+};
+use herald_delivery::PreparedRoute;
+use herald_store::BatchAttempt;
+
+use super::calls::{send_durably, within};
+use super::{Consumer, Fate, DUE_TOLERANCE};
+
+/// One delivery to attempt in this batch. Everything a delivery of an event shares
+/// with the event's other deliveries (the event, its body, the route) is shared, not
+/// copied; a [`DeliveryTask`] is built only when the delivery goes back on a queue.
+pub(super) struct Work {
+    /// The index of the record it came from.
+    pub record: usize,
+    pub event: Arc<Event>,
+    /// The envelope of the event, serialized once: the bytes every delivery signs.
+    pub body: Bytes,
+    pub route: Arc<PreparedRoute>,
+    /// Computed once for the delivery: its header, its history record and its logs.
+    pub webhook_id: WebhookId,
+    /// The attempt this is (1 for the first).
+    pub attempt: u32,
+    pub first_attempt_at: DateTime<Utc>,
+    pub not_before: DateTime<Utc>,
+    pub last_result: Option<String>,
+    /// Part of a fresh event's first fan-out (from an `Event` message), not a retry,
+    /// re-send or re-drive (from a `Delivery` message).
+    pub first_fan_out: bool,
+}
+
+impl Work {
+    /// `attempt`, made for this work, as the history records it.
+    pub fn tagged(&self, attempt: Attempt) -> BatchAttempt {
+        BatchAttempt {
+            attempt,
+            first_fan_out: self.first_fan_out,
+        }
+    }
+
+    /// The delivery as it travels on the queue (a copy of the event).
+    pub fn task(&self) -> DeliveryTask {
+        DeliveryTask {
+            event: Event::clone(&self.event),
+            subscription_id: self.route.id.clone(),
+            attempt: self.attempt,
+            first_attempt_at: self.first_attempt_at,
+            not_before: self.not_before,
+            last_result: self.last_result.clone(),
+        }
+    }
+}
+
+/// What planning a record produced.
+pub(super) struct Plan {
+    pub work: Vec<Work>,
+    pub not_sent: Vec<Attempt>,
+    /// A freshly published event, to keep in the history store.
+    pub event: Option<Arc<Event>>,
+    /// Planned from an `Event` message: its attempts are the event's first fan-out.
+    pub first_fan_out: bool,
+    pub fate: Fate,
+}
+
+impl Plan {
+    fn done() -> Self {
+        Self {
+            work: Vec::new(),
+            not_sent: Vec::new(),
+            event: None,
+            first_fan_out: false,
+            fate: Fate::Done,
+        }
+    }
+
+    fn retry() -> Self {
+        Self {
+            fate: Fate::Retry,
+            ..Self::done()
+        }
+    }
+}
+
+impl Consumer {
+    /// Decodes a record and works out its deliveries; its calls end by `by`.
+    pub(super) async fn plan(&self, index: usize, record: &SqsMessage, by: Instant) -> Plan {
+        let message_id = record.message_id.as_deref().unwrap_or_default();
+        let body = record.body.as_deref().unwrap_or_default();
+        match QueueMessage::decode(body) {
+            Err(e) => {
+                let letter = DeadLetter::undecodable(body, &e.reason, record.message_id.clone());
+                match send_durably(by, || self.adapters.outbox.park(&letter)).await {
+                    Ok(()) => {
+                        tracing::warn!(message_id, reason = %e.reason, "undecodable message parked on the DLQ");
+                        Plan::done()
+                    }
+                    Err(err) => {
+                        tracing::error!(message_id, reason = %e.reason, error = %err, "could not park an undecodable message; it will come back");
+                        Plan::retry()
+                    }
+                }
+            }
+            Ok(QueueMessage::Event { event }) => {
+                self.plan_event(index, message_id, event, by).await
+            }
+            Ok(QueueMessage::Delivery { delivery }) => {
+                self.plan_delivery(index, message_id, delivery, by).await
+            }
+        }
+    }
+
+    async fn plan_event(&self, index: usize, message_id: &str, event: Event, by: Instant) -> Plan {
+        let routes = match within(
+            by,
+            self.adapters
+                .subscriptions
+                .routes(&event.app_id, &event.event_type),
+        )
+        .await
+        {
+            Ok(routes) => routes,
+            Err(e) => {
+                tracing::error!(message_id, event_id = %event.id, error = %e, "subscription lookup failed; the message will come back");
+                return Plan::retry();
+            }
+        };
+        let mut plan = Plan {
+            first_fan_out: true,
+            ..Plan::done()
+        };
+        let admitted: Vec<&Arc<PreparedRoute>> =
+            routes.iter().filter(|r| r.filters_admit(&event)).collect();
+        if admitted.is_empty() {
+            // An event nobody subscribed to costs no write.
+            return plan;
+        }
+        let event = Arc::new(event);
+        // One body for every delivery of the event, made only if one is sent.
+        let body = if admitted.iter().any(|r| r.active) {
+            Envelope::body_of(&event)
+        } else {
+            Bytes::new()
+        };
+        let now = Utc::now();
+        for route in admitted {
+            if route.active {
+                plan.work.push(Work {
+                    record: index,
+                    event: Arc::clone(&event),
+                    body: body.clone(),
+                    route: Arc::clone(route),
+                    webhook_id: webhook_id(&event.id, &route.id),
+                    attempt: 1,
+                    first_attempt_at: now,
+                    not_before: now,
+                    last_result: None,
+                    first_fan_out: true,
+                });
+            } else {
+                plan.not_sent.push(Attempt::not_sent(
+                    &event,
+                    &route.id,
+                    "endpoint_disabled",
+                    route.disabled_reason.as_deref(),
+                ));
+            }
+        }
+        tracing::debug!(
+            event_id = %event.id,
+            deliveries = plan.work.len(),
+            not_sent = plan.not_sent.len(),
+            "event fanned out"
+        );
+        // Kept for re-sending, since some webhook wanted it (delivered to, or not sent
+        // because disabled).
+        plan.event = Some(event);
+        plan
+    }
+
+    async fn plan_delivery(
+        &self,
+        index: usize,
+        message_id: &str,
+        task: DeliveryTask,
+        by: Instant,
+    ) -> Plan {
+        let now = Utc::now();
+        let webhook_id = webhook_id(&task.event.id, &task.subscription_id);
+        if task.not_before > now + DUE_TOLERANCE {
+            // Longer than SQS can delay at once: another hop.
+            let remaining = (task.not_before - now).to_std().unwrap_or_default();
+            return match send_durably(by, || self.adapters.outbox.schedule(&task, remaining)).await
+            {
+                Ok(()) => {
+                    tracing::debug!(
+                        %webhook_id,
+                        remaining_s = remaining.as_secs(),
+                        "not due yet; delayed again"
+                    );
+                    Plan::done()
+                }
+                Err(e) => {
+                    tracing::error!(message_id, event_id = %task.event.id, subscription_id = %task.subscription_id, %webhook_id, error = %e, "could not re-delay a delivery; it will come back");
+                    Plan::retry()
+                }
+            };
+        }
+        let app = &task.event.app_id;
+        let cached = match within(
+            by,
+            self.adapters
+                .subscriptions
+                .routes(app, &task.event.event_type),
+        )
+        .await
+        {
+            Ok(routes) => routes
+                .iter()
+                .find(|r| r.id == task.subscription_id)
+                .cloned(),
+            Err(e) => {
+                tracing::error!(message_id, event_id = %task.event.id, subscription_id = %task.subscription_id, error = %e, "subscription lookup failed; the message will come back");
+                return Plan::retry();
+            }
+        };
+        let route = match cached {
+            Some(r) => Some(r),
+            None => match within(
+                by,
+                self.adapters.subscriptions.get(app, &task.subscription_id),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(message_id, event_id = %task.event.id, subscription_id = %task.subscription_id, error = %e, "subscription lookup failed; the message will come back");
+                    return Plan::retry();
+                }
+            },
+        };
+        let Some(route) = route else {
+            tracing::info!(event_id = %task.event.id, subscription_id = %task.subscription_id, %webhook_id, "subscription deleted; delivery dropped and recorded as not sent");
+            let mut plan = Plan::done();
+            plan.not_sent.push(Attempt::not_sent(
+                &task.event,
+                &task.subscription_id,
+                "subscription_deleted",
+                None,
+            ));
+            return plan;
+        };
+        if !route.active {
+            return self.park_disabled(task, &route, webhook_id, by).await;
+        }
+        let body = Envelope::body_of(&task.event);
+        Plan {
+            work: vec![Work {
+                record: index,
+                event: Arc::new(task.event),
+                body,
+                route,
+                webhook_id,
+                attempt: task.attempt,
+                first_attempt_at: task.first_attempt_at,
+                not_before: task.not_before,
+                last_result: task.last_result,
+                first_fan_out: false,
+            }],
+            ..Plan::done()
+        }
+    }
+
+    /// Parks a delivery already under way when its endpoint was disabled, so it can be
+    /// re-driven once the endpoint is enabled again.
+    async fn park_disabled(
+        &self,
+        task: DeliveryTask,
+        route: &PreparedRoute,
+        webhook_id: WebhookId,
+        by: Instant,
+    ) -> Plan {
+        let reason = format!(
+            "endpoint disabled: {}",
+            route
+                .disabled_reason
+                .as_deref()
+                .unwrap_or("disabled by its owner")
+        );
+        let attempts_made = task.attempt.saturating_sub(1);
+        let not_sent = Attempt::not_sent(
+            &task.event,
+            &route.id,
+            "endpoint_disabled",
+            route.disabled_reason.as_deref(),
+        );
+        let event_id = task.event.id.clone();
+        let last_error = task.last_result.clone();
+        let letter = DeadLetter::Failed {
+            reason,
+            delivery: task,
+            attempts: attempts_made,
+            last_status: None,
+            last_error,
+            parked_at: Utc::now(),
+        };
+        match send_durably(by, || self.adapters.outbox.park(&letter)).await {
+            Ok(()) => {
+                tracing::info!(event_id = %event_id, subscription_id = %route.id, %webhook_id, "endpoint disabled; delivery parked on the DLQ");
+                let mut plan = Plan::done();
+                plan.not_sent.push(not_sent);
+                plan
+            }
+            Err(e) => {
+                tracing::error!(event_id = %event_id, subscription_id = %route.id, %webhook_id, error = %e, "could not park a delivery for a disabled endpoint");
+                Plan::retry()
+            }
+        }
+    }
+}

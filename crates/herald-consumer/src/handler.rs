@@ -24,7 +24,7 @@ use herald_core::{
     Event, NextStep, QueueMessage, RetrySchedule, Route,
 };
 use herald_delivery::Deliverer;
-use herald_queue::Outbox;
+use herald_queue::{Outbox, MAX_MESSAGE_BYTES, RETRY_HEADROOM};
 use herald_store::{BatchAttempt, BatchHistory};
 use tracing::{info_span, Instrument};
 
@@ -94,6 +94,8 @@ pub struct Adapters {
 pub struct Consumer {
     adapters: Adapters,
     policy: DeliveryPolicy,
+    /// The events queue's maximum message size, in bytes.
+    max_message_bytes: usize,
 }
 
 /// What became of one record of a batch.
@@ -156,8 +158,30 @@ impl Plan {
 }
 
 impl Consumer {
+    /// A consumer that assumes the classic 256 KiB SQS message limit (as
+    /// `herald_queue::Publisher::new` does); [`Consumer::with_max_message_bytes`] sets
+    /// the events queue's own.
     pub fn new(adapters: Adapters, policy: DeliveryPolicy) -> Self {
-        Self { adapters, policy }
+        Self {
+            adapters,
+            policy,
+            max_message_bytes: MAX_MESSAGE_BYTES,
+        }
+    }
+
+    /// The events queue's maximum message size (its `MaximumMessageSize`). A record
+    /// longer than this less `herald_queue::RETRY_HEADROOM` is parked at first sight:
+    /// a retry of it would not fit on the queue (the publisher never sends one; only a
+    /// message sent around it can be one).
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// The largest record this consumer takes on, in bytes: the events queue's limit
+    /// less the room a retry adds around an event.
+    pub fn max_record_bytes(&self) -> usize {
+        self.max_message_bytes.saturating_sub(RETRY_HEADROOM)
     }
 
     pub fn policy(&self) -> &DeliveryPolicy {
@@ -302,20 +326,22 @@ impl Consumer {
     /// Decodes a record and works out its deliveries; its calls end by `by`.
     async fn plan(&self, index: usize, record: &SqsMessage, by: Instant) -> Plan {
         let body = record.body.as_deref().unwrap_or_default();
+        if body.len() > self.max_record_bytes() {
+            // Delivered, it could neither be retried nor parked whole: it would come
+            // back again and again, fanned out each time, until the queue moved it to
+            // the DLQ itself, without a reason.
+            let reason = format!(
+                "message of {} bytes is over the limit of {} bytes for an event on this \
+                 queue (its maximum message size, {} bytes, less {RETRY_HEADROOM} kept \
+                 for retry metadata): it could not be retried or parked whole",
+                body.len(),
+                self.max_record_bytes(),
+                self.max_message_bytes
+            );
+            return self.park_undecodable(body, &reason, record, by).await;
+        }
         match QueueMessage::decode(body) {
-            Err(e) => {
-                let letter = DeadLetter::undecodable(body, &e.reason, record.message_id.clone());
-                match send_durably(by, || self.adapters.outbox.park(&letter)).await {
-                    Ok(()) => {
-                        tracing::warn!(reason = %e.reason, "undecodable message parked on the DLQ");
-                        Plan::done()
-                    }
-                    Err(err) => {
-                        tracing::error!(reason = %e.reason, error = %err, "could not park an undecodable message; it will come back");
-                        Plan::retry()
-                    }
-                }
-            }
+            Err(e) => self.park_undecodable(body, &e.reason, record, by).await,
             Ok(QueueMessage::Event { event }) => {
                 tracing::Span::current().record("event_id", tracing::field::display(&event.id));
                 self.plan_event(index, event, by).await
@@ -324,6 +350,27 @@ impl Consumer {
                 tracing::Span::current()
                     .record("event_id", tracing::field::display(&delivery.event.id));
                 self.plan_delivery(index, delivery, by).await
+            }
+        }
+    }
+
+    /// Parks a record that is not taken on as it is, with `reason`.
+    async fn park_undecodable(
+        &self,
+        body: &str,
+        reason: &str,
+        record: &SqsMessage,
+        by: Instant,
+    ) -> Plan {
+        let letter = DeadLetter::undecodable(body, reason, record.message_id.clone());
+        match send_durably(by, || self.adapters.outbox.park(&letter)).await {
+            Ok(()) => {
+                tracing::warn!(%reason, "undecodable message parked on the DLQ");
+                Plan::done()
+            }
+            Err(err) => {
+                tracing::error!(%reason, error = %err, "could not park an undecodable message; it will come back");
+                Plan::retry()
             }
         }
     }

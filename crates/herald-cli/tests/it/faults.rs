@@ -16,8 +16,8 @@ use herald_core::{
 use herald_queue::Publisher;
 use herald_store::{HistoryStore, SubscriptionStore};
 use herald_testing::{
-    aws, aws_at, queue_depth, scratch_dir, wait_until, Accounting, Fault, FaultProxy, Herald,
-    Receiver, Reply, Stack, Worker, WorkerProcess,
+    aws, aws_at, is_dynamodb_write, queue_depth, scratch_dir, wait_until, Accounting, Fault,
+    FaultProxy, Herald, Receiver, Reply, Stack, Worker, WorkerProcess,
 };
 
 /// The schedule and bounds every fault test runs with (unless it overrides them).
@@ -570,6 +570,54 @@ async fn garbage_on_the_queue_is_parked_with_its_reason_and_everything_else_deli
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_message_too_large_to_retry_is_parked_at_first_sight_with_its_reason() {
+    let f = Fixture::new("oversized").await;
+    let healthy = Receiver::ok().await;
+    let dead = Receiver::start(Arc::new(|_| Reply::status(500))).await;
+    f.subscribe(healthy.url(), &["*"]).await;
+    f.subscribe(dead.url(), &["*"]).await;
+    // Within the queue's limit, but over the largest event the publisher accepts: a
+    // retry of it (the event plus the delivery's metadata) would not fit on the queue.
+    let limit = f.publisher.max_message_bytes();
+    let event = Event::new(
+        AppId::parse("app").unwrap(),
+        EventType::parse("update").unwrap(),
+        ObjectType::parse("user").unwrap(),
+        serde_json::json!({ "blob": "y".repeat(limit - 200) }),
+    );
+    let body = herald_core::QueueMessage::Event { event }.encode();
+    assert!(body.len() < limit && body.len() > f.publisher.max_event_bytes());
+    f.sqs
+        .send_message()
+        .queue_url(f.stack.events_queue())
+        .message_body(&body)
+        .send()
+        .await
+        .expect("the queue takes it");
+    let _worker = f.worker(&[]);
+
+    assert!(
+        wait_until(PATIENCE, || async { f.dlq_depth().await == 1 }).await,
+        "parked at once, not after the queue's own redrive"
+    );
+    assert!(wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await);
+    let letter = &f.peek_dlq().await[0];
+    assert_eq!(letter["kind"], "undecodable", "{}", letter["reason"]);
+    let reason = letter["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("{} bytes", body.len())) && reason.contains(&limit.to_string()),
+        "{reason}"
+    );
+    assert_eq!(letter["body_truncated"], true);
+    assert!(body.starts_with(letter["body"].as_str().unwrap()));
+    assert_eq!(
+        (healthy.count(), dead.count()),
+        (0, 0),
+        "no delivery of an event the queue cannot carry on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gone_410_disables_the_endpoint_at_once() {
     let f = Fixture::new("gone").await;
     let receiver = Receiver::start(Arc::new(|_| Reply::status(410))).await;
@@ -847,15 +895,7 @@ async fn a_batch_answers_by_its_deadline_when_dynamodb_hangs_and_loses_nothing()
     let emulator = std::env::var("AWS_ENDPOINT_URL").expect("the emulator's endpoint");
     let proxy = FaultProxy::start(&emulator).await.unwrap();
     proxy.set_rule(|target, _| {
-        let write = [
-            "BatchWriteItem",
-            "UpdateItem",
-            "TransactWriteItems",
-            "PutItem",
-        ]
-        .iter()
-        .any(|op| target.ends_with(&format!(".{op}")));
-        (target.starts_with("DynamoDB") && write).then_some(Fault::Delay(Duration::from_secs(30)))
+        is_dynamodb_write(target).then_some(Fault::Delay(Duration::from_secs(30)))
     });
     let mut vars: HashMap<String, String> = f.stack.env.clone();
     vars.extend(

@@ -154,19 +154,6 @@ impl Fixture {
     }
 }
 
-/// Distinct webhook ids a receiver answered 2xx to, and the requests beyond the first
-/// 2xx for each (duplicates).
-fn delivered_and_duplicates(r: &Receiver) -> (BTreeSet<String>, usize) {
-    let mut ok: HashMap<String, usize> = HashMap::new();
-    for req in r.received() {
-        if (200..300).contains(&req.replied) {
-            *ok.entry(req.header("webhook-id").to_owned()).or_default() += 1;
-        }
-    }
-    let dups = ok.values().map(|n| n - 1).sum();
-    (ok.into_keys().collect(), dups)
-}
-
 const PATIENCE: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -183,12 +170,7 @@ async fn a_flaky_endpoint_gets_the_event_after_retries_and_the_healthy_one_exact
     let worker = f.worker(&[("HERALD_RETRY_SCHEDULE", "0s,1s,1s,1s")]);
     let events = f.publish(5, "update").await;
 
-    assert!(
-        wait_until(PATIENCE, || async {
-            delivered_and_duplicates(&flaky).0.len() == 5
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { flaky.delivered().0.len() == 5 }).await);
     assert!(
         wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await,
         "queue drained"
@@ -197,8 +179,8 @@ async fn a_flaky_endpoint_gets_the_event_after_retries_and_the_healthy_one_exact
     // the counts below are final.
     worker.stop().await.expect("the worker ran");
 
-    let (flaky_ok, flaky_dups) = delivered_and_duplicates(&flaky);
-    let (healthy_ok, healthy_dups) = delivered_and_duplicates(&healthy);
+    let (flaky_ok, flaky_dups) = flaky.delivered();
+    let (healthy_ok, healthy_dups) = healthy.delivered();
     let acc = Accounting {
         expected: 10,
         delivered: flaky_ok.len() + healthy_ok.len(),
@@ -356,19 +338,14 @@ async fn a_dead_endpoint_is_parked_disabled_and_redelivered_after_recovery_and_r
             .await
             .expect("redrive");
     assert_eq!(report.moved, 1);
-    assert!(
-        wait_until(PATIENCE, || async {
-            delivered_and_duplicates(&receiver).0.len() == 1
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { receiver.delivered().0.len() == 1 }).await);
     assert!(
         wait_until(PATIENCE, || async {
             f.events_depth().await == 0 && f.dlq_depth().await == 0
         })
         .await
     );
-    let (ok, dups) = delivered_and_duplicates(&receiver);
+    let (ok, dups) = receiver.delivered();
     let acc = Accounting {
         expected: 1,
         delivered: ok.len(),
@@ -474,7 +451,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
         wait_until(Duration::from_secs(120), || async {
             receivers
                 .iter()
-                .map(|r| delivered_and_duplicates(r).0.len())
+                .map(|r| r.delivered().0.len())
                 .sum::<usize>()
                 == expected
         })
@@ -482,14 +459,8 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
         "every delivery arrived after the restart"
     );
     assert!(wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await);
-    let delivered: usize = receivers
-        .iter()
-        .map(|r| delivered_and_duplicates(r).0.len())
-        .sum();
-    let duplicates: usize = receivers
-        .iter()
-        .map(|r| delivered_and_duplicates(r).1)
-        .sum();
+    let delivered: usize = receivers.iter().map(|r| r.delivered().0.len()).sum();
+    let duplicates: usize = receivers.iter().map(|r| r.delivered().1).sum();
     let acc = Accounting {
         expected,
         delivered,
@@ -527,12 +498,7 @@ async fn garbage_on_the_queue_is_parked_with_its_reason_and_everything_else_deli
     let events = f.publish(20, "update").await;
     let _worker = f.worker(&[]);
 
-    assert!(
-        wait_until(PATIENCE, || async {
-            delivered_and_duplicates(&receiver).0.len() == 20
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { receiver.delivered().0.len() == 20 }).await);
     assert!(wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await);
     assert!(
         wait_until(PATIENCE, || async {
@@ -541,7 +507,7 @@ async fn garbage_on_the_queue_is_parked_with_its_reason_and_everything_else_deli
         .await
     );
     let parked = herald_testing::drain(&f.sqs, f.stack.dlq()).await.unwrap();
-    let (ok, dups) = delivered_and_duplicates(&receiver);
+    let (ok, dups) = receiver.delivered();
     let acc = Accounting {
         expected: events.len(),
         delivered: ok.len(),
@@ -924,7 +890,7 @@ async fn a_batch_answers_by_its_deadline_when_dynamodb_hangs_and_loses_nothing()
         "{:?}",
         response.batch_item_failures
     );
-    let (delivered, duplicates) = delivered_and_duplicates(&ok);
+    let (delivered, duplicates) = ok.delivered();
     assert_eq!((delivered.len(), duplicates), (events.len(), 0));
     assert_eq!(gone.count(), events.len());
     assert!(

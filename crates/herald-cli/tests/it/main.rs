@@ -17,6 +17,7 @@ mod publisher;
 mod redrive;
 mod routing;
 mod secrets;
+mod soak;
 
 /// The `herald` binary Cargo built for this run of the tests.
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");

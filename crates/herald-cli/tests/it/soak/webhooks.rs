@@ -1,0 +1,202 @@
+//! The soak test's webhooks (a receiver and its subscription each, healthy, flaky,
+//! dead or hanging) and its accounting of what they got and what the DLQ holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::Message;
+use herald_core::{webhook_id, AppId, Event, EventFilter, ObjectTypeFilter, Subscription};
+use herald_store::SubscriptionStore;
+use herald_testing::{Accounting, Receiver, Reply};
+
+use super::{DEAD_REASON, HEALTHY};
+
+/// How a webhook's receiver behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Healthy,
+    /// Fails the first attempt of every delivery with 503.
+    Flaky,
+    /// Answers 500 to everything.
+    Dead,
+    /// Holds the first attempt of every delivery past the HTTP timeout.
+    Hanging,
+}
+
+/// A receiver and the webhook that posts to it.
+struct Webhook {
+    role: Role,
+    receiver: Receiver,
+    sub: Subscription,
+}
+
+impl Webhook {
+    async fn create(store: &SubscriptionStore, app: &AppId, role: Role) -> Self {
+        let receiver = Receiver::start(match role {
+            Role::Healthy => Arc::new(|_| Reply::status(200)),
+            Role::Flaky => Arc::new(|seen| Reply::status(if seen.for_id == 1 { 503 } else { 200 })),
+            Role::Dead => Arc::new(|_| Reply::status(500)),
+            // Answered long after Herald gave up: not a delivery.
+            Role::Hanging => Arc::new(|seen| {
+                if seen.for_id == 1 {
+                    Reply::status(504).after(Duration::from_secs(3))
+                } else {
+                    Reply::status(200)
+                }
+            }),
+        })
+        .await;
+        let sub = Subscription::new(
+            app.clone(),
+            receiver.url(),
+            EventFilter::All,
+            ObjectTypeFilter::All,
+        );
+        store.create(&sub).await.expect("create a webhook");
+        Self {
+            role,
+            receiver,
+            sub,
+        }
+    }
+}
+
+/// All twenty webhooks.
+pub(super) struct Webhooks(Vec<Webhook>);
+
+impl Webhooks {
+    pub(super) async fn create(store: &SubscriptionStore, app: &AppId) -> Self {
+        let mut all = Vec::new();
+        let roles = [Role::Flaky, Role::Dead, Role::Hanging];
+        for role in std::iter::repeat_n(Role::Healthy, HEALTHY).chain(roles) {
+            all.push(Webhook::create(store, app, role).await);
+        }
+        Self(all)
+    }
+
+    pub(super) fn requests(&self) -> usize {
+        self.0.iter().map(|w| w.receiver.count()).sum()
+    }
+
+    /// The webhooks every delivery should reach in the end.
+    fn reachable(&self) -> impl Iterator<Item = &Webhook> {
+        self.0.iter().filter(|w| w.role != Role::Dead)
+    }
+
+    fn dead(&self) -> &Webhook {
+        self.0
+            .iter()
+            .find(|w| w.role == Role::Dead)
+            .expect("a dead webhook")
+    }
+
+    /// Requests per receiver, as one line.
+    pub(super) fn summary(&self) -> String {
+        let mut healthy: Vec<usize> = self
+            .0
+            .iter()
+            .filter(|w| w.role == Role::Healthy)
+            .map(|w| w.receiver.count())
+            .collect();
+        healthy.sort();
+        let others: Vec<String> = self
+            .0
+            .iter()
+            .filter(|w| w.role != Role::Healthy)
+            .map(|w| format!("{:?} {}", w.role, w.receiver.count()))
+            .collect();
+        format!(
+            "healthy {}-{}, {}",
+            healthy.first().unwrap_or(&0),
+            healthy.last().unwrap_or(&0),
+            others.join(", ")
+        )
+    }
+}
+
+/// The first bytes of a body: what an undecodable letter keeps of it at least.
+pub(super) fn prefix(body: &str) -> String {
+    body.chars().take(64).collect()
+}
+
+/// What the run came to.
+pub(super) struct Report {
+    pub(super) acc: Accounting,
+    /// Events whose delivery to the dead webhook was parked because all its attempts
+    /// failed, with that reason.
+    pub(super) dead: BTreeSet<String>,
+    /// Such letters, repeats included.
+    pub(super) dead_letters: usize,
+    /// Undecodable letters with their reason, by the first bytes of their body.
+    pub(super) undecodable: BTreeMap<String, String>,
+    /// Such letters, repeats included.
+    pub(super) undecodable_letters: usize,
+    /// Letters that fit none of the above, as their bodies' first bytes.
+    pub(super) other: Vec<String>,
+}
+
+/// Counts what the receivers got and what the DLQ holds.
+pub(super) fn account(hooks: &Webhooks, events: &[Event], letters: &[Message]) -> Report {
+    let mut acc = Accounting::default();
+    for hook in hooks.reachable() {
+        let (ok, extra) = hook.receiver.delivered();
+        let wanted: BTreeSet<String> = events
+            .iter()
+            .map(|e| webhook_id(&e.id, &hook.sub.id))
+            .collect();
+        let got = wanted.intersection(&ok).count();
+        if got < wanted.len() || extra > 0 {
+            println!(
+                "[soak] {:?} {}: {got} of {} delivered, {extra} duplicates",
+                hook.role,
+                hook.receiver.url(),
+                wanted.len()
+            );
+        }
+        acc.expected += wanted.len();
+        acc.delivered += got;
+        acc.duplicates += extra;
+        acc.lost += wanted.len() - got;
+    }
+    acc.parked = letters.len();
+    let mut report = Report {
+        acc,
+        dead: BTreeSet::new(),
+        dead_letters: 0,
+        undecodable: BTreeMap::new(),
+        undecodable_letters: 0,
+        other: Vec::new(),
+    };
+    let dead_sub = hooks.dead().sub.id.as_str();
+    for m in letters {
+        let body = m.body().unwrap_or_default();
+        let letter: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let reason = letter["reason"].as_str().unwrap_or_default();
+        let attribute = m
+            .message_attributes()
+            .and_then(|a| a.get("herald_reason"))
+            .and_then(|a| a.string_value());
+        let reasoned = !reason.is_empty() && attribute == Some(reason);
+        match letter["kind"].as_str() {
+            Some("failed")
+                if reasoned
+                    && reason == DEAD_REASON
+                    && letter["delivery"]["subscription_id"] == dead_sub =>
+            {
+                report.dead_letters += 1;
+                let event = letter["delivery"]["event"]["id"]
+                    .as_str()
+                    .unwrap_or_default();
+                report.dead.insert(event.to_owned());
+            }
+            Some("undecodable") if reasoned => {
+                report.undecodable_letters += 1;
+                let kept = letter["body"].as_str().unwrap_or_default();
+                report.undecodable.insert(prefix(kept), reason.to_owned());
+            }
+            _ => report.other.push(body.chars().take(300).collect()),
+        }
+    }
+    report
+}

@@ -1,15 +1,18 @@
 //! The soak test's webhooks (a receiver and its subscription each, healthy, flaky,
 //! dead or hanging) and its accounting of what they got and what the DLQ holds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::Message;
-use herald_core::{webhook_id, AppId, Event, EventFilter, ObjectTypeFilter, Subscription};
+use herald_core::{
+    webhook_id, AppId, Event, EventFilter, ObjectTypeFilter, Subscription, SubscriptionId,
+};
 use herald_store::SubscriptionStore;
 use herald_testing::{Accounting, Receiver, Reply};
 
+use super::receives::Receives;
 use super::{DEAD_REASON, HEALTHY};
 
 /// How a webhook's receiver behaves.
@@ -84,6 +87,11 @@ impl Webhooks {
         self.0.iter().filter(|w| w.role != Role::Dead)
     }
 
+    /// The webhooks' subscription ids.
+    pub(super) fn sub_ids(&self) -> Vec<SubscriptionId> {
+        self.0.iter().map(|w| w.sub.id.clone()).collect()
+    }
+
     fn dead(&self) -> &Webhook {
         self.0
             .iter()
@@ -123,6 +131,11 @@ pub(super) fn prefix(body: &str) -> String {
 /// What the run came to.
 pub(super) struct Report {
     pub(super) acc: Accounting,
+    /// Duplicates of deliveries whose message the queue handed out twice at once.
+    pub(super) doubled: usize,
+    /// Duplicates with no kill between their delivery's first request and them, and
+    /// no message handed out twice: from neither.
+    pub(super) unexplained: usize,
     /// Events whose delivery to the dead webhook was parked because all its attempts
     /// failed, with that reason.
     pub(super) dead: BTreeSet<String>,
@@ -136,32 +149,142 @@ pub(super) struct Report {
     pub(super) other: Vec<String>,
 }
 
+/// What one receiver got of the deliveries it should.
+struct Tally {
+    /// Deliveries answered 2xx.
+    delivered: usize,
+    /// 2xx requests beyond the first of their delivery.
+    duplicates: usize,
+    /// Duplicates of deliveries whose message the queue handed out twice at once.
+    doubled: usize,
+    /// Duplicates explained by neither: no kill between the delivery's first request
+    /// and them, no message handed out twice.
+    unexplained: usize,
+}
+
+/// A worker killed: when the test asked, and when the process was gone.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Kill {
+    pub(super) asked: Instant,
+    pub(super) gone: Instant,
+}
+
+/// How long after a worker is gone a request it sent may still be read and recorded.
+const IN_TRANSIT: Duration = Duration::from_millis(500);
+
+/// Tallies a receiver's requests for the `wanted` webhook ids. A batch killed in flight
+/// comes back whole: each of its deliveries may be made again after the kill, though
+/// it was first attempted before it. The queue may also hand a message out twice.
+/// Prints each duplicate neither explains, with its requests, its messages' receives
+/// and the kills (seconds since `t0`).
+fn tally(r: &Receiver, wanted: &BTreeSet<String>, seen: &Seen, t0: Instant) -> Tally {
+    let mut requests: HashMap<&str, Vec<(Instant, u16)>> = HashMap::new();
+    let received = r.received();
+    for req in &received {
+        let id = req.header("webhook-id");
+        if wanted.contains(id) {
+            requests.entry(id).or_default().push((req.at, req.replied));
+        }
+    }
+    let mut t = Tally {
+        delivered: 0,
+        duplicates: 0,
+        doubled: 0,
+        unexplained: 0,
+    };
+    let secs = |at: Instant| (at - t0).as_secs_f64();
+    for (id, reqs) in &requests {
+        let first = reqs[0].0;
+        let ok: Vec<Instant> = reqs
+            .iter()
+            .filter(|(_, status)| (200..300).contains(status))
+            .map(|(at, _)| *at)
+            .collect();
+        t.delivered += usize::from(!ok.is_empty());
+        for repeat in ok.iter().skip(1) {
+            t.duplicates += 1;
+            let killed = seen
+                .kills
+                .iter()
+                .any(|k| first <= k.gone + IN_TRANSIT && k.asked <= *repeat);
+            if killed {
+                continue;
+            }
+            if seen.doubled.contains(*id) {
+                t.doubled += 1;
+                continue;
+            }
+            t.unexplained += 1;
+            let requests: Vec<String> = reqs
+                .iter()
+                .map(|(at, status)| format!("{:.2}s {status}", secs(*at)))
+                .collect();
+            let kills: Vec<String> = seen
+                .kills
+                .iter()
+                .map(|k| format!("{:.2}-{:.2}s", secs(k.asked), secs(k.gone)))
+                .collect();
+            println!(
+                "[soak] a duplicate nothing explains: {} {id}: requests {requests:?}; \
+                 received {:?}; kills {kills:?}",
+                r.url(),
+                seen.receives.of(id, t0)
+            );
+        }
+    }
+    t
+}
+
+/// What explains a duplicate: the kills, and the deliveries whose message the queue
+/// handed out twice at once.
+pub(super) struct Seen<'a> {
+    pub(super) kills: &'a [Kill],
+    pub(super) receives: &'a Receives,
+    pub(super) doubled: BTreeSet<String>,
+}
+
 /// Counts what the receivers got and what the DLQ holds.
-pub(super) fn account(hooks: &Webhooks, events: &[Event], letters: &[Message]) -> Report {
+pub(super) fn account(
+    hooks: &Webhooks,
+    events: &[Event],
+    letters: &[Message],
+    seen: &Seen,
+    t0: Instant,
+) -> Report {
     let mut acc = Accounting::default();
+    let mut unexplained = 0;
+    let mut doubled = 0;
     for hook in hooks.reachable() {
-        let (ok, extra) = hook.receiver.delivered();
         let wanted: BTreeSet<String> = events
             .iter()
             .map(|e| webhook_id(&e.id, &hook.sub.id))
             .collect();
-        let got = wanted.intersection(&ok).count();
-        if got < wanted.len() || extra > 0 {
+        let t = tally(&hook.receiver, &wanted, seen, t0);
+        if t.delivered < wanted.len() || t.duplicates > 0 {
             println!(
-                "[soak] {:?} {}: {got} of {} delivered, {extra} duplicates",
+                "[soak] {:?} {}: {} of {} delivered, {} duplicates ({} of a message handed \
+                 out twice, {} unexplained)",
                 hook.role,
                 hook.receiver.url(),
-                wanted.len()
+                t.delivered,
+                wanted.len(),
+                t.duplicates,
+                t.doubled,
+                t.unexplained
             );
         }
         acc.expected += wanted.len();
-        acc.delivered += got;
-        acc.duplicates += extra;
-        acc.lost += wanted.len() - got;
+        acc.delivered += t.delivered;
+        acc.duplicates += t.duplicates;
+        acc.lost += wanted.len() - t.delivered;
+        unexplained += t.unexplained;
+        doubled += t.doubled;
     }
     acc.parked = letters.len();
     let mut report = Report {
         acc,
+        doubled,
+        unexplained,
         dead: BTreeSet::new(),
         dead_letters: 0,
         undecodable: BTreeMap::new(),

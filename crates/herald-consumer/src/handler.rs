@@ -21,7 +21,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use futures::stream::{self, FuturesUnordered, StreamExt};
 use herald_core::RetrySchedule;
 use herald_delivery::Deliverer;
-use herald_queue::Outbox;
+use herald_queue::{Outbox, MAX_MESSAGE_BYTES, RETRY_HEADROOM};
 use herald_store::{BatchAttempt, BatchHistory};
 use tokio::sync::Semaphore;
 
@@ -105,6 +105,8 @@ pub struct Consumer {
     policy: DeliveryPolicy,
     /// One permit per delivery in flight, shared by every batch being handled.
     permits: Semaphore,
+    /// The events queue's maximum message size, in bytes.
+    max_message_bytes: usize,
 }
 
 /// What became of one record of a batch.
@@ -121,13 +123,31 @@ enum Fate {
 type Ran = (usize, Fate, Option<BatchAttempt>);
 
 impl Consumer {
-    /// A consumer driving `adapters` by `policy`.
+    /// A consumer driving `adapters` by `policy`. It assumes the classic 256 KiB SQS
+    /// message limit (as `herald_queue::Publisher::new` does);
+    /// [`Consumer::with_max_message_bytes`] sets the events queue's own.
     pub fn new(adapters: Adapters, policy: DeliveryPolicy) -> Self {
         Self {
             permits: Semaphore::new(policy.concurrency.max(1)),
             adapters,
             policy,
+            max_message_bytes: MAX_MESSAGE_BYTES,
         }
+    }
+
+    /// The events queue's maximum message size (its `MaximumMessageSize`). A record
+    /// longer than this less `herald_queue::RETRY_HEADROOM` is parked at first sight:
+    /// a retry of it would not fit on the queue (the publisher never sends one; only a
+    /// message sent around it can be one).
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// The largest record this consumer takes on, in bytes: the events queue's limit
+    /// less the room a retry adds around an event.
+    pub fn max_record_bytes(&self) -> usize {
+        self.max_message_bytes.saturating_sub(RETRY_HEADROOM)
     }
 
     /// The rules this consumer applies.

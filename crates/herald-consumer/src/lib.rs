@@ -78,26 +78,44 @@ pub struct VisibilityTooShort {
     pub http_timeout: std::time::Duration,
 }
 
-/// Checks the rule that keeps a message from being processed twice at once: the
-/// events queue's visibility timeout must exceed the worst-case batch time.
-pub async fn check_visibility_timeout(
+/// What the consumer needs to know of the events queue, read at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventsQueue {
+    /// Its visibility timeout, in seconds.
+    pub visibility_secs: u64,
+    /// Its maximum message size, in bytes (`MaximumMessageSize`), for
+    /// [`Consumer::with_max_message_bytes`].
+    pub max_message_bytes: usize,
+}
+
+/// Reads the events queue's visibility timeout and maximum message size, and checks
+/// the rule that keeps a message from being processed twice at once: the visibility
+/// timeout must exceed the worst-case batch time.
+pub async fn check_events_queue(
     sqs: &aws_sdk_sqs::Client,
     config: &ConsumerConfig,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<EventsQueue> {
     use aws_sdk_sqs::types::QueueAttributeName;
     let attrs = sqs
         .get_queue_attributes()
         .queue_url(&config.events_queue_url)
         .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .attribute_names(QueueAttributeName::MaximumMessageSize)
         .send()
         .await
         .map_err(|e| herald_queue::QueueError::sdk("GetQueueAttributes", &e))
-        .context("reading the events queue's visibility timeout")?;
-    let visibility: u64 = attrs
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
-        .and_then(|v| v.parse().ok())
+        .context("reading the events queue's visibility timeout and maximum message size")?;
+    let attribute = |name: QueueAttributeName| {
+        attrs
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let visibility = attribute(QueueAttributeName::VisibilityTimeout)
         .context("the events queue reported no visibility timeout")?;
+    let max_message_bytes = attribute(QueueAttributeName::MaximumMessageSize)
+        .context("the events queue reported no maximum message size")?
+        as usize;
     let worst = config.delivery.worst_case_batch_time();
     if visibility <= worst.as_secs() {
         return Err(VisibilityTooShort {
@@ -111,9 +129,13 @@ pub async fn check_visibility_timeout(
     tracing::info!(
         visibility_s = visibility,
         worst_case_s = worst.as_secs(),
-        "visibility timeout checked"
+        max_message_bytes,
+        "events queue checked"
     );
-    Ok(())
+    Ok(EventsQueue {
+        visibility_secs: visibility,
+        max_message_bytes,
+    })
 }
 
 /// Runs the local worker until SIGINT or SIGTERM. `herald worker` calls it.
@@ -129,7 +151,7 @@ pub async fn run_worker_until(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let aws = herald_runtime::aws_config().await;
-    let consumer = Arc::new(build(&config, &aws)?);
+    let consumer = build(&config, &aws)?;
     // Long polls outlast the usual 5-second operation timeout: the poller gets its
     // own client whose calls may take the wait plus a margin.
     let sqs = aws_sdk_sqs::Client::from_conf(
@@ -139,7 +161,8 @@ pub async fn run_worker_until(
             ))
             .build(),
     );
-    check_visibility_timeout(&sqs, &config).await?;
+    let queue = check_events_queue(&sqs, &config).await?;
+    let consumer = Arc::new(consumer.with_max_message_bytes(queue.max_message_bytes));
     let settings = worker::PollSettings {
         queue_url: config.events_queue_url.clone(),
         wait_seconds: config.worker_wait.as_secs() as i32,

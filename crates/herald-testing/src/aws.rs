@@ -1,7 +1,7 @@
 //! AWS clients' configuration and the SQS queries the tests make.
 
 use anyhow::Result;
-use aws_sdk_sqs::types::{Message, QueueAttributeName};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, QueueAttributeName};
 
 /// AWS configuration from the environment `make test` sets (`AWS_ENDPOINT_URL`,
 /// dummy credentials, region).
@@ -84,14 +84,25 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Message>>
         if msgs.is_empty() {
             return Ok(all);
         }
-        for m in &msgs {
-            if let Some(h) = &m.receipt_handle {
-                sqs.delete_message()
-                    .queue_url(url)
-                    .receipt_handle(h)
-                    .send()
-                    .await?;
-            }
+        let entries = msgs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle.as_deref()?)
+                    .build()
+                    .ok()
+            })
+            .collect::<Vec<_>>();
+        let out = sqs
+            .delete_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+        if let Some(failed) = out.failed.first() {
+            anyhow::bail!("could not delete a drained message: {failed:?}");
         }
         all.extend(msgs);
     }

@@ -30,7 +30,7 @@ pub use cli::{Herald, Out, RUN_TIMEOUT};
 pub use lambda::{cargo_lambda, lambda_bootstrap, LambdaFunction};
 pub use lambda_events::{http_event, sqs_event};
 pub use process::{free_port, WorkerProcess};
-pub use proxy::{Fault, FaultProxy, Observer, Rule};
+pub use proxy::{is_dynamodb_write, Fault, FaultProxy, Observer, Rule};
 pub use receiver::{Accounting, Behaviour, Received, Receiver, Reply, Seen};
 pub use stack::{template, Stack};
 pub use wait::{wait_for, wait_until};

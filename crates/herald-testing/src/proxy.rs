@@ -22,6 +22,24 @@ pub enum Fault {
     Delay(Duration),
 }
 
+/// DynamoDB's write operations, as they appear in `X-Amz-Target` after the service
+/// prefix.
+const DYNAMODB_WRITES: [&str; 5] = [
+    "BatchWriteItem",
+    "UpdateItem",
+    "TransactWriteItems",
+    "PutItem",
+    "DeleteItem",
+];
+
+/// Whether an operation (`X-Amz-Target`, such as `DynamoDB_20120810.UpdateItem`) is a
+/// DynamoDB write: how tests slow down or hold back the writes and nothing else.
+pub fn is_dynamodb_write(target: &str) -> bool {
+    target.split_once('.').is_some_and(|(service, op)| {
+        service.starts_with("DynamoDB") && DYNAMODB_WRITES.contains(&op)
+    })
+}
+
 /// A rule: given the request's operation (`X-Amz-Target`, such as
 /// `AmazonSQS.SendMessageBatch`) and body, the fault to inject, if any.
 pub type Rule = Arc<dyn Fn(&str, &[u8]) -> Option<Fault> + Send + Sync>;
@@ -202,4 +220,19 @@ async fn forward_upstream(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamodb_writes_are_told_from_reads_and_from_other_services() {
+        assert!(is_dynamodb_write("DynamoDB_20120810.BatchWriteItem"));
+        assert!(is_dynamodb_write("DynamoDB_20120810.UpdateItem"));
+        assert!(!is_dynamodb_write("DynamoDB_20120810.Query"));
+        assert!(!is_dynamodb_write("DynamoDB_20120810.GetItem"));
+        assert!(!is_dynamodb_write("AmazonSQS.SendMessage"));
+        assert!(!is_dynamodb_write(""));
+    }
 }

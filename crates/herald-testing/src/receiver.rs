@@ -1,7 +1,7 @@
 //! Real HTTP receivers on 127.0.0.1 that record every request and answer as told, and
 //! the accounting the fault tests print.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +30,11 @@ impl Received {
             .get(name)
             .map(String::as_str)
             .unwrap_or_default()
+    }
+
+    /// Whether the receiver chose a 2xx status (it may have answered too late to count).
+    pub fn status_is_success(&self) -> bool {
+        (200..300).contains(&self.replied)
     }
 
     /// The body as JSON (`Null` when it is not).
@@ -148,6 +153,18 @@ impl Receiver {
     /// How many requests it got.
     pub fn count(&self) -> usize {
         self.state.log.lock().expect("lock").received.len()
+    }
+
+    /// The `webhook-id`s it answered 2xx to, and the 2xx requests beyond the first for
+    /// each (duplicates, which receivers dedupe on `webhook-id`).
+    pub fn delivered(&self) -> (BTreeSet<String>, usize) {
+        let log = self.state.log.lock().expect("lock");
+        let mut ok: HashMap<&str, usize> = HashMap::new();
+        for req in log.received.iter().filter(|r| r.status_is_success()) {
+            *ok.entry(req.header("webhook-id")).or_default() += 1;
+        }
+        let duplicates = ok.values().map(|n| n - 1).sum();
+        (ok.into_keys().map(str::to_owned).collect(), duplicates)
     }
 
     /// Distinct `webhook-id`s received.
@@ -327,6 +344,11 @@ mod tests {
         assert_eq!(got[0].header("webhook-id"), "msg_1");
         assert_eq!(got[0].json()["id"], "e1");
         assert_eq!((got[0].replied, got[1].replied), (503, 200));
+        let (delivered, duplicates) = receiver.delivered();
+        assert_eq!(
+            (delivered.into_iter().collect::<Vec<_>>(), duplicates),
+            (vec!["msg_1".to_owned()], 0)
+        );
         assert_eq!(receiver.max_in_flight_per_delivery(), 1);
 
         let addr = receiver.addr;

@@ -16,8 +16,8 @@ use herald_core::{
 use herald_queue::Publisher;
 use herald_store::{HistoryStore, SubscriptionStore};
 use herald_testing::{
-    aws, aws_at, queue_depth, scratch_dir, wait_until, Accounting, Fault, FaultProxy, Herald,
-    Receiver, Reply, Stack, Worker, WorkerProcess,
+    aws, aws_at, is_dynamodb_write, queue_depth, scratch_dir, wait_until, Accounting, Fault,
+    FaultProxy, Herald, Receiver, Reply, Stack, Worker, WorkerProcess,
 };
 
 /// The schedule and bounds every fault test runs with (unless it overrides them).
@@ -154,19 +154,6 @@ impl Fixture {
     }
 }
 
-/// Distinct webhook ids a receiver answered 2xx to, and the requests beyond the first
-/// 2xx for each (duplicates).
-fn delivered_and_duplicates(r: &Receiver) -> (BTreeSet<String>, usize) {
-    let mut ok: HashMap<String, usize> = HashMap::new();
-    for req in r.received() {
-        if (200..300).contains(&req.replied) {
-            *ok.entry(req.header("webhook-id").to_owned()).or_default() += 1;
-        }
-    }
-    let dups = ok.values().map(|n| n - 1).sum();
-    (ok.into_keys().collect(), dups)
-}
-
 const PATIENCE: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -183,12 +170,7 @@ async fn a_flaky_endpoint_gets_the_event_after_retries_and_the_healthy_one_exact
     let worker = f.worker(&[("HERALD_RETRY_SCHEDULE", "0s,1s,1s,1s")]);
     let events = f.publish(5, "update").await;
 
-    assert!(
-        wait_until(PATIENCE, || async {
-            delivered_and_duplicates(&flaky).0.len() == 5
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { flaky.delivered().0.len() == 5 }).await);
     assert!(
         wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await,
         "queue drained"
@@ -197,8 +179,8 @@ async fn a_flaky_endpoint_gets_the_event_after_retries_and_the_healthy_one_exact
     // the counts below are final.
     worker.stop().await.expect("the worker ran");
 
-    let (flaky_ok, flaky_dups) = delivered_and_duplicates(&flaky);
-    let (healthy_ok, healthy_dups) = delivered_and_duplicates(&healthy);
+    let (flaky_ok, flaky_dups) = flaky.delivered();
+    let (healthy_ok, healthy_dups) = healthy.delivered();
     let acc = Accounting {
         expected: 10,
         delivered: flaky_ok.len() + healthy_ok.len(),
@@ -356,19 +338,14 @@ async fn a_dead_endpoint_is_parked_disabled_and_redelivered_after_recovery_and_r
             .await
             .expect("redrive");
     assert_eq!(report.moved, 1);
-    assert!(
-        wait_until(PATIENCE, || async {
-            delivered_and_duplicates(&receiver).0.len() == 1
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { receiver.delivered().0.len() == 1 }).await);
     assert!(
         wait_until(PATIENCE, || async {
             f.events_depth().await == 0 && f.dlq_depth().await == 0
         })
         .await
     );
-    let (ok, dups) = delivered_and_duplicates(&receiver);
+    let (ok, dups) = receiver.delivered();
     let acc = Accounting {
         expected: 1,
         delivered: ok.len(),
@@ -474,7 +451,7 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
         wait_until(Duration::from_secs(120), || async {
             receivers
                 .iter()
-                .map(|r| delivered_and_duplicates(r).0.len())
+                .map(|r| r.delivered().0.len())
                 .sum::<usize>()
                 == expected
         })
@@ -482,14 +459,8 @@ async fn a_worker_killed_mid_batch_loses_nothing() {
         "every delivery arrived after the restart"
     );
     assert!(wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await);
-    let delivered: usize = receivers
-        .iter()
-        .map(|r| delivered_and_duplicates(r).0.len())
-        .sum();
-    let duplicates: usize = receivers
-        .iter()
-        .map(|r| delivered_and_duplicates(r).1)
-        .sum();
+    let delivered: usize = receivers.iter().map(|r| r.delivered().0.len()).sum();
+    let duplicates: usize = receivers.iter().map(|r| r.delivered().1).sum();
     let acc = Accounting {
         expected,
         delivered,
@@ -527,12 +498,7 @@ async fn garbage_on_the_queue_is_parked_with_its_reason_and_everything_else_deli
     let events = f.publish(20, "update").await;
     let _worker = f.worker(&[]);
 
-    assert!(
-        wait_until(PATIENCE, || async {
-            delivered_and_duplicates(&receiver).0.len() == 20
-        })
-        .await
-    );
+    assert!(wait_until(PATIENCE, || async { receiver.delivered().0.len() == 20 }).await);
     assert!(wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await);
     assert!(
         wait_until(PATIENCE, || async {
@@ -541,7 +507,7 @@ async fn garbage_on_the_queue_is_parked_with_its_reason_and_everything_else_deli
         .await
     );
     let parked = herald_testing::drain(&f.sqs, f.stack.dlq()).await.unwrap();
-    let (ok, dups) = delivered_and_duplicates(&receiver);
+    let (ok, dups) = receiver.delivered();
     let acc = Accounting {
         expected: events.len(),
         delivered: ok.len(),
@@ -566,6 +532,54 @@ async fn garbage_on_the_queue_is_parked_with_its_reason_and_everything_else_deli
         bodies,
         garbage.iter().map(|s| s.to_string()).collect(),
         "each garbage body parked once, intact"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_message_too_large_to_retry_is_parked_at_first_sight_with_its_reason() {
+    let f = Fixture::new("oversized").await;
+    let healthy = Receiver::ok().await;
+    let dead = Receiver::start(Arc::new(|_| Reply::status(500))).await;
+    f.subscribe(healthy.url(), &["*"]).await;
+    f.subscribe(dead.url(), &["*"]).await;
+    // Within the queue's limit, but over the largest event the publisher accepts: a
+    // retry of it (the event plus the delivery's metadata) would not fit on the queue.
+    let limit = f.publisher.max_message_bytes();
+    let event = Event::new(
+        AppId::parse("app").unwrap(),
+        EventType::parse("update").unwrap(),
+        ObjectType::parse("user").unwrap(),
+        serde_json::json!({ "blob": "y".repeat(limit - 200) }),
+    );
+    let body = herald_core::QueueMessage::Event { event }.encode();
+    assert!(body.len() < limit && body.len() > f.publisher.max_event_bytes());
+    f.sqs
+        .send_message()
+        .queue_url(f.stack.events_queue())
+        .message_body(&body)
+        .send()
+        .await
+        .expect("the queue takes it");
+    let _worker = f.worker(&[]);
+
+    assert!(
+        wait_until(PATIENCE, || async { f.dlq_depth().await == 1 }).await,
+        "parked at once, not after the queue's own redrive"
+    );
+    assert!(wait_until(PATIENCE, || async { f.events_depth().await == 0 }).await);
+    let letter = &f.peek_dlq().await[0];
+    assert_eq!(letter["kind"], "undecodable", "{}", letter["reason"]);
+    let reason = letter["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("{} bytes", body.len())) && reason.contains(&limit.to_string()),
+        "{reason}"
+    );
+    assert_eq!(letter["body_truncated"], true);
+    assert!(body.starts_with(letter["body"].as_str().unwrap()));
+    assert_eq!(
+        (healthy.count(), dead.count()),
+        (0, 0),
+        "no delivery of an event the queue cannot carry on"
     );
 }
 
@@ -847,15 +861,7 @@ async fn a_batch_answers_by_its_deadline_when_dynamodb_hangs_and_loses_nothing()
     let emulator = std::env::var("AWS_ENDPOINT_URL").expect("the emulator's endpoint");
     let proxy = FaultProxy::start(&emulator).await.unwrap();
     proxy.set_rule(|target, _| {
-        let write = [
-            "BatchWriteItem",
-            "UpdateItem",
-            "TransactWriteItems",
-            "PutItem",
-        ]
-        .iter()
-        .any(|op| target.ends_with(&format!(".{op}")));
-        (target.starts_with("DynamoDB") && write).then_some(Fault::Delay(Duration::from_secs(30)))
+        is_dynamodb_write(target).then_some(Fault::Delay(Duration::from_secs(30)))
     });
     let mut vars: HashMap<String, String> = f.stack.env.clone();
     vars.extend(
@@ -884,7 +890,7 @@ async fn a_batch_answers_by_its_deadline_when_dynamodb_hangs_and_loses_nothing()
         "{:?}",
         response.batch_item_failures
     );
-    let (delivered, duplicates) = delivered_and_duplicates(&ok);
+    let (delivered, duplicates) = ok.delivered();
     assert_eq!((delivered.len(), duplicates), (events.len(), 0));
     assert_eq!(gone.count(), events.len());
     assert!(

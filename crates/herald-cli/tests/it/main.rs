@@ -17,6 +17,7 @@ mod publisher;
 mod redrive;
 mod routing;
 mod secrets;
+mod soak;
 mod worker;
 
 /// The `herald` binary Cargo built for this run of the tests.

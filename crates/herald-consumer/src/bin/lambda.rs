@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::SqsEvent;
-use herald_consumer::{build, check_visibility_timeout, ConsumerConfig};
+use herald_consumer::{build, check_events_queue, ConsumerConfig};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
@@ -15,8 +15,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     herald_runtime::init_tracing(true);
     let config = ConsumerConfig::from_env().context("invalid configuration")?;
     let aws = herald_runtime::aws_config().await;
-    check_visibility_timeout(&aws_sdk_sqs::Client::new(&aws), &config).await?;
-    let consumer = Arc::new(build(&config, &aws)?);
+    let queue = check_events_queue(&aws_sdk_sqs::Client::new(&aws), &config).await?;
+    let consumer = Arc::new(build(&config, &aws)?.with_max_message_bytes(queue.max_message_bytes));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = Arc::clone(&consumer);
         // The batch answers before the invocation's own deadline (less a margin for

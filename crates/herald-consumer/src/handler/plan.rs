@@ -11,6 +11,7 @@ use herald_core::{
     webhook_id, Attempt, DeadLetter, DeliveryTask, Envelope, Event, QueueMessage, WebhookId,
 };
 use herald_delivery::PreparedRoute;
+use herald_queue::RETRY_HEADROOM;
 use herald_store::BatchAttempt;
 
 use super::calls::{send_durably, within};
@@ -95,25 +96,49 @@ impl Consumer {
     pub(super) async fn plan(&self, index: usize, record: &SqsMessage, by: Instant) -> Plan {
         let message_id = record.message_id.as_deref().unwrap_or_default();
         let body = record.body.as_deref().unwrap_or_default();
+        if body.len() > self.max_record_bytes() {
+            // Delivered, it could neither be retried nor parked whole: it would come
+            // back again and again, fanned out each time, until the queue moved it to
+            // the DLQ itself, without a reason.
+            let reason = format!(
+                "message of {} bytes is over the limit of {} bytes for an event on this \
+                 queue (its maximum message size, {} bytes, less {RETRY_HEADROOM} kept \
+                 for retry metadata): it could not be retried or parked whole",
+                body.len(),
+                self.max_record_bytes(),
+                self.max_message_bytes
+            );
+            return self.park_undecodable(body, &reason, record, by).await;
+        }
         match QueueMessage::decode(body) {
-            Err(e) => {
-                let letter = DeadLetter::undecodable(body, &e.reason, record.message_id.clone());
-                match send_durably(by, || self.adapters.outbox.park(&letter)).await {
-                    Ok(()) => {
-                        tracing::warn!(message_id, reason = %e.reason, "undecodable message parked on the DLQ");
-                        Plan::done()
-                    }
-                    Err(err) => {
-                        tracing::error!(message_id, reason = %e.reason, error = %err, "could not park an undecodable message; it will come back");
-                        Plan::retry()
-                    }
-                }
-            }
+            Err(e) => self.park_undecodable(body, &e.reason, record, by).await,
             Ok(QueueMessage::Event { event }) => {
                 self.plan_event(index, message_id, event, by).await
             }
             Ok(QueueMessage::Delivery { delivery }) => {
                 self.plan_delivery(index, message_id, delivery, by).await
+            }
+        }
+    }
+
+    /// Parks a record that is not taken on as it is, with `reason`.
+    async fn park_undecodable(
+        &self,
+        body: &str,
+        reason: &str,
+        record: &SqsMessage,
+        by: Instant,
+    ) -> Plan {
+        let message_id = record.message_id.as_deref().unwrap_or_default();
+        let letter = DeadLetter::undecodable(body, reason, record.message_id.clone());
+        match send_durably(by, || self.adapters.outbox.park(&letter)).await {
+            Ok(()) => {
+                tracing::warn!(message_id, %reason, "undecodable message parked on the DLQ");
+                Plan::done()
+            }
+            Err(err) => {
+                tracing::error!(message_id, %reason, error = %err, "could not park an undecodable message; it will come back");
+                Plan::retry()
             }
         }
     }

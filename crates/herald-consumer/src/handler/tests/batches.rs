@@ -38,6 +38,54 @@ async fn an_undecodable_record_is_parked_and_does_not_disturb_the_batch() {
 }
 
 #[tokio::test]
+async fn a_record_too_large_to_retry_is_parked_at_first_sight_and_one_at_the_limit_is_taken() {
+    let mut h = Harness::new(
+        FakeSubscriptions::with(vec![sub("a", &["*"])]),
+        FakeDeliverer::default(),
+        FakeOutbox::default(),
+    );
+    let fits = event_record("fits", &event("create"));
+    let fits_len = fits.body.as_ref().unwrap().len();
+    // The queue's limit leaves exactly the retry headroom above the record that fits.
+    let limit = fits_len + herald_queue::RETRY_HEADROOM;
+    h.consumer = h.consumer.with_max_message_bytes(limit);
+    let mut big = event("update");
+    big.data = serde_json::json!({"id": 42, "pad": "x"});
+    let too_big = event_record("too-big", &big);
+    let too_big_body = too_big.body.clone().unwrap();
+    assert!(too_big_body.len() > fits_len);
+
+    let response = h.handle(vec![too_big, fits]).await;
+
+    assert!(failures(&response).is_empty());
+    assert_eq!(
+        h.deliverer.urls(),
+        vec![url("a")],
+        "only the record that fits"
+    );
+    let parked = h.outbox.parked();
+    assert_eq!(parked.len(), 1);
+    let DeadLetter::Undecodable {
+        reason,
+        body,
+        original_message_id,
+        ..
+    } = &parked[0]
+    else {
+        panic!("expected an undecodable letter, got {:?}", parked[0]);
+    };
+    assert!(
+        reason.contains(&format!(
+            "message of {} bytes is over the limit of {fits_len} bytes",
+            too_big_body.len()
+        )) && reason.contains(&format!("maximum message size, {limit} bytes")),
+        "{reason}"
+    );
+    assert_eq!(body, &too_big_body);
+    assert_eq!(original_message_id.as_deref(), Some("too-big"));
+}
+
+#[tokio::test]
 async fn records_without_a_body_or_with_an_unknown_kind_are_parked_as_undecodable() {
     let h = Harness::new(
         FakeSubscriptions::default(),

@@ -6,9 +6,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, QueueAttribute
 /// AWS configuration from the environment `make test` sets (`AWS_ENDPOINT_URL`,
 /// dummy credentials, region).
 pub async fn aws() -> aws_config::SdkConfig {
-    herald_runtime::aws_loader()
-        .load()
-        .await
+    herald_runtime::aws_loader().load().await
 }
 
 /// AWS configuration from the environment, but calling `endpoint` (a proxy in front

@@ -49,7 +49,10 @@ impl Receives {
                 Err(_) => Vec::new(),
             };
             for d in deliveries {
-                by_delivery.entry(d.to_string()).or_default().push((id.clone(), at));
+                by_delivery
+                    .entry(d.to_string())
+                    .or_default()
+                    .push((id.clone(), at));
             }
         }
     }

@@ -32,7 +32,7 @@ use serde::Serialize;
 
 pub use calls::{CallsPhase, RunKind};
 pub use lookup::{MATCHING, OTHER_TYPES};
-pub use shared::Batching;
+pub use crate::worker_proc::Batching;
 
 use crate::proxy::CountingProxy;
 use crate::stats::Summary;

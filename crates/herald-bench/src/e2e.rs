@@ -214,15 +214,11 @@ impl Setup {
                     .or_else(|| p["maxReceiveCount"].as_str()?.parse().ok())
             })
             .unwrap_or(5);
-        let mut create = self
-            .sqs
-            .create_queue()
-            .queue_name(name)
-            .attributes(
-                QueueAttributeName::RedrivePolicy,
-                serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": receives })
-                    .to_string(),
-            );
+        let mut create = self.sqs.create_queue().queue_name(name).attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": receives })
+                .to_string(),
+        );
         for key in [
             QueueAttributeName::VisibilityTimeout,
             QueueAttributeName::MessageRetentionPeriod,
@@ -285,7 +281,9 @@ impl Setup {
             .stack
             .env
             .iter()
-            .filter(|(k, _)| k.as_str() != "HERALD_EVENTS_QUEUE_URL" && k.as_str() != "HERALD_DLQ_URL")
+            .filter(|(k, _)| {
+                k.as_str() != "HERALD_EVENTS_QUEUE_URL" && k.as_str() != "HERALD_DLQ_URL"
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         env.extend([
@@ -394,13 +392,19 @@ async fn run_one(
         perf.stop()?;
     }
     let last = worker.last_batch_at().unwrap_or_else(Instant::now);
-    let wall = last.saturating_duration_since(ready).as_secs_f64().max(1e-3);
+    let wall = last
+        .saturating_duration_since(ready)
+        .as_secs_f64()
+        .max(1e-3);
     let peak = worker.rss()?.hwm_kib;
     worker.stop();
     warnings.extend(worker.notable());
     let (batches, log_bytes) = worker.take();
     let duplicates = plan.receiver.counts(&probe).await?.duplicates - before.duplicates;
-    let left_in_queue = queue_counts(&setup.sqs, &queue).await.ok().map(|c| c.total());
+    let left_in_queue = queue_counts(&setup.sqs, &queue)
+        .await
+        .ok()
+        .map(|c| c.total());
     let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64;
     let process = |name: &str, cpu: Duration| ProcessCpu {
         process: name.to_owned(),
@@ -437,8 +441,7 @@ async fn run_one(
         log_bytes_per_delivery: log_bytes as f64 / delivered.max(1) as f64,
         worker_peak_rss_kib: peak,
         concurrency_cap: setup.cap,
-        ideal_per_sec: (plan.delay_ms > 0)
-            .then(|| setup.cap as f64 / (plan.delay_ms as f64 / 1e3)),
+        ideal_per_sec: (plan.delay_ms > 0).then(|| setup.cap as f64 / (plan.delay_ms as f64 / 1e3)),
     };
     eprintln!(
         "[bench] {}: {:.0} deliveries/s, worker {:.0} µs CPU per delivery ({:.2} cores), {}",
@@ -448,7 +451,10 @@ async fn run_one(
         run.worker.cores,
         run.others
             .iter()
-            .map(|o| format!("{} {:.0} µs ({:.2} cores)", o.process, o.us_per_delivery, o.cores))
+            .map(|o| format!(
+                "{} {:.0} µs ({:.2} cores)",
+                o.process, o.us_per_delivery, o.cores
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -476,7 +482,10 @@ fn fauxqs_version(root: &Path) -> String {
 pub async fn run(settings: &E2eSettings, root: &Path, bin_dir: &Path) -> Result<E2eResults> {
     let herald_bin = bin_dir.join("herald");
     if !herald_bin.exists() {
-        bail!("{} is missing: build herald-cli (make bench does)", herald_bin.display());
+        bail!(
+            "{} is missing: build herald-cli (make bench does)",
+            herald_bin.display()
+        );
     }
     let setup = Setup::new(root, &herald_bin).await?;
     let fast = ReceiverProcess::start(settings.fanout.max(1))?;

@@ -20,6 +20,7 @@ mod payload;
 mod perf;
 mod proxy;
 mod receiver;
+mod receives;
 mod report;
 mod stats;
 mod sys;
@@ -403,8 +404,7 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
     let worker = e2e::run(&settings.e2e, &root, &bin_dir).await?;
 
     // (2), (3), (4), (5b): the emulator.
-    let emulator =
-        emulator::run(&settings.emulator, &bin_dir, &work_dir, &root, quick).await?;
+    let emulator = emulator::run(&settings.emulator, &bin_dir, &work_dir, &root, quick).await?;
     let payload = payload::PAYLOAD_BYTES as f64;
     let costs = emulator
         .runs

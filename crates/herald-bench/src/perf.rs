@@ -33,8 +33,7 @@ impl PerfRecording {
     /// had a moment to attach.
     pub fn attach(pid: u32, data: &Path) -> Result<Self> {
         if let Some(dir) = data.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let child = Command::new(perf_program())
             .args(["record", "-e", "cpu-clock", "-F", FREQUENCY])
@@ -64,7 +63,10 @@ impl PerfRecording {
         }
         let status = child.wait().context("waiting for perf record")?;
         if !status.success() && !self.data.exists() {
-            bail!("perf record failed ({status}) and wrote no {}", self.data.display());
+            bail!(
+                "perf record failed ({status}) and wrote no {}",
+                self.data.display()
+            );
         }
         eprintln!("[bench] perf data in {}", self.data.display());
         Ok(self.data.clone())

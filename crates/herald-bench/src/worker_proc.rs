@@ -300,7 +300,11 @@ mod tests {
         assert_eq!(log.records, 10);
         assert_eq!(log.batches.len(), 1);
         assert_eq!(log.last_batch, Some(now));
-        assert_eq!(log.notable.len(), 2, "the warning and the panic, not the banner");
+        assert_eq!(
+            log.notable.len(),
+            2,
+            "the warning and the panic, not the banner"
+        );
         assert!(log.stderr_bytes > 0);
     }
 }

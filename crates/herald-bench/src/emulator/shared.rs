@@ -17,8 +17,8 @@ use herald_store::SubscriptionStore;
 
 pub(super) use herald_testing::{aws_at, Stack};
 
-pub(super) use crate::worker_proc::{BatchLog, Batching, WorkerProc};
 use crate::proxy::CountingProxy;
+pub(super) use crate::worker_proc::{BatchLog, Batching, WorkerProc};
 
 /// Where a run's phases happen: the stack, the emulator behind the counting proxy,
 /// the receiver, and where the binaries and outputs are.
@@ -186,9 +186,17 @@ async fn arrive(State(arrivals): State<Arc<Mutex<Arrivals>>>, body: Bytes) -> St
 // ---------------------------------------------------------------------------------
 // Pacing and subscriptions (the stack is herald_testing's).
 
+/// One send of [`at_rate`]: what it returned (an event id), when it started and when
+/// it returned.
+pub(super) struct Sent {
+    pub(super) id: String,
+    pub(super) started: Instant,
+    pub(super) ended: Instant,
+}
+
 /// Runs `send(i)` `n` times at `rate` per second, each in its own task so a slow call
-/// does not slow the rate; returns the send-start instant of each successful send.
-pub(super) async fn at_rate<F, Fut>(n: usize, rate: f64, send: F) -> Result<Vec<(String, Instant)>>
+/// does not slow the rate; returns each successful send.
+pub(super) async fn at_rate<F, Fut>(n: usize, rate: f64, send: F) -> Result<Vec<Sent>>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<String>> + Send + 'static,
@@ -200,7 +208,11 @@ where
         let fut = send(i);
         tasks.spawn(async move {
             let started = Instant::now();
-            fut.await.map(|id| (id, started))
+            fut.await.map(|id| Sent {
+                id,
+                started,
+                ended: Instant::now(),
+            })
         });
     }
     let mut sent = Vec::with_capacity(n);

@@ -192,7 +192,7 @@ perf-tool:
 	@$(PERF) --version
 
 ## flamegraph: CPU profiles of (a) section 1's 10-endpoint run in process (Herald's side)
-## and (b) `herald worker` draining 20,000 queued events end to end (fauxqs and moto),
+## and (b) `herald worker` draining 10,000 queued events end to end (fauxqs and moto),
 ## rendered as docs/perf/$(PERF_NAME)-inproc.svg and docs/perf/$(PERF_NAME)-worker.svg,
 ## with the top self-time functions in $(PERF_DIR)/$(PERF_NAME)-*-top.md. Built with the
 ## `profiling` profile (release with line tables, not stripped); docs/perf/README.md.

@@ -77,10 +77,10 @@ enum Cmd {
         #[arg(long)]
         data: PathBuf,
         /// Deliveries of the in-process run.
-        #[arg(long, default_value_t = 200_000)]
+        #[arg(long, default_value_t = 100_000)]
         deliveries: usize,
         /// Events the worker drains.
-        #[arg(long, default_value_t = 20_000)]
+        #[arg(long, default_value_t = 10_000)]
         events: usize,
     },
     /// Renders perf data into a flame graph SVG and prints the functions with the most

@@ -37,7 +37,7 @@ impl PerfRecording {
         }
         let child = Command::new(perf_program())
             .args(["record", "-e", "cpu-clock", "-F", FREQUENCY])
-            .args(["--call-graph", "dwarf,32768", "-p", &pid.to_string(), "-o"])
+            .args(["--call-graph", "dwarf,16384", "-p", &pid.to_string(), "-o"])
             .arg(data)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

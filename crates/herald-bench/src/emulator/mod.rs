@@ -32,6 +32,7 @@ use serde::Serialize;
 
 pub use crate::worker_proc::Batching;
 pub use calls::{CallsPhase, RunKind};
+pub use latency::LatencySplit;
 pub use lookup::{MATCHING, OTHER_TYPES};
 
 use crate::proxy::CountingProxy;

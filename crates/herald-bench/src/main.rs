@@ -77,7 +77,7 @@ enum Cmd {
         #[arg(long)]
         data: PathBuf,
         /// Deliveries of the in-process run.
-        #[arg(long, default_value_t = 100_000)]
+        #[arg(long, default_value_t = 50_000)]
         deliveries: usize,
         /// Events the worker drains.
         #[arg(long, default_value_t = 10_000)]

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 
 /// Samples per second and thread: often enough for a few thousand samples a run,
 /// rarely enough that perf's own work does not slow the process much.
-const FREQUENCY: &str = "499";
+const FREQUENCY: &str = "999";
 
 /// The `perf` program: `$PERF`, or `perf` on the PATH.
 fn perf_program() -> String {
@@ -37,7 +37,7 @@ impl PerfRecording {
         }
         let child = Command::new(perf_program())
             .args(["record", "-e", "cpu-clock", "-F", FREQUENCY])
-            .args(["--call-graph", "dwarf,16384", "-p", &pid.to_string(), "-o"])
+            .args(["--call-graph", "dwarf,65528", "-p", &pid.to_string(), "-o"])
             .arg(data)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -90,23 +90,18 @@ pub struct Frame {
     pub percent: f64,
 }
 
-/// The functions with the most self time (samples whose innermost frame they are), from
-/// folded stacks (`frame;frame;...;leaf count` per line), the most first; and the total.
-pub fn top_self(folded: &str, n: usize) -> (Vec<Frame>, u64) {
-    let mut by_leaf: HashMap<&str, u64> = HashMap::new();
-    let mut total = 0;
-    for line in folded.lines() {
-        let Some((stack, count)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(count) = count.parse::<u64>() else {
-            continue;
-        };
-        let leaf = stack.rsplit(';').next().unwrap_or(stack);
-        *by_leaf.entry(leaf).or_default() += count;
-        total += count;
-    }
-    let mut frames: Vec<Frame> = by_leaf
+/// The samples of folded stacks (`frame;frame;...;leaf count` per line): each stack
+/// and its count; lines that are not of that form are skipped.
+fn folded_samples(folded: &str) -> impl Iterator<Item = (&str, u64)> {
+    folded.lines().filter_map(|line| {
+        let (stack, count) = line.rsplit_once(' ')?;
+        Some((stack, count.parse().ok()?))
+    })
+}
+
+/// The `n` functions with the most samples, the most first, as shares of `total`.
+fn ranked(counts: HashMap<&str, u64>, total: u64, n: usize) -> Vec<Frame> {
+    let mut frames: Vec<Frame> = counts
         .into_iter()
         .map(|(function, samples)| Frame {
             function: function.to_owned(),
@@ -120,13 +115,42 @@ pub fn top_self(folded: &str, n: usize) -> (Vec<Frame>, u64) {
             .then_with(|| a.function.cmp(&b.function))
     });
     frames.truncate(n);
-    (frames, total)
+    frames
 }
 
-/// The top frames as a Markdown table.
-pub fn top_table(frames: &[Frame], total: u64) -> String {
-    let mut s = format!("{total} samples; the functions with the most self time:\n\n");
-    s.push_str("| # | function | self samples | self % |\n| ---: | --- | ---: | ---: |\n");
+/// The functions with the most self time (samples whose innermost frame they are), from
+/// folded stacks, the most first; and the total of samples.
+pub fn top_self(folded: &str, n: usize) -> (Vec<Frame>, u64) {
+    let mut by_leaf: HashMap<&str, u64> = HashMap::new();
+    let mut total = 0;
+    for (stack, count) in folded_samples(folded) {
+        let leaf = stack.rsplit(';').next().unwrap_or(stack);
+        *by_leaf.entry(leaf).or_default() += count;
+        total += count;
+    }
+    (ranked(by_leaf, total, n), total)
+}
+
+/// The functions whose name contains `needle` that are on the stack of the most samples
+/// (each sample counted once per function, callees included), the most first.
+pub fn top_inclusive(folded: &str, needle: &str, n: usize) -> Vec<Frame> {
+    let mut on_stack: HashMap<&str, u64> = HashMap::new();
+    let mut total = 0;
+    for (stack, count) in folded_samples(folded) {
+        total += count;
+        let mut seen: Vec<&str> = stack.split(';').filter(|f| f.contains(needle)).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for frame in seen {
+            *on_stack.entry(frame).or_default() += count;
+        }
+    }
+    ranked(on_stack, total, n)
+}
+
+/// Frames as a Markdown table under `intro`, their samples in a column headed `what`.
+fn frames_table(intro: &str, what: &str, frames: &[Frame]) -> String {
+    let mut s = format!("{intro}\n\n| # | function | {what} | % |\n| ---: | --- | ---: | ---: |\n");
     for (i, f) in frames.iter().enumerate() {
         let _ = writeln!(
             s,
@@ -138,6 +162,24 @@ pub fn top_table(frames: &[Frame], total: u64) -> String {
         );
     }
     s
+}
+
+/// The top self-time frames as a Markdown table.
+pub fn top_table(frames: &[Frame], total: u64) -> String {
+    frames_table(
+        &format!("{total} samples; the functions with the most self time:"),
+        "self samples",
+        frames,
+    )
+}
+
+/// Frames with the share of samples they are on the stack of, as a Markdown table.
+pub fn inclusive_table(frames: &[Frame], needle: &str) -> String {
+    frames_table(
+        &format!("The functions of `{needle}…` on the stack of the most samples (callees included):"),
+        "samples",
+        frames,
+    )
 }
 
 /// Renders `data` (from `perf record`) into `svg` through `perf script`,
@@ -187,7 +229,12 @@ pub fn render(
     }
     let text = String::from_utf8_lossy(&collapse.stdout);
     let (frames, total) = top_self(&text, n);
-    Ok(top_table(&frames, total))
+    let herald = top_inclusive(&text, "herald", 2 * n);
+    Ok(format!(
+        "{}\n{}",
+        top_table(&frames, total),
+        inclusive_table(&herald, "herald")
+    ))
 }
 
 #[cfg(test)]
@@ -206,5 +253,19 @@ mod tests {
         assert_eq!(frames[1].function, "a");
         let table = top_table(&frames, total);
         assert!(table.contains("| 1 | `b` | 50 | 83.3 % |"), "{table}");
+        assert!(table.starts_with("60 samples"));
+    }
+
+    #[test]
+    fn inclusive_time_counts_each_sample_once_per_function() {
+        let folded = "main;herald::a;herald::b;herald::a 30\nmain;herald::b 10\nmain;c 20\n";
+        let frames = top_inclusive(folded, "herald", 5);
+        assert_eq!(frames[0].function, "herald::b");
+        assert_eq!(frames[0].samples, 40);
+        assert_eq!(frames[1].function, "herald::a");
+        assert_eq!(frames[1].samples, 30, "once per sample, though twice on its stack");
+        assert!((frames[1].percent - 50.0).abs() < 1e-9);
+        assert_eq!(frames.len(), 2);
+        assert!(inclusive_table(&frames, "herald").contains("| 2 | `herald::a` | 30 | 50.0 % |"));
     }
 }

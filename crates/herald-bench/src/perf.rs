@@ -176,7 +176,9 @@ pub fn top_table(frames: &[Frame], total: u64) -> String {
 /// Frames with the share of samples they are on the stack of, as a Markdown table.
 pub fn inclusive_table(frames: &[Frame], needle: &str) -> String {
     frames_table(
-        &format!("The functions of `{needle}…` on the stack of the most samples (callees included):"),
+        &format!(
+            "The functions of `{needle}…` on the stack of the most samples (callees included):"
+        ),
         "samples",
         frames,
     )
@@ -263,7 +265,10 @@ mod tests {
         assert_eq!(frames[0].function, "herald::b");
         assert_eq!(frames[0].samples, 40);
         assert_eq!(frames[1].function, "herald::a");
-        assert_eq!(frames[1].samples, 30, "once per sample, though twice on its stack");
+        assert_eq!(
+            frames[1].samples, 30,
+            "once per sample, though twice on its stack"
+        );
         assert!((frames[1].percent - 50.0).abs() < 1e-9);
         assert_eq!(frames.len(), 2);
         assert!(inclusive_table(&frames, "herald").contains("| 2 | `herald::a` | 30 | 50.0 % |"));

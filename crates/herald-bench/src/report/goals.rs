@@ -29,7 +29,13 @@ pub(super) struct Goal {
 
 impl Goal {
     /// A goal whose figure must stay at or below `at_most`.
-    fn at_most(figure: impl Into<String>, measured: Option<f64>, shown: String, at_most: f64, goal: String) -> Self {
+    fn at_most(
+        figure: impl Into<String>,
+        measured: Option<f64>,
+        shown: String,
+        at_most: f64,
+        goal: String,
+    ) -> Self {
         Self {
             figure: figure.into(),
             measured,

@@ -59,8 +59,9 @@ pub(super) fn goals(s: &mut String, r: &Results) {
         .iter()
         .find(|c| c.shape.endpoints == 10 && c.logs && !c.alloc_counting);
     rows.push(Goal {
-        figure: "CPU per delivery vs bare reqwest, 10 endpoints, allocations not counted (section 1)"
-            .into(),
+        figure:
+            "CPU per delivery vs bare reqwest, 10 endpoints, allocations not counted (section 1)"
+                .into(),
         measured: uncounted.map(|c| c.cpu_ratio),
         shown: uncounted.map_or("not measured".into(), |c| {
             format!(
@@ -74,8 +75,7 @@ pub(super) fn goals(s: &mut String, r: &Results) {
     });
     let single = r.fanout.iter().find(|c| c.shape.subscriptions == 1);
     rows.push(Goal {
-        figure: "fan-out 1 subscription per event, deliveries/s vs bare reqwest (section 5)"
-            .into(),
+        figure: "fan-out 1 subscription per event, deliveries/s vs bare reqwest (section 5)".into(),
         measured: single.map(|c| c.rate_ratio),
         shown: single.map_or("not measured".into(), |c| format!("{:.2}×", c.rate_ratio)),
         bound: Bound::AtLeast(0.7),
@@ -104,8 +104,9 @@ pub(super) fn goals(s: &mut String, r: &Results) {
     });
     let split = &r.emulator.latency.split;
     rows.push(Goal {
-        figure: "publish → receipt p99 beyond the emulator's own send → receive, per event (section 2)"
-            .into(),
+        figure:
+            "publish → receipt p99 beyond the emulator's own send → receive, per event (section 2)"
+                .into(),
         measured: (split.events > 0).then_some(split.beyond_emulator_ms.p99),
         shown: if split.events > 0 {
             format!(
@@ -174,7 +175,7 @@ pub(super) fn goals(s: &mut String, r: &Results) {
         "The goals of issue #11 (a lean hot path, a worker without a batch barrier), from \
          sections 1, 2, 4, 5 and 6 of this run.{}\n",
         if r.settings.quick {
-            " **A quick run: debug build and small counts, too small to judge a goal by.**"
+            " **A quick run: small counts, too small to judge a goal by.**"
         } else {
             ""
         }
@@ -221,6 +222,10 @@ mod tests {
         run.others = vec![cpu("fauxqs", 0.5), cpu("moto", 0.95), cpu("receiver", 1.5)];
         assert_eq!(saturated_emulator(&run), Some(("moto".into(), 0.95)));
         run.others = vec![cpu("fauxqs", 0.5), cpu("receiver", 1.5)];
-        assert_eq!(saturated_emulator(&run), None, "the receiver is no emulator");
+        assert_eq!(
+            saturated_emulator(&run),
+            None,
+            "the receiver is no emulator"
+        );
     }
 }

@@ -131,14 +131,19 @@ pub fn top_self(folded: &str, n: usize) -> (Vec<Frame>, u64) {
     (ranked(by_leaf, total, n), total)
 }
 
-/// The functions whose name contains `needle` that are on the stack of the most samples
-/// (each sample counted once per function, callees included), the most first.
-pub fn top_inclusive(folded: &str, needle: &str, n: usize) -> Vec<Frame> {
+/// Herald's own functions (its library crates, `herald_…`; not the bench's).
+pub fn is_herald(frame: &str) -> bool {
+    frame.contains("herald_") && !frame.contains("herald_bench")
+}
+
+/// The functions `wanted` that are on the stack of the most samples (each sample
+/// counted once per function, callees included), the most first.
+pub fn top_inclusive(folded: &str, wanted: impl Fn(&str) -> bool, n: usize) -> Vec<Frame> {
     let mut on_stack: HashMap<&str, u64> = HashMap::new();
     let mut total = 0;
     for (stack, count) in folded_samples(folded) {
         total += count;
-        let mut seen: Vec<&str> = stack.split(';').filter(|f| f.contains(needle)).collect();
+        let mut seen: Vec<&str> = stack.split(';').filter(|f| wanted(f)).collect();
         seen.sort_unstable();
         seen.dedup();
         for frame in seen {
@@ -148,16 +153,17 @@ pub fn top_inclusive(folded: &str, needle: &str, n: usize) -> Vec<Frame> {
     ranked(on_stack, total, n)
 }
 
-/// Frames as a Markdown table under `intro`, their samples in a column headed `what`.
+/// Frames as a Markdown table under `intro`, their weight (CPU nanoseconds: perf's
+/// `cpu-clock` period, which inferno sums per stack) in ms in a column headed `what`.
 fn frames_table(intro: &str, what: &str, frames: &[Frame]) -> String {
     let mut s = format!("{intro}\n\n| # | function | {what} | % |\n| ---: | --- | ---: | ---: |\n");
     for (i, f) in frames.iter().enumerate() {
         let _ = writeln!(
             s,
-            "| {} | `{}` | {} | {:.1} % |",
+            "| {} | `{}` | {:.0} | {:.1} % |",
             i + 1,
             f.function.replace('|', "\\|"),
-            f.samples,
+            f.samples as f64 / 1e6,
             f.percent
         );
     }
@@ -167,19 +173,20 @@ fn frames_table(intro: &str, what: &str, frames: &[Frame]) -> String {
 /// The top self-time frames as a Markdown table.
 pub fn top_table(frames: &[Frame], total: u64) -> String {
     frames_table(
-        &format!("{total} samples; the functions with the most self time:"),
-        "self samples",
+        &format!(
+            "{:.0} ms of CPU sampled; the functions with the most self time:",
+            total as f64 / 1e6
+        ),
+        "self CPU, ms",
         frames,
     )
 }
 
-/// Frames with the share of samples they are on the stack of, as a Markdown table.
-pub fn inclusive_table(frames: &[Frame], needle: &str) -> String {
+/// Herald's functions with the share of the CPU under them, as a Markdown table.
+pub fn inclusive_table(frames: &[Frame]) -> String {
     frames_table(
-        &format!(
-            "The functions of `{needle}…` on the stack of the most samples (callees included):"
-        ),
-        "samples",
+        "Herald's functions (`herald_…` crates) with the most CPU under them (callees included):",
+        "CPU, ms",
         frames,
     )
 }
@@ -231,11 +238,11 @@ pub fn render(
     }
     let text = String::from_utf8_lossy(&collapse.stdout);
     let (frames, total) = top_self(&text, n);
-    let herald = top_inclusive(&text, "herald", 2 * n);
+    let herald = top_inclusive(&text, is_herald, 2 * n);
     Ok(format!(
         "{}\n{}",
         top_table(&frames, total),
-        inclusive_table(&herald, "herald")
+        inclusive_table(&herald)
     ))
 }
 
@@ -245,32 +252,38 @@ mod tests {
 
     #[test]
     fn self_time_is_counted_at_the_innermost_frame() {
-        let folded = "main;a;b 30\nmain;a 10\nmain;c;b 20\nbad line\nmain;d x\n";
+        let folded = "main;a;b 30000000\nmain;a 10000000\nmain;c;b 20000000\nbad line\nmain;d x\n";
         let (frames, total) = top_self(folded, 2);
-        assert_eq!(total, 60);
+        assert_eq!(total, 60_000_000);
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].function, "b");
-        assert_eq!(frames[0].samples, 50);
+        assert_eq!(frames[0].samples, 50_000_000);
         assert!((frames[0].percent - 83.333).abs() < 0.01);
         assert_eq!(frames[1].function, "a");
         let table = top_table(&frames, total);
         assert!(table.contains("| 1 | `b` | 50 | 83.3 % |"), "{table}");
-        assert!(table.starts_with("60 samples"));
+        assert!(table.starts_with("60 ms of CPU sampled"), "{table}");
     }
 
     #[test]
     fn inclusive_time_counts_each_sample_once_per_function() {
-        let folded = "main;herald::a;herald::b;herald::a 30\nmain;herald::b 10\nmain;c 20\n";
-        let frames = top_inclusive(folded, "herald", 5);
-        assert_eq!(frames[0].function, "herald::b");
-        assert_eq!(frames[0].samples, 40);
-        assert_eq!(frames[1].function, "herald::a");
+        let folded = "herald_bench::main;herald_x::a;herald_x::b;herald_x::a 30000000\n\
+                      herald_bench::main;herald_x::b 10000000\n\
+                      herald_bench::main;c 20000000\n";
+        let frames = top_inclusive(folded, is_herald, 5);
+        assert_eq!(frames[0].function, "herald_x::b");
+        assert_eq!(frames[0].samples, 40_000_000);
+        assert_eq!(frames[1].function, "herald_x::a");
         assert_eq!(
-            frames[1].samples, 30,
+            frames[1].samples, 30_000_000,
             "once per sample, though twice on its stack"
         );
         assert!((frames[1].percent - 50.0).abs() < 1e-9);
-        assert_eq!(frames.len(), 2);
-        assert!(inclusive_table(&frames, "herald").contains("| 2 | `herald::a` | 30 | 50.0 % |"));
+        assert_eq!(frames.len(), 2, "the bench's own frames are left out");
+        let table = inclusive_table(&frames);
+        assert!(
+            table.contains("| 2 | `herald_x::a` | 30 | 50.0 % |"),
+            "{table}"
+        );
     }
 }

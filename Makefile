@@ -159,7 +159,7 @@ $(FAUXQS_DIR)/node_modules/.installed: $(FAUXQS_DIR)/package.json $(FAUXQS_DIR)/
 fauxqs: $(FAUXQS_DIR)/node_modules/.installed
 
 ## bench: benchmarks against baselines measured in the same run (release build, private
-## emulator, about 10 minutes plus the release build, 10-16 minutes from scratch); writes BENCHMARKS.md and bench-results.json.
+## emulator, about 7 minutes plus the release build, 10-25 minutes from scratch); writes BENCHMARKS.md and bench-results.json.
 bench: venv fauxqs
 	$(CARGO) build --release -p herald-bench -p herald-cli -p herald-consumer
 	localstack/with-emulator target/release/herald-bench run --out . --command "make bench"

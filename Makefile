@@ -144,16 +144,66 @@ AWS_CALLER = env -u AWS_ENDPOINT_URL \
 clean:
 	rm -rf $(VENV) .run target
 
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick fauxqs flamegraph perf-tool
+
+# Section 6's SQS: fauxqs (npm), pinned with its lock file in $(FAUXQS_DIR) and
+# installed there (node_modules) by npm ci; the bench starts it on 127.0.0.1 itself.
+FAUXQS_DIR := crates/herald-bench/fauxqs
+
+$(FAUXQS_DIR)/node_modules/.installed: $(FAUXQS_DIR)/package.json $(FAUXQS_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "make bench needs Node.js (20 or newer) and npm for fauxqs, the local SQS of its section 6" >&2; exit 1; }
+	cd $(FAUXQS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## fauxqs: install fauxqs (the fast local SQS of the bench's section 6) from npm.
+fauxqs: $(FAUXQS_DIR)/node_modules/.installed
 
 ## bench: benchmarks against baselines measured in the same run (release build, private
-## emulator, about 7 minutes plus the release build, 10-16 minutes from scratch); writes BENCHMARKS.md and bench-results.json.
-bench: venv
+## emulator, about 7 minutes plus the release build, 10-25 minutes from scratch); writes BENCHMARKS.md and bench-results.json.
+bench: venv fauxqs
 	$(CARGO) build --release -p herald-bench -p herald-cli -p herald-consumer
 	localstack/with-emulator target/release/herald-bench run --out . --command "make bench"
 
 ## bench-quick: a smoke run of the benchmarks (debug build, small counts, no thresholds);
 ## writes target/bench-quick/BENCHMARKS.md.
-bench-quick: venv
+bench-quick: venv fauxqs
 	$(CARGO) build -p herald-bench -p herald-cli -p herald-consumer
 	localstack/with-emulator target/debug/herald-bench run --quick --out target/bench-quick --command "make bench-quick"
+
+# CPU profiles: perf (Debian's linux-perf) records, inferno renders. inferno goes into
+# the project ($(INFERNO_ROOT)), built by cargo install at a pinned version.
+PERF        ?= perf
+INFERNO     := 0.12.8
+INFERNO_ROOT := $(VENV)/inferno
+PERF_NAME   ?= current
+PERF_DIR    := target/perf
+
+$(INFERNO_ROOT)/.installed-$(INFERNO):
+	$(CARGO) install inferno --version $(INFERNO) --locked --root $(INFERNO_ROOT)
+	touch $@
+
+## perf-tool: install perf (Debian's linux-perf) if it is missing.
+perf-tool:
+	@command -v $(PERF) >/dev/null 2>&1 || { \
+	  echo "perf is missing: installing Debian's linux-perf"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq linux-perf; } || { \
+	    echo "could not install linux-perf with apt-get: install perf (linux-perf, or your distribution's perf package) and run make flamegraph again" >&2; exit 1; }; }
+	@$(PERF) --version
+
+## flamegraph: CPU profiles of (a) section 1's 10-endpoint run in process (Herald's side)
+## and (b) `herald worker` draining 10,000 queued events end to end (fauxqs and moto),
+## rendered as docs/perf/$(PERF_NAME)-inproc.svg and docs/perf/$(PERF_NAME)-worker.svg,
+## with the top self-time functions in $(PERF_DIR)/$(PERF_NAME)-*-top.md. Built with the
+## `profiling` profile (release with line tables, not stripped); docs/perf/README.md.
+flamegraph: venv fauxqs perf-tool $(INFERNO_ROOT)/.installed-$(INFERNO)
+	$(CARGO) build --profile profiling -p herald-bench -p herald-cli
+	mkdir -p $(PERF_DIR) docs/perf
+	PERF=$(PERF) target/profiling/herald-bench profile inproc --data $(PERF_DIR)/$(PERF_NAME)-inproc.data
+	PERF=$(PERF) localstack/with-emulator target/profiling/herald-bench profile worker --data $(PERF_DIR)/$(PERF_NAME)-worker.data
+	PERF=$(PERF) target/profiling/herald-bench flamegraph --data $(PERF_DIR)/$(PERF_NAME)-inproc.data \
+	  --svg docs/perf/$(PERF_NAME)-inproc.svg --inferno-bin $(INFERNO_ROOT)/bin \
+	  --title "Herald in process, section 1 shape (10 endpoints), $(PERF_NAME)" --table $(PERF_DIR)/$(PERF_NAME)-inproc-top.md
+	PERF=$(PERF) target/profiling/herald-bench flamegraph --data $(PERF_DIR)/$(PERF_NAME)-worker.data \
+	  --svg docs/perf/$(PERF_NAME)-worker.svg --inferno-bin $(INFERNO_ROOT)/bin \
+	  --title "herald worker end to end (fauxqs + moto, fan-out 1), $(PERF_NAME)" --table $(PERF_DIR)/$(PERF_NAME)-worker-top.md

@@ -2,6 +2,10 @@
 //! real HTTP deliverer, against the receiver process; beside a bare reqwest client
 //! posting the same bodies to the same endpoints at the same concurrency.
 //!
+//! Batches are handled concurrently, as the local worker and Lambda's pollers do:
+//! enough `Consumer::handle` calls at once ([`calls_at_once`]) to keep the consumer's
+//! cap of deliveries in flight busy; the bare client keeps that cap in flight.
+//!
 //! Subscriptions, the outbox and the history are the consumer's in-memory fakes
 //! (`herald_consumer::testing`; no AWS calls: those are counted in section 3). The handler logs as on Lambda (JSON, `info`)
 //! into a counting sink, so the CPU figures include producing the logs.
@@ -202,7 +206,8 @@ pub struct RunResult {
     /// Peak RSS during the run minus RSS before it (KiB), when the kernel lets the
     /// peak be reset. Memory the allocator kept from earlier runs hides growth here.
     pub peak_rss_delta_kib: Option<i64>,
-    /// Peak live heap during the run minus the live heap before it (bytes).
+    /// Peak live heap during the run minus the live heap before it (bytes); 0 when
+    /// allocations were not counted.
     pub peak_heap_delta_bytes: u64,
     pub log_bytes_per_delivery: f64,
 }
@@ -212,7 +217,7 @@ struct Mark {
     started: Instant,
     cpu: Duration,
     rss: Option<sys::Rss>,
-    heap: usize,
+    heap: isize,
     logs: u64,
 }
 
@@ -237,7 +242,11 @@ fn finish(deliveries: usize, mark: Mark) -> Result<RunResult> {
         per_sec: deliveries as f64 / wall,
         cpu_us_per_delivery: cpu * 1e6 / deliveries as f64,
         peak_rss_delta_kib: peak,
-        peak_heap_delta_bytes: sys::heap::peak().saturating_sub(heap0) as u64,
+        peak_heap_delta_bytes: if sys::heap::counting() {
+            (sys::heap::peak() - heap0).max(0) as u64
+        } else {
+            0
+        },
         log_bytes_per_delivery: (log_bytes() - logs0) as f64 / deliveries as f64,
     })
 }
@@ -258,9 +267,29 @@ fn start_measuring() -> Result<Mark> {
     })
 }
 
+/// `Consumer::handle` calls to keep going at once so that the consumer's cap of
+/// deliveries in flight stays busy: enough batches to fill the cap, and one more
+/// being started or finished.
+pub fn calls_at_once(cap: usize, deliveries_per_batch: usize) -> usize {
+    cap.max(1).div_ceil(deliveries_per_batch.max(1)) + 1
+}
+
+/// Hands `batches` to the consumer, `at_once` calls at a time; the records returned.
+async fn handle_all(consumer: &Consumer, batches: Vec<SqsEvent>, at_once: usize) -> Result<usize> {
+    let mut returned = 0;
+    let mut calls = stream::iter(batches)
+        .map(|batch| consumer.handle(batch))
+        .buffer_unordered(at_once.max(1));
+    while let Some(response) = calls.next().await {
+        returned += response?.batch_item_failures.len();
+    }
+    Ok(returned)
+}
+
 async fn run_herald(
     w: Workload,
     policy: &DeliveryPolicy,
+    at_once: usize,
     receiver: &ReceiverProcess,
     probe: &reqwest::Client,
 ) -> Result<RunResult> {
@@ -281,23 +310,26 @@ async fn run_herald(
         },
         policy.clone(),
     );
-    let received0 = receiver.count(probe).await?;
-    let mut failures = 0;
-    for batch in w.warmup {
-        failures += consumer.handle(batch).await?.batch_item_failures.len();
-    }
+    let before = receiver.counts(probe).await?;
+    let mut failures = handle_all(&consumer, w.warmup, at_once).await?;
     let mark = start_measuring()?;
-    for batch in w.batches {
-        failures += consumer.handle(batch).await?.batch_item_failures.len();
-    }
+    failures += handle_all(&consumer, w.batches, at_once).await?;
     let result = finish(w.deliveries, mark)?;
     let expected = (w.deliveries + w.warm_deliveries) as u64;
     let succeeded = history.succeeded();
-    let received = receiver.count(probe).await? - received0;
-    if failures > 0 || succeeded != expected || received != expected || outbox.sent() > 0 {
+    let after = receiver.counts(probe).await?;
+    let received = after.total - before.total;
+    let repeated = after.duplicates - before.duplicates;
+    if failures > 0
+        || succeeded != expected
+        || received != expected
+        || repeated > 0
+        || outbox.sent() > 0
+    {
         bail!(
             "the consumer run was not clean: {failures} records returned, {succeeded} of {expected} \
-             deliveries succeeded, {received} received, {} retries/dead letters",
+             deliveries succeeded, {received} received ({repeated} of them repeats), \
+             {} retries/dead letters",
             outbox.sent()
         );
     }
@@ -387,10 +419,19 @@ impl Aggregate {
 pub struct Comparison {
     pub label: String,
     pub shape: Shape,
-    /// Deliveries in flight at once: the consumer's cap (64) or all of a batch,
-    /// whichever is smaller; the bare client runs at the same.
+    /// Deliveries in flight at once: the consumer's cap (`HERALD_DELIVERY_CONCURRENCY`,
+    /// 64); the bare client keeps this many in flight.
     pub in_flight: usize,
+    /// `Consumer::handle` calls going on at once ([`calls_at_once`]).
+    pub herald_calls_at_once: usize,
+    /// The most deliveries Herald may have in flight at once: the consumer's cap holds
+    /// across all its calls, so this is the cap, or less when the calls at once cannot
+    /// fill it.
+    pub herald_in_flight_max: usize,
     pub logs: bool,
+    /// Whether the bench's allocator counted allocations (peak heap figures) during
+    /// the row; its atomic counters add to both sides' CPU.
+    pub alloc_counting: bool,
     pub herald: Aggregate,
     pub bare: Aggregate,
     /// Herald's deliveries/s over the bare client's.
@@ -399,39 +440,56 @@ pub struct Comparison {
     pub cpu_ratio: f64,
 }
 
+/// What a comparison runs with besides its shape.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The handler logs as on Lambda (JSON, `info`) into the counting sink.
+    pub logs: bool,
+    /// The bench's allocator counts allocations (for the peak heap figures).
+    pub alloc_counting: bool,
+}
+
+/// Runs Herald and the bare client `reps` times each, alternating, on `shape`.
 pub async fn compare(
     label: &str,
     shape: Shape,
-    logs: bool,
+    options: Options,
     reps: usize,
     receiver: &ReceiverProcess,
 ) -> Result<Comparison> {
     let policy = default_policy()?;
-    let in_flight = policy
-        .concurrency
-        .min(shape.events_per_batch.clamp(1, 10) * shape.subscriptions.max(1));
+    let cap = policy.concurrency.max(1);
+    let per_batch = shape.events_per_batch.clamp(1, 10) * shape.subscriptions.max(1);
+    let at_once = calls_at_once(cap, per_batch);
+    let in_flight = cap;
     let probe = reqwest::Client::new();
     let mut herald = Vec::new();
     let mut bare = Vec::new();
+    sys::heap::set_counting(options.alloc_counting);
     for rep in 0..reps.max(1) {
         // Alternate the order so drift on a busy machine hits both sides alike.
         let herald_first = rep % 2 == 0;
         for side in [herald_first, !herald_first] {
             let w = build(shape, &receiver.ports)?;
-            if side {
-                set_logs(logs);
-                let r = run_herald(w, &policy, receiver, &probe).await;
+            let outcome = if side {
+                set_logs(options.logs);
+                let r = run_herald(w, &policy, at_once, receiver, &probe).await;
                 set_logs(false);
-                herald.push(r.with_context(|| format!("{label}: Herald run"))?);
+                r.map(|r| herald.push(r))
+                    .with_context(|| format!("{label}: Herald run"))
             } else {
-                bare.push(
-                    run_bare(w, in_flight, receiver, &probe)
-                        .await
-                        .with_context(|| format!("{label}: bare-client run"))?,
-                );
+                run_bare(w, in_flight, receiver, &probe)
+                    .await
+                    .map(|r| bare.push(r))
+                    .with_context(|| format!("{label}: bare-client run"))
+            };
+            if outcome.is_err() {
+                sys::heap::set_counting(true);
             }
+            outcome?;
         }
     }
+    sys::heap::set_counting(true);
     let herald = Aggregate::of(herald);
     let bare = Aggregate::of(bare);
     eprintln!(
@@ -442,12 +500,40 @@ pub async fn compare(
         label: label.to_owned(),
         shape,
         in_flight,
-        logs,
+        herald_calls_at_once: at_once,
+        herald_in_flight_max: cap.min(at_once * per_batch),
+        logs: options.logs,
+        alloc_counting: options.alloc_counting,
         rate_ratio: herald.per_sec / bare.per_sec,
         cpu_ratio: herald.cpu_us_per_delivery / bare.cpu_us_per_delivery,
         herald,
         bare,
     })
+}
+
+/// Section 1's 10-endpoint shape, Herald's side only, `deliveries` long, logs on and
+/// allocations not counted, with `perf record` attached to this process for the run;
+/// for `make flamegraph`.
+pub async fn profile(deliveries: usize, data: &std::path::Path) -> Result<RunResult> {
+    let receiver = ReceiverProcess::start(10)?;
+    let shape = Shape {
+        endpoints: 10,
+        subscriptions: 10,
+        events_per_batch: 10,
+        deliveries,
+    };
+    let policy = default_policy()?;
+    let at_once = calls_at_once(policy.concurrency, 100);
+    let w = build(shape, &receiver.ports)?;
+    let probe = reqwest::Client::new();
+    sys::heap::set_counting(false);
+    let perf = crate::perf::PerfRecording::attach(std::process::id(), data)?;
+    set_logs(true);
+    let result = run_herald(w, &policy, at_once, &receiver, &probe).await;
+    set_logs(false);
+    perf.stop()?;
+    sys::heap::set_counting(true);
+    result
 }
 
 #[cfg(test)]
@@ -490,5 +576,15 @@ mod tests {
             .collect();
         assert_eq!(urls.len(), 2);
         assert!(default_policy().unwrap().concurrency >= 1);
+    }
+
+    #[test]
+    fn enough_calls_at_once_to_keep_the_cap_busy() {
+        // 10 deliveries a batch: 7 batches fill 64, one more is being started.
+        assert_eq!(calls_at_once(64, 10), 8);
+        // 100 a batch: one fills the cap (the call caps itself), one more.
+        assert_eq!(calls_at_once(64, 100), 2);
+        assert_eq!(calls_at_once(64, 1), 65);
+        assert_eq!(calls_at_once(64, 64), 2);
     }
 }

@@ -6,26 +6,33 @@
 //! Sections: (1) delivery throughput of the consumer handler, in process, against a
 //! receiver process; (2) end-to-end latency against the emulator; (3) AWS calls per
 //! delivered webhook and the cost per million deliveries, with issue #10's goals;
-//! (4) footprint; (5) scale.
+//! (4) footprint; (5) scale; (6) the worker process end to end on fauxqs and moto.
+//! `run --only` runs some of them (for iterating; no report); `profile` and
+//! `flamegraph` make the CPU profiles of `make flamegraph`.
 
 mod cost;
+mod e2e;
 mod emulator;
+mod fauxqs;
 mod inproc;
 mod partitions;
 mod payload;
+mod perf;
 mod proxy;
 mod receiver;
+mod receives;
 mod report;
 mod stats;
 mod sys;
 #[cfg(test)]
 mod template;
+mod worker_proc;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 #[global_allocator]
@@ -55,13 +62,76 @@ enum Cmd {
         /// The command to name in the report as the one that produced it.
         #[arg(long, default_value = "herald-bench run")]
         command: String,
+        /// Run only these sections (comma-separated) and write their figures to
+        /// bench-sections.json instead of the report: for iterating on one part.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<Section>,
+    },
+    /// Records a CPU profile with `perf record` (for `make flamegraph`): of this process
+    /// running section 1's 10-endpoint shape (Herald's side), or of `herald worker`
+    /// draining queued events end to end (needs the emulator and fauxqs).
+    Profile {
+        #[arg(value_enum)]
+        what: ProfileTarget,
+        /// Where perf writes its data.
+        #[arg(long)]
+        data: PathBuf,
+        /// Deliveries of the in-process run.
+        #[arg(long, default_value_t = 50_000)]
+        deliveries: usize,
+        /// Events the worker drains.
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+    },
+    /// Renders perf data into a flame graph SVG and prints the functions with the most
+    /// self time as a Markdown table.
+    Flamegraph {
+        /// The perf data file.
+        #[arg(long)]
+        data: PathBuf,
+        /// The SVG to write.
+        #[arg(long)]
+        svg: PathBuf,
+        #[arg(long)]
+        title: String,
+        /// Directory of inferno-collapse-perf and inferno-flamegraph (else the PATH).
+        #[arg(long)]
+        inferno_bin: Option<PathBuf>,
+        /// How many functions the table lists.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Also write the table to this file.
+        #[arg(long)]
+        table: Option<PathBuf>,
     },
     /// The receiver process of the throughput runs (started by `run`).
     #[command(hide = true)]
     Receiver {
         #[arg(long, default_value_t = 1)]
         ports: usize,
+        /// Answer each request this long after it arrived.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
     },
+}
+
+/// The parts of a run `--only` can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Section {
+    /// Sections 1 and 5a (in process, no emulator).
+    Inproc,
+    /// Section 6 (the worker end to end on fauxqs and moto).
+    Worker,
+    /// Sections 2, 3, 4 and 5b (the worker against moto through the counting proxy).
+    Emulator,
+}
+
+/// What `profile` records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProfileTarget {
+    Inproc,
+    Worker,
 }
 
 /// Counts for one run of the harness.
@@ -73,6 +143,7 @@ pub struct Settings {
     pub fanout_deliveries: usize,
     pub reps: usize,
     pub emulator: emulator::EmulatorSettings,
+    pub e2e: e2e::E2eSettings,
 }
 
 impl Settings {
@@ -99,6 +170,12 @@ impl Settings {
                     starts: 1,
                     lookup_sizes: vec![1, 100, 1_000],
                 },
+                e2e: e2e::E2eSettings {
+                    events: 300,
+                    fanout: 10,
+                    slow_events: 200,
+                    slow_delay_ms: 100,
+                },
             }
         } else {
             Self {
@@ -116,6 +193,12 @@ impl Settings {
                     receiver_delay_ms: 100,
                     starts: 4,
                     lookup_sizes: vec![1, 100, 1_000, 10_000],
+                },
+                e2e: e2e::E2eSettings {
+                    events: 5_000,
+                    fanout: 10,
+                    slow_events: 2_000,
+                    slow_delay_ms: 100,
                 },
             }
         }
@@ -137,6 +220,8 @@ pub struct Results {
     pub compression: Option<payload::Compression>,
     pub throughput: Vec<inproc::Comparison>,
     pub fanout: Vec<inproc::Comparison>,
+    /// Section 6.
+    pub worker: e2e::E2eResults,
     pub emulator: emulator::EmulatorResults,
     pub prices: cost::Prices,
     /// The priced runs' costs, in the order of `emulator.runs`.
@@ -155,61 +240,83 @@ fn repo_root() -> PathBuf {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("building the runtime")
+    };
     match cli.command {
-        Cmd::Receiver { ports } => receiver::serve(ports),
+        Cmd::Receiver { ports, delay_ms } => receiver::serve(ports, delay_ms),
         Cmd::Run {
             quick,
             out,
             command,
+            only,
+        } => runtime()?.block_on(async {
+            if only.is_empty() {
+                run(quick, &out, &command).await
+            } else {
+                run_only(quick, &out, &only).await
+            }
+        }),
+        Cmd::Profile {
+            what,
+            data,
+            deliveries,
+            events,
+        } => runtime()?.block_on(profile(what, &data, deliveries, events)),
+        Cmd::Flamegraph {
+            data,
+            svg,
+            title,
+            inferno_bin,
+            top,
+            table,
         } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("building the runtime")?;
-            runtime.block_on(run(quick, &out, &command))
+            let text = perf::render(&data, &svg, &title, inferno_bin.as_deref(), top)?;
+            if let Some(path) = table {
+                std::fs::write(&path, &text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            println!("{}\n{text}", svg.display());
+            Ok(())
         }
     }
 }
 
-async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
-    let started = Instant::now();
-    let settings = Settings::new(quick);
-    let root = repo_root();
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let work_dir = root.join("target/bench");
-    std::fs::create_dir_all(&work_dir)
-        .with_context(|| format!("creating {}", work_dir.display()))?;
-    let machine = sys::Machine::describe(&root);
-    eprintln!(
-        "[bench] {} build, {} run, on {} x {}",
-        settings.profile,
-        if quick { "quick" } else { "full" },
-        machine.cpus,
-        machine.cpu_model
-    );
-    inproc::install_log_sink();
-    let load_start = sys::load_average();
-
-    // (1) and (5a): in process, before anything else runs in this process.
+/// Sections 1 and 5a: Herald in process beside the bare client.
+async fn inproc_sections(
+    settings: &Settings,
+) -> Result<(Vec<inproc::Comparison>, Vec<inproc::Comparison>)> {
     let receiver = receiver::ReceiverProcess::start(100)?;
     eprintln!(
         "[bench] receiver process {} on {} ports",
         receiver.pid(),
         receiver.ports.len()
     );
+    let counted = inproc::Options {
+        logs: true,
+        alloc_counting: true,
+    };
+    let ten = inproc::Shape {
+        endpoints: 10,
+        subscriptions: 10,
+        events_per_batch: 10,
+        deliveries: settings.throughput_deliveries,
+    };
     let mut throughput = Vec::new();
     for endpoints in [1, 10, 100] {
         let shape = inproc::Shape {
             endpoints,
             subscriptions: endpoints,
-            events_per_batch: 10,
-            deliveries: settings.throughput_deliveries,
+            ..ten
         };
         throughput.push(
             inproc::compare(
                 &format!("{endpoints} endpoint(s)"),
                 shape,
-                true,
+                counted,
                 settings.reps,
                 &receiver,
             )
@@ -218,14 +325,25 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
     }
     throughput.push(
         inproc::compare(
-            "10 endpoints, logs off",
-            inproc::Shape {
-                endpoints: 10,
-                subscriptions: 10,
-                events_per_batch: 10,
-                deliveries: settings.throughput_deliveries,
+            "10 endpoints, allocations not counted",
+            ten,
+            inproc::Options {
+                alloc_counting: false,
+                ..counted
             },
-            false,
+            settings.reps,
+            &receiver,
+        )
+        .await?,
+    );
+    throughput.push(
+        inproc::compare(
+            "10 endpoints, logs off",
+            ten,
+            inproc::Options {
+                logs: false,
+                ..counted
+            },
             settings.reps,
             &receiver,
         )
@@ -243,25 +361,50 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
             inproc::compare(
                 &format!("{subscriptions} subscription(s)"),
                 shape,
-                true,
+                counted,
                 settings.reps,
                 &receiver,
             )
             .await?,
         );
     }
-    drop(receiver);
+    Ok((throughput, fanout))
+}
+
+/// Where the run writes its scratch files (`target/bench`).
+fn work_dir(root: &Path) -> Result<PathBuf> {
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
+    let started = Instant::now();
+    let settings = Settings::new(quick);
+    let root = repo_root();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let work_dir = work_dir(&root)?;
+    let machine = sys::Machine::describe(&root);
+    eprintln!(
+        "[bench] {} build, {} run, on {} x {}",
+        settings.profile,
+        if quick { "quick" } else { "full" },
+        machine.cpus,
+        machine.cpu_model
+    );
+    inproc::install_log_sink();
+    let load_start = sys::load_average();
+
+    // (1) and (5a): in process, before anything else runs in this process.
+    let (throughput, fanout) = inproc_sections(&settings).await?;
     let load_inproc = sys::load_average();
 
+    // (6): the worker end to end on fauxqs and moto, while moto is fresh.
+    let bin_dir = emulator::bin_dir()?;
+    let worker = e2e::run(&settings.e2e, &root, &bin_dir).await?;
+
     // (2), (3), (4), (5b): the emulator.
-    let emulator = emulator::run(
-        &settings.emulator,
-        &emulator::bin_dir()?,
-        &work_dir,
-        &root,
-        quick,
-    )
-    .await?;
+    let emulator = emulator::run(&settings.emulator, &bin_dir, &work_dir, &root, quick).await?;
     let payload = payload::PAYLOAD_BYTES as f64;
     let costs = emulator
         .runs
@@ -282,6 +425,7 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
         compression,
         throughput,
         fanout,
+        worker,
         emulator,
         prices: cost::PRICES,
         costs,
@@ -299,5 +443,67 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
         json_path.display(),
         results.duration_s
     );
+    Ok(())
+}
+
+/// Some sections only, their figures in `bench-sections.json` (no report).
+async fn run_only(quick: bool, out: &Path, only: &[Section]) -> Result<()> {
+    let started = Instant::now();
+    let settings = Settings::new(quick);
+    let root = repo_root();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    inproc::install_log_sink();
+    let mut figures = serde_json::Map::new();
+    figures.insert("settings".into(), serde_json::to_value(&settings)?);
+    if only.contains(&Section::Inproc) {
+        let (throughput, fanout) = inproc_sections(&settings).await?;
+        figures.insert("throughput".into(), serde_json::to_value(throughput)?);
+        figures.insert("fanout".into(), serde_json::to_value(fanout)?);
+    }
+    if only.contains(&Section::Worker) {
+        let worker = e2e::run(&settings.e2e, &root, &emulator::bin_dir()?).await?;
+        figures.insert("worker".into(), serde_json::to_value(worker)?);
+    }
+    if only.contains(&Section::Emulator) {
+        let emulator = emulator::run(
+            &settings.emulator,
+            &emulator::bin_dir()?,
+            &work_dir(&root)?,
+            &root,
+            quick,
+        )
+        .await?;
+        figures.insert("emulator".into(), serde_json::to_value(emulator)?);
+    }
+    let path = out.join("bench-sections.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&figures)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "[bench] wrote {} in {:.0} s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `herald-bench profile`.
+async fn profile(what: ProfileTarget, data: &Path, deliveries: usize, events: usize) -> Result<()> {
+    inproc::install_log_sink();
+    match what {
+        ProfileTarget::Inproc => {
+            let r = inproc::profile(deliveries, data).await?;
+            eprintln!(
+                "[bench] profiled in process: {} deliveries at {:.0}/s, {:.1} µs CPU each",
+                r.deliveries, r.per_sec, r.cpu_us_per_delivery
+            );
+        }
+        ProfileTarget::Worker => {
+            let r = e2e::profile(events, &repo_root(), &emulator::bin_dir()?, data).await?;
+            eprintln!(
+                "[bench] profiled herald worker: {} deliveries at {:.0}/s, {:.0} µs of its CPU each",
+                r.delivered, r.per_sec, r.worker.us_per_delivery
+            );
+        }
+    }
     Ok(())
 }

@@ -7,12 +7,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use axum::http::StatusCode;
 use herald_testing::FaultProxy;
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::receives::ReceiveLog;
+
+/// The `X-Amz-Target` of SQS `ReceiveMessage`.
+const RECEIVE: &str = "AmazonSQS.ReceiveMessage";
 
 /// What was counted for one operation.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -69,20 +75,31 @@ pub const INDEX_KEYS: [&str; 0] = [];
 pub type Counts = BTreeMap<String, OpStats>;
 
 /// The counting proxy, listening on 127.0.0.1 (the test harness's forwarding proxy
-/// with an observer that counts); stops when dropped.
+/// with an observer that counts); stops when dropped. It also notes when each SQS
+/// receive opened and closed and when it handed each event over ([`ReceiveLog`]).
 pub struct CountingProxy {
     pub url: String,
     inner: FaultProxy,
     counts: Arc<Mutex<Counts>>,
+    receives: Arc<Mutex<ReceiveLog>>,
 }
 
 impl CountingProxy {
     pub async fn start(upstream: &str) -> Result<Self> {
         let counts: Arc<Mutex<Counts>> = Arc::default();
+        let receives: Arc<Mutex<ReceiveLog>> = Arc::default();
         let observer = {
             let counts = Arc::clone(&counts);
+            let receives = Arc::clone(&receives);
             Arc::new(
                 move |target: &str, request: &[u8], status: StatusCode, response: &[u8]| {
+                    if target == RECEIVE {
+                        receives.lock().expect("receives lock").closed(
+                            request,
+                            response,
+                            Instant::now(),
+                        );
+                    }
                     count(&counts, target, request, status, response)
                 },
             )
@@ -90,11 +107,30 @@ impl CountingProxy {
         let inner = FaultProxy::start_observed(upstream, Some(observer))
             .await
             .context("starting the counting proxy")?;
+        {
+            // The rule sees every request as it arrives; it injects no fault.
+            let receives = Arc::clone(&receives);
+            inner.set_rule(move |target, request| {
+                if target == RECEIVE {
+                    receives
+                        .lock()
+                        .expect("receives lock")
+                        .opened(request, Instant::now());
+                }
+                None
+            });
+        }
         Ok(Self {
             url: inner.url.clone(),
             inner,
             counts,
+            receives,
         })
+    }
+
+    /// The receives seen so far, and the events they handed over.
+    pub fn receives(&self) -> std::sync::MutexGuard<'_, ReceiveLog> {
+        self.receives.lock().expect("receives lock")
     }
 
     /// The counts so far, which are then cleared.

@@ -24,6 +24,30 @@ fn timeval(t: libc::timeval) -> Duration {
     Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
 }
 
+/// CPU time (user + system, every thread) another process has used so far, from
+/// `/proc/<pid>/stat` (`utime` + `stime`, in clock ticks, usually 10 ms each).
+pub fn pid_cpu(pid: u32) -> anyhow::Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
+    stat_cpu(&text).ok_or_else(|| anyhow::anyhow!("{path} has no utime and stime"))
+}
+
+/// `utime` + `stime` of a `/proc/<pid>/stat` line. The command name (field 2) may hold
+/// spaces and parentheses, so the fields are counted from its closing parenthesis.
+fn stat_cpu(stat: &str) -> Option<Duration> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After the name: state (3), ppid, pgrp, session, tty_nr, tpgid, flags, minflt,
+    // cminflt, majflt, cmajflt, utime (14), stime (15).
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = if ticks > 0 { ticks as u64 } else { 100 };
+    Some(Duration::from_micros((utime + stime) * 1_000_000 / ticks))
+}
+
 /// Resident memory of a process, in KiB: current (`VmRSS`) and peak (`VmHWM`).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Rss {
@@ -130,21 +154,44 @@ impl Machine {
 
 /// Live heap bytes of this process, counted by the global allocator (see `main.rs`):
 /// unlike RSS, it is not hidden by memory the allocator keeps from earlier runs.
+///
+/// Counting is switchable at run time ([`set_counting`]): it does contended atomic
+/// operations on every allocation, which inflate the CPU figures of whatever runs while
+/// it is on. Off, the allocator checks one flag and forwards to the system allocator.
+/// Memory allocated while counting was off and freed while it is on makes the live
+/// count lower than the truth, so the counter is signed and peaks are only read as
+/// differences within one run that counts throughout.
 pub mod heap {
     use std::alloc::{GlobalAlloc, Layout, System};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 
-    static CURRENT: AtomicUsize = AtomicUsize::new(0);
-    static PEAK: AtomicUsize = AtomicUsize::new(0);
+    static COUNTING: AtomicBool = AtomicBool::new(true);
+    static CURRENT: AtomicIsize = AtomicIsize::new(0);
+    static PEAK: AtomicIsize = AtomicIsize::new(0);
 
-    /// The system allocator, counting live bytes and their peak.
+    /// The system allocator, counting live bytes and their peak while counting is on.
     pub struct Counting;
 
+    /// Turns the counting on or off (on at start).
+    pub fn set_counting(on: bool) {
+        COUNTING.store(on, Ordering::SeqCst);
+    }
+
+    /// Whether allocations are being counted.
+    pub fn counting() -> bool {
+        COUNTING.load(Ordering::Relaxed)
+    }
+
     fn grew(by: usize) {
+        let by = by as isize;
         let now = CURRENT.fetch_add(by, Ordering::Relaxed) + by;
         if now > PEAK.load(Ordering::Relaxed) {
             PEAK.fetch_max(now, Ordering::Relaxed);
         }
+    }
+
+    fn shrank(by: usize) {
+        CURRENT.fetch_sub(by as isize, Ordering::Relaxed);
     }
 
     // SAFETY: every call is forwarded to the system allocator unchanged; the
@@ -152,7 +199,7 @@ pub mod heap {
     unsafe impl GlobalAlloc for Counting {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             let p = unsafe { System.alloc(layout) };
-            if !p.is_null() {
+            if COUNTING.load(Ordering::Relaxed) && !p.is_null() {
                 grew(layout.size());
             }
             p
@@ -160,7 +207,7 @@ pub mod heap {
 
         unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
             let p = unsafe { System.alloc_zeroed(layout) };
-            if !p.is_null() {
+            if COUNTING.load(Ordering::Relaxed) && !p.is_null() {
                 grew(layout.size());
             }
             p
@@ -168,36 +215,71 @@ pub mod heap {
 
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
             unsafe { System.dealloc(ptr, layout) };
-            CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+            if COUNTING.load(Ordering::Relaxed) {
+                shrank(layout.size());
+            }
         }
 
         unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
             let p = unsafe { System.realloc(ptr, layout, new_size) };
-            if !p.is_null() {
+            if COUNTING.load(Ordering::Relaxed) && !p.is_null() {
                 if new_size >= layout.size() {
                     grew(new_size - layout.size());
                 } else {
-                    CURRENT.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+                    shrank(layout.size() - new_size);
                 }
             }
             p
         }
     }
 
-    /// Live heap bytes now.
-    pub fn current() -> usize {
+    /// Live heap bytes now (as counted; see the module's note on switching).
+    pub fn current() -> isize {
         CURRENT.load(Ordering::Relaxed)
     }
 
     /// Restarts the peak from the current value; returns that value.
-    pub fn reset_peak() -> usize {
+    pub fn reset_peak() -> isize {
         let now = current();
         PEAK.store(now, Ordering::Relaxed);
         now
     }
 
     /// The highest live heap since the last reset.
-    pub fn peak() -> usize {
+    pub fn peak() -> isize {
         PEAK.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_cpu_counts_from_the_name_s_closing_parenthesis() {
+        // utime 250 and stime 50 ticks, a name with a space and a parenthesis.
+        let line = "4242 (herald (x) y) S 1 2 3 0 -1 4194560 10 0 0 0 250 50 0 0 20 0 3 0";
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        assert_eq!(
+            stat_cpu(line),
+            Some(Duration::from_micros(300 * 1_000_000 / ticks))
+        );
+        assert_eq!(stat_cpu("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_s_cpu_is_readable_from_proc() {
+        assert!(pid_cpu(std::process::id()).is_ok());
+    }
+
+    #[test]
+    fn counting_can_be_switched_off_and_on() {
+        heap::set_counting(false);
+        assert!(!heap::counting());
+        let v = vec![0u8; 1 << 20];
+        std::hint::black_box(&v);
+        drop(v);
+        heap::set_counting(true);
+        assert!(heap::counting());
     }
 }

@@ -18,9 +18,10 @@ use herald_queue::Publisher;
 use serde::Serialize;
 
 use super::calls::{phase, CallsPhase, RunKind, RunSetup};
-use super::shared::{at_rate, Bench, WorkerProc};
+use super::shared::{at_rate, Bench, Sent, WorkerProc};
 use super::EmulatorSettings;
 use crate::payload::event_1k;
+use crate::receives::ReceiveLog;
 use crate::stats::Summary;
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +32,9 @@ pub struct Latency {
     pub baseline_lost: usize,
     pub rate: f64,
     pub secs: f64,
+    /// The latency run's events, each split into the emulator's part and Herald's:
+    /// issue #11's figure for what Herald adds.
+    pub split: LatencySplit,
     /// The priced steady runs' latencies (100 ms receiver; latency-first and the
     /// event source mapping's default batching).
     pub variants: Vec<LatencyVariant>,
@@ -42,6 +46,7 @@ pub struct LatencyVariant {
     pub label: String,
     pub ms: Summary,
     pub lost: usize,
+    pub split: Option<LatencySplit>,
 }
 
 /// One run at the steady rate: its calls, and the latency of each event that arrived.
@@ -49,6 +54,65 @@ pub(super) struct Run {
     pub(super) calls: CallsPhase,
     pub(super) ms: Vec<f64>,
     pub(super) lost: usize,
+    /// Herald's runs: each event's time split into the emulator's part and Herald's.
+    pub(super) split: Option<LatencySplit>,
+}
+
+/// Each event's publish → receipt split at the moment the proxy handed it to the worker
+/// (see [`crate::receives`]), in ms.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LatencySplit {
+    /// Events split (every arrived event the proxy saw handed over).
+    pub events: usize,
+    /// Arrived events the proxy did not see handed over (not split).
+    pub unseen: usize,
+    /// Handed to the worker → arrival at the receiver: Herald's own time.
+    pub herald_ms: Summary,
+    /// Time in the queue with no receive of the worker's open (finishing a batch).
+    pub waiting_for_poll_ms: Summary,
+    /// The two together, per event: Herald's share beyond the emulator's send → receive.
+    pub beyond_emulator_ms: Summary,
+    /// The rest, the emulator's own send → receive with a receive open (from the start
+    /// of the publish call).
+    pub emulator_ms: Summary,
+}
+
+#[derive(Default)]
+struct Split {
+    unseen: usize,
+    herald: Vec<f64>,
+    waiting: Vec<f64>,
+    beyond: Vec<f64>,
+    emulator: Vec<f64>,
+}
+
+impl Split {
+    /// Splits one event's time: `sent` by the publisher, `got` at the receiver.
+    fn add(&mut self, receives: &ReceiveLog, queue: &str, sent: &Sent, got: Instant) {
+        let Some(handed) = receives.handed(&sent.id) else {
+            self.unseen += 1;
+            return;
+        };
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let herald = ms(got.saturating_duration_since(handed));
+        let waiting = ms(receives.idle(queue, sent.ended, handed));
+        self.herald.push(herald);
+        self.waiting.push(waiting);
+        self.beyond.push(herald + waiting);
+        self.emulator
+            .push((ms(handed.saturating_duration_since(sent.started)) - waiting).max(0.0));
+    }
+
+    fn summary(&self) -> LatencySplit {
+        LatencySplit {
+            events: self.herald.len(),
+            unseen: self.unseen,
+            herald_ms: Summary::of(&self.herald),
+            waiting_for_poll_ms: Summary::of(&self.waiting),
+            beyond_emulator_ms: Summary::of(&self.beyond),
+            emulator_ms: Summary::of(&self.emulator),
+        }
+    }
 }
 
 /// Events (or messages) each steady run sends: the rate times the seconds.
@@ -100,6 +164,7 @@ pub(super) async fn baseline(
         calls: pipe,
         ms: pipe_ms,
         lost: pipe_lost,
+        split: None,
     })
 }
 
@@ -163,10 +228,17 @@ pub(super) async fn steady(
     let wall = started.elapsed().as_secs_f64();
     let mut herald_ms = Vec::new();
     let mut herald_lost = 0;
-    for (id, at) in &sent {
-        match receiver.first(id) {
-            Some(got) => herald_ms.push((got - *at).as_secs_f64() * 1e3),
-            None => herald_lost += 1,
+    let mut split = Split::default();
+    {
+        let receives = bench.proxy.receives();
+        let queue = bench.stack.events_queue();
+        for sent in &sent {
+            let Some(got) = receiver.first(&sent.id) else {
+                herald_lost += 1;
+                continue;
+            };
+            herald_ms.push((got - sent.started).as_secs_f64() * 1e3);
+            split.add(&receives, queue, sent, got);
         }
     }
     if herald_lost > 0 {
@@ -192,6 +264,7 @@ pub(super) async fn steady(
         calls: steady,
         ms: herald_ms,
         lost: herald_lost,
+        split: Some(split.summary()),
     })
 }
 
@@ -293,9 +366,9 @@ async fn pipe_run(
     let receipts = receipts.lock().expect("receipts lock");
     let mut latencies = Vec::new();
     let mut lost = 0;
-    for (id, at) in &sent {
-        match receipts.get(id) {
-            Some(got) => latencies.push((*got - *at).as_secs_f64() * 1e3),
+    for sent in &sent {
+        match receipts.get(&sent.id) {
+            Some(got) => latencies.push((*got - sent.started).as_secs_f64() * 1e3),
             None => lost += 1,
         }
     }

@@ -30,9 +30,10 @@ use herald_queue::Publisher;
 use herald_store::SubscriptionStore;
 use serde::Serialize;
 
+pub use crate::worker_proc::Batching;
 pub use calls::{CallsPhase, RunKind};
+pub use latency::LatencySplit;
 pub use lookup::{MATCHING, OTHER_TYPES};
-pub use shared::Batching;
 
 use crate::proxy::CountingProxy;
 use crate::stats::Summary;
@@ -276,6 +277,7 @@ pub async fn run(
         label: run.calls.label.clone(),
         ms: Summary::of(&run.ms),
         lost: run.lost,
+        split: run.split.clone(),
     };
     let variants = vec![variant(&steady_fast), variant(&steady)];
     let mut runs = vec![steady_fast.calls, steady.calls, backlog, backlog_single];
@@ -290,6 +292,7 @@ pub async fn run(
             baseline_lost: pipe.lost,
             rate: settings.rate,
             secs: settings.steady_secs,
+            split: latency_run.split.clone().unwrap_or_default(),
             variants,
         },
         pipe: pipe.calls,

@@ -3,6 +3,8 @@
 
 mod calls;
 mod goals;
+mod hot_path;
+mod worker;
 
 use std::fmt::Write;
 
@@ -91,11 +93,13 @@ pub fn markdown(r: &Results) -> String {
 
     headline(&mut s, r);
     goals::goals(&mut s, r);
+    hot_path::goals(&mut s, r);
     throughput(&mut s, r);
     latency(&mut s, e);
     calls::calls_and_cost(&mut s, r);
     footprint(&mut s, e, r.settings.profile);
     scale(&mut s, r);
+    worker::section(&mut s, &r.worker, r.settings.profile);
     why(&mut s, r);
     limits(&mut s, r);
     s
@@ -111,7 +115,7 @@ fn headline(s: &mut String, r: &Results) {
     if let Some(t) = r
         .throughput
         .iter()
-        .find(|t| t.shape.endpoints == 10 && t.logs)
+        .find(|t| t.shape.endpoints == 10 && t.logs && t.alloc_counting)
     {
         let _ = writeln!(
             s,
@@ -120,9 +124,15 @@ fn headline(s: &mut String, r: &Results) {
             t.bare.per_sec,
             ratio(t.herald.per_sec, t.bare.per_sec)
         );
+    }
+    if let Some(t) = r
+        .throughput
+        .iter()
+        .find(|t| t.shape.endpoints == 10 && t.logs && !t.alloc_counting)
+    {
         let _ = writeln!(
             s,
-            "| CPU per delivery, 10 endpoints (vs bare reqwest) | {:.1} µs | {:.1} µs | {} |",
+            "| CPU per delivery, 10 endpoints, allocations not counted (vs bare reqwest) | {:.1} µs | {:.1} µs | {} |",
             t.herald.cpu_us_per_delivery,
             t.bare.cpu_us_per_delivery,
             ratio(t.herald.cpu_us_per_delivery, t.bare.cpu_us_per_delivery)
@@ -218,7 +228,7 @@ fn headline(s: &mut String, r: &Results) {
 fn comparison_table(s: &mut String, rows: &[Comparison], first: &str) {
     let _ = writeln!(
         s,
-        "| {first} | in flight | Herald deliveries/s | bare reqwest deliveries/s | ratio | Herald CPU/delivery | bare CPU/delivery | ratio | Herald peak heap Δ | bare peak heap Δ | ratio | Herald log bytes/delivery |"
+        "| {first} | in flight: bare / Herald (calls at once) | Herald deliveries/s | bare reqwest deliveries/s | ratio | Herald CPU/delivery | bare CPU/delivery | ratio | Herald peak heap Δ | bare peak heap Δ | ratio | Herald log bytes/delivery |"
     );
     let _ = writeln!(
         s,
@@ -232,11 +242,20 @@ fn comparison_table(s: &mut String, rows: &[Comparison], first: &str) {
                 format!("{:.0} KiB", b as f64 / 1024.0)
             }
         };
+        let heap = |b: u64| {
+            if c.alloc_counting {
+                heap(b)
+            } else {
+                "not counted".into()
+            }
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} ({:.0}–{:.0}) | {:.0} ({:.0}–{:.0}) | {} | {:.1} µs | {:.1} µs | {} | {} | {} | {} | {:.0} |",
+            "| {} | {} / ≤ {} ({}) | {:.0} ({:.0}–{:.0}) | {:.0} ({:.0}–{:.0}) | {} | {:.1} µs | {:.1} µs | {} | {} | {} | {} | {:.0} |",
             c.label,
             c.in_flight,
+            c.herald_in_flight_max,
+            c.herald_calls_at_once,
             c.herald.per_sec,
             c.herald.per_sec_min,
             c.herald.per_sec_max,
@@ -249,10 +268,14 @@ fn comparison_table(s: &mut String, rows: &[Comparison], first: &str) {
             ratio(c.herald.cpu_us_per_delivery, c.bare.cpu_us_per_delivery),
             heap(c.herald.peak_heap_delta_bytes),
             heap(c.bare.peak_heap_delta_bytes),
-            ratio(
-                c.herald.peak_heap_delta_bytes as f64,
-                c.bare.peak_heap_delta_bytes as f64
-            ),
+            if c.alloc_counting {
+                ratio(
+                    c.herald.peak_heap_delta_bytes as f64,
+                    c.bare.peak_heap_delta_bytes as f64,
+                )
+            } else {
+                "–".into()
+            },
             c.herald.log_bytes_per_delivery,
         );
     }
@@ -273,17 +296,31 @@ fn throughput(s: &mut String, r: &Results) {
          subscription per endpoint, so a batch makes 10 × endpoints deliveries; endpoints are \
          distinct ports of one receiver process (a minimal axum server answering 204), so each \
          has its own connection pool, as distinct hosts would. The handler logs as on Lambda \
-         (JSON, `info`) into a sink that counts bytes. **Baseline:** a bare `reqwest::Client` \
-         POSTing the same bodies to the same URLs with the same number in flight (the \
-         consumer's cap of 64, or a whole batch if smaller). {deliveries} timed deliveries per \
-         run after a warm-up batch, {} run(s) per side, alternating; the median, with the range \
-         in brackets. **CPU** is `getrusage(RUSAGE_SELF)` of the bench process over the timed \
-         part (user + system, every thread); the receiver runs in its own process and is not \
-         counted, but it shares the {} cores. **Peak heap Δ** is the most live heap the run \
-         reached above where it started, counted by the bench's global allocator (RSS \
-         would hide it behind memory the allocator keeps from earlier runs; the RSS peaks \
-         are in the JSON). Both sides get their bodies built before the timed part.\n",
-        r.settings.reps, r.machine.cpus
+         (JSON, `info`) into a sink that counts bytes. **Batches are handled concurrently**, as \
+         the local worker and Lambda's pollers do: the bench keeps k handler calls going at \
+         once (`buffer_unordered`), k = ⌈cap / deliveries per batch⌉ + 1, enough to keep the \
+         consumer's cap of deliveries in flight (`HERALD_DELIVERY_CONCURRENCY`, {cap}) busy \
+         with one more batch being started or finished. **Baseline:** a bare `reqwest::Client` \
+         POSTing the same bodies to the same URLs with the cap in flight ({cap}). **How in \
+         flight is matched:** the bare client never has more than {cap} requests out, and \
+         neither has Herald: the consumer's cap holds across all its calls at once (one \
+         semaphore in `Consumer`), so the \"≤\" figure is the cap. Every run checks that each \
+         delivery arrived exactly once (the receiver counts requests and repeated \
+         `webhook-id`s), that every delivery succeeded and that no record was returned. \
+         {deliveries} timed deliveries per run after a warm-up batch, {} run(s) per side, \
+         alternating; the median, with the range in brackets. **CPU** is \
+         `getrusage(RUSAGE_SELF)` of the bench process over the timed part (user + system, \
+         every thread); the receiver runs in its own process and is not counted, but it \
+         shares the {} cores. **Peak heap Δ** is the most live heap the run reached above where \
+         it started, counted by the bench's global allocator (RSS would hide it behind memory \
+         the allocator keeps from earlier runs; the RSS peaks are in the JSON). Counting does \
+         atomic operations on every allocation, on both sides, which add to the CPU figures: \
+         the row **allocations not counted** runs with the counting switched off (one flag \
+         checked per allocation), and is the row issue #11's CPU goal reads. Both sides get \
+         their bodies built before the timed part.\n",
+        r.settings.reps,
+        r.machine.cpus,
+        cap = r.throughput.first().map_or(64, |t| t.in_flight),
     );
     comparison_table(s, &r.throughput, "endpoints");
 }
@@ -324,7 +361,7 @@ fn latency(s: &mut String, e: &EmulatorResults) {
     );
     let _ = writeln!(
         s,
-        "| **difference (ours)** | | | {:.1} ms | {:.1} ms | {:.1} ms | | {:.1} ms |",
+        "| difference of the two runs' figures (not judged: see below) | | | {:.1} ms | {:.1} ms | {:.1} ms | | {:.1} ms |",
         l.herald_ms.p50 - l.baseline_ms.p50,
         l.herald_ms.p95 - l.baseline_ms.p95,
         l.herald_ms.p99 - l.baseline_ms.p99,
@@ -338,6 +375,7 @@ fn latency(s: &mut String, e: &EmulatorResults) {
         ratio(l.herald_ms.p99, l.baseline_ms.p99),
         ratio(l.herald_ms.mean, l.baseline_ms.mean)
     );
+    latency_split(s, &l.split);
     let h = &e.latency_run.handler_ms;
     let _ = writeln!(
         s,
@@ -363,6 +401,63 @@ fn latency(s: &mut String, e: &EmulatorResults) {
         }
         let _ = writeln!(s);
     }
+}
+
+/// Section 2's per-event split of Herald's latency run.
+fn latency_split(s: &mut String, split: &crate::emulator::LatencySplit) {
+    let _ = writeln!(
+        s,
+        "**What Herald adds, per event.** The difference of the two rows' percentiles compares \
+         two samples of the emulator's latency taken at different times: on a busy machine \
+         their tails differ by tens of milliseconds whatever Herald does, so it is shown but \
+         not judged. Instead, each of Herald's events is split where the counting proxy handed \
+         it to the worker (the `ReceiveMessage` answer that carried it leaving the proxy): \
+         **Herald's own time**, from that hand-over to the request's arrival at the receiver \
+         (decode, subscription lookup, signing, the POST); **waiting for a poll**, the part of \
+         the time from the publish call's return to the hand-over during which the worker had \
+         no `ReceiveMessage` open on the queue (it was finishing the previous batch: the \
+         history write, the delete); and the rest, the emulator's own send → receive with a \
+         receive open. Herald's share beyond the emulator is the first two, added per event; \
+         its p99 is issue #11's figure. {} of the events arrived and were split{}.\n",
+        split.events,
+        if split.unseen > 0 {
+            format!(
+                " ({} arrived without the proxy seeing them handed over)",
+                split.unseen
+            )
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        s,
+        "| per event | p50 | p95 | p99 | max | mean |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for (name, x) in [
+        (
+            "Herald's own: handed to the worker → arrival at the receiver",
+            &split.herald_ms,
+        ),
+        (
+            "waiting for a poll: in the queue, no receive of the worker open",
+            &split.waiting_for_poll_ms,
+        ),
+        (
+            "**Herald beyond the emulator: the two, per event**",
+            &split.beyond_emulator_ms,
+        ),
+        (
+            "the emulator's own: publish → hand-over, a receive open",
+            &split.emulator_ms,
+        ),
+    ] {
+        let _ = writeln!(
+            s,
+            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+            x.p50, x.p95, x.p99, x.max, x.mean
+        );
+    }
+    let _ = writeln!(s);
 }
 
 /// `; compresses to 60 % (deflate) / 58 % (zstd) alone, 30 % / 28 % 100 at a time`.
@@ -510,27 +605,36 @@ fn why(s: &mut String, r: &Results) {
     if let Some(t) = r
         .throughput
         .iter()
-        .find(|t| t.shape.endpoints == 10 && t.logs)
+        .find(|t| t.shape.endpoints == 10 && t.logs && t.alloc_counting)
     {
         let off = r.throughput.iter().find(|t| !t.logs);
+        let uncounted = r.throughput.iter().find(|t| t.logs && !t.alloc_counting);
         let _ = writeln!(
             s,
             "- **Throughput and CPU (section 1): {} of the bare client's rate, {} its CPU per \
-             delivery at 10 endpoints.** The bare client only sends bytes. Each Herald delivery \
-             also decodes the queue message, matches subscriptions, builds the envelope and \
-             serializes it, computes an HMAC-SHA256 signature per secret, derives the \
-             `webhook-id` (SHA-256), checks the URL against the address policy, builds an \
-             attempt record, and logs a JSON line with its spans ({:.0} bytes per \
-             delivery); with logs off the CPU per delivery is {}. The handler also works in \
-             batches: it waits for the slowest delivery of a batch and writes the history \
-             before taking the next, so the number in flight drops to zero at each batch end, \
-             where the bare client keeps its pipeline full. On this {}-core machine the \
-             receiver process competes for the same cores, so CPU per delivery, not the rate, \
-             is the figure that carries over to Lambda: at {} MB a function gets about {:.2} of \
-             a vCPU (a full one at 1,769 MB), so {:.0} µs of CPU is about {:.2} ms of billed \
-             time per delivery.",
+             delivery at 10 endpoints ({} with allocations not counted: {}).** The bare client \
+             only sends bytes. Each Herald delivery also decodes the queue message, matches \
+             subscriptions, builds the envelope and serializes it, computes an HMAC-SHA256 \
+             signature per secret, derives the `webhook-id` (SHA-256), checks the URL against \
+             the address policy, builds an attempt record, and logs a JSON line with its spans \
+             ({:.0} bytes per delivery); with logs off the CPU per delivery is {}. Each handler \
+             call also waits for the slowest delivery of its batch before it answers; with {} \
+             calls at once the others keep deliveries in flight meanwhile. The flame graphs in \
+             docs/perf/ show where the CPU goes. On this {}-core machine the receiver process \
+             competes for the same cores, so CPU per delivery, not the rate, is the figure \
+             that carries over to Lambda: at {} MB a function gets about {:.2} of a vCPU (a \
+             full one at 1,769 MB), so {:.0} µs of CPU is about {:.2} ms of billed time per \
+             delivery.",
             ratio(t.herald.per_sec, t.bare.per_sec),
             ratio(t.herald.cpu_us_per_delivery, t.bare.cpu_us_per_delivery),
+            uncounted.map_or("n/a".into(), |u| ratio(
+                u.herald.cpu_us_per_delivery,
+                u.bare.cpu_us_per_delivery
+            )),
+            uncounted.map_or("not measured".into(), |u| format!(
+                "{:.1} µs against {:.1} µs",
+                u.herald.cpu_us_per_delivery, u.bare.cpu_us_per_delivery
+            )),
             t.herald.log_bytes_per_delivery,
             off.map_or("not measured".into(), |o| {
                 let delta = t.herald.cpu_us_per_delivery - o.herald.cpu_us_per_delivery;
@@ -548,6 +652,7 @@ fn why(s: &mut String, r: &Results) {
                     )
                 }
             }),
+            t.herald_calls_at_once,
             r.machine.cpus,
             PRICES.lambda_memory_mb,
             PRICES.lambda_memory_mb / 1769.0,
@@ -595,8 +700,8 @@ fn why(s: &mut String, r: &Results) {
     let h = &e.latency_run.handler_ms;
     let _ = writeln!(
         s,
-        "- **Latency (section 2): p50 {:.1} ms above the emulator's own send → receive, \
-         latency first.** \
+        "- **Latency (section 2): per event, Herald adds p50 {:.1} ms and p99 {:.1} ms beyond \
+         the emulator's own send → receive, latency first.** \
          The baseline ends when `ReceiveMessage` returns; Herald's path goes on: decode, \
          subscription lookup (cached; a `Query` to moto every 5 s), sign, POST to the receiver. \
          The worker receives again only after the batch's history write (`BatchWriteItem` to \
@@ -608,7 +713,8 @@ fn why(s: &mut String, r: &Results) {
          Lambda's event source mapping polls with several pollers in parallel). With the \
          event source mapping's default batching (infra/herald.yaml: batch 100, window 1 s) \
          an event at a trickle also waits for the window: {}.",
-        l.herald_ms.p50 - l.baseline_ms.p50,
+        l.split.beyond_emulator_ms.p50,
+        l.split.beyond_emulator_ms.p99,
         h.p50,
         l.variants
             .iter()
@@ -673,6 +779,43 @@ fn why(s: &mut String, r: &Results) {
         usd(r.cost_baseline.total_usd_per_million),
         e.runs.first().map_or(0, |p| p.receiver_delay_ms),
     );
+    if let Some(f1) = r.worker.run(crate::e2e::E2eKind::Fanout1) {
+        let inproc = r
+            .throughput
+            .iter()
+            .find(|t| t.shape.endpoints == 1 && t.alloc_counting);
+        let fan = r.worker.run(crate::e2e::E2eKind::Fanout);
+        let _ = writeln!(
+            s,
+            "- **The worker end to end (section 6): {:.0} deliveries/s at {:.0} µs of its own \
+             CPU per delivery, fan-out 1{}.** Beyond the handler's work (section 1{}), the \
+             process pays per batch of {:.1} events a `ReceiveMessage`, a `DeleteMessageBatch` \
+             and the history's `BatchWriteItem`: building, signing (SigV4), sending and parsing \
+             each AWS request; and its runtime wakes for every socket event. At fan-out {} a \
+             batch's calls are shared by {}× the deliveries{}. The rate is set by one batch at a \
+             time: the worker receives, delivers, writes the history and deletes before it \
+             receives again (handler p50 {:.0} ms per batch, most of it moto's history write), \
+             while neither emulator is busy for the whole of it (section 6's cores).",
+            f1.per_sec,
+            f1.worker.us_per_delivery,
+            fan.map_or(String::new(), |f| format!(
+                "; {:.0}/s at {:.0} µs at fan-out {}",
+                f.per_sec, f.worker.us_per_delivery, f.fanout
+            )),
+            inproc.map_or(String::new(), |t| format!(
+                ": {:.0} µs per delivery in process at 1 endpoint",
+                t.herald.cpu_us_per_delivery
+            )),
+            f1.records_per_batch.mean,
+            fan.map_or(10, |f| f.fanout),
+            fan.map_or(10, |f| f.fanout),
+            fan.map_or(String::new(), |f| format!(
+                ", hence {:.0} µs",
+                f.worker.us_per_delivery
+            )),
+            f1.handler_ms.p50,
+        );
+    }
     let f = &e.footprint;
     let _ = writeln!(
         s,
@@ -726,8 +869,10 @@ fn limits(s: &mut String, r: &Results) {
         "- **Not AWS.** Sections 2, 3 and 5b run against moto {}, which is much slower than \
            SQS and DynamoDB and slows down further as queues grow deep; its absolute latencies \
            are not a prediction for AWS. The baselines run on the same emulator in the same \
-           run, so the differences are Herald's. Call counts and billed units do carry over.",
-        r.machine.moto
+           run, so the differences are Herald's. Call counts and billed units do carry over. \
+           Section 6 runs SQS on fauxqs {} (one Node thread) and DynamoDB on moto: its rates \
+           are bounded by them and by the machine; the worker's CPU per delivery is its own.",
+        r.machine.moto, r.worker.fauxqs_version
     );
     let _ = writeln!(
         s,
@@ -758,8 +903,8 @@ fn limits(s: &mut String, r: &Results) {
     );
     let _ = writeln!(
         s,
-        "- **One machine of {} cores** runs the sender, the receiver and (for sections 2–5b) \
-           the emulator; the throughput figures are bounded by that. The emulator runs are \
+        "- **One machine of {} cores** runs the sender, the receiver and (for sections 2–6) \
+           the emulators; the throughput figures are bounded by that. The emulator runs are \
            short (hundreds to a few thousand deliveries): counts per delivery are stable, \
            how writes spread over shards is not (see the goals' partition row).",
         r.machine.cpus

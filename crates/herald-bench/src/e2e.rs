@@ -1,0 +1,569 @@
+//! Section 6: the real worker (`herald worker`, the binary a user runs) end to end,
+//! draining events queued before it starts: SQS on fauxqs (a fast local SQS, so the
+//! queue is not the limit that moto's SQS would be), the subscriptions and the
+//! delivery history on moto's DynamoDB, the receiver process on 127.0.0.1. Each run
+//! gets queues of its own on fauxqs (the stack's attributes, a dead-letter queue of its
+//! own) and a fresh worker pointed at them with `AWS_ENDPOINT_URL_SQS`, DynamoDB at
+//! `AWS_ENDPOINT_URL`.
+//!
+//! Measured per run: deliveries/s from the worker's start of polling to its last
+//! `batch handled` line, and CPU time per delivery of the worker process alone (from
+//! `/proc/<pid>/stat`), with the emulators', the receiver's and the bench's own CPU
+//! apart; whether every delivery arrived exactly once; and the batches the worker
+//! logged (each is one `ReceiveMessage` that returned messages, one
+//! `DeleteMessageBatch` and one history `BatchWriteItem`; section 3 counts the calls
+//! through a proxy, which is left out here so as not to slow the path measured).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_sqs::types::QueueAttributeName;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use herald_core::{AppId, EventFilter, ObjectTypeFilter, Subscription};
+use herald_queue::Publisher;
+use herald_store::SubscriptionStore;
+use herald_testing::{aws_at, queue_counts, Stack};
+use serde::Serialize;
+
+use crate::fauxqs::Fauxqs;
+use crate::payload::event_1k;
+use crate::perf::PerfRecording;
+use crate::receiver::ReceiverProcess;
+use crate::stats::Summary;
+use crate::sys;
+use crate::worker_proc::{Batching, WorkerProc};
+
+/// How much of section 6 to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct E2eSettings {
+    /// Events queued for each of the two fast-receiver runs.
+    pub events: usize,
+    /// Subscriptions per event in the fan-out run (each on an endpoint of its own).
+    pub fanout: usize,
+    /// Events queued for the run with slow receivers (fan-out 1).
+    pub slow_events: usize,
+    /// How long the slow receiver takes to answer, ms.
+    pub slow_delay_ms: u64,
+}
+
+/// Which run a [`WorkerRun`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum E2eKind {
+    /// One subscription per event, a receiver answering at once.
+    Fanout1,
+    /// `fanout` subscriptions per event on as many endpoints, answering at once.
+    Fanout,
+    /// One subscription per event, a receiver answering after `slow_delay_ms`.
+    SlowReceivers,
+}
+
+/// CPU time of one process over a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessCpu {
+    pub process: String,
+    pub cpu_s: f64,
+    /// CPU seconds per wall second: 1.0 is one core busy throughout.
+    pub cores: f64,
+    pub us_per_delivery: f64,
+}
+
+/// One run of the worker end to end.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerRun {
+    pub kind: E2eKind,
+    pub label: String,
+    pub events: u64,
+    pub fanout: u64,
+    pub endpoints: usize,
+    pub receiver_delay_ms: u64,
+    /// Deliveries expected (events × fan-out) and answered by the receiver.
+    pub expected: u64,
+    pub delivered: u64,
+    /// Deliveries the receiver got a second time (the same `webhook-id`).
+    pub duplicates: u64,
+    /// Messages left on the queue after the run (visible or in flight).
+    pub left_in_queue: Option<u64>,
+    /// From the worker's `worker polling` line to its last `batch handled` line.
+    pub wall_s: f64,
+    pub per_sec: f64,
+    /// The worker process's CPU (user + system) over the run.
+    pub worker: ProcessCpu,
+    /// fauxqs, moto, the receiver and the bench, over the same span.
+    pub others: Vec<ProcessCpu>,
+    pub batches: u64,
+    pub records_per_batch: Summary,
+    pub handler_ms: Summary,
+    pub log_bytes_per_delivery: f64,
+    pub worker_peak_rss_kib: u64,
+    /// The consumer's cap of deliveries in flight (`HERALD_DELIVERY_CONCURRENCY`).
+    pub concurrency_cap: usize,
+    /// With slow receivers: the cap over the receiver's answer time, the most
+    /// deliveries/s the cap allows.
+    pub ideal_per_sec: Option<f64>,
+}
+
+/// Section 6's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct E2eResults {
+    pub settings: E2eSettings,
+    pub batching: Batching,
+    pub fauxqs_version: String,
+    pub runs: Vec<WorkerRun>,
+    pub worker_warnings: Vec<String>,
+}
+
+impl E2eResults {
+    /// The run of `kind`.
+    pub fn run(&self, kind: E2eKind) -> Option<&WorkerRun> {
+        self.runs.iter().find(|r| r.kind == kind)
+    }
+}
+
+/// What the runs share: the stack on moto, fauxqs, the AWS clients and the binaries.
+struct Setup {
+    stack: Stack,
+    fauxqs: Fauxqs,
+    sqs: aws_sdk_sqs::Client,
+    moto_sqs: aws_sdk_sqs::Client,
+    store: SubscriptionStore,
+    moto_url: String,
+    moto_pid: Option<u32>,
+    herald_bin: PathBuf,
+    cap: usize,
+}
+
+/// The pid of the moto server `localstack/with-emulator` started for `endpoint`
+/// (from `.run/moto-<port>.pid`).
+pub fn moto_pid(root: &Path, endpoint: &str) -> Option<u32> {
+    let port = endpoint.rsplit(':').next()?.trim_end_matches('/');
+    std::fs::read_to_string(root.join(format!(".run/moto-{port}.pid")))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+impl Setup {
+    async fn new(root: &Path, herald_bin: &Path) -> Result<Self> {
+        let moto_url = std::env::var("AWS_ENDPOINT_URL").context(
+            "AWS_ENDPOINT_URL is not set: run the bench with `make bench`, which starts the emulator",
+        )?;
+        let stack = Stack::deploy("bench-e2e").context("deploying the section-6 stack")?;
+        let fauxqs = Fauxqs::start(root)?;
+        let moto = aws_at(&moto_url).await;
+        let sqs = aws_sdk_sqs::Client::new(&aws_at(&fauxqs.url).await);
+        let store = SubscriptionStore::new(
+            aws_sdk_dynamodb::Client::new(&moto),
+            stack.subscriptions_table(),
+            stack.sealer()?,
+        );
+        Ok(Self {
+            moto_pid: moto_pid(root, &moto_url),
+            moto_sqs: aws_sdk_sqs::Client::new(&moto),
+            stack,
+            fauxqs,
+            sqs,
+            store,
+            moto_url,
+            herald_bin: herald_bin.to_path_buf(),
+            cap: crate::inproc::default_policy()?.concurrency,
+        })
+    }
+
+    /// An events queue and its dead-letter queue on fauxqs, with the attributes the
+    /// stack gave its events queue; their URLs.
+    async fn queues(&self, name: &str) -> Result<(String, String)> {
+        let attrs = self
+            .moto_sqs
+            .get_queue_attributes()
+            .queue_url(self.stack.events_queue())
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .context("reading the stack's events queue attributes")?
+            .attributes
+            .unwrap_or_default();
+        let dlq = self
+            .sqs
+            .create_queue()
+            .queue_name(format!("{name}-dlq"))
+            .send()
+            .await
+            .context("creating a dead-letter queue on fauxqs")?
+            .queue_url
+            .context("no dead-letter queue URL")?;
+        let dlq_arn = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&dlq)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await?
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .context("no dead-letter queue ARN")?;
+        let receives = attrs
+            .get(&QueueAttributeName::RedrivePolicy)
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            .and_then(|p| {
+                p["maxReceiveCount"]
+                    .as_u64()
+                    .or_else(|| p["maxReceiveCount"].as_str()?.parse().ok())
+            })
+            .unwrap_or(5);
+        let mut create = self.sqs.create_queue().queue_name(name).attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": receives })
+                .to_string(),
+        );
+        for key in [
+            QueueAttributeName::VisibilityTimeout,
+            QueueAttributeName::MessageRetentionPeriod,
+        ] {
+            if let Some(v) = attrs.get(&key) {
+                create = create.attributes(key, v);
+            }
+        }
+        let events = create
+            .send()
+            .await
+            .context("creating an events queue on fauxqs")?
+            .queue_url
+            .context("no events queue URL")?;
+        Ok((events, dlq))
+    }
+
+    /// Registers one subscription of `app` per URL.
+    async fn subscribe(&self, app: &AppId, urls: &[String]) -> Result<()> {
+        for url in urls {
+            let sub = Subscription::new(app.clone(), url, EventFilter::All, ObjectTypeFilter::All);
+            self.store
+                .create(&sub)
+                .await
+                .context("registering a subscription")?;
+        }
+        Ok(())
+    }
+
+    /// Queues `n` events of `app` (data seeded from `seed`), 8 publishers at once.
+    async fn queue_events(&self, queue: &str, app: &AppId, n: usize, seed: u64) -> Result<()> {
+        let publisher = Arc::new(Publisher::new(self.sqs.clone(), queue));
+        let chunks: Vec<(u64, usize)> = (0..n)
+            .step_by(100)
+            .map(|start| (seed + start as u64, (n - start).min(100)))
+            .collect();
+        stream::iter(chunks)
+            .map(|(from, len)| {
+                let publisher = Arc::clone(&publisher);
+                let app = app.clone();
+                async move {
+                    let events = (0..len as u64)
+                        .map(|i| event_1k(&app, from + i))
+                        .collect::<Result<Vec<_>>>()?;
+                    publisher
+                        .publish_all(&events)
+                        .await
+                        .context("queueing events on fauxqs")?;
+                    Ok::<(), anyhow::Error>(())
+                }
+            })
+            .buffer_unordered(8)
+            .try_collect::<()>()
+            .await
+    }
+
+    /// The worker's environment: the stack's settings with the queues on fauxqs.
+    fn worker_env(&self, events: &str, dlq: &str) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .stack
+            .env
+            .iter()
+            .filter(|(k, _)| {
+                k.as_str() != "HERALD_EVENTS_QUEUE_URL" && k.as_str() != "HERALD_DLQ_URL"
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend([
+            ("HERALD_EVENTS_QUEUE_URL".to_owned(), events.to_owned()),
+            ("HERALD_DLQ_URL".to_owned(), dlq.to_owned()),
+            ("AWS_ENDPOINT_URL".to_owned(), self.moto_url.clone()),
+            ("AWS_ENDPOINT_URL_SQS".to_owned(), self.fauxqs.url.clone()),
+        ]);
+        env
+    }
+}
+
+/// One run's shape.
+struct Plan<'a> {
+    kind: E2eKind,
+    label: String,
+    events: usize,
+    receiver: &'a ReceiverProcess,
+    endpoints: usize,
+    delay_ms: u64,
+    seed: u64,
+}
+
+/// CPU readings of the processes watched, taken together.
+struct CpuMark {
+    worker: Duration,
+    others: Vec<(String, Option<Duration>)>,
+}
+
+fn cpu_mark(worker: &WorkerProc, others: &[(String, Option<u32>)]) -> Result<CpuMark> {
+    Ok(CpuMark {
+        worker: worker.cpu()?,
+        others: others
+            .iter()
+            .map(|(name, pid)| (name.clone(), pid.and_then(|p| sys::pid_cpu(p).ok())))
+            .collect(),
+    })
+}
+
+/// What to profile in a run, if anything: `perf record` attached to the worker.
+pub struct Profile {
+    pub data: PathBuf,
+}
+
+async fn run_one(
+    setup: &Setup,
+    plan: Plan<'_>,
+    profile: Option<&Profile>,
+    warnings: &mut Vec<String>,
+) -> Result<WorkerRun> {
+    let tag = format!("herald-bench-e2e-{:?}-{}", plan.kind, std::process::id()).to_lowercase();
+    let (queue, dlq) = setup.queues(&tag).await?;
+    let app = AppId::parse(&tag.replace('_', "-"))?;
+    let urls: Vec<String> = plan.receiver.ports[..plan.endpoints]
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}/hook"))
+        .collect();
+    setup.subscribe(&app, &urls).await?;
+    let fanout = urls.len() as u64;
+    let expected = plan.events as u64 * fanout;
+    eprintln!(
+        "[bench] worker end to end: queueing {} events on fauxqs, fan-out {fanout}, receiver {} ms",
+        plan.events, plan.delay_ms
+    );
+    setup
+        .queue_events(&queue, &app, plan.events, plan.seed)
+        .await?;
+    let probe = reqwest::Client::new();
+    let before = plan.receiver.counts(&probe).await?;
+    let mut worker = WorkerProc::spawn(
+        &setup.herald_bin,
+        setup.worker_env(&queue, &dlq),
+        Batching::LATENCY_FIRST,
+    )?;
+    let watched = [
+        ("fauxqs".to_owned(), Some(setup.fauxqs.pid())),
+        ("moto".to_owned(), setup.moto_pid),
+        ("receiver".to_owned(), Some(plan.receiver.pid())),
+        ("bench".to_owned(), Some(std::process::id())),
+    ];
+    let ready = worker.wait_ready_at(Duration::from_secs(60)).await?;
+    let mark = cpu_mark(&worker, &watched)?;
+    let perf = profile
+        .map(|p| PerfRecording::attach(worker.pid(), &p.data))
+        .transpose()?;
+    let deadline = Instant::now() + Duration::from_secs(120 + expected / 20);
+    let delivered = loop {
+        let now = plan.receiver.counts(&probe).await?;
+        let delivered = now.total - before.total;
+        if delivered >= expected && worker.records_logged() >= plan.events as u64 {
+            break delivered;
+        }
+        if Instant::now() > deadline {
+            eprintln!(
+                "[bench] worker end to end: {delivered} of {expected} deliveries, {} of {} records \
+                 handled when the deadline passed",
+                worker.records_logged(),
+                plan.events
+            );
+            break delivered;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let end = cpu_mark(&worker, &watched)?;
+    if let Some(perf) = perf {
+        perf.stop()?;
+    }
+    let last = worker.last_batch_at().unwrap_or_else(Instant::now);
+    let wall = last
+        .saturating_duration_since(ready)
+        .as_secs_f64()
+        .max(1e-3);
+    let peak = worker.rss()?.hwm_kib;
+    worker.stop();
+    warnings.extend(worker.notable());
+    let (batches, log_bytes) = worker.take();
+    let duplicates = plan.receiver.counts(&probe).await?.duplicates - before.duplicates;
+    let left_in_queue = queue_counts(&setup.sqs, &queue)
+        .await
+        .ok()
+        .map(|c| c.total());
+    let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64;
+    let process = |name: &str, cpu: Duration| ProcessCpu {
+        process: name.to_owned(),
+        cpu_s: cpu.as_secs_f64(),
+        cores: cpu.as_secs_f64() / wall,
+        us_per_delivery: per(cpu),
+    };
+    let others = mark
+        .others
+        .iter()
+        .zip(&end.others)
+        .filter_map(|((name, a), (_, b))| Some(process(name, b.as_ref()?.saturating_sub((*a)?))))
+        .collect();
+    let records: Vec<f64> = batches.iter().map(|b| b.records as f64).collect();
+    let handler: Vec<f64> = batches.iter().map(|b| b.elapsed_ms).collect();
+    let run = WorkerRun {
+        kind: plan.kind,
+        label: plan.label,
+        events: plan.events as u64,
+        fanout,
+        endpoints: plan.endpoints,
+        receiver_delay_ms: plan.delay_ms,
+        expected,
+        delivered,
+        duplicates,
+        left_in_queue,
+        wall_s: wall,
+        per_sec: delivered as f64 / wall,
+        worker: process("herald worker", end.worker.saturating_sub(mark.worker)),
+        others,
+        batches: batches.len() as u64,
+        records_per_batch: Summary::of(&records),
+        handler_ms: Summary::of(&handler),
+        log_bytes_per_delivery: log_bytes as f64 / delivered.max(1) as f64,
+        worker_peak_rss_kib: peak,
+        concurrency_cap: setup.cap,
+        ideal_per_sec: (plan.delay_ms > 0).then(|| setup.cap as f64 / (plan.delay_ms as f64 / 1e3)),
+    };
+    eprintln!(
+        "[bench] {}: {:.0} deliveries/s, worker {:.0} µs CPU per delivery ({:.2} cores), {}",
+        run.label,
+        run.per_sec,
+        run.worker.us_per_delivery,
+        run.worker.cores,
+        run.others
+            .iter()
+            .map(|o| format!(
+                "{} {:.0} µs ({:.2} cores)",
+                o.process, o.us_per_delivery, o.cores
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if delivered < expected || duplicates > 0 {
+        warnings.push(format!(
+            "{}: {delivered} of {expected} deliveries arrived, {duplicates} twice",
+            run.label
+        ));
+    }
+    Ok(run)
+}
+
+/// The installed fauxqs version, from its package.json.
+fn fauxqs_version(root: &Path) -> String {
+    let path = crate::fauxqs::package_dir(root).join("node_modules/fauxqs/package.json");
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["version"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Runs section 6: the fan-out-1 and fan-out-N drains with a receiver answering at
+/// once, then the drain with slow receivers.
+pub async fn run(settings: &E2eSettings, root: &Path, bin_dir: &Path) -> Result<E2eResults> {
+    let herald_bin = bin_dir.join("herald");
+    if !herald_bin.exists() {
+        bail!(
+            "{} is missing: build herald-cli (make bench does)",
+            herald_bin.display()
+        );
+    }
+    let setup = Setup::new(root, &herald_bin).await?;
+    let fast = ReceiverProcess::start(settings.fanout.max(1))?;
+    let slow = ReceiverProcess::start_with_delay(1, settings.slow_delay_ms)?;
+    let mut warnings = Vec::new();
+    let mut runs = Vec::new();
+    let plans = [
+        Plan {
+            kind: E2eKind::Fanout1,
+            label: format!("{} events, fan-out 1", settings.events),
+            events: settings.events,
+            receiver: &fast,
+            endpoints: 1,
+            delay_ms: 0,
+            seed: 10_000_000,
+        },
+        Plan {
+            kind: E2eKind::Fanout,
+            label: format!(
+                "{} events, fan-out {} ({} endpoints)",
+                settings.events, settings.fanout, settings.fanout
+            ),
+            events: settings.events,
+            receiver: &fast,
+            endpoints: settings.fanout.max(1),
+            delay_ms: 0,
+            seed: 20_000_000,
+        },
+        Plan {
+            kind: E2eKind::SlowReceivers,
+            label: format!(
+                "{} events, fan-out 1, receiver answering in {} ms",
+                settings.slow_events, settings.slow_delay_ms
+            ),
+            events: settings.slow_events,
+            receiver: &slow,
+            endpoints: 1,
+            delay_ms: settings.slow_delay_ms,
+            seed: 30_000_000,
+        },
+    ];
+    for plan in plans {
+        runs.push(run_one(&setup, plan, None, &mut warnings).await?);
+    }
+    Ok(E2eResults {
+        settings: settings.clone(),
+        batching: Batching::LATENCY_FIRST,
+        fauxqs_version: fauxqs_version(root),
+        runs,
+        worker_warnings: warnings,
+    })
+}
+
+/// The fan-out-1 drain of `events` events with `perf record` attached to the worker
+/// from its start of polling to the last delivery; for `make flamegraph`.
+pub async fn profile(events: usize, root: &Path, bin_dir: &Path, data: &Path) -> Result<WorkerRun> {
+    let setup = Setup::new(root, &bin_dir.join("herald")).await?;
+    let fast = ReceiverProcess::start(1)?;
+    let mut warnings = Vec::new();
+    let run = run_one(
+        &setup,
+        Plan {
+            kind: E2eKind::Fanout1,
+            label: format!("{events} events, fan-out 1 (profiled)"),
+            events,
+            receiver: &fast,
+            endpoints: 1,
+            delay_ms: 0,
+            seed: 40_000_000,
+        },
+        Some(&Profile {
+            data: data.to_path_buf(),
+        }),
+        &mut warnings,
+    )
+    .await?;
+    for w in warnings {
+        eprintln!("[bench] worker: {w}");
+    }
+    Ok(run)
+}

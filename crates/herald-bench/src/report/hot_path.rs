@@ -1,0 +1,231 @@
+//! Issue #11's goals table (a lean hot path, a worker without a batch barrier): each
+//! goal, the figure this run measured, and whether it is met.
+
+use std::fmt::Write;
+
+use super::goals::{table, Bound, Goal};
+use crate::e2e::{E2eKind, WorkerRun};
+use crate::inproc::Comparison;
+use crate::Results;
+
+/// An emulator using this much of a core or more is taken as the limit of a run.
+const SATURATED_CORES: f64 = 0.9;
+
+/// The rate ratio of the in-process row of `endpoints` endpoints (allocations counted,
+/// logs on).
+fn rate_at(rows: &[Comparison], endpoints: usize) -> Option<f64> {
+    rows.iter()
+        .find(|c| c.shape.endpoints == endpoints && c.logs && c.alloc_counting)
+        .map(|c| c.rate_ratio)
+}
+
+/// The busiest emulator of a run, if one used [`SATURATED_CORES`] or more.
+pub(super) fn saturated_emulator(run: &WorkerRun) -> Option<(String, f64)> {
+    run.others
+        .iter()
+        .filter(|p| p.process == "fauxqs" || p.process == "moto")
+        .max_by(|a, b| a.cores.total_cmp(&b.cores))
+        .filter(|p| p.cores >= SATURATED_CORES)
+        .map(|p| (p.process.clone(), p.cores))
+}
+
+/// The goals of issue #11.
+pub(super) fn goals(s: &mut String, r: &Results) {
+    let mut rows = Vec::new();
+    let rates: Vec<Option<f64>> = [1, 10, 100]
+        .iter()
+        .map(|e| rate_at(&r.throughput, *e))
+        .collect();
+    let lowest = rates
+        .iter()
+        .copied()
+        .collect::<Option<Vec<f64>>>()
+        .map(|v| v.into_iter().fold(f64::INFINITY, f64::min));
+    rows.push(Goal {
+        figure: "deliveries/s vs bare reqwest, 1 / 10 / 100 endpoints (section 1)".into(),
+        measured: lowest,
+        shown: rates
+            .iter()
+            .map(|x| x.map_or("–".into(), |x| format!("{x:.2}")))
+            .collect::<Vec<_>>()
+            .join(" / ")
+            + "×",
+        bound: Bound::AtLeast(0.8),
+        goal: "≥ 0.8× each".into(),
+        verdict: None,
+    });
+    let uncounted = r
+        .throughput
+        .iter()
+        .find(|c| c.shape.endpoints == 10 && c.logs && !c.alloc_counting);
+    rows.push(Goal {
+        figure:
+            "CPU per delivery vs bare reqwest, 10 endpoints, allocations not counted (section 1)"
+                .into(),
+        measured: uncounted.map(|c| c.cpu_ratio),
+        shown: uncounted.map_or("not measured".into(), |c| {
+            format!(
+                "{:.2}× ({:.1} vs {:.1} µs)",
+                c.cpu_ratio, c.herald.cpu_us_per_delivery, c.bare.cpu_us_per_delivery
+            )
+        }),
+        bound: Bound::AtMost(1.25),
+        goal: "≤ 1.25×".into(),
+        verdict: None,
+    });
+    let single = r.fanout.iter().find(|c| c.shape.subscriptions == 1);
+    rows.push(Goal {
+        figure: "fan-out 1 subscription per event, deliveries/s vs bare reqwest (section 5)".into(),
+        measured: single.map(|c| c.rate_ratio),
+        shown: single.map_or("not measured".into(), |c| format!("{:.2}×", c.rate_ratio)),
+        bound: Bound::AtLeast(0.7),
+        goal: "≥ 0.7×".into(),
+        verdict: None,
+    });
+    let slow = r.worker.run(E2eKind::SlowReceivers);
+    let ideal = slow.and_then(|w| Some((w, w.ideal_per_sec?)));
+    rows.push(Goal {
+        figure: "local worker, 100 ms receivers, deliveries/s vs the concurrency cap's ideal (section 6)"
+            .into(),
+        measured: ideal.map(|(w, i)| w.per_sec / i),
+        shown: ideal.map_or("not measured".into(), |(w, i)| {
+            format!(
+                "{:.2}× ({:.0} of {:.0}/s: cap {} / {} ms)",
+                w.per_sec / i,
+                w.per_sec,
+                i,
+                w.concurrency_cap,
+                w.receiver_delay_ms
+            )
+        }),
+        bound: Bound::AtLeast(0.9),
+        goal: "≥ 0.9×".into(),
+        verdict: None,
+    });
+    let split = &r.emulator.latency.split;
+    rows.push(Goal {
+        figure:
+            "publish → receipt p99 beyond the emulator's own send → receive, per event (section 2)"
+                .into(),
+        measured: (split.events > 0).then_some(split.beyond_emulator_ms.p99),
+        shown: if split.events > 0 {
+            format!(
+                "{:.1} ms (Herald's own {:.1} ms, waiting for a poll {:.1} ms, at p99)",
+                split.beyond_emulator_ms.p99, split.herald_ms.p99, split.waiting_for_poll_ms.p99
+            )
+        } else {
+            "not measured".into()
+        },
+        bound: Bound::AtMost(10.0),
+        goal: "≤ 10 ms in every run".into(),
+        verdict: None,
+    });
+    let f1 = r.worker.run(E2eKind::Fanout1);
+    let fan = r.worker.run(E2eKind::Fanout);
+    rows.push(Goal {
+        figure: "`herald worker` end to end, own CPU per delivery, fan-out 1 (section 6; emulators apart)"
+            .into(),
+        measured: f1.map(|w| w.worker.us_per_delivery),
+        shown: f1.map_or("not measured".into(), |w| {
+            format!(
+                "{:.0} µs{}",
+                w.worker.us_per_delivery,
+                fan.map_or(String::new(), |f| format!(
+                    " ({:.0} µs at fan-out {})",
+                    f.worker.us_per_delivery, f.fanout
+                ))
+            )
+        }),
+        bound: Bound::AtMost(120.0),
+        goal: "≤ 120 µs".into(),
+        verdict: None,
+    });
+    let limit = f1.and_then(saturated_emulator);
+    rows.push(Goal {
+        figure: format!(
+            "`herald worker` end to end, {} queued events, one endpoint, deliveries/s (SQS on fauxqs)",
+            f1.map_or(0, |w| w.events)
+        ),
+        measured: f1.map(|w| w.per_sec),
+        shown: f1.map_or("not measured".into(), |w| format!("{:.0}", w.per_sec)),
+        bound: Bound::AtLeast(2_000.0),
+        goal: "≥ 2,000, or an emulator saturated as the limit".into(),
+        verdict: match (f1, limit) {
+            (Some(w), Some((name, cores))) if w.per_sec < 2_000.0 => Some(format!(
+                "{name} saturated ({cores:.2} of a core): the emulator is the limit"
+            )),
+            _ => None,
+        },
+    });
+    let zip = r.emulator.footprint.package.zip_bytes;
+    rows.push(Goal {
+        figure: "consumer Lambda zip (section 4)".into(),
+        measured: zip.map(|b| b as f64 / 1048576.0),
+        shown: zip.map_or("not measured".into(), |b| {
+            format!("{:.2} MiB", b as f64 / 1048576.0)
+        }),
+        bound: Bound::AtMost(4.0),
+        goal: "≤ 4 MiB".into(),
+        verdict: None,
+    });
+
+    let _ = writeln!(s, "## Issue #11 goals\n");
+    let _ = writeln!(
+        s,
+        "The goals of issue #11 (a lean hot path, a worker without a batch barrier), from \
+         sections 1, 2, 4, 5 and 6 of this run.{}\n",
+        if r.settings.quick {
+            " **A quick run: small counts, too small to judge a goal by.**"
+        } else {
+            ""
+        }
+    );
+    table(s, &rows);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::e2e::ProcessCpu;
+
+    #[test]
+    fn an_emulator_at_a_full_core_is_the_limit() {
+        let cpu = |process: &str, cores: f64| ProcessCpu {
+            process: process.into(),
+            cpu_s: cores,
+            cores,
+            us_per_delivery: 0.0,
+        };
+        let mut run = WorkerRun {
+            kind: E2eKind::Fanout1,
+            label: "x".into(),
+            events: 1,
+            fanout: 1,
+            endpoints: 1,
+            receiver_delay_ms: 0,
+            expected: 1,
+            delivered: 1,
+            duplicates: 0,
+            left_in_queue: Some(0),
+            wall_s: 1.0,
+            per_sec: 1.0,
+            worker: cpu("herald worker", 1.0),
+            others: Vec::new(),
+            batches: 1,
+            records_per_batch: Default::default(),
+            handler_ms: Default::default(),
+            log_bytes_per_delivery: 0.0,
+            worker_peak_rss_kib: 0,
+            concurrency_cap: 64,
+            ideal_per_sec: None,
+        };
+        run.others = vec![cpu("fauxqs", 0.5), cpu("moto", 0.95), cpu("receiver", 1.5)];
+        assert_eq!(saturated_emulator(&run), Some(("moto".into(), 0.95)));
+        run.others = vec![cpu("fauxqs", 0.5), cpu("receiver", 1.5)];
+        assert_eq!(
+            saturated_emulator(&run),
+            None,
+            "the receiver is no emulator"
+        );
+    }
+}

@@ -665,6 +665,9 @@ async fn retry_after_is_honoured_within_bounds_and_long_delays_take_several_hops
         gap2 >= Duration::from_millis(5_000),
         "HTTP-date Retry-After honoured: {gap2:?}"
     );
+    // The third attempt's record is written with its batch's history, just after the
+    // receiver saw it.
+    assert!(wait_until(PATIENCE, || async { f.history(&sub).await.len() == 3 }).await);
     let mut history = f.history(&sub).await;
     history.sort_by_key(|a| a.attempt);
     let planned =

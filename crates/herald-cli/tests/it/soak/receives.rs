@@ -19,6 +19,11 @@ const TOGETHER: Duration = Duration::from_secs(15);
 #[derive(Default)]
 pub(super) struct Receives {
     by_delivery: Mutex<HashMap<String, Vec<(String, Instant)>>>,
+    /// Deliveries retried because an attempt timed out on Herald's side: a receiver
+    /// that answered after `HERALD_HTTP_TIMEOUT` (a healthy one, on a machine too busy
+    /// to read its answer in time) got a request Herald counts as failed, and the
+    /// retry repeats it. At-least-once, as any sender with a timeout.
+    timed_out: Mutex<BTreeSet<String>>,
 }
 
 impl Receives {
@@ -44,7 +49,11 @@ impl Receives {
                     subs.iter().map(|s| webhook_id(&event.id, s)).collect()
                 }
                 Ok(QueueMessage::Delivery { delivery }) => {
-                    vec![webhook_id(&delivery.event.id, &delivery.subscription_id)]
+                    let id = webhook_id(&delivery.event.id, &delivery.subscription_id);
+                    if delivery.last_result.as_deref() == Some("timed out") {
+                        self.timed_out.lock().unwrap().insert(id.to_string());
+                    }
+                    vec![id]
                 }
                 Err(_) => Vec::new(),
             };
@@ -78,6 +87,11 @@ impl Receives {
     }
 
     /// The deliveries seen carried by some message.
+    /// Deliveries retried after an attempt that timed out on Herald's side.
+    pub(super) fn timed_out(&self) -> BTreeSet<String> {
+        self.timed_out.lock().unwrap().clone()
+    }
+
     pub(super) fn deliveries(&self) -> usize {
         self.by_delivery.lock().unwrap().len()
     }

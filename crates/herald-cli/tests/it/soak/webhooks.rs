@@ -133,6 +133,9 @@ pub(super) struct Report {
     pub(super) acc: Accounting,
     /// Duplicates of deliveries whose message the queue handed out twice at once.
     pub(super) doubled: usize,
+    /// Duplicates of deliveries retried after an attempt timed out on Herald's side
+    /// (the receiver answered too late).
+    pub(super) late: usize,
     /// Duplicates with no kill between their delivery's first request and them, and
     /// no message handed out twice: from neither.
     pub(super) unexplained: usize,
@@ -157,6 +160,8 @@ struct Tally {
     duplicates: usize,
     /// Duplicates of deliveries whose message the queue handed out twice at once.
     doubled: usize,
+    /// Duplicates of deliveries retried after an attempt timed out on Herald's side.
+    late: usize,
     /// Duplicates explained by neither: no kill between the delivery's first request
     /// and them, no message handed out twice.
     unexplained: usize,
@@ -190,6 +195,7 @@ fn tally(r: &Receiver, wanted: &BTreeSet<String>, seen: &Seen, t0: Instant) -> T
         delivered: 0,
         duplicates: 0,
         doubled: 0,
+        late: 0,
         unexplained: 0,
     };
     let secs = |at: Instant| (at - t0).as_secs_f64();
@@ -212,6 +218,10 @@ fn tally(r: &Receiver, wanted: &BTreeSet<String>, seen: &Seen, t0: Instant) -> T
             }
             if seen.doubled.contains(*id) {
                 t.doubled += 1;
+                continue;
+            }
+            if seen.timed_out.contains(*id) {
+                t.late += 1;
                 continue;
             }
             t.unexplained += 1;
@@ -241,6 +251,8 @@ pub(super) struct Seen<'a> {
     pub(super) kills: &'a [Kill],
     pub(super) receives: &'a Receives,
     pub(super) doubled: BTreeSet<String>,
+    /// Deliveries retried after an attempt timed out on Herald's side.
+    pub(super) timed_out: BTreeSet<String>,
 }
 
 /// Counts what the receivers got and what the DLQ holds.
@@ -254,6 +266,7 @@ pub(super) fn account(
     let mut acc = Accounting::default();
     let mut unexplained = 0;
     let mut doubled = 0;
+    let mut late = 0;
     for hook in hooks.reachable() {
         let wanted: BTreeSet<String> = events
             .iter()
@@ -263,13 +276,14 @@ pub(super) fn account(
         if t.delivered < wanted.len() || t.duplicates > 0 {
             println!(
                 "[soak] {:?} {}: {} of {} delivered, {} duplicates ({} of a message handed \
-                 out twice, {} unexplained)",
+                 out twice, {} retried after a timeout, {} unexplained)",
                 hook.role,
                 hook.receiver.url(),
                 t.delivered,
                 wanted.len(),
                 t.duplicates,
                 t.doubled,
+                t.late,
                 t.unexplained
             );
         }
@@ -279,11 +293,13 @@ pub(super) fn account(
         acc.lost += wanted.len() - t.delivered;
         unexplained += t.unexplained;
         doubled += t.doubled;
+        late += t.late;
     }
     acc.parked = letters.len();
     let mut report = Report {
         acc,
         doubled,
+        late,
         unexplained,
         dead: BTreeSet::new(),
         dead_letters: 0,

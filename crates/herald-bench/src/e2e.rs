@@ -155,11 +155,7 @@ impl Setup {
         let fauxqs = Fauxqs::start(root)?;
         let moto = aws_at(&moto_url).await;
         let sqs = aws_sdk_sqs::Client::new(&aws_at(&fauxqs.url).await);
-        let store = SubscriptionStore::new(
-            aws_sdk_dynamodb::Client::new(&moto),
-            stack.subscriptions_table(),
-            stack.sealer()?,
-        );
+        let store = stack.subscription_store(&moto)?;
         Ok(Self {
             moto_pid: moto_pid(root, &moto_url),
             moto_sqs: aws_sdk_sqs::Client::new(&moto),

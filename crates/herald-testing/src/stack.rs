@@ -83,6 +83,19 @@ impl Stack {
         Ok(herald_seal::Sealer::new(keys))
     }
 
+    /// The stack's subscriptions table through `aws`, sealed as the stack's functions
+    /// seal ([`Stack::sealer`]), for tests that set up or read webhooks directly.
+    pub fn subscription_store(
+        &self,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<herald_store::SubscriptionStore> {
+        Ok(herald_store::SubscriptionStore::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            self.subscriptions_table(),
+            self.sealer()?,
+        ))
+    }
+
     /// The stack's CloudFormation outputs (`herald_local.py up` on the existing stack
     /// only reads them).
     pub fn outputs(&self) -> Result<HashMap<String, String>> {

@@ -876,11 +876,9 @@ async fn changes_to_a_webhook_from_both_sides_lose_nothing_that_was_acknowledged
     let path = format!("/v1/webhooks/{id}");
     let rotate = format!("/v1/webhooks/{id}/secret/rotate");
     // The consumer's side writes through the store, as the worker does.
-    let store = herald_store::SubscriptionStore::new(
-        aws_sdk_dynamodb::Client::new(&herald_testing::aws().await),
-        stack.subscriptions_table(),
-        stack.sealer().unwrap(),
-    );
+    let store = stack
+        .subscription_store(&herald_testing::aws().await)
+        .unwrap();
     let app = herald_core::AppId::parse("shop").unwrap();
     let sub = herald_core::SubscriptionId::new(id.clone());
     let stored = || async { store.get(&app, &sub).await.unwrap().unwrap() };
@@ -1371,11 +1369,9 @@ async fn a_page_of_webhooks_holds_at_most_100_so_it_fits_a_lambda_response() {
         .await
         .unwrap();
     let key = api.app_with_key("big").await;
-    let store = herald_store::SubscriptionStore::new(
-        aws_sdk_dynamodb::Client::new(&herald_testing::aws().await),
-        stack.subscriptions_table(),
-        stack.sealer().unwrap(),
-    );
+    let store = stack
+        .subscription_store(&herald_testing::aws().await)
+        .unwrap();
     for n in 0..101 {
         let sub = herald_core::Subscription::new(
             herald_core::AppId::parse("big").unwrap(),

@@ -11,7 +11,6 @@ use herald_core::{
     Verifier,
 };
 use herald_queue::Publisher;
-use herald_store::SubscriptionStore;
 use herald_testing::{aws, drain, queue_depth, wait_until, Receiver, Stack, Worker};
 
 /// Para's six kinds and a custom dotted type.
@@ -125,11 +124,7 @@ async fn every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_p
     let stack = Stack::deploy("e2e").expect("deploy the stack");
     let aws = aws().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let store = SubscriptionStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        stack.subscriptions_table(),
-        stack.sealer().unwrap(),
-    );
+    let store = stack.subscription_store(&aws).unwrap();
 
     // Receivers and their subscriptions.
     let cases = cases();

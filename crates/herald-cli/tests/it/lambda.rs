@@ -13,7 +13,6 @@ use herald_core::{
     webhook_id, AppId, DeadLetter, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter,
     QueueMessage, Subscription, Verifier,
 };
-use herald_store::SubscriptionStore;
 use herald_testing::{
     aws, http_event, queue_counts, root, sqs_event, wait_until, LambdaFunction, Receiver, Reply,
     Stack,
@@ -52,11 +51,7 @@ async fn the_consumer_bootstrap_answers_an_sqs_batch_with_the_documented_partial
     let stack = Stack::deploy("lambda-consumer").expect("deploy the stack");
     let aws = aws().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let store = SubscriptionStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        stack.subscriptions_table(),
-        stack.sealer().unwrap(),
-    );
+    let store = stack.subscription_store(&aws).unwrap();
     let queue_attrs = sqs
         .get_queue_attributes()
         .queue_url(stack.events_queue())
@@ -344,11 +339,7 @@ async fn the_api_bootstrap_creates_and_lists_webhooks_from_function_url_requests
 
     // The function wrote to the stack's table, where the consumer reads it.
     let aws = aws().await;
-    let store = SubscriptionStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        stack.subscriptions_table(),
-        stack.sealer().unwrap(),
-    );
+    let store = stack.subscription_store(&aws).unwrap();
     let stored = store
         .get(
             &AppId::parse("shop").unwrap(),

@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::Message;
 use herald_core::{AppId, Event, EventType, ObjectType, QueueMessage};
 use herald_queue::Publisher;
-use herald_store::SubscriptionStore;
 use herald_testing::{
     aws, drain, is_dynamodb_write, queue_counts, scratch_dir, wait_until, Fault, FaultProxy,
     Herald, Stack, WorkerProcess,
@@ -197,11 +196,7 @@ async fn five_thousand_deliveries_survive_kills_faulty_receivers_garbage_and_a_s
         .expect("deploy the stack");
     let aws = aws().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let store = SubscriptionStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        stack.subscriptions_table(),
-        stack.sealer().unwrap(),
-    );
+    let store = stack.subscription_store(&aws).unwrap();
     let app = AppId::parse("soak").unwrap();
     let hooks = Webhooks::create(&store, &app).await;
 

@@ -51,11 +51,7 @@ async fn a_slow_delivery_does_not_hold_back_the_next_batches() {
     let stack = Stack::deploy("worker-overlap").expect("deploy the stack");
     let aws = aws().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let store = SubscriptionStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        stack.subscriptions_table(),
-        stack.sealer().unwrap(),
-    );
+    let store = stack.subscription_store(&aws).unwrap();
     let slow = Receiver::start(Arc::new(|_| Reply::status(200).after(HANG))).await;
     let fast = Receiver::ok().await;
     subscribe(&store, &slow, "invoice.stuck").await;
@@ -120,11 +116,7 @@ async fn a_stop_drains_the_batches_in_hand() {
     let stack = Stack::deploy("worker-drain").expect("deploy the stack");
     let aws = aws().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let store = SubscriptionStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        stack.subscriptions_table(),
-        stack.sealer().unwrap(),
-    );
+    let store = stack.subscription_store(&aws).unwrap();
     let receiver = Receiver::start(Arc::new(|_| {
         Reply::status(200).after(Duration::from_millis(1_500))
     }))

@@ -514,16 +514,20 @@ pub async fn compare(
 /// Section 1's 10-endpoint shape, Herald's side only, `deliveries` long, logs on and
 /// allocations not counted, with `perf record` attached to this process for the run;
 /// for `make flamegraph`.
-pub async fn profile(deliveries: usize, data: &std::path::Path) -> Result<RunResult> {
-    let receiver = ReceiverProcess::start(10)?;
+pub async fn profile(
+    deliveries: usize,
+    endpoints: usize,
+    data: &std::path::Path,
+) -> Result<RunResult> {
+    let receiver = ReceiverProcess::start(endpoints)?;
     let shape = Shape {
-        endpoints: 10,
-        subscriptions: 10,
+        endpoints,
+        subscriptions: endpoints,
         events_per_batch: 10,
         deliveries,
     };
     let policy = default_policy()?;
-    let at_once = calls_at_once(policy.concurrency, 100);
+    let at_once = calls_at_once(policy.concurrency, 10 * endpoints);
     let w = build(shape, &receiver.ports)?;
     let probe = reqwest::Client::new();
     sys::heap::set_counting(false);

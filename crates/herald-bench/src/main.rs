@@ -82,6 +82,10 @@ enum Cmd {
         /// Events the worker drains.
         #[arg(long, default_value_t = 10_000)]
         events: usize,
+        /// Endpoints of the in-process run (each event matches one subscription per
+        /// endpoint).
+        #[arg(long, default_value_t = 10)]
+        endpoints: usize,
     },
     /// Renders perf data into a flame graph SVG and prints the functions with the most
     /// self time as a Markdown table.
@@ -265,7 +269,8 @@ fn main() -> Result<()> {
             data,
             deliveries,
             events,
-        } => runtime()?.block_on(profile(what, &data, deliveries, events)),
+            endpoints,
+        } => runtime()?.block_on(profile(what, &data, deliveries, events, endpoints)),
         Cmd::Flamegraph {
             data,
             svg,
@@ -487,11 +492,17 @@ async fn run_only(quick: bool, out: &Path, only: &[Section]) -> Result<()> {
 }
 
 /// `herald-bench profile`.
-async fn profile(what: ProfileTarget, data: &Path, deliveries: usize, events: usize) -> Result<()> {
+async fn profile(
+    what: ProfileTarget,
+    data: &Path,
+    deliveries: usize,
+    events: usize,
+    endpoints: usize,
+) -> Result<()> {
     inproc::install_log_sink();
     match what {
         ProfileTarget::Inproc => {
-            let r = inproc::profile(deliveries, data).await?;
+            let r = inproc::profile(deliveries, endpoints, data).await?;
             eprintln!(
                 "[bench] profiled in process: {} deliveries at {:.0}/s, {:.1} µs CPU each",
                 r.deliveries, r.per_sec, r.cpu_us_per_delivery

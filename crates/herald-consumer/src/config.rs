@@ -261,7 +261,10 @@ impl ConsumerConfig {
             subscription_cache_ttl: s.subscription_cache_ttl,
             disable_after: s.disable_after_failed_deliveries,
             delivery,
-            http: s.http,
+            http: HttpSettings {
+                pool_max_idle_per_host: s.delivery_concurrency,
+                ..s.http
+            },
             max_queue_delay: s.max_queue_delay,
             worker_wait: s.worker_wait,
             worker_batch_size: s.worker_batch_size,
@@ -293,7 +296,7 @@ mod tests {
         assert_eq!(c.delivery.concurrency, 64);
         assert_eq!(c.http.total_timeout, Duration::from_secs(15));
         assert_eq!(c.http.connect_timeout, Duration::from_secs(5));
-        assert_eq!(c.http.pool_max_idle_per_host, 32);
+        assert_eq!(c.http.pool_max_idle_per_host, 64);
         assert_eq!(c.subscription_cache_ttl, Duration::from_secs(5));
         assert_eq!(c.worker_batch_size, 10);
         assert_eq!(c.delivery.schedule, RetrySchedule::default());
@@ -311,7 +314,9 @@ mod tests {
         vars.push(("HERALD_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32,::1"));
         vars.push(("HERALD_HTTP_TIMEOUT", "2s"));
         vars.push(("HERALD_WORKER_WAIT", "1s"));
+        vars.push(("HERALD_DELIVERY_CONCURRENCY", "200"));
         let c = config(&vars).unwrap();
+        assert_eq!(c.http.pool_max_idle_per_host, 200);
         assert_eq!(c.delivery.schedule.max_attempts(), 3);
         assert_eq!(
             c.delivery.schedule.delay_after(1, 0.9),

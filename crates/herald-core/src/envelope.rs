@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::event::{Event, EventId, EventType, ObjectType};
+use crate::event::{Event, EventData, EventId, EventType, ObjectType};
 use crate::subscription::SubscriptionId;
 
 /// The delivered payload: the Standard Webhooks shape (`type`, `timestamp`, `data`)
@@ -31,7 +31,7 @@ struct EnvelopeRef<'a> {
     event_type: &'a EventType,
     object_type: &'a ObjectType,
     timestamp: String,
-    data: &'a serde_json::Value,
+    data: &'a EventData,
 }
 
 impl Envelope {
@@ -42,7 +42,7 @@ impl Envelope {
             event_type: event.event_type.clone(),
             object_type: event.object_type.clone(),
             timestamp: rfc3339(event.timestamp),
-            data: event.data.clone(),
+            data: event.data.to_value(),
         }
     }
 
@@ -63,7 +63,7 @@ impl Envelope {
             timestamp: rfc3339(event.timestamp),
             data: &event.data,
         };
-        // Serializing strings and a `Value` cannot fail.
+        // Serializing strings and JSON text cannot fail.
         Bytes::from(serde_json::to_vec(&envelope).expect("envelope serializes"))
     }
 }

@@ -304,7 +304,52 @@ pub struct Event {
     pub event_type: EventType,
     pub object_type: ObjectType,
     pub timestamp: DateTime<Utc>,
-    pub data: serde_json::Value,
+    pub data: EventData,
+}
+
+/// An event's `data`: its JSON text as published, carried as text from the queue to
+/// every receiver. Decoding a queue message checks that it is JSON without building a
+/// tree of it, and each envelope copies the text as it is, so an event's payload is
+/// never parsed into values and serialized back on the delivery path.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventData(Box<serde_json::value::RawValue>);
+
+impl EventData {
+    /// The data of a JSON value.
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        // A `Value` always serializes.
+        Self(serde_json::value::to_raw_value(value).expect("a JSON value serializes"))
+    }
+
+    /// The data as a JSON value (parsed on every call).
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).expect("event data holds valid JSON")
+    }
+
+    /// The JSON text.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl From<serde_json::Value> for EventData {
+    fn from(value: serde_json::Value) -> Self {
+        Self::from_value(&value)
+    }
+}
+
+/// The same text (whitespace and key order included).
+impl PartialEq for EventData {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_json() == other.as_json()
+    }
+}
+
+impl fmt::Debug for EventData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_json())
+    }
 }
 
 impl Event {
@@ -321,7 +366,7 @@ impl Event {
             event_type,
             object_type,
             timestamp: Utc::now(),
-            data,
+            data: EventData::from_value(&data),
         }
     }
 }

@@ -26,8 +26,8 @@ pub use delivery::{
 };
 pub use envelope::{webhook_id, Envelope, WebhookId};
 pub use event::{
-    check_data, is_queue_safe_char, AppId, DataError, Event, EventId, EventType, ObjectType,
-    ValidationError, MAX_DATA_DEPTH,
+    check_data, is_queue_safe_char, AppId, DataError, Event, EventData, EventId, EventType,
+    ObjectType, ValidationError, MAX_DATA_DEPTH,
 };
 pub use id::new_id;
 pub use message::{DeadLetter, DecodeError, DeliveryTask, QueueMessage};

@@ -11,7 +11,11 @@ use crate::subscription::SubscriptionId;
 pub const DEAD_LETTER_BODY_CAP: usize = 200 * 1024;
 
 /// The body of a message on the events queue, tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Decoded by [`wire`]'s single pass rather than serde's internally tagged enums,
+/// which buffer the whole message into an intermediate tree first and cannot carry an
+/// event's data as text ([`crate::EventData`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum QueueMessage {
     /// A freshly published event, to be fanned out to every matching subscription.
@@ -60,8 +64,9 @@ pub struct DecodeError {
     pub reason: String,
 }
 
-/// A self-describing message parked on the dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A self-describing message parked on the dead-letter queue (decoded by [`wire`], as
+/// [`QueueMessage`] is).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[allow(clippy::large_enum_variant)] // built one at a time, never stored in bulk
 pub enum DeadLetter {
@@ -130,6 +135,99 @@ impl QueueMessage {
         serde_json::from_str(body).map_err(|e| DecodeError {
             reason: e.to_string(),
         })
+    }
+}
+
+/// Decoding of the `kind`-tagged messages in one pass: every variant's fields are read
+/// into one struct of optional fields, then the variant `kind` names takes its own,
+/// each required one missing named in the error as serde would.
+mod wire {
+    use chrono::{DateTime, Utc};
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    use super::{DeadLetter, DeliveryTask, QueueMessage};
+    use crate::event::Event;
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum MessageKind {
+        Event,
+        Delivery,
+    }
+
+    #[derive(Deserialize)]
+    struct Message {
+        kind: MessageKind,
+        event: Option<Event>,
+        delivery: Option<DeliveryTask>,
+    }
+
+    impl<'de> Deserialize<'de> for QueueMessage {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let m = Message::deserialize(d)?;
+            Ok(match m.kind {
+                MessageKind::Event => Self::Event {
+                    event: required(m.event, "event")?,
+                },
+                MessageKind::Delivery => Self::Delivery {
+                    delivery: required(m.delivery, "delivery")?,
+                },
+            })
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum LetterKind {
+        Undecodable,
+        Failed,
+    }
+
+    #[derive(Deserialize)]
+    struct Letter {
+        kind: LetterKind,
+        reason: String,
+        parked_at: DateTime<Utc>,
+        // Undecodable.
+        body: Option<String>,
+        body_truncated: Option<bool>,
+        #[serde(default)]
+        original_message_id: Option<String>,
+        // Failed.
+        delivery: Option<DeliveryTask>,
+        attempts: Option<u32>,
+        #[serde(default)]
+        last_status: Option<u16>,
+        #[serde(default)]
+        last_error: Option<String>,
+    }
+
+    impl<'de> Deserialize<'de> for DeadLetter {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let l = Letter::deserialize(d)?;
+            Ok(match l.kind {
+                LetterKind::Undecodable => Self::Undecodable {
+                    reason: l.reason,
+                    body: required(l.body, "body")?,
+                    body_truncated: required(l.body_truncated, "body_truncated")?,
+                    original_message_id: l.original_message_id,
+                    parked_at: l.parked_at,
+                },
+                LetterKind::Failed => Self::Failed {
+                    reason: l.reason,
+                    delivery: required(l.delivery, "delivery")?,
+                    attempts: required(l.attempts, "attempts")?,
+                    last_status: l.last_status,
+                    last_error: l.last_error,
+                    parked_at: l.parked_at,
+                },
+            })
+        }
+    }
+
+    fn required<T, E: Error>(field: Option<T>, name: &'static str) -> Result<T, E> {
+        field.ok_or_else(|| E::missing_field(name))
     }
 }
 
@@ -219,5 +317,49 @@ mod tests {
             let err = QueueMessage::decode(body).unwrap_err();
             assert!(!err.reason.is_empty(), "{body}");
         }
+    }
+
+    #[test]
+    fn event_data_travels_as_the_text_it_was_published_as() {
+        // Key order and spacing are kept: what the publisher wrote is what is sent.
+        let body = r#"{"event":{"id":"evt_1","app_id":"a","type":"create","object_type":"user","timestamp":"2026-01-01T00:00:00Z","data":{"z": 1, "a": [true, null]}},"kind":"event"}"#;
+        let QueueMessage::Event { event } = QueueMessage::decode(body).unwrap() else {
+            panic!("an event message, whatever the order of its fields")
+        };
+        assert_eq!(event.data.as_json(), r#"{"z": 1, "a": [true, null]}"#);
+        assert_eq!(
+            event.data.to_value(),
+            serde_json::json!({"a": [true, null], "z": 1})
+        );
+        let again = QueueMessage::Event { event }.encode();
+        assert!(
+            again.contains(r#""data":{"z": 1, "a": [true, null]}"#),
+            "{again}"
+        );
+    }
+
+    #[test]
+    fn a_kind_without_its_fields_names_what_is_missing() {
+        let err = QueueMessage::decode(r#"{"kind":"delivery","event":null}"#).unwrap_err();
+        assert!(
+            err.reason.contains("missing field `delivery`"),
+            "{}",
+            err.reason
+        );
+        let err = QueueMessage::decode(r#"{"kind":"later"}"#).unwrap_err();
+        assert!(
+            err.reason.contains("unknown variant `later`"),
+            "{}",
+            err.reason
+        );
+        let err = DeadLetter::decode(
+            r#"{"kind":"failed","reason":"r","parked_at":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.reason.contains("missing field `delivery`"),
+            "{}",
+            err.reason
+        );
     }
 }

@@ -30,7 +30,10 @@ pub struct HttpSettings {
     /// How long an idle pooled connection is kept.
     #[serde(skip)]
     pub pool_idle_timeout: Duration,
-    /// Idle connections kept per host.
+    /// Idle connections kept per host. No host ever has more connections than
+    /// deliveries in flight at once, so the consumer sets this to its concurrency cap:
+    /// a smaller figure closes connections that the next delivery to a busy endpoint
+    /// must open again (a TCP and TLS handshake per delivery above the figure).
     #[serde(skip)]
     pub pool_max_idle_per_host: usize,
     /// Which addresses deliveries may connect to (a comma-separated allowlist of
@@ -108,7 +111,7 @@ impl Default for HttpSettings {
             connect_timeout: Duration::from_secs(5),
             total_timeout: Duration::from_secs(15),
             pool_idle_timeout: Duration::from_secs(90),
-            pool_max_idle_per_host: 32,
+            pool_max_idle_per_host: 64,
             address_policy: AddressPolicy::strict(),
             egress_proxy: None,
             allowed_ports: PortPolicy::any(),

@@ -342,7 +342,7 @@ mod tests {
     }
 
     fn n_of(event: &Event) -> u64 {
-        event.data["n"].as_u64().unwrap()
+        event.data.to_value()["n"].as_u64().unwrap()
     }
 
     #[async_trait::async_trait]

@@ -41,7 +41,7 @@ fn oversized_event(app: &AppId, event_type: &str, max_message_bytes: usize) -> E
     let mut e = event(app, event_type, serde_json::json!({ "pad": "" }));
     let base = encode(&e).len();
     let pad = max_message_bytes - base - 64;
-    e.data = serde_json::json!({ "pad": "x".repeat(pad) });
+    e.data = serde_json::json!({ "pad": "x".repeat(pad) }).into();
     assert_eq!(encode(&e).len(), max_message_bytes - 64);
     e
 }

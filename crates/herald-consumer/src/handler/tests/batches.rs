@@ -50,7 +50,7 @@ async fn a_record_too_large_to_retry_is_parked_at_first_sight_and_one_at_the_lim
     let limit = fits_len + herald_queue::RETRY_HEADROOM;
     h.consumer = h.consumer.with_max_message_bytes(limit);
     let mut big = event("update");
-    big.data = serde_json::json!({"id": 42, "pad": "x"});
+    big.data = serde_json::json!({"id": 42, "pad": "x"}).into();
     let too_big = event_record("too-big", &big);
     let too_big_body = too_big.body.clone().unwrap();
     assert!(too_big_body.len() > fits_len);

@@ -420,7 +420,9 @@ fn bench_like_event(rng: &mut StdRng) -> Event {
         notes.push(' ');
     }
     notes.truncate(pad);
-    e.data["notes"] = serde_json::Value::String(notes);
+    let mut data = e.data.to_value();
+    data["notes"] = serde_json::Value::String(notes);
+    e.data = data.into();
     e
 }
 

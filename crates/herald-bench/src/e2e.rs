@@ -352,7 +352,7 @@ async fn run_one(
     let mut worker = WorkerProc::spawn(
         &setup.herald_bin,
         setup.worker_env(&queue, &dlq),
-        Batching::LATENCY_FIRST,
+        Batching::LOCAL_DEFAULT,
     )?;
     let watched = [
         ("fauxqs".to_owned(), Some(setup.fauxqs.pid())),
@@ -528,7 +528,7 @@ pub async fn run(settings: &E2eSettings, root: &Path, bin_dir: &Path) -> Result<
     }
     Ok(E2eResults {
         settings: settings.clone(),
-        batching: Batching::LATENCY_FIRST,
+        batching: Batching::LOCAL_DEFAULT,
         fauxqs_version: fauxqs_version(root),
         runs,
         worker_warnings: warnings,

@@ -28,9 +28,15 @@ impl Batching {
         size: 100,
         window_ms: 1_000,
     };
-    /// Latency first: whatever one receive returns, at once (the local worker's default).
+    /// Latency first: whatever one receive returns, at once.
     pub const LATENCY_FIRST: Self = Self {
         size: 10,
+        window_ms: 0,
+    };
+    /// The local worker's default (`HERALD_WORKER_BATCH_SIZE` 100, no window): what is
+    /// waiting when the first messages arrive, up to 100, taken at once.
+    pub const LOCAL_DEFAULT: Self = Self {
+        size: 100,
         window_ms: 0,
     };
 

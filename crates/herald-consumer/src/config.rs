@@ -86,8 +86,10 @@ pub struct ConsumerSettings {
         serialize_with = "settings::write_duration"
     )]
     pub worker_wait: Duration,
-    /// `HERALD_WORKER_BATCH_SIZE` (default 10): most messages handed to the consumer at
-    /// once, like the event source mapping's `BatchSize`.
+    /// `HERALD_WORKER_BATCH_SIZE` (default 100): most messages handed to the consumer
+    /// at once, like the event source mapping's `BatchSize`. Without a batching window
+    /// the worker takes only what is already waiting, so a large batch costs a trickle
+    /// nothing and lets a backlog share each batch's history write.
     #[serde(
         default = "defaults::batch_size",
         deserialize_with = "settings::parsed"
@@ -134,7 +136,7 @@ mod defaults {
         Duration::from_secs(20)
     }
     pub fn batch_size() -> usize {
-        10
+        100
     }
 }
 
@@ -180,14 +182,6 @@ impl Validate for ConsumerSettings {
             self.worker_batch_window,
             Duration::ZERO..=Duration::from_secs(300),
         )?;
-        if self.worker_batch_size > 10 && self.worker_batch_window.is_zero() {
-            // As for the event source mapping: batches above one receive need a window.
-            return Err(ConfigError::invalid(
-                "worker_batch_size",
-                self.worker_batch_size,
-                "more than 10 needs HERALD_WORKER_BATCH_WINDOW above 0s",
-            ));
-        }
         Ok(())
     }
 }
@@ -298,7 +292,7 @@ mod tests {
         assert_eq!(c.http.connect_timeout, Duration::from_secs(5));
         assert_eq!(c.http.pool_max_idle_per_host, 64);
         assert_eq!(c.subscription_cache_ttl, Duration::from_secs(5));
-        assert_eq!(c.worker_batch_size, 10);
+        assert_eq!(c.worker_batch_size, 100);
         assert_eq!(c.delivery.schedule, RetrySchedule::default());
         assert_eq!(c.delivery.worst_case_batch_time(), Duration::from_secs(55));
         assert_eq!(c.history_retention, Duration::from_secs(30 * 86_400));
@@ -332,13 +326,15 @@ mod tests {
     }
 
     #[test]
-    fn batches_above_one_receive_need_a_window() {
-        let mut vars = BASE.to_vec();
-        vars.push(("HERALD_WORKER_BATCH_SIZE", "100"));
-        vars.push(("HERALD_WORKER_BATCH_WINDOW", "1s"));
-        let c = config(&vars).unwrap();
-        assert_eq!(c.worker_batch_size, 100);
-        assert_eq!(c.worker_batch_window, Duration::from_secs(1));
+    fn batch_size_and_window_are_independent() {
+        for (size, window, secs) in [("500", "1s", 1), ("500", "0s", 0), ("1", "0s", 0)] {
+            let mut vars = BASE.to_vec();
+            vars.push(("HERALD_WORKER_BATCH_SIZE", size));
+            vars.push(("HERALD_WORKER_BATCH_WINDOW", window));
+            let c = config(&vars).unwrap();
+            assert_eq!(c.worker_batch_size.to_string(), size);
+            assert_eq!(c.worker_batch_window, Duration::from_secs(secs));
+        }
     }
 
     #[test]
@@ -357,7 +353,7 @@ mod tests {
         for (var, value) in [
             ("HERALD_DELIVERY_CONCURRENCY", "lots"),
             ("HERALD_WORKER_BATCH_SIZE", "10001"),
-            ("HERALD_WORKER_BATCH_SIZE", "11"),
+            ("HERALD_WORKER_BATCH_SIZE", "0"),
             ("HERALD_WORKER_BATCH_WINDOW", "10m"),
             ("HERALD_RETRY_SCHEDULE", "5s,soon"),
             ("HERALD_RETRY_JITTER", "0.9"),

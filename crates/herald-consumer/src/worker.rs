@@ -81,9 +81,9 @@ pub async fn run(
         }
         let received = tokio::select! {
             _ = &mut shutdown => break,
-            r = receive(client, settings, settings.batch_size.min(RECEIVE_MAX), settings.wait_seconds) => r,
+            r = next_batch(client, settings) => r,
         };
-        let mut messages = match received {
+        let messages = match received {
             Ok(messages) => messages,
             Err(reason) => {
                 tracing::error!(error = %reason, "ReceiveMessage failed; retrying in 1 s");
@@ -94,7 +94,6 @@ pub async fn run(
         if messages.is_empty() {
             continue;
         }
-        gather(client, settings, &mut messages).await;
         let (client, consumer) = (client.clone(), Arc::clone(consumer));
         let queue_url = settings.queue_url.clone();
         in_flight.spawn(async move { handle(&client, &consumer, &queue_url, messages).await });
@@ -145,6 +144,18 @@ async fn handle(client: &Client, consumer: &Consumer, queue_url: &str, messages:
     delete(client, queue_url, &done).await;
 }
 
+/// The next batch: a long poll of up to `wait_seconds`, then, once messages arrived,
+/// what [`gather`] adds to them (up to the batch size). Empty when the poll ended with
+/// nothing.
+pub async fn next_batch(client: &Client, settings: &PollSettings) -> Result<Vec<Message>, String> {
+    let first = settings.batch_size.min(RECEIVE_MAX);
+    let mut messages = receive(client, settings, first, settings.wait_seconds).await?;
+    if !messages.is_empty() {
+        gather(client, settings, &mut messages).await;
+    }
+    Ok(messages)
+}
+
 /// One `ReceiveMessage` of at most `max` messages, waiting up to `wait_seconds`.
 async fn receive(
     client: &Client,
@@ -170,8 +181,25 @@ async fn receive(
 /// dry it waits for the window to close and takes what gathered meanwhile, until the
 /// batch is full. Waiting out the window and then draining costs a few receives per
 /// batch, where long polls inside the window would return each new message on its own.
+/// Without a window it only takes what is waiting: it receives again (without waiting)
+/// while receives come back full, so a backlog is handled in full batches and a
+/// trickle costs no extra receive.
 async fn gather(client: &Client, settings: &PollSettings, messages: &mut Vec<Message>) {
     if settings.batch_window.is_zero() {
+        let mut full = messages.len() == RECEIVE_MAX;
+        while full && messages.len() < settings.batch_size {
+            let max = (settings.batch_size - messages.len()).min(RECEIVE_MAX);
+            match receive(client, settings, max, 0).await {
+                Ok(more) => {
+                    full = more.len() == max;
+                    messages.extend(more);
+                }
+                Err(reason) => {
+                    tracing::warn!(error = %reason, "ReceiveMessage failed while gathering a batch; handling what arrived");
+                    break;
+                }
+            }
+        }
         return;
     }
     let closes = tokio::time::Instant::now() + settings.batch_window;

@@ -789,13 +789,13 @@ fn why(s: &mut String, r: &Results) {
             s,
             "- **The worker end to end (section 6): {:.0} deliveries/s at {:.0} µs of its own \
              CPU per delivery, fan-out 1{}.** Beyond the handler's work (section 1{}), the \
-             process pays per batch of {:.1} events a `ReceiveMessage`, a `DeleteMessageBatch` \
-             and the history's `BatchWriteItem`: building, signing (SigV4), sending and parsing \
-             each AWS request; and its runtime wakes for every socket event. At fan-out {} a \
-             batch's calls are shared by {}× the deliveries{}. The rate is set by one batch at a \
-             time: the worker receives, delivers, writes the history and deletes before it \
-             receives again (handler p50 {:.0} ms per batch, most of it moto's history write), \
-             while neither emulator is busy for the whole of it (section 6's cores).",
+             process pays a `ReceiveMessage` and a `DeleteMessageBatch` per 10 messages (SQS's \
+             limit) and the history's `BatchWriteItem` per batch of {:.1} events: building, \
+             signing (SigV4), sending and parsing each AWS request; and its runtime wakes for \
+             every socket event. At fan-out {} those calls are shared by {}× the deliveries{}. \
+             Batches overlap: the worker receives the next while earlier ones deliver, write \
+             their history and are deleted (handler p50 {:.0} ms per batch, most of it moto's \
+             history write).",
             f1.per_sec,
             f1.worker.us_per_delivery,
             fan.map_or(String::new(), |f| format!(

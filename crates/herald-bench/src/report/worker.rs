@@ -85,9 +85,9 @@ pub(super) fn section(s: &mut String, w: &E2eResults, profile: &str) {
                 s,
                 "With receivers answering in {} ms, the consumer's cap of {} deliveries in flight \
                  allows at most {} / {:.1} s = **{:.0} deliveries/s**; the worker made {:.0}/s, \
-                 {:.2}× of that. A worker that handles one batch at a time has at most a \
-                 batch's deliveries in flight ({:.1} here) and waits for the slowest of them, \
-                 the history write and the delete before it receives again.\n",
+                 {:.2}× of that. The worker keeps ⌈cap / batch size⌉ + 2 batches in hand \
+                 ({:.1} deliveries each here) so that the cap stays busy while a batch that \
+                 has delivered writes its history, is deleted and the next is received.\n",
                 slow.receiver_delay_ms,
                 slow.concurrency_cap,
                 slow.concurrency_cap,

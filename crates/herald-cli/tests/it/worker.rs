@@ -162,3 +162,62 @@ async fn a_stop_drains_the_batches_in_hand() {
         "every message deleted, none left invisible: {counts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_window_a_batch_takes_what_is_waiting_and_no_more() {
+    use herald_consumer::worker::{next_batch, PollSettings};
+
+    let stack = Stack::deploy("worker-gather").expect("deploy the stack");
+    let aws = aws().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let publisher = Publisher::connect(sqs.clone(), stack.events_queue())
+        .await
+        .expect("publisher");
+    let settings = |batch_size| PollSettings {
+        queue_url: stack.events_queue().to_owned(),
+        wait_seconds: 1,
+        batch_size,
+        batch_window: Duration::ZERO,
+        batches_in_flight: 3,
+    };
+    let events: Vec<Event> = (0..35).map(|n| event("update", n)).collect();
+    publisher.publish_all(&events).await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            queue_counts(&sqs, stack.events_queue())
+                .await
+                .is_ok_and(|c| c.visible == 35)
+        })
+        .await,
+        "the backlog is on the queue"
+    );
+
+    // A backlog fills the batch over several receives, up to its size.
+    let first = next_batch(&sqs, &settings(20)).await.unwrap();
+    let rest = next_batch(&sqs, &settings(100)).await.unwrap();
+    let ids: BTreeSet<String> = first
+        .iter()
+        .chain(&rest)
+        .filter_map(|m| m.message_id.clone())
+        .collect();
+    println!("batches of {} and {}", first.len(), rest.len());
+    assert_eq!(first.len(), 20, "a batch of 20 across receives of 10");
+    assert_eq!(
+        rest.len(),
+        15,
+        "the next takes the 15 left, not waiting for more"
+    );
+    assert_eq!(ids.len(), 35, "each message once");
+
+    // A trickle: one message is handed over on its own, at once.
+    publisher.publish_all(&[event("update", 99)]).await.unwrap();
+    // Long polls of 1 s until it shows up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let single = loop {
+        let got = next_batch(&sqs, &settings(100)).await.unwrap();
+        if !got.is_empty() || Instant::now() > deadline {
+            break got;
+        }
+    };
+    assert_eq!(single.len(), 1);
+}

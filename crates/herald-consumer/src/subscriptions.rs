@@ -1,7 +1,11 @@
 //! The consumer's view of webhooks (their routes) and the endpoint-health writes.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use herald_core::{AppId, EventType, Route, SubscriptionId};
@@ -77,6 +81,13 @@ type RouteKey = (AppId, EventType, u64);
 /// after [`MAX_ROUTE_AGE`]. A TTL of zero disables the cache. This instance's own
 /// routing changes (disabling an endpoint) drop the app's cached routes at once.
 ///
+/// **Refresh ahead.** A version past half its TTL, or routes past half of
+/// [`MAX_ROUTE_AGE`], are still used, and read again in the background (one read per
+/// entry at a time), so that a busy app's lookups do not wait on the store: only a
+/// lookup after a quiet spell longer than the TTL, or after a routing change, does.
+/// What a lookup uses is never older than before: an entry is used only within its
+/// TTL of being read.
+///
 /// **Health.** Failure counts are health writes: they move no routing version, so
 /// they never make a consumer reload. A success must still reset an endpoint's count,
 /// without a write per success. Two sources tell whether a count may be above zero:
@@ -101,10 +112,98 @@ pub struct CachedSubscriptions {
 }
 
 struct RouteCache {
+    /// How long a version read is trusted.
+    ttl: Duration,
     /// The app's routing version, as last read.
-    versions: Cache<AppId, u64>,
+    versions: Cache<AppId, Stamped<u64>>,
     /// Routes by (app, type, the version they were loaded at).
-    routes: Cache<RouteKey, Routes>,
+    routes: Cache<RouteKey, Stamped<Routes>>,
+    /// Entries being read again in the background.
+    refreshing: Arc<Mutex<HashSet<Refresh>>>,
+    stats: Arc<CacheStats>,
+}
+
+/// A cached value and when it was read.
+#[derive(Clone)]
+struct Stamped<T> {
+    value: T,
+    read_at: Instant,
+}
+
+impl<T> Stamped<T> {
+    fn now(value: T) -> Self {
+        Self {
+            value,
+            read_at: Instant::now(),
+        }
+    }
+
+    /// Whether it is past half of `ttl`, and due to be read again ahead of expiry.
+    fn due(&self, ttl: Duration) -> bool {
+        self.read_at.elapsed() >= ttl / 2
+    }
+}
+
+/// An entry being read again in the background.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Refresh {
+    Version(AppId),
+    Routes(RouteKey),
+}
+
+/// How the route cache's store reads went: those a lookup waited for, and those made
+/// ahead of expiry in the background.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    waited: AtomicU64,
+    ahead: AtomicU64,
+}
+
+impl CacheStats {
+    /// Store reads (routing versions and routes) a lookup waited for.
+    pub fn waited(&self) -> u64 {
+        self.waited.load(Ordering::Relaxed)
+    }
+
+    /// Store reads made ahead of expiry, in the background.
+    pub fn ahead(&self) -> u64 {
+        self.ahead.load(Ordering::Relaxed)
+    }
+}
+
+/// Files an entry read ahead of expiry.
+type FileEntry<T> = Box<dyn FnOnce(Stamped<T>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+impl RouteCache {
+    /// Reads `what` again in the background with `read` and files it with `file`,
+    /// unless that read is already under way. A failed read is dropped: the entry
+    /// expires, and the lookup after that reads it and meets the failure itself.
+    fn refresh<T: Send + 'static>(
+        &self,
+        what: Refresh,
+        read: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+        file: FileEntry<T>,
+    ) {
+        if !self
+            .refreshing
+            .lock()
+            .expect("not poisoned")
+            .insert(what.clone())
+        {
+            return;
+        }
+        let (refreshing, stats) = (Arc::clone(&self.refreshing), Arc::clone(&self.stats));
+        tokio::spawn(async move {
+            match read.await {
+                Ok(value) => {
+                    stats.ahead.fetch_add(1, Ordering::Relaxed);
+                    file(Stamped::now(value)).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "a read ahead of expiry failed"),
+            }
+            refreshing.lock().expect("not poisoned").remove(&what);
+        });
+    }
 }
 
 impl CachedSubscriptions {
@@ -112,6 +211,9 @@ impl CachedSubscriptions {
     /// `disable_after`: failed deliveries in a row that disable an endpoint (0: never).
     pub fn new(store: SubscriptionStore, ttl: Duration, disable_after: u32) -> Self {
         let cache = (!ttl.is_zero()).then(|| RouteCache {
+            ttl,
+            refreshing: Arc::default(),
+            stats: Arc::default(),
             versions: Cache::builder()
                 .time_to_live(ttl)
                 .max_capacity(10_000)
@@ -133,9 +235,16 @@ impl CachedSubscriptions {
         }
     }
 
-    /// Drops the app's cached routes after this instance changed its routing.
-    fn forget(&self, app: &AppId) {
+    /// How the route cache's store reads went (none without a cache).
+    pub fn stats(&self) -> Option<&CacheStats> {
+        self.cache.as_ref().map(|c| &*c.stats)
+    }
+
+    /// Drops the app's cached version and routes after this instance changed its
+    /// routing.
+    async fn forget(&self, app: &AppId) {
         if let Some(cache) = &self.cache {
+            cache.versions.invalidate(app).await;
             let app = app.clone();
             // Only fails when closures are not supported, and they are.
             let _ = cache
@@ -154,16 +263,45 @@ impl SubscriptionSource for CachedSubscriptions {
         // moka shares one failed lookup among its waiters.
         let version = cache
             .versions
-            .try_get_with(app.clone(), self.store.routing_version(app))
-            .await
-            .map_err(|e| (*e).clone())?;
-        cache
-            .routes
-            .try_get_with((app.clone(), event_type.clone(), version), async {
-                self.store.routes(app, event_type).await.map(prepare)
+            .try_get_with(app.clone(), async {
+                cache.stats.waited.fetch_add(1, Ordering::Relaxed);
+                self.store.routing_version(app).await.map(Stamped::now)
             })
             .await
-            .map_err(|e| (*e).clone())
+            .map_err(|e| (*e).clone())?;
+        if version.due(cache.ttl) {
+            let (store, versions, app) = (self.store.clone(), cache.versions.clone(), app.clone());
+            let key = app.clone();
+            cache.refresh(
+                Refresh::Version(app.clone()),
+                async move { store.routing_version(&app).await },
+                Box::new(move |read| Box::pin(async move { versions.insert(key, read).await })),
+            );
+        }
+        let key = (app.clone(), event_type.clone(), version.value);
+        let routes = cache
+            .routes
+            .try_get_with(key.clone(), async {
+                cache.stats.waited.fetch_add(1, Ordering::Relaxed);
+                let routes = self.store.routes(app, event_type).await?;
+                Ok::<_, StoreError>(Stamped::now(prepare(routes)))
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
+        if routes.due(MAX_ROUTE_AGE.max(cache.ttl)) {
+            let (store, cached, (app, event_type)) = (
+                self.store.clone(),
+                cache.routes.clone(),
+                (app.clone(), event_type.clone()),
+            );
+            let filed = key.clone();
+            cache.refresh(
+                Refresh::Routes(key),
+                async move { store.routes(&app, &event_type).await.map(prepare) },
+                Box::new(move |read| Box::pin(async move { cached.insert(filed, read).await })),
+            );
+        }
+        Ok(routes.value)
     }
 
     async fn get(
@@ -186,7 +324,7 @@ impl SubscriptionSource for CachedSubscriptions {
             .await?;
         self.failing.insert(id.clone(), true).await;
         if disabled {
-            self.forget(app);
+            self.forget(app).await;
         }
         Ok(disabled)
     }
@@ -207,7 +345,7 @@ impl SubscriptionSource for CachedSubscriptions {
         reason: &str,
     ) -> Result<(), StoreError> {
         self.store.disable(app, id, reason).await?;
-        self.forget(app);
+        self.forget(app).await;
         Ok(())
     }
 }

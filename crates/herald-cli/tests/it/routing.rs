@@ -425,3 +425,49 @@ async fn the_consumer_cache_follows_the_routing_version_and_not_health_writes() 
     assert_eq!(f.stored(&first.id).await.consecutive_failures, 0);
     assert_eq!(f.version().await, version);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_apps_lookups_are_refreshed_ahead_and_seldom_wait_on_the_store() {
+    let f = Fixture::new("routing-ahead").await;
+    let first = f.create(&["create"], &[]).await;
+    // A version is trusted for 1 s and read again ahead after 0.5 s.
+    let cached = CachedSubscriptions::new(f.store.clone(), Duration::from_secs(1), 5);
+    let create = EventType::parse("create").unwrap();
+    let stats = || {
+        let s = cached.stats().expect("a cache");
+        (s.waited(), s.ahead())
+    };
+
+    // Lookups at 20/s for 5 s, as a busy app makes them; a routing change halfway.
+    let mut pace = tokio::time::interval(Duration::from_millis(50));
+    let mut second = None;
+    let mut seen_at = None;
+    for n in 0..100 {
+        pace.tick().await;
+        let routes = cached.routes(&f.app, &create).await.unwrap();
+        if n == 50 {
+            second = Some(f.create(&["create"], &[]).await);
+        }
+        if let Some(second) = &second {
+            if seen_at.is_none() && prepared_ids(&routes) == set([&first, second]) {
+                seen_at = Some(n);
+            }
+        }
+    }
+    let (waited, ahead) = stats();
+    println!(
+        "store reads waited for: {waited}, read ahead: {ahead}; change seen at lookup {seen_at:?}"
+    );
+    // Without reading ahead, each of the 5 s would wait for a version read, and more.
+    assert!(
+        waited <= 4,
+        "lookups waited for the first version and routes, and the routes of the new \
+         version, not for every expiry: {waited}"
+    );
+    assert!(ahead >= 4, "versions were read ahead of expiry: {ahead}");
+    let seen_at = seen_at.expect("the new webhook was routed");
+    assert!(
+        seen_at <= 50 + 40,
+        "within the TTL and a read of the change: lookup {seen_at}"
+    );
+}

@@ -14,6 +14,7 @@ use herald_store::DeliveryTables;
 use serde::{Deserialize, Serialize};
 
 use crate::handler::DeliveryPolicy;
+use crate::metrics::MetricsSettings;
 
 /// The consumer's settings as they are written; [`ConsumerConfig`] is what they mean.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -71,6 +72,9 @@ pub struct ConsumerSettings {
     /// `HERALD_HTTP_CONNECT_TIMEOUT`, `HERALD_HTTP_TIMEOUT`, `HERALD_ALLOW_PRIVATE_NETWORKS`.
     #[serde(flatten)]
     pub http: HttpSettings,
+    /// `HERALD_METRICS`, `HERALD_METRICS_NAMESPACE`, `HERALD_METRICS_PER_APP`.
+    #[serde(flatten)]
+    pub metrics: MetricsSettings,
     /// `HERALD_MAX_QUEUE_DELAY` (default 15m, SQS's maximum): the longest delay put on
     /// one queued retry; longer waits take several hops.
     #[serde(
@@ -143,6 +147,7 @@ mod defaults {
 impl Validate for ConsumerSettings {
     fn validate(&self) -> Result<(), ConfigError> {
         self.http.validate()?;
+        self.metrics.validate()?;
         self.tables.validate()?;
         self.seal.validate()?;
         duration_in_range(
@@ -210,6 +215,8 @@ pub struct ConsumerConfig {
     pub delivery: DeliveryPolicy,
     /// The HTTP client's timeouts and address policy.
     pub http: HttpSettings,
+    /// Whether and how the consumer writes metrics.
+    pub metrics: MetricsSettings,
     /// The longest delay put on one queued retry; longer waits take several hops.
     pub max_queue_delay: Duration,
     /// Long-poll wait of the local worker.
@@ -259,6 +266,7 @@ impl ConsumerConfig {
                 pool_max_idle_per_host: s.delivery_concurrency,
                 ..s.http
             },
+            metrics: s.metrics,
             max_queue_delay: s.max_queue_delay,
             worker_wait: s.worker_wait,
             worker_batch_size: s.worker_batch_size,
@@ -334,6 +342,33 @@ mod tests {
             let c = config(&vars).unwrap();
             assert_eq!(c.worker_batch_size.to_string(), size);
             assert_eq!(c.worker_batch_window, Duration::from_secs(secs));
+        }
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_emf_when_asked() {
+        use crate::metrics::MetricsMode;
+        assert_eq!(config(&BASE).unwrap().metrics.metrics, MetricsMode::Off);
+        let mut vars = BASE.to_vec();
+        vars.push(("HERALD_METRICS", "emf"));
+        vars.push(("HERALD_METRICS_NAMESPACE", "Acme/Herald"));
+        vars.push(("HERALD_METRICS_PER_APP", "true"));
+        let m = config(&vars).unwrap().metrics;
+        assert_eq!(m.metrics, MetricsMode::Emf);
+        assert_eq!(m.metrics_namespace, "Acme/Herald");
+        assert!(m.metrics_per_app);
+        let mut vars = BASE.to_vec();
+        vars.push(("HERALD_METRICS", "statsd"));
+        let err = config(&vars).unwrap_err().to_string();
+        assert!(err.starts_with("HERALD_METRICS"), "{err}");
+        for bad in ["AWS/Lambda", "no\nnewlines"] {
+            let mut vars = BASE.to_vec();
+            vars.push(("HERALD_METRICS_NAMESPACE", bad));
+            let err = config(&vars).unwrap_err().to_string();
+            assert!(
+                err.starts_with("HERALD_METRICS_NAMESPACE"),
+                "{bad:?}: {err}"
+            );
         }
     }
 

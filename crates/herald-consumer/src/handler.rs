@@ -26,6 +26,7 @@ use herald_store::{BatchAttempt, BatchHistory};
 use tokio::sync::Semaphore;
 
 use crate::history::History;
+use crate::metrics::{BatchCounts, Metrics};
 use crate::subscriptions::SubscriptionSource;
 use calls::within;
 use plan::Plan;
@@ -107,6 +108,8 @@ pub struct Consumer {
     permits: Semaphore,
     /// The events queue's maximum message size, in bytes.
     max_message_bytes: usize,
+    /// Where each batch's metrics go, if anywhere.
+    metrics: Option<Metrics>,
 }
 
 /// What became of one record of a batch.
@@ -132,7 +135,14 @@ impl Consumer {
             adapters,
             policy,
             max_message_bytes: MAX_MESSAGE_BYTES,
+            metrics: None,
         }
+    }
+
+    /// Writes each batch's metrics with `metrics` ([`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The events queue's maximum message size (its `MaximumMessageSize`). A record
@@ -272,13 +282,19 @@ impl Consumer {
             );
             return Err(error);
         }
+        let elapsed_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
             records = records.len(),
             attempts,
             returned = response.batch_item_failures.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms,
             "batch handled"
         );
+        if let Some(metrics) = &self.metrics {
+            let made = history.attempts.iter().map(|a| &a.attempt);
+            let counts = BatchCounts::of(records.len(), elapsed_ms, made, metrics.per_app());
+            metrics.batch(&counts, chrono::Utc::now().timestamp_millis());
+        }
         Ok(response)
     }
 }

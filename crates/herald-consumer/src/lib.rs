@@ -8,6 +8,7 @@
 pub mod config;
 pub mod handler;
 pub mod history;
+pub mod metrics;
 pub mod subscriptions;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -52,7 +53,13 @@ pub fn build(config: &ConsumerConfig, aws: &aws_config::SdkConfig) -> anyhow::Re
             config.history_retention,
         )),
     };
-    Ok(Consumer::new(adapters, config.delivery.clone()))
+    let consumer = Consumer::new(adapters, config.delivery.clone());
+    Ok(
+        match metrics::Metrics::new(&config.metrics, metrics::stdout_sink()) {
+            Some(m) => consumer.with_metrics(m),
+            None => consumer,
+        },
+    )
 }
 
 /// The events queue's visibility timeout does not exceed the worst-case batch time:

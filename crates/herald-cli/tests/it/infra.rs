@@ -675,3 +675,89 @@ fn webhook_secrets_are_sealed_under_a_rotated_kms_key_that_each_role_uses_only_a
     assert_eq!(kms_actions("ConsumerRole"), both);
     assert!(kms_actions("RedriverRole").is_empty());
 }
+
+#[test]
+fn the_dashboard_charts_the_metrics_the_consumer_writes_in_its_namespace() {
+    use herald_consumer::metrics::{MetricsMode, MetricsSettings};
+
+    let t = template("herald.yaml").expect("read infra/herald.yaml");
+    let r = &t["Resources"];
+    // The consumer function writes EMF lines into the namespace the dashboard reads.
+    let env = &r["ConsumerFunction"]["Properties"]["Environment"]["Variables"];
+    let settings: MetricsSettings = herald_runtime::config::Sources::new()
+        .vars(
+            "infra/herald.yaml",
+            [(
+                "HERALD_METRICS",
+                env["HERALD_METRICS"].as_str().unwrap_or("off"),
+            )],
+        )
+        .load()
+        .expect("the template's metrics settings load");
+    assert_eq!(settings.metrics, MetricsMode::Emf);
+    let namespace = env["HERALD_METRICS_NAMESPACE"]["Fn::Sub"].as_str().unwrap();
+    let body = &r["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"];
+    assert_eq!(
+        body[1]["Namespace"]["Fn::Sub"], namespace,
+        "the same namespace"
+    );
+
+    // Every metric charted from the namespace is one the consumer writes
+    // (crates/herald-consumer/src/metrics.rs), with its Service dimension.
+    let text = body[0].as_str().unwrap();
+    // The `${…}` placeholders sit inside JSON strings.
+    let json: Value =
+        serde_json::from_str(&without_placeholders(text)).expect("the dashboard body is JSON");
+    let written = [
+        "Batches",
+        "Records",
+        "BatchDuration",
+        "Attempts",
+        "Succeeded",
+        "Failed",
+        "Retried",
+        "Parked",
+        "NotSent",
+        "Latency",
+    ];
+    let mut charted = BTreeSet::new();
+    for widget in json["widgets"].as_array().unwrap() {
+        let mut namespace_row = false;
+        for row in widget["properties"]["metrics"].as_array().unwrap() {
+            let row = row.as_array().unwrap();
+            match row[0].as_str() {
+                Some(ns) if ns.starts_with('X') => namespace_row = true,
+                Some("AWS/SQS" | "AWS/Lambda") => namespace_row = false,
+                _ => {}
+            }
+            if !namespace_row {
+                continue;
+            }
+            if let Some(name) = row.get(1).and_then(Value::as_str).filter(|n| *n != ".") {
+                charted.insert(name.to_owned());
+            }
+        }
+    }
+    for name in &charted {
+        assert!(
+            written.contains(&name.as_str()) || name.starts_with("Failed."),
+            "the dashboard charts {name}, which the consumer does not write"
+        );
+    }
+    for name in ["Attempts", "Succeeded", "Failed", "Parked", "Latency"] {
+        assert!(charted.contains(name), "{name} is charted");
+    }
+}
+
+/// `text` with every `${…}` replaced by `X`.
+fn without_placeholders(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        out.push('X');
+        rest = rest[start..].split_once('}').map_or("", |(_, after)| after);
+    }
+    out.push_str(rest);
+    out
+}

@@ -119,6 +119,8 @@ async fn the_consumer_bootstrap_answers_an_sqs_batch_with_the_documented_partial
     // back from the queue.
     env.insert("HERALD_RETRY_SCHEDULE".into(), "0s,1s".into());
     env.insert("HERALD_RETRY_JITTER".into(), "0".into());
+    // As infra/herald.yaml sets it: one EMF metrics line per batch on stdout.
+    env.insert("HERALD_METRICS".into(), "emf".into());
     let mut consumer = LambdaFunction::start("herald-consumer-lambda", &env)
         .await
         .expect("start the consumer function");
@@ -142,6 +144,38 @@ async fn the_consumer_bootstrap_answers_an_sqs_batch_with_the_documented_partial
         serde_json::json!({ "batchItemFailures": [] }),
         "function log:\n{}",
         consumer.log()
+    );
+
+    // The batch's metrics line: what CloudWatch Logs would turn into metrics.
+    let log = consumer.log();
+    let emf: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 1, "one EMF line for the batch; log:\n{log}");
+    let m = &emf[0];
+    assert_eq!(m["Service"], "herald-consumer");
+    assert_eq!(
+        m["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Herald",
+        "{m}"
+    );
+    assert_eq!(
+        (
+            &m["Records"],
+            &m["Attempts"],
+            &m["Succeeded"],
+            &m["Retried"],
+            &m["Failed.http_status"]
+        ),
+        (
+            &serde_json::json!(4),
+            &serde_json::json!(2),
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        ),
+        "{m}"
     );
 
     // The healthy endpoint got the good event once, signed with its secret.

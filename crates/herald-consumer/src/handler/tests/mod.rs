@@ -8,6 +8,7 @@ mod delivery_messages;
 mod failures;
 mod fan_out;
 mod health;
+mod metrics;
 mod parking;
 mod retries;
 

@@ -1,19 +1,16 @@
-//! Publishing events, the delivery history, and re-sending.
+//! Publishing events and re-sending them.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use herald_core::{
-    AppId, Attempt, DeliveryTask, Event, EventId, EventType, ObjectType, SubscriptionId,
-};
+use herald_core::{AppId, DeliveryTask, Event, EventId, EventType, ObjectType, SubscriptionId};
 use herald_store::{Claim, PlannedEvent};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::apps::{Page, PageParams};
 use crate::error::{ApiError, ApiResult, ErrorBody, NotPublished, PartlyPublished};
-use crate::extract::{is_too_deep, parse_json, Query, Tenant};
+use crate::extract::{is_too_deep, parse_json, Tenant};
 use crate::state::AppState;
 use crate::webhooks::load;
 use herald_queue::Outbox;
@@ -70,49 +67,6 @@ pub struct ResendIn {
 pub struct Resent {
     pub event_id: String,
     pub scheduled: Vec<String>,
-}
-
-/// One delivery attempt (or a delivery not sent) from the history.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AttemptOut {
-    pub event_id: String,
-    pub event_type: String,
-    pub subscription_id: String,
-    pub webhook_id: String,
-    pub attempt: u32,
-    pub attempted_at: chrono::DateTime<chrono::Utc>,
-    /// `succeeded`, `failed` or `not_sent`.
-    pub outcome: String,
-    pub status_code: Option<u16>,
-    pub latency_ms: u64,
-    pub error_kind: Option<String>,
-    pub error: Option<String>,
-    pub response_body: String,
-    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl From<Attempt> for AttemptOut {
-    fn from(a: Attempt) -> Self {
-        let outcome = serde_json::to_value(a.outcome)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        Self {
-            event_id: a.event_id.to_string(),
-            event_type: a.event_type.to_string(),
-            subscription_id: a.subscription_id.to_string(),
-            webhook_id: a.webhook_id.to_string(),
-            attempt: a.attempt,
-            attempted_at: a.attempted_at,
-            outcome,
-            status_code: a.status_code,
-            latency_ms: a.latency_ms,
-            error_kind: a.error_kind,
-            error: a.error,
-            response_body: a.response_body,
-            next_attempt_at: a.next_attempt_at,
-        }
-    }
 }
 
 fn to_event(app: &AppId, input: EventIn, index: Option<usize>) -> ApiResult<Event> {
@@ -316,47 +270,8 @@ pub async fn publish(
     Ok((StatusCode::ACCEPTED, Json(out)))
 }
 
-fn path_event(id: &str) -> ApiResult<EventId> {
+pub(crate) fn path_event(id: &str) -> ApiResult<EventId> {
     EventId::parse(id).map_err(|_| ApiError::NotFound(format!("event {id}")))
-}
-
-fn page_of(page: herald_store::Page<Attempt>) -> Page<AttemptOut> {
-    Page {
-        data: page.items.into_iter().map(Into::into).collect(),
-        next_cursor: page.next_cursor,
-    }
-}
-
-#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries", params(("id" = String, Path), PageParams),
-    responses((status = 200, body = Page<AttemptOut>), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
-pub async fn webhook_deliveries(
-    Tenant(app): Tenant,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(p): Query<PageParams>,
-) -> ApiResult<Json<Page<AttemptOut>>> {
-    let sub = load(&state, &app, &id).await?;
-    let page = state
-        .history
-        .for_subscription(&app, &sub.id, p.limit()?, p.cursor.as_deref())
-        .await?;
-    Ok(Json(page_of(page)))
-}
-
-#[utoipa::path(get, path = "/v1/events/{id}/deliveries", tag = "deliveries", params(("id" = String, Path), PageParams),
-    responses((status = 200, body = Page<AttemptOut>)), security(("app_key" = [])))]
-pub async fn event_deliveries(
-    Tenant(app): Tenant,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(p): Query<PageParams>,
-) -> ApiResult<Json<Page<AttemptOut>>> {
-    let event = path_event(&id)?;
-    let page = state
-        .history
-        .for_event(&app, &event, p.limit()?, p.cursor.as_deref())
-        .await?;
-    Ok(Json(page_of(page)))
 }
 
 #[utoipa::path(post, path = "/v1/events/{id}/resend", tag = "events", params(("id" = String, Path)), request_body = ResendIn,

@@ -6,6 +6,7 @@
 //! `/v1/openapi.json` and checked in at `docs/openapi.json`.
 
 pub mod apps;
+pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -90,8 +91,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::rotate))
         .routes(routes!(webhooks::test))
         .routes(routes!(events::publish))
-        .routes(routes!(events::webhook_deliveries))
-        .routes(routes!(events::event_deliveries))
+        .routes(routes!(deliveries::webhook_deliveries))
+        .routes(routes!(deliveries::event_deliveries))
         .routes(routes!(events::resend))
 }
 

@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::Result;
 use bytes::Bytes;
 use herald_api::apps::{AppIn, AppOut, KeyOut, Page, PageParams};
+use herald_api::deliveries::{AttemptOut, DeliveryFilterParams};
 use herald_api::error::ErrorBody;
-use herald_api::events::{AttemptOut, PublishIn, Published};
+use herald_api::events::{PublishIn, Published};
 use herald_api::webhooks::{RotatedSecret, TestResult, WebhookIn, WebhookOut, WebhookPatch};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
@@ -180,29 +181,54 @@ impl ApiClient {
     }
 
     /// `GET /v1/webhooks/{id}/deliveries`: the webhook's attempts, newest first.
-    pub async fn webhook_deliveries(&self, id: &str, paging: &Paging) -> Result<Page<AttemptOut>> {
-        self.list(&webhook_path(id, "/deliveries"), paging).await
+    pub async fn webhook_deliveries(
+        &self,
+        id: &str,
+        filter: &DeliveryFilterParams,
+        paging: &Paging,
+    ) -> Result<Page<AttemptOut>> {
+        self.list_with(&webhook_path(id, "/deliveries"), filter, paging)
+            .await
     }
 
     /// `GET /v1/events/{id}/deliveries`: the event's attempts, newest first.
-    pub async fn event_deliveries(&self, id: &str, paging: &Paging) -> Result<Page<AttemptOut>> {
-        self.list(&format!("/v1/events/{}/deliveries", seg(id)), paging)
-            .await
+    pub async fn event_deliveries(
+        &self,
+        id: &str,
+        filter: &DeliveryFilterParams,
+        paging: &Paging,
+    ) -> Result<Page<AttemptOut>> {
+        let path = format!("/v1/events/{}/deliveries", seg(id));
+        self.list_with(&path, filter, paging).await
     }
 
     // The plumbing.
 
     /// One page of a list, or with [`Paging::all`] every page as one without a cursor.
     async fn list<T: DeserializeOwned>(&self, path: &str, paging: &Paging) -> Result<Page<T>> {
+        self.list_with(path, &[] as &[(&str, &str)], paging).await
+    }
+
+    /// [`ApiClient::list`] with more query parameters, `query`, on every request.
+    async fn list_with<T: DeserializeOwned, Q: serde::Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: &Q,
+        paging: &Paging,
+    ) -> Result<Page<T>> {
         let mut params = paging.params.clone();
-        let mut page: Page<T> = self.call(Method::GET, path, |r| r.query(&params)).await?;
+        let mut page: Page<T> = self
+            .call(Method::GET, path, |r| r.query(&params).query(query))
+            .await?;
         if !paging.all {
             return Ok(page);
         }
         let mut data = std::mem::take(&mut page.data);
         while let Some(cursor) = page.next_cursor.take().filter(|c| !c.is_empty()) {
             params.cursor = Some(cursor);
-            page = self.call(Method::GET, path, |r| r.query(&params)).await?;
+            page = self
+                .call(Method::GET, path, |r| r.query(&params).query(query))
+                .await?;
             data.append(&mut page.data);
         }
         Ok(Page {

@@ -8,7 +8,8 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use herald_api::apps::PageParams;
-use herald_api::events::{AttemptOut, EventBatchIn, EventIn, PublishIn, Published};
+use herald_api::deliveries::{AttemptOut, DeliveryFilterParams};
+use herald_api::events::{EventBatchIn, EventIn, PublishIn, Published};
 use serde_json::Value;
 
 use crate::api::{refused_status, ApiClient, Paging};
@@ -80,7 +81,71 @@ pub struct DeliveriesArgs {
     #[arg(long, value_name = "EVENT_ID")]
     event: Option<String>,
     #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
     page: PageArgs,
+}
+
+/// The filters of `herald deliveries`.
+#[derive(Args, Debug, Default)]
+pub struct FilterArgs {
+    /// Only attempts that ended so.
+    #[arg(long, value_enum)]
+    outcome: Option<OutcomeArg>,
+    /// Only attempts made since this time: RFC 3339 (2026-12-01T10:00:00Z) or a
+    /// duration ago (90m, 2h, 7d).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only attempts made before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Only attempts of events of this type.
+    #[arg(long, value_name = "TYPE")]
+    event_type: Option<String>,
+}
+
+/// An attempt's outcome, as `--outcome` takes it.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeArg {
+    Succeeded,
+    Failed,
+    NotSent,
+}
+
+impl FilterArgs {
+    /// The API's filter parameters, times given as durations made absolute (now less
+    /// the duration).
+    fn params(&self, now: DateTime<Utc>) -> Result<DeliveryFilterParams> {
+        let time = |flag: &str, v: &Option<String>| -> Result<Option<String>> {
+            v.as_deref()
+                .map(|v| absolute_time(v, now).map_err(|e| usage(format!("--{flag}: {e}"))))
+                .transpose()
+        };
+        Ok(DeliveryFilterParams {
+            outcome: self.outcome.map(|o| {
+                match o {
+                    OutcomeArg::Succeeded => "succeeded",
+                    OutcomeArg::Failed => "failed",
+                    OutcomeArg::NotSent => "not_sent",
+                }
+                .to_owned()
+            }),
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+            event_type: self.event_type.clone(),
+        })
+    }
+}
+
+/// `text` as an RFC 3339 time: itself if it is one, else a duration before `now`.
+fn absolute_time(text: &str, now: DateTime<Utc>) -> Result<String, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc).to_rfc3339());
+    }
+    let ago = herald_core::retry::parse_duration(text)
+        .map_err(|_| format!("{text:?} is neither an RFC 3339 time nor a duration such as 2h"))?;
+    let ago = chrono::TimeDelta::from_std(ago).map_err(|_| format!("{text:?} is too long ago"))?;
+    Ok((now - ago).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 /// The `--help` epilogue of `herald deliveries`.
@@ -91,6 +156,8 @@ latency, attempt number, event type, event id, webhook id, and the error if any.
 Examples:
   herald deliveries --event evt_0190ab...
   herald deliveries --webhook sub_0190ab... --limit 10
+  herald deliveries --webhook sub_0190ab... --outcome failed --since 2h
+  herald deliveries --event evt_0190ab... --outcome succeeded
   herald --json deliveries --webhook sub_0190ab... --all | jq '.data[] | select(.outcome != \"succeeded\")'";
 
 #[derive(Args, Debug)]
@@ -260,9 +327,10 @@ pub fn attempt_line(a: &AttemptOut) -> String {
 pub async fn deliveries(args: DeliveriesArgs, settings: &Settings) -> Result<()> {
     let api = ApiClient::app(settings)?;
     let paging = args.page.paging();
+    let filter = args.filter.params(Utc::now())?;
     let page = match (&args.webhook, &args.event) {
-        (Some(w), _) => api.webhook_deliveries(w, &paging).await?,
-        (None, Some(e)) => api.event_deliveries(e, &paging).await?,
+        (Some(w), _) => api.webhook_deliveries(w, &filter, &paging).await?,
+        (None, Some(e)) => api.event_deliveries(e, &filter, &paging).await?,
         (None, None) => return Err(usage("give --webhook or --event")),
     };
     if settings.json {
@@ -316,7 +384,10 @@ async fn poll(api: &ApiClient, webhook: Option<&str>) -> Result<Vec<AttemptOut>>
     };
     let mut all = Vec::new();
     for id in ids {
-        match api.webhook_deliveries(&id, &paging(100, false)).await {
+        match api
+            .webhook_deliveries(&id, &DeliveryFilterParams::default(), &paging(100, false))
+            .await
+        {
             Ok(p) => all.extend(p.data),
             // A webhook deleted between the list and this call.
             Err(e) if webhook.is_none() && refused_status(&e) == Some(404) => {}

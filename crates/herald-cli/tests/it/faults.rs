@@ -14,6 +14,7 @@ use herald_core::{
     Subscription,
 };
 use herald_queue::Publisher;
+use herald_store::AttemptFilter;
 use herald_store::{HistoryStore, SubscriptionStore};
 use herald_testing::{
     aws, aws_at, is_dynamodb_write, queue_depth, scratch_dir, wait_until, Accounting, Fault,
@@ -147,7 +148,7 @@ impl Fixture {
 
     async fn history(&self, sub: &Subscription) -> Vec<herald_core::Attempt> {
         self.history_store
-            .for_subscription(&sub.app_id, &sub.id, 100, None)
+            .for_subscription(&sub.app_id, &sub.id, &AttemptFilter::default(), 100, None)
             .await
             .expect("history")
             .items
@@ -240,7 +241,13 @@ async fn a_flaky_endpoint_gets_the_event_after_retries_and_the_healthy_one_exact
     assert_eq!(f.history(&healthy_sub).await.len(), 5);
     let per_event = f
         .history_store
-        .for_event(&events[0].app_id, &events[0].id, 50, None)
+        .for_event(
+            &events[0].app_id,
+            &events[0].id,
+            &AttemptFilter::default(),
+            50,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(

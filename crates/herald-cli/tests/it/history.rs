@@ -15,6 +15,7 @@ use herald_core::{
     Attempt, AttemptOutcome, DeliveryError, DeliveryOutcome, Event, EventType, ObjectType,
     SubscriptionId,
 };
+use herald_store::AttemptFilter;
 use herald_store::{BatchHistory, HistoryStore, StoreError};
 use herald_testing::{aws, Stack};
 
@@ -78,7 +79,7 @@ async fn all_pages(
     let mut cursor: Option<String> = None;
     loop {
         let page = store
-            .for_subscription(app, sub, size, cursor.as_deref())
+            .for_subscription(app, sub, &AttemptFilter::default(), size, cursor.as_deref())
             .await
             .expect("a page");
         assert!(page.items.len() <= size as usize);
@@ -199,11 +200,20 @@ async fn history_is_written_per_batch_and_listed_per_webhook_and_per_event() {
 
     // Per event: its first fan-out (delivered and not sent) and its retry.
     let first = &events[0];
-    let page = store.for_event(&shop, &first.id, 2, None).await.unwrap();
+    let page = store
+        .for_event(&shop, &first.id, &AttemptFilter::default(), 2, None)
+        .await
+        .unwrap();
     assert_eq!(page.items.len(), 2);
     let cursor = page.next_cursor.expect("a second page");
     let rest = store
-        .for_event(&shop, &first.id, 2, Some(&cursor))
+        .for_event(
+            &shop,
+            &first.id,
+            &AttemptFilter::default(),
+            2,
+            Some(&cursor),
+        )
         .await
         .unwrap();
     assert!(rest.next_cursor.is_none());
@@ -224,14 +234,23 @@ async fn history_is_written_per_batch_and_listed_per_webhook_and_per_event() {
     assert!(mine
         .iter()
         .all(|a| a.event_id == first.id && a.app_id == shop));
-    let wide_listed = store.for_event(&shop, &wide.id, 100, None).await.unwrap();
+    let wide_listed = store
+        .for_event(&shop, &wide.id, &AttemptFilter::default(), 100, None)
+        .await
+        .unwrap();
     assert_eq!(
         wide_listed.items.len(),
         30,
         "all 30 webhooks' records read back"
     );
     assert!(store
-        .for_event(&app("other"), &first.id, 10, None)
+        .for_event(
+            &app("other"),
+            &first.id,
+            &AttemptFilter::default(),
+            10,
+            None
+        )
         .await
         .unwrap()
         .items
@@ -265,22 +284,46 @@ async fn history_is_written_per_batch_and_listed_per_webhook_and_per_event() {
     let webhook_cursor = &cursors[0];
     assert!(bad_cursor(
         store
-            .for_subscription(&shop, &sub("sub_off"), 2, Some(webhook_cursor))
+            .for_subscription(
+                &shop,
+                &sub("sub_off"),
+                &AttemptFilter::default(),
+                2,
+                Some(webhook_cursor)
+            )
             .await
     ));
     assert!(bad_cursor(
         store
-            .for_subscription(&app("other"), &sub("sub_a"), 2, Some(webhook_cursor))
+            .for_subscription(
+                &app("other"),
+                &sub("sub_a"),
+                &AttemptFilter::default(),
+                2,
+                Some(webhook_cursor)
+            )
             .await
     ));
     assert!(bad_cursor(
         store
-            .for_event(&shop, &events[1].id, 2, Some(&cursor))
+            .for_event(
+                &shop,
+                &events[1].id,
+                &AttemptFilter::default(),
+                2,
+                Some(&cursor)
+            )
             .await
     ));
     assert!(bad_cursor(
         store
-            .for_event(&shop, &first.id, 2, Some(webhook_cursor))
+            .for_event(
+                &shop,
+                &first.id,
+                &AttemptFilter::default(),
+                2,
+                Some(webhook_cursor)
+            )
             .await
     ));
     let mut decoded: serde_json::Value =
@@ -290,7 +333,13 @@ async fn history_is_written_per_batch_and_listed_per_webhook_and_per_event() {
     for forged in [tampered.as_str(), "bogus", &"A".repeat(600)] {
         assert!(bad_cursor(
             store
-                .for_subscription(&shop, &sub("sub_a"), 2, Some(forged))
+                .for_subscription(
+                    &shop,
+                    &sub("sub_a"),
+                    &AttemptFilter::default(),
+                    2,
+                    Some(forged)
+                )
                 .await
         ));
     }

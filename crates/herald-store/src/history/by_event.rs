@@ -9,6 +9,7 @@ use futures::future::try_join_all;
 use herald_core::{AppId, Attempt, Event, EventId};
 
 use super::cursor::{encode, OffsetCursor};
+use super::filter::AttemptFilter;
 use super::items::{unpack, Entry, GroupEntry, GroupItem, RecordItem, TrailItem};
 use super::keys::{group_lookup, record_subscription, trail_partition};
 use super::HistoryStore;
@@ -28,10 +29,11 @@ impl HistoryStore {
         &self,
         app: &AppId,
         event: &EventId,
+        filter: &AttemptFilter,
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
-        let scope = format!("{app}#{event}");
+        let scope = format!("{app}#{event}{}", filter.fingerprint());
         let offset = cursor
             .map(|c| OffsetCursor::decode(c, &scope))
             .transpose()?
@@ -54,7 +56,8 @@ impl HistoryStore {
                 entries
                     .into_iter()
                     .filter(|e| &e.event == event)
-                    .map(|e| e.into_attempt(app, &sub)),
+                    .map(|e| e.into_attempt(app, &sub))
+                    .filter(|a| filter.matches(a)),
             );
         }
         attempts.sort_by(|a, b| {

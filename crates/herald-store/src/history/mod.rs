@@ -15,6 +15,7 @@
 mod batch;
 mod by_event;
 mod cursor;
+mod filter;
 mod items;
 mod keys;
 mod listing;
@@ -28,6 +29,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::Utc;
 
 pub use batch::{BatchAttempt, BatchHistory};
+pub use filter::AttemptFilter;
 pub use items::{item_size, write_units, EXCERPT_BYTES};
 pub use keys::SHARDS;
 

@@ -76,6 +76,14 @@ fn to_event(app: &AppId, input: EventIn, index: Option<usize>) -> ApiResult<Even
     };
     let event_type = EventType::parse(&input.event_type)
         .map_err(|e| ApiError::Validation(format!("{}: {e}", at("type"))))?;
+    if event_type.is_operational() {
+        return Err(ApiError::Validation(format!(
+            "{}: {:?} is reserved: types starting with {:?} are Herald's own operational events",
+            at("type"),
+            input.event_type,
+            herald_core::operational::PREFIX
+        )));
+    }
     let object_type = ObjectType::parse(&input.object_type)
         .map_err(|e| ApiError::Validation(format!("{}: {e}", at("object_type"))))?;
     herald_core::check_data(&input.data).map_err(|e| {

@@ -9,10 +9,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    reserved_header_reason, webhook_id, AppId, Attempt, Event, EventFilter, EventType, ObjectType,
-    ObjectTypeFilter, Subscription, SubscriptionId, MAX_EVENT_TYPES,
+    operational, reserved_header_reason, webhook_id, AppId, Attempt, Event, EventFilter, EventType,
+    ObjectType, ObjectTypeFilter, Subscription, SubscriptionId, MAX_EVENT_TYPES,
 };
 use herald_delivery::{Deliverer, PreparedRoute};
+use herald_queue::Outbox as _;
 use herald_store::SubscriptionChanges;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -402,7 +403,22 @@ pub async fn enable(
 ) -> ApiResult<Json<WebhookOut>> {
     let sub = load(&state, &app, &id).await?;
     state.subscriptions.enable(&app, &sub.id).await?;
+    if !sub.active {
+        announce(
+            &state,
+            operational::webhook_enabled(&app, &sub.id, &sub.url),
+        )
+        .await;
+    }
     Ok(Json(WebhookOut::from(&load(&state, &app, &id).await?)))
+}
+
+/// Publishes an operational event (`herald_core::operational`) about a change the API
+/// made. Best effort: the change stands, and a failure is logged.
+async fn announce(state: &AppState, event: Event) {
+    if let Err(e) = state.outbox.publish(&event).await {
+        tracing::warn!(error = %e, event_type = %event.event_type, "could not publish an operational event");
+    }
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/disable", tag = "webhooks", params(("id" = String, Path)),
@@ -413,10 +429,15 @@ pub async fn disable(
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookOut>> {
     let sub = load(&state, &app, &id).await?;
-    state
-        .subscriptions
-        .disable(&app, &sub.id, "disabled through the API")
-        .await?;
+    let reason = "disabled through the API";
+    state.subscriptions.disable(&app, &sub.id, reason).await?;
+    if sub.active {
+        announce(
+            &state,
+            operational::webhook_disabled(&app, &sub.id, &sub.url, reason),
+        )
+        .await;
+    }
     Ok(Json(WebhookOut::from(&load(&state, &app, &id).await?)))
 }
 

@@ -53,8 +53,9 @@ pub trait SubscriptionSource: Send + Sync {
         id: &SubscriptionId,
     ) -> Result<bool, StoreError>;
     /// A delivery to `route` succeeded: resets the endpoint's failure count if it may
-    /// be above zero (and writes nothing otherwise).
-    async fn delivered(&self, route: &Route) -> Result<(), StoreError>;
+    /// be above zero (and writes nothing otherwise). True when it reset one: deliveries
+    /// to the endpoint had failed for good, and it has recovered.
+    async fn delivered(&self, route: &Route) -> Result<bool, StoreError>;
     /// Disables an endpoint now, with a reason.
     async fn disable(
         &self,
@@ -329,13 +330,13 @@ impl SubscriptionSource for CachedSubscriptions {
         Ok(disabled)
     }
 
-    async fn delivered(&self, route: &Route) -> Result<(), StoreError> {
+    async fn delivered(&self, route: &Route) -> Result<bool, StoreError> {
         let failing = self.failing.get(&route.id).await.unwrap_or(route.failing);
         if failing {
             self.store.reset_failures(&route.app_id, &route.id).await?;
             self.failing.insert(route.id.clone(), false).await;
         }
-        Ok(())
+        Ok(failing)
     }
 
     async fn disable(

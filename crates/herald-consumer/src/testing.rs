@@ -207,11 +207,11 @@ impl SubscriptionSource for FakeSubscriptions {
         Ok(disabled)
     }
 
-    async fn delivered(&self, route: &Route) -> Result<(), StoreError> {
+    async fn delivered(&self, route: &Route) -> Result<bool, StoreError> {
         if route.failing {
             lock(&self.health).push(HealthCall::Reset(route.id.clone()));
         }
-        Ok(())
+        Ok(route.failing)
     }
 
     async fn disable(
@@ -314,6 +314,7 @@ pub type LetterPredicate = Box<dyn Fn(&DeadLetter) -> bool + Send + Sync>;
 pub struct FakeOutbox {
     scheduled: Mutex<Vec<(DeliveryTask, Duration)>>,
     parked: Mutex<Vec<DeadLetter>>,
+    published: Mutex<Vec<Event>>,
     fail_schedule: Option<TaskPredicate>,
     fail_park: Option<LetterPredicate>,
 }
@@ -347,6 +348,11 @@ impl FakeOutbox {
         lock(&self.parked).clone()
     }
 
+    /// The events published (operational events), in order.
+    pub fn published(&self) -> Vec<Event> {
+        lock(&self.published).clone()
+    }
+
     /// How many messages were sent (scheduled and parked).
     pub fn sent(&self) -> usize {
         lock(&self.scheduled).len() + lock(&self.parked).len()
@@ -368,6 +374,11 @@ impl Outbox for FakeOutbox {
             return Err(queue_error());
         }
         lock(&self.parked).push(letter.clone());
+        Ok(())
+    }
+
+    async fn publish(&self, event: &Event) -> Result<(), QueueError> {
+        lock(&self.published).push(event.clone());
         Ok(())
     }
 }

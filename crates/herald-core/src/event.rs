@@ -23,6 +23,12 @@ pub enum ValidationError {
     },
     #[error("{what} {value:?} must not start or end with '.', nor contain '..'")]
     BadDots { what: &'static str, value: String },
+    /// A list whose entries contradict each other.
+    #[error("{what}: {hint}")]
+    Conflicting {
+        what: &'static str,
+        hint: &'static str,
+    },
     /// A list longer than allowed.
     #[error("{what} lists more than {max} entries; {hint}")]
     TooMany {

@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod event;
 pub mod id;
 pub mod message;
+pub mod operational;
 pub mod retry;
 pub mod settings;
 pub mod signing;

@@ -52,14 +52,17 @@ pub enum EventFilter {
 }
 
 impl EventFilter {
+    /// Whether the filter takes `event_type`. `*` takes every type but Herald's own
+    /// operational ones (`herald.…`), which a webhook receives only by listing them.
     pub fn matches(&self, event_type: &EventType) -> bool {
         match self {
-            Self::All => true,
+            Self::All => !event_type.is_operational(),
             Self::Only(types) => types.contains(event_type),
         }
     }
 
-    /// Parses a list of event types; `*` anywhere in it means all. An empty list is an
+    /// Parses a list of event types; `*` anywhere in it means all (but the operational
+    /// `herald.*` types, which `*` cannot be listed with). An empty list is an
     /// error: a webhook that can receive nothing is a mistake, not a setting; so is a
     /// list of more than [`MAX_EVENT_TYPES`] distinct types.
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self, ValidationError> {
@@ -69,6 +72,17 @@ impl EventFilter {
             });
         }
         if items.iter().any(|s| s.as_ref().trim() == "*") {
+            if items
+                .iter()
+                .any(|s| s.as_ref().trim().starts_with(crate::operational::PREFIX))
+            {
+                return Err(ValidationError::Conflicting {
+                    what: "event filter",
+                    hint: "\"*\" takes every type but Herald's operational ones (herald.*), \
+                           which a webhook receives only by listing them: list the types \
+                           you want, or use a second webhook for the herald.* events",
+                });
+            }
             return Ok(Self::All);
         }
         let types: BTreeSet<EventType> = items

@@ -1,12 +1,15 @@
 //! What the consumer sends onward: delivery tasks back onto the events queue (with a
-//! delay) and dead letters onto the DLQ.
+//! delay), dead letters onto the DLQ, and its own operational events
+//! (`herald_core::operational`) onto the events queue.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_core::{DeadLetter, DeliveryTask, QueueMessage};
+use herald_core::{DeadLetter, DeliveryTask, Event, QueueMessage};
 
-use crate::sqs::{string_attribute, string_attributes, task_attributes, QueueError, MAX_DELAY};
+use crate::sqs::{
+    event_attributes, string_attribute, string_attributes, task_attributes, QueueError, MAX_DELAY,
+};
 
 /// Durable hand-off of work the consumer cannot finish now. An error means nothing
 /// was sent, so the caller must keep the message it came from.
@@ -17,6 +20,8 @@ pub trait Outbox: Send + Sync {
     async fn schedule(&self, task: &DeliveryTask, delay: Duration) -> Result<(), QueueError>;
     /// Puts a dead letter on the DLQ.
     async fn park(&self, letter: &DeadLetter) -> Result<(), QueueError>;
+    /// Puts a fresh event (an operational one) on the events queue, to be fanned out.
+    async fn publish(&self, event: &Event) -> Result<(), QueueError>;
 }
 
 /// The SQS events queue and DLQ. Messages carry `app_id`, `event_type`, `event_id`,
@@ -82,6 +87,22 @@ impl Outbox for SqsOutbox {
             .queue_url(&self.dlq_url)
             .message_body(letter.encode())
             .set_message_attributes(Some(attributes))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| QueueError::sdk("SendMessage", &e))
+    }
+
+    async fn publish(&self, event: &Event) -> Result<(), QueueError> {
+        let body = QueueMessage::Event {
+            event: event.clone(),
+        }
+        .encode();
+        self.client
+            .send_message()
+            .queue_url(&self.events_queue_url)
+            .message_body(body)
+            .set_message_attributes(Some(string_attributes(event_attributes(event))))
             .send()
             .await
             .map(|_| ())

@@ -13,6 +13,7 @@ mod faults;
 mod history;
 mod infra;
 mod lambda;
+mod operational;
 mod partial_publish;
 mod publisher;
 mod redrive;
@@ -23,3 +24,16 @@ mod worker;
 
 /// The `herald` binary Cargo built for this run of the tests.
 const HERALD: &str = env!("CARGO_BIN_EXE_herald");
+
+/// Verifies a delivery the way a receiver using the reference Standard Webhooks library
+/// (the `standardwebhooks` crate) does, with `secret`.
+fn reference_verify(
+    secret: &herald_core::Secret,
+    r: &herald_testing::Received,
+) -> Result<(), standardwebhooks::WebhookError> {
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, r.header(name).parse().expect("a header value"));
+    }
+    standardwebhooks::Webhook::new(&secret.expose())?.verify(&r.body, &headers)
+}

@@ -8,7 +8,8 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    webhook_id, Attempt, DeadLetter, DeliveryTask, Envelope, Event, QueueMessage, WebhookId,
+    operational, webhook_id, Attempt, DeadLetter, DeliveryTask, Envelope, Event, QueueMessage,
+    WebhookId,
 };
 use herald_delivery::PreparedRoute;
 use herald_queue::RETRY_HEADROOM;
@@ -162,8 +163,12 @@ impl Consumer {
             first_fan_out: true,
             ..Plan::done()
         };
-        let admitted: Vec<&Arc<PreparedRoute>> =
-            routes.iter().filter(|r| r.filters_admit(&event)).collect();
+        // An operational event never goes to the webhook it is about.
+        let subject = operational::subject(&event);
+        let admitted: Vec<&Arc<PreparedRoute>> = routes
+            .iter()
+            .filter(|r| r.filters_admit(&event) && subject.as_ref() != Some(&r.id))
+            .collect();
         if admitted.is_empty() {
             // An event nobody subscribed to costs no write.
             return plan;

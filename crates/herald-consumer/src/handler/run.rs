@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use herald_core::attempt::truncate_to;
 use herald_core::retry::next_step;
-use herald_core::{Attempt, DeadLetter, DeliveryOutcome, DeliveryTask, NextStep};
+use herald_core::{
+    operational, Attempt, DeadLetter, DeliveryOutcome, DeliveryTask, Event, NextStep,
+};
 
 use super::calls::{send_durably, within};
 use super::plan::Work;
@@ -63,8 +65,20 @@ impl Consumer {
                 latency_ms = attempt.latency_ms,
                 "delivered"
             );
-            if let Err(e) = within(by, self.adapters.subscriptions.delivered(&w.route)).await {
-                delivery_log!(warn, w, error = %e, "could not reset the endpoint's failure count");
+            match within(by, self.adapters.subscriptions.delivered(&w.route)).await {
+                Ok(true) if !w.event.event_type.is_operational() => {
+                    let r = &w.route;
+                    self.announce(
+                        &w,
+                        operational::delivery_recovered(&r.app_id, &r.id, &r.url),
+                        by,
+                    )
+                    .await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    delivery_log!(warn, w, error = %e, "could not reset the endpoint's failure count")
+                }
             }
             return (w.record, Fate::Done, Some(w.tagged(attempt)));
         };
@@ -97,8 +111,9 @@ impl Consumer {
                 }
             }
             NextStep::Park { reason } => {
-                let fate = self.park_failed(&w, reason, &outcome, by).await;
+                let fate = self.park_failed(&w, reason.clone(), &outcome, by).await;
                 if fate == Fate::Done {
+                    self.announce_exhausted(&w, &reason, &outcome, by).await;
                     match within(
                         by,
                         self.adapters
@@ -112,7 +127,15 @@ impl Consumer {
                                 warn,
                                 w,
                                 "endpoint disabled after repeated failed deliveries"
-                            )
+                            );
+                            let r = &w.route;
+                            let disabled = operational::webhook_disabled(
+                                &r.app_id,
+                                &r.id,
+                                &r.url,
+                                "disabled automatically after repeated failed deliveries",
+                            );
+                            self.announce(&w, disabled, by).await;
                         }
                         Ok(false) => {}
                         Err(e) => {
@@ -126,7 +149,10 @@ impl Consumer {
                 // The delivery's hand-off first: a disable that cannot be written in
                 // time must not cost the dead letter its place.
                 let fate = self.park_failed(&w, reason.clone(), &outcome, by).await;
-                if let Err(e) = within(
+                if fate == Fate::Done {
+                    self.announce_exhausted(&w, &reason, &outcome, by).await;
+                }
+                match within(
                     by,
                     self.adapters
                         .subscriptions
@@ -134,12 +160,60 @@ impl Consumer {
                 )
                 .await
                 {
-                    delivery_log!(warn, w, error = %e, "could not disable the endpoint");
+                    Ok(()) => {
+                        let r = &w.route;
+                        let disabled =
+                            operational::webhook_disabled(&r.app_id, &r.id, &r.url, &reason);
+                        self.announce(&w, disabled, by).await;
+                    }
+                    Err(e) => {
+                        delivery_log!(warn, w, error = %e, "could not disable the endpoint")
+                    }
                 }
                 fate
             }
         };
         (w.record, fate, Some(w.tagged(attempt)))
+    }
+
+    /// Announces that `w`'s delivery was parked (`herald.delivery.exhausted`), unless it
+    /// was itself an operational event's: their failures announce nothing further.
+    async fn announce_exhausted(
+        &self,
+        w: &Work,
+        reason: &str,
+        outcome: &DeliveryOutcome,
+        by: Instant,
+    ) {
+        if w.event.event_type.is_operational() {
+            return;
+        }
+        let message_id = w.webhook_id.to_string();
+        let last_error = outcome.error().map(|e| e.to_string());
+        let event = operational::delivery_exhausted(&operational::Exhausted {
+            event: &w.event,
+            webhook: &w.route.id,
+            url: &w.route.url,
+            webhook_message_id: &message_id,
+            attempts: w.attempt,
+            reason,
+            last_status: outcome.status(),
+            last_error: last_error.as_deref(),
+        });
+        self.announce(w, event, by).await;
+    }
+
+    /// Puts an operational event on the events queue, by `by`. Best effort: a failure
+    /// is logged and changes nothing about the delivery that occasioned it.
+    async fn announce(&self, w: &Work, event: Event, by: Instant) {
+        match within(by, self.adapters.outbox.publish(&event)).await {
+            Ok(()) => {
+                delivery_log!(info, w, operational_event = %event.event_type, operational_event_id = %event.id, "operational event published")
+            }
+            Err(e) => {
+                delivery_log!(warn, w, operational_event = %event.event_type, error = %e, "could not publish an operational event")
+            }
+        }
     }
 
     /// Hands a delivery that could not start in time back to the queue, due at once

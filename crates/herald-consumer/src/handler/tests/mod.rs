@@ -9,6 +9,7 @@ mod failures;
 mod fan_out;
 mod health;
 mod metrics;
+mod operational;
 mod parking;
 mod retries;
 

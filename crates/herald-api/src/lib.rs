@@ -8,6 +8,7 @@
 pub mod apps;
 pub mod deliveries;
 pub mod error;
+pub mod event_status;
 pub mod events;
 pub mod extract;
 pub mod state;
@@ -93,6 +94,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(events::publish))
         .routes(routes!(deliveries::webhook_deliveries))
         .routes(routes!(deliveries::event_deliveries))
+        .routes(routes!(event_status::get_event))
         .routes(routes!(events::resend))
 }
 

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use herald_api::apps::{AppIn, AppOut, KeyOut, Page, PageParams};
 use herald_api::deliveries::{AttemptOut, DeliveryFilterParams};
 use herald_api::error::ErrorBody;
+use herald_api::event_status::EventOut;
 use herald_api::events::{PublishIn, Published};
 use herald_api::webhooks::{RotatedSecret, TestResult, WebhookIn, WebhookOut, WebhookPatch};
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -188,6 +189,12 @@ impl ApiClient {
         paging: &Paging,
     ) -> Result<Page<AttemptOut>> {
         self.list_with(&webhook_path(id, "/deliveries"), filter, paging)
+            .await
+    }
+
+    /// `GET /v1/events/{id}`: the event as published and its status per webhook.
+    pub async fn get_event(&self, id: &str) -> Result<EventOut> {
+        self.call(Method::GET, &format!("/v1/events/{}", seg(id)), |r| r)
             .await
     }
 

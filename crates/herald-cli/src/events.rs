@@ -323,6 +323,57 @@ pub fn attempt_line(a: &AttemptOut) -> String {
     line
 }
 
+/// `herald event`.
+#[derive(Args, Debug)]
+pub struct EventArgs {
+    /// The event's id (`evt_…`, as `herald publish` printed it).
+    id: String,
+}
+
+/// The `--help` epilogue of `herald event`.
+pub const EVENT_HELP: &str = "\
+Each webhook the event matched, with its status: succeeded, failing (a retry is due),
+parked (on the dead-letter queue), not_sent (the endpoint was disabled) or pending.
+
+Examples:
+  herald event evt_0190ab...
+  herald --json event evt_0190ab... | jq .data";
+
+/// Runs `herald event`.
+pub async fn event(args: EventArgs, settings: &Settings) -> Result<()> {
+    let api = ApiClient::app(settings)?;
+    let e = api.get_event(&args.id).await?;
+    if settings.json {
+        output::json(&e);
+        return Ok(());
+    }
+    println!(
+        "{}  {} on {}  published {}",
+        e.id,
+        e.event_type,
+        e.object_type,
+        time(&e.timestamp)
+    );
+    println!("data: {}", e.data);
+    if e.webhooks.is_empty() {
+        println!("no webhook took it");
+    }
+    for w in &e.webhooks {
+        let mut line = format!(
+            "  {}  {:<9} attempts {}",
+            w.webhook_id, w.status, w.attempts
+        );
+        if let Some(code) = w.last_status_code {
+            line.push_str(&format!("  last HTTP {code}"));
+        }
+        if let Some(next) = w.next_attempt_at {
+            line.push_str(&format!("  next {}", time(&next)));
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
 /// Runs `herald deliveries`.
 pub async fn deliveries(args: DeliveriesArgs, settings: &Settings) -> Result<()> {
     let api = ApiClient::app(settings)?;

@@ -107,6 +107,9 @@ enum Command {
     /// Put raw messages on the events queue, for testing.
     #[command(after_help = queue::INJECT_HELP)]
     Inject(queue::InjectArgs),
+    /// Show one event as published and where its delivery stands at each webhook.
+    #[command(after_help = events::EVENT_HELP)]
+    Event(events::EventArgs),
     /// Show the delivery history of a webhook or of an event.
     #[command(after_help = events::DELIVERIES_HELP)]
     Deliveries(events::DeliveriesArgs),
@@ -141,6 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Webhooks(c) => manage::webhooks(c, &settings).await,
         Command::Publish(a) => events::publish(a, &settings).await,
         Command::Inject(a) => queue::inject(a, &settings).await,
+        Command::Event(a) => events::event(a, &settings).await,
         Command::Deliveries(a) => events::deliveries(a, &settings).await,
         Command::Tail(a) => events::tail(a, &settings).await,
         Command::Redrive(a) => queue::redrive(a, &settings).await,

@@ -30,8 +30,8 @@ mod idempotency;
 mod subscriptions;
 pub use apps::{ApiKey, App, AppStore, NewKey, KEY_PREFIX};
 pub use history::{
-    item_size, write_units, AttemptFilter, BatchAttempt, BatchHistory, HistoryStore, EXCERPT_BYTES,
-    SHARDS,
+    item_size, write_units, AttemptFilter, BatchAttempt, BatchHistory, HistoryStore, StoredEvent,
+    EXCERPT_BYTES, SHARDS,
 };
 pub use idempotency::{Claim, IdempotencyStore, PlannedEvent, CLAIM_LEASE, IDEMPOTENCY_WINDOW};
 pub use subscriptions::{SubscriptionChanges, SubscriptionStore, CHANGE_ATTEMPTS};

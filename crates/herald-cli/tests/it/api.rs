@@ -415,6 +415,7 @@ async fn authentication_and_tenant_isolation_on_every_route() {
         ("POST", format!("/v1/webhooks/{id}/secret/rotate"), None),
         ("POST", format!("/v1/webhooks/{id}/test"), None),
         ("GET", format!("/v1/webhooks/{id}/deliveries"), None),
+        ("GET", format!("/v1/events/{event}"), None),
         (
             "POST",
             format!("/v1/events/{event}/resend"),

@@ -1,6 +1,7 @@
 //! Delivery listings filtered by outcome, time and event type, through the API and the
 //! CLI: each filter keeps exactly the attempts it names, cursors stay bound to their
-//! filter, and bad filter values are 4xx JSON errors.
+//! filter, and bad filter values are 4xx JSON errors. An event's own page says where
+//! it stands at each webhook.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,10 +184,51 @@ async fn delivery_listings_filter_by_outcome_time_and_event_type() {
         .await
         .ok();
     assert_eq!(kinds(&out.json()).len(), 1, "{out:#?}");
+    let shown = herald.run(&["event", event]).await.ok();
+    assert!(
+        shown.stdout.contains("failing") && shown.stdout.contains(&id),
+        "{shown:#?}"
+    );
+    let shown = herald.run(&["--json", "event", event]).await.ok();
+    assert_eq!(shown.json()["webhooks"][0]["status"], "failing");
     let bad = herald
         .run(&["deliveries", "--webhook", &id, "--since", "last week"])
         .await;
     assert!(bad.stderr.contains("--since"), "{bad:#?}");
+
+    // The event itself: its data as published, and where it stands at the webhook.
+    let (s, got) = api
+        .call("GET", &format!("/v1/events/{event}"), key, None)
+        .await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["type"], "invoice.paid");
+    assert_eq!(got["data"], json!({"i": 0}));
+    let at = &got["webhooks"][0];
+    assert_eq!(got["webhooks"].as_array().unwrap().len(), 1, "{got}");
+    assert_eq!(
+        (
+            at["webhook_id"].as_str(),
+            at["status"].as_str(),
+            at["attempts"].as_u64()
+        ),
+        (Some(id.as_str()), Some("failing"), Some(1)),
+        "{got}"
+    );
+    assert!(at["next_attempt_at"].is_string(), "{got}");
+    assert_eq!(at["last_status_code"], 500);
+    let ok_event = since["data"][0]["event_id"].as_str().unwrap();
+    let (_, ok) = api
+        .call("GET", &format!("/v1/events/{ok_event}"), key, None)
+        .await;
+    assert_eq!(ok["webhooks"][0]["status"], "succeeded", "{ok}");
+    // Another app's key finds nothing; neither does an unknown id.
+    let other = api.app_with_key("other-shop").await;
+    let (s, _) = api
+        .call("GET", &format!("/v1/events/{event}"), Some(&other), None)
+        .await;
+    assert_eq!(s, 404);
+    let (s, e) = api.call("GET", "/v1/events/evt_unknown", key, None).await;
+    assert_eq!(s, 404, "{e}");
 
     // Bad values are 422s in the JSON error shape, naming the parameter.
     for (query, word) in [

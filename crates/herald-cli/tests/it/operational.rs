@@ -80,6 +80,11 @@ async fn a_disabled_endpoint_is_announced_signed_to_the_webhooks_that_listen() {
         1,
         "the 410 endpoint got its one request, nothing about itself"
     );
+    let (_, status) = api
+        .call("GET", &format!("/v1/events/{event_id}"), key, None)
+        .await;
+    assert_eq!(status["webhooks"][0]["webhook_id"], dead_id, "{status}");
+    assert_eq!(status["webhooks"][0]["status"], "parked", "{status}");
 
     // Enabling it through the API is announced as well.
     let (s, _) = api

@@ -6,13 +6,24 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::Utc;
 use futures::future::try_join_all;
-use herald_core::{AppId, Attempt, Event, EventId};
+use herald_core::{AppId, Attempt, Event, EventId, SubscriptionId};
 
 use super::cursor::{encode, OffsetCursor};
 use super::filter::AttemptFilter;
 use super::items::{unpack, Entry, GroupEntry, GroupItem, RecordItem, TrailItem};
 use super::keys::{group_lookup, record_subscription, trail_partition};
 use super::HistoryStore;
+
+/// An event as the history keeps it, with the webhooks its fan-out matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// The event, its data as published.
+    pub event: Event,
+    /// Webhooks it was sent to (its first attempts).
+    pub sent_to: Vec<SubscriptionId>,
+    /// Webhooks it matched but was not sent to (disabled then).
+    pub not_sent: Vec<SubscriptionId>,
+}
 use crate::{decode_items, from_item, Item, ItemKind, Page, PkSk, StoreError, MAX_PAGE_SIZE};
 
 /// Groups one lookup query reads at a time (the containing one is normally first).
@@ -88,6 +99,32 @@ impl HistoryStore {
             .into_iter()
             .next()
             .map(|(_, entry)| entry.event))
+    }
+
+    /// A stored event of an app (unexpired) with the webhooks its fan-out matched:
+    /// those it was sent to and those it was not sent to (disabled); `None` as for
+    /// [`HistoryStore::get_event`]. An event fanned out twice (its message received
+    /// twice) lists the union.
+    pub async fn stored_event(
+        &self,
+        app: &AppId,
+        id: &EventId,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let mut found = self.groups_with(app, id, false).await?.into_iter();
+        let Some((_, first)) = found.next() else {
+            return Ok(None);
+        };
+        let mut sent_to: BTreeSet<SubscriptionId> = first.to.into_iter().collect();
+        let mut not_sent: BTreeSet<SubscriptionId> = first.not_sent.into_iter().collect();
+        for (_, entry) in found {
+            sent_to.extend(entry.to);
+            not_sent.extend(entry.not_sent);
+        }
+        Ok(Some(StoredEvent {
+            event: first.event,
+            sent_to: sent_to.into_iter().collect(),
+            not_sent: not_sent.into_iter().collect(),
+        }))
     }
 
     /// The groups holding event `id` (at most one per shard; with `first_only`, the

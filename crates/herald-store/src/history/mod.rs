@@ -29,6 +29,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::Utc;
 
 pub use batch::{BatchAttempt, BatchHistory};
+pub use by_event::StoredEvent;
 pub use filter::AttemptFilter;
 pub use items::{item_size, write_units, EXCERPT_BYTES};
 pub use keys::SHARDS;

@@ -150,30 +150,15 @@ pub async fn get_event(
 #[cfg(test)]
 mod tests {
     use chrono::TimeDelta;
-    use herald_core::testing::event;
-    use herald_core::webhook_id;
+    use herald_core::testing;
 
     use super::*;
 
     fn attempt(outcome: AttemptOutcome, minutes_ago: i64, next: bool) -> Attempt {
-        let e = event("a", "update");
-        let sub = SubscriptionId::new("sub_1");
         let at = Utc::now() - TimeDelta::minutes(minutes_ago);
         Attempt {
-            app_id: e.app_id.clone(),
-            webhook_id: webhook_id(&e.id, &sub),
-            event_id: e.id.clone(),
-            event_type: e.event_type.clone(),
-            subscription_id: sub,
-            attempt: 1,
-            attempted_at: at,
-            outcome,
-            status_code: (outcome != AttemptOutcome::NotSent).then_some(500),
-            latency_ms: 1,
-            error_kind: None,
-            error: None,
-            response_body: String::new(),
             next_attempt_at: next.then(|| at + TimeDelta::minutes(5)),
+            ..testing::attempt(&testing::event("a", "update"), "sub_1", outcome, at)
         }
     }
 

@@ -290,29 +290,16 @@ mod tests {
     use std::sync::Mutex;
 
     use chrono::Utc;
-    use herald_core::testing::event;
-    use herald_core::{webhook_id, SubscriptionId};
+    use herald_core::testing;
 
     use super::*;
 
     fn attempt(app: &str, outcome: AttemptOutcome, kind: Option<&str>, retry: bool) -> Attempt {
-        let e = event(app, "update");
-        let sub = SubscriptionId::new("sub_1");
+        let now = Utc::now();
         Attempt {
-            app_id: e.app_id.clone(),
-            event_id: e.id.clone(),
-            event_type: e.event_type.clone(),
-            webhook_id: webhook_id(&e.id, &sub),
-            subscription_id: sub,
-            attempt: 1,
-            attempted_at: Utc::now(),
-            outcome,
-            status_code: None,
-            latency_ms: 7,
             error_kind: kind.map(str::to_owned),
-            error: None,
-            response_body: String::new(),
-            next_attempt_at: retry.then(Utc::now),
+            next_attempt_at: retry.then_some(now),
+            ..testing::attempt(&testing::event(app, "update"), "sub_1", outcome, now)
         }
     }
 

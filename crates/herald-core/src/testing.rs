@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::attempt::{Attempt, AttemptOutcome};
 use crate::event::{AppId, Event, EventType, ObjectType};
 use crate::message::{DeadLetter, DeliveryTask};
 use crate::subscription::{EventFilter, ObjectTypeFilter, Route, Subscription, SubscriptionId};
@@ -50,4 +51,30 @@ pub fn route(url: &str) -> Route {
         ObjectTypeFilter::All,
     )
     .route()
+}
+
+/// Attempt 1 of `event` to webhook `subscription`, made at `at`, that ended with
+/// `outcome`: HTTP 200 when it succeeded, 500 (error kind `http_status`) when it failed,
+/// no request when not sent; 7 ms; no retry due.
+pub fn attempt(
+    event: &Event,
+    subscription: &str,
+    outcome: AttemptOutcome,
+    at: DateTime<Utc>,
+) -> Attempt {
+    let sub = SubscriptionId::new(subscription);
+    let (status_code, error_kind) = match outcome {
+        AttemptOutcome::Succeeded => (Some(200), None),
+        AttemptOutcome::Failed => (Some(500), Some("http_status".to_owned())),
+        AttemptOutcome::NotSent => (None, Some("endpoint_disabled".to_owned())),
+    };
+    Attempt {
+        attempt: u32::from(outcome != AttemptOutcome::NotSent),
+        attempted_at: at,
+        outcome,
+        status_code,
+        latency_ms: 7,
+        error_kind,
+        ..Attempt::not_sent(event, &sub, "", None)
+    }
 }

@@ -70,30 +70,12 @@ impl AttemptFilter {
 
 #[cfg(test)]
 mod tests {
-    use herald_core::testing::event;
-    use herald_core::{webhook_id, SubscriptionId};
+    use herald_core::testing;
 
     use super::*;
 
     fn attempt(outcome: AttemptOutcome, at: DateTime<Utc>, event_type: &str) -> Attempt {
-        let e = event("a", event_type);
-        let sub = SubscriptionId::new("sub_1");
-        Attempt {
-            app_id: e.app_id.clone(),
-            webhook_id: webhook_id(&e.id, &sub),
-            event_id: e.id.clone(),
-            event_type: e.event_type.clone(),
-            subscription_id: sub,
-            attempt: 1,
-            attempted_at: at,
-            outcome,
-            status_code: None,
-            latency_ms: 1,
-            error_kind: None,
-            error: None,
-            response_body: String::new(),
-            next_attempt_at: None,
-        }
+        testing::attempt(&testing::event("a", event_type), "sub_1", outcome, at)
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::pin::Pin;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -172,19 +172,21 @@ impl CacheStats {
     }
 }
 
-/// Files an entry read ahead of expiry.
-type FileEntry<T> = Box<dyn FnOnce(Stamped<T>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
-
 impl RouteCache {
-    /// Reads `what` again in the background with `read` and files it with `file`,
-    /// unless that read is already under way. A failed read is dropped: the entry
-    /// expires, and the lookup after that reads it and meets the failure itself.
-    fn refresh<T: Send + 'static>(
+    /// Reads entry `key` of `cache` again in the background with `read` and files it
+    /// there, unless that read (`what`) is already under way. A failed read is
+    /// dropped: the entry expires, and the lookup after that reads it and meets the
+    /// failure itself.
+    fn refresh<K, V>(
         &self,
         what: Refresh,
-        read: impl Future<Output = Result<T, StoreError>> + Send + 'static,
-        file: FileEntry<T>,
-    ) {
+        cache: &Cache<K, Stamped<V>>,
+        key: K,
+        read: impl Future<Output = Result<V, StoreError>> + Send + 'static,
+    ) where
+        K: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+    {
         if !self
             .refreshing
             .lock()
@@ -194,11 +196,12 @@ impl RouteCache {
             return;
         }
         let (refreshing, stats) = (Arc::clone(&self.refreshing), Arc::clone(&self.stats));
+        let cache = cache.clone();
         tokio::spawn(async move {
             match read.await {
                 Ok(value) => {
                     stats.ahead.fetch_add(1, Ordering::Relaxed);
-                    file(Stamped::now(value)).await;
+                    cache.insert(key, Stamped::now(value)).await;
                 }
                 Err(e) => tracing::debug!(error = %e, "a read ahead of expiry failed"),
             }
@@ -271,12 +274,12 @@ impl SubscriptionSource for CachedSubscriptions {
             .await
             .map_err(|e| (*e).clone())?;
         if version.due(cache.ttl) {
-            let (store, versions, app) = (self.store.clone(), cache.versions.clone(), app.clone());
-            let key = app.clone();
+            let (store, read_app) = (self.store.clone(), app.clone());
             cache.refresh(
                 Refresh::Version(app.clone()),
-                async move { store.routing_version(&app).await },
-                Box::new(move |read| Box::pin(async move { versions.insert(key, read).await })),
+                &cache.versions,
+                app.clone(),
+                async move { store.routing_version(&read_app).await },
             );
         }
         let key = (app.clone(), event_type.clone(), version.value);
@@ -290,16 +293,12 @@ impl SubscriptionSource for CachedSubscriptions {
             .await
             .map_err(|e| (*e).clone())?;
         if routes.due(MAX_ROUTE_AGE.max(cache.ttl)) {
-            let (store, cached, (app, event_type)) = (
-                self.store.clone(),
-                cache.routes.clone(),
-                (app.clone(), event_type.clone()),
-            );
-            let filed = key.clone();
+            let (store, app, event_type) = (self.store.clone(), app.clone(), event_type.clone());
             cache.refresh(
-                Refresh::Routes(key),
+                Refresh::Routes(key.clone()),
+                &cache.routes,
+                key,
                 async move { store.routes(&app, &event_type).await.map(prepare) },
-                Box::new(move |read| Box::pin(async move { cached.insert(filed, read).await })),
             );
         }
         Ok(routes.value)

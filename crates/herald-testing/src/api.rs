@@ -82,6 +82,16 @@ impl ApiServer {
         (status, json)
     }
 
+    /// Creates a webhook with `key` from `body` (the `POST /v1/webhooks` document),
+    /// expecting 201; returns the created webhook (its `id`, and its `secret` shown once).
+    pub async fn create_webhook(&self, key: &str, body: serde_json::Value) -> serde_json::Value {
+        let (s, w) = self
+            .call("POST", "/v1/webhooks", Some(key), Some(body))
+            .await;
+        assert_eq!(s, 201, "create webhook: {w}");
+        w
+    }
+
     /// Creates an app and a key for it; returns the key.
     pub async fn app_with_key(&self, id: &str) -> String {
         let (s, _) = self

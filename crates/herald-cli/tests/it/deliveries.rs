@@ -36,13 +36,8 @@ async fn delivery_listings_filter_by_outcome_time_and_event_type() {
         Reply::status(if seen.total <= 2 { 500 } else { 200 })
     }))
     .await;
-    let (_, w) = api
-        .call(
-            "POST",
-            "/v1/webhooks",
-            key,
-            Some(json!({"url": receiver.url(), "events": ["*"]})),
-        )
+    let w = api
+        .create_webhook(&app_key, json!({"url": receiver.url(), "events": ["*"]}))
         .await;
     let id = w["id"].as_str().unwrap().to_owned();
     let _worker = Worker::spawn(&stack, &[("HERALD_RETRY_SCHEDULE", "0s,1h")]).unwrap();

@@ -9,29 +9,27 @@ use std::time::Duration;
 
 use herald_core::Secret;
 use herald_testing::{wait_until, ApiServer, Receiver, Reply, Stack, Worker};
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_disabled_endpoint_is_announced_signed_to_the_webhooks_that_listen() {
     let stack = Stack::deploy("operational").unwrap();
     let api = ApiServer::start(&stack, &[]).await.unwrap();
-    let key = api.app_with_key("shop").await;
-    let key = Some(key.as_str());
+    let app_key = api.app_with_key("shop").await;
+    let key = Some(app_key.as_str());
     let gone = Receiver::start(Arc::new(|_| Reply::status(410))).await;
     let ops = Receiver::ok().await;
-    let create = |body: Value| {
-        let api = &api;
-        async move {
-            let (s, w) = api.call("POST", "/v1/webhooks", key, Some(body)).await;
-            assert_eq!(s, 201, "{w}");
-            w
-        }
-    };
-    let dead = create(json!({"url": gone.url(), "events": ["*"]})).await;
-    let listener = create(json!({"url": ops.url(), "events": [
-        "herald.webhook.disabled", "herald.webhook.enabled", "herald.delivery.exhausted"
-    ]}))
-    .await;
+    let dead = api
+        .create_webhook(&app_key, json!({"url": gone.url(), "events": ["*"]}))
+        .await;
+    let listener = api
+        .create_webhook(
+            &app_key,
+            json!({"url": ops.url(), "events": [
+                "herald.webhook.disabled", "herald.webhook.enabled", "herald.delivery.exhausted"
+            ]}),
+        )
+        .await;
     let dead_id = dead["id"].as_str().unwrap();
     let secret = Secret::parse(listener["secret"].as_str().unwrap()).unwrap();
     let _worker = Worker::spawn(&stack, &[]).unwrap();

@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::{Attempt, AttemptOutcome, SubscriptionId};
-use herald_store::AttemptFilter;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -12,10 +11,6 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::events::path_event;
 use crate::extract::Tenant;
 use crate::state::AppState;
-
-/// Attempts of one event read to work out its status (4 pages of the history's
-/// largest); an event with more shows the newest.
-const MAX_ATTEMPTS_READ: usize = 1000;
 
 /// An event as published, with its delivery status per webhook.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -99,30 +94,11 @@ pub async fn get_event(
                 "event {id} (events that matched a webhook are kept for the history retention)"
             ))
         })?;
-    let mut attempts: Vec<Attempt> = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = state
-            .history
-            .for_event(
-                &app,
-                &event_id,
-                &AttemptFilter::default(),
-                herald_store::MAX_PAGE_SIZE,
-                cursor.as_deref(),
-            )
-            .await?;
-        attempts.extend(page.items);
-        cursor = page.next_cursor;
-        if cursor.is_none() || attempts.len() >= MAX_ATTEMPTS_READ {
-            break;
-        }
-    }
     let mut webhooks: Vec<SubscriptionId> = stored
         .sent_to
         .iter()
         .chain(&stored.not_sent)
-        .chain(attempts.iter().map(|a| &a.subscription_id))
+        .chain(stored.attempts.iter().map(|a| &a.subscription_id))
         .cloned()
         .collect();
     webhooks.sort();
@@ -137,7 +113,8 @@ pub async fn get_event(
         webhooks: webhooks
             .iter()
             .map(|w| {
-                let of_w: Vec<&Attempt> = attempts
+                let of_w: Vec<&Attempt> = stored
+                    .attempts
                     .iter()
                     .filter(|a| &a.subscription_id == w)
                     .collect();

@@ -23,6 +23,8 @@ pub struct StoredEvent {
     pub sent_to: Vec<SubscriptionId>,
     /// Webhooks it matched but was not sent to (disabled then).
     pub not_sent: Vec<SubscriptionId>,
+    /// Every attempt of it, newest first (re-sends included).
+    pub attempts: Vec<Attempt>,
 }
 use crate::{decode_items, from_item, Item, ItemKind, Page, PkSk, StoreError, MAX_PAGE_SIZE};
 
@@ -50,34 +52,9 @@ impl HistoryStore {
             .transpose()?
             .map_or(0, |c| c.o);
         let limit = limit.clamp(1, MAX_PAGE_SIZE) as usize;
-        let mut keys = BTreeSet::new();
-        for (group, entry) in self.groups_with(app, event, false).await? {
-            for sub in entry.to.iter().chain(&entry.not_sent) {
-                keys.insert(PkSk::record(app, sub, group.ws, group.at, &group.b, 0));
-            }
-        }
-        keys.extend(self.trail(app, event).await?);
-        let mut attempts = Vec::new();
-        for record in self.get_records(keys.into_iter().collect()).await? {
-            let Some(sub) = record_subscription(app, &record.key.pk) else {
-                continue;
-            };
-            let entries: Vec<Entry> = unpack(ItemKind::WebhookRecord, &record.z)?;
-            attempts.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| &e.event == event)
-                    .map(|e| e.into_attempt(app, &sub))
-                    .filter(|a| filter.matches(a)),
-            );
-        }
-        attempts.sort_by(|a, b| {
-            (b.attempted_at, &b.subscription_id, b.attempt).cmp(&(
-                a.attempted_at,
-                &a.subscription_id,
-                a.attempt,
-            ))
-        });
+        let groups = self.groups_with(app, event, false).await?;
+        let mut attempts = self.attempts_of(app, event, &groups).await?;
+        attempts.retain(|a| filter.matches(a));
         let more = attempts.len() > offset + limit;
         Ok(Page {
             items: attempts.into_iter().skip(offset).take(limit).collect(),
@@ -101,16 +78,56 @@ impl HistoryStore {
             .map(|(_, entry)| entry.event))
     }
 
-    /// A stored event of an app (unexpired) with the webhooks its fan-out matched:
-    /// those it was sent to and those it was not sent to (disabled); `None` as for
-    /// [`HistoryStore::get_event`]. An event fanned out twice (its message received
-    /// twice) lists the union.
+    /// Every attempt of `event` (newest first): those of the records its groups'
+    /// targets lead to, and those its trail items point at.
+    async fn attempts_of(
+        &self,
+        app: &AppId,
+        event: &EventId,
+        groups: &[(GroupItem, GroupEntry)],
+    ) -> Result<Vec<Attempt>, StoreError> {
+        let mut keys = BTreeSet::new();
+        for (group, entry) in groups {
+            for sub in entry.to.iter().chain(&entry.not_sent) {
+                keys.insert(PkSk::record(app, sub, group.ws, group.at, &group.b, 0));
+            }
+        }
+        keys.extend(self.trail(app, event).await?);
+        let mut attempts = Vec::new();
+        for record in self.get_records(keys.into_iter().collect()).await? {
+            let Some(sub) = record_subscription(app, &record.key.pk) else {
+                continue;
+            };
+            let entries: Vec<Entry> = unpack(ItemKind::WebhookRecord, &record.z)?;
+            attempts.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| &e.event == event)
+                    .map(|e| e.into_attempt(app, &sub)),
+            );
+        }
+        attempts.sort_by(|a, b| {
+            (b.attempted_at, &b.subscription_id, b.attempt).cmp(&(
+                a.attempted_at,
+                &a.subscription_id,
+                a.attempt,
+            ))
+        });
+        Ok(attempts)
+    }
+
+    /// A stored event of an app (unexpired) with the webhooks its fan-out matched
+    /// (those it was sent to and those it was not sent to: disabled) and every attempt
+    /// of it, read once; `None` as for [`HistoryStore::get_event`]. An event fanned out
+    /// twice (its message received twice) lists the union.
     pub async fn stored_event(
         &self,
         app: &AppId,
         id: &EventId,
     ) -> Result<Option<StoredEvent>, StoreError> {
-        let mut found = self.groups_with(app, id, false).await?.into_iter();
+        let groups = self.groups_with(app, id, false).await?;
+        let attempts = self.attempts_of(app, id, &groups).await?;
+        let mut found = groups.into_iter();
         let Some((_, first)) = found.next() else {
             return Ok(None);
         };
@@ -124,6 +141,7 @@ impl HistoryStore {
             event: first.event,
             sent_to: sent_to.into_iter().collect(),
             not_sent: not_sent.into_iter().collect(),
+            attempts,
         }))
     }
 

@@ -1,4 +1,4 @@
-//! The delivery history: a webhook's and an event's attempts, filtered.
+//! The delivery history: an app's, a webhook's and an event's attempts, filtered.
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -89,28 +89,7 @@ impl DeliveryFilterParams {
                 )))
             }
         };
-        let time = |name: &str, value: &Option<String>| -> ApiResult<Option<DateTime<Utc>>> {
-            value
-                .as_deref()
-                .map(|v| {
-                    DateTime::parse_from_rfc3339(v)
-                        .map(|t| t.with_timezone(&Utc))
-                        .map_err(|_| {
-                            ApiError::Validation(format!(
-                                "{name} must be an RFC 3339 time such as 2026-12-01T10:00:00Z, not {v:?}"
-                            ))
-                        })
-                })
-                .transpose()
-        };
-        let (since, until) = (time("since", &self.since)?, time("until", &self.until)?);
-        if let (Some(s), Some(u)) = (since, until) {
-            if s >= u {
-                return Err(ApiError::Validation(
-                    "since must come before until".to_owned(),
-                ));
-            }
-        }
+        let (since, until) = time_window(&self.since, &self.until)?;
         let event_type = self
             .event_type
             .as_deref()
@@ -122,8 +101,47 @@ impl DeliveryFilterParams {
             since,
             until,
             event_type,
+            ..Default::default()
         })
     }
+}
+
+/// The parameter `name`'s time, if given (422 naming it unless RFC 3339).
+pub(crate) fn parse_time(name: &str, value: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::Validation(format!(
+                        "{name} must be an RFC 3339 time such as 2026-12-01T10:00:00Z, not {v:?}"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// A time of the API.
+type Time = DateTime<Utc>;
+
+/// The window `since`..`until` of a listing, each end optional (422 unless each is
+/// RFC 3339 and `since` comes first).
+pub(crate) fn time_window(
+    since: &Option<String>,
+    until: &Option<String>,
+) -> ApiResult<(Option<Time>, Option<Time>)> {
+    let (since, until) = (
+        parse_time("since", since.as_deref())?,
+        parse_time("until", until.as_deref())?,
+    );
+    if let (Some(s), Some(u)) = (since, until) {
+        if s >= u {
+            return Err(ApiError::Validation(
+                "since must come before until".to_owned(),
+            ));
+        }
+    }
+    Ok((since, until))
 }
 
 fn page_of(page: herald_store::Page<Attempt>) -> Page<AttemptOut> {
@@ -167,6 +185,24 @@ pub async fn event_deliveries(
     let page = state
         .history
         .for_event(&app, &event, &filter, p.limit()?, p.cursor.as_deref())
+        .await?;
+    Ok(Json(page_of(page)))
+}
+
+/// Every delivery of the app's webhooks, newest first, filtered: one stream to follow
+/// (`herald tail`) instead of one per webhook.
+#[utoipa::path(get, path = "/v1/deliveries", tag = "deliveries", params(PageParams, DeliveryFilterParams),
+    responses((status = 200, body = Page<AttemptOut>), (status = 422, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn app_deliveries(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Query(p): Query<PageParams>,
+    Query(f): Query<DeliveryFilterParams>,
+) -> ApiResult<Json<Page<AttemptOut>>> {
+    let filter = f.filter()?;
+    let page = state
+        .history
+        .for_app(&app, &filter, p.limit()?, p.cursor.as_deref())
         .await?;
     Ok(Json(page_of(page)))
 }

@@ -8,9 +8,11 @@
 pub mod apps;
 pub mod deliveries;
 pub mod error;
+pub mod event_listing;
 pub mod event_status;
 pub mod events;
 pub mod extract;
+pub mod recover;
 pub mod state;
 pub mod webhooks;
 
@@ -91,7 +93,9 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::disable))
         .routes(routes!(webhooks::rotate))
         .routes(routes!(webhooks::test))
-        .routes(routes!(events::publish))
+        .routes(routes!(events::publish, event_listing::list_events))
+        .routes(routes!(recover::recover))
+        .routes(routes!(deliveries::app_deliveries))
         .routes(routes!(deliveries::webhook_deliveries))
         .routes(routes!(deliveries::event_deliveries))
         .routes(routes!(event_status::get_event))

@@ -9,8 +9,10 @@ use bytes::Bytes;
 use herald_api::apps::{AppIn, AppOut, KeyOut, Page, PageParams};
 use herald_api::deliveries::{AttemptOut, DeliveryFilterParams};
 use herald_api::error::ErrorBody;
+use herald_api::event_listing::{EventListParams, EventSummaryOut};
 use herald_api::event_status::EventOut;
 use herald_api::events::{PublishIn, Published};
+use herald_api::recover::{RecoverIn, RecoverOut};
 use herald_api::webhooks::{RotatedSecret, TestResult, WebhookIn, WebhookOut, WebhookPatch};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
@@ -196,6 +198,32 @@ impl ApiClient {
     pub async fn get_event(&self, id: &str) -> Result<EventOut> {
         self.call(Method::GET, &format!("/v1/events/{}", seg(id)), |r| r)
             .await
+    }
+
+    /// `GET /v1/events`: the app's events, newest first, filtered.
+    pub async fn list_events(
+        &self,
+        filter: &EventListParams,
+        paging: &Paging,
+    ) -> Result<Page<EventSummaryOut>> {
+        self.list_with("/v1/events", filter, paging).await
+    }
+
+    /// `GET /v1/deliveries`: every attempt of the app's webhooks, newest first.
+    pub async fn app_deliveries(
+        &self,
+        filter: &DeliveryFilterParams,
+        paging: &Paging,
+    ) -> Result<Page<AttemptOut>> {
+        self.list_with("/v1/deliveries", filter, paging).await
+    }
+
+    /// `POST /v1/webhooks/{id}/recover`: one call of a recovery.
+    pub async fn recover(&self, id: &str, input: &RecoverIn) -> Result<RecoverOut> {
+        self.call(Method::POST, &webhook_path(id, "/recover"), |r| {
+            r.json(input)
+        })
+        .await
     }
 
     /// `GET /v1/events/{id}/deliveries`: the event's attempts, newest first.

@@ -1,4 +1,5 @@
-//! `herald publish`, `herald deliveries` and `herald tail`, through the API.
+//! `herald publish`, `herald events`, `herald deliveries` and `herald tail`, through
+//! the API.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use herald_api::apps::PageParams;
 use herald_api::deliveries::{AttemptOut, DeliveryFilterParams};
+use herald_api::event_listing::EventListParams;
 use herald_api::events::{EventBatchIn, EventIn, PublishIn, Published};
 use serde_json::Value;
 
@@ -69,13 +71,8 @@ Examples:
 
 #[derive(Args, Debug)]
 pub struct DeliveriesArgs {
-    /// Attempts of this webhook, newest first.
-    #[arg(
-        long,
-        value_name = "WEBHOOK_ID",
-        required_unless_present = "event",
-        conflicts_with = "event"
-    )]
+    /// Attempts of this webhook, newest first [default: every webhook of the app].
+    #[arg(long, value_name = "WEBHOOK_ID", conflicts_with = "event")]
     webhook: Option<String>,
     /// Attempts of this event, to every webhook, newest first.
     #[arg(long, value_name = "EVENT_ID")]
@@ -116,11 +113,6 @@ impl FilterArgs {
     /// The API's filter parameters, times given as durations made absolute (now less
     /// the duration).
     fn params(&self, now: DateTime<Utc>) -> Result<DeliveryFilterParams> {
-        let time = |flag: &str, v: &Option<String>| -> Result<Option<String>> {
-            v.as_deref()
-                .map(|v| absolute_time(v, now).map_err(|e| usage(format!("--{flag}: {e}"))))
-                .transpose()
-        };
         Ok(DeliveryFilterParams {
             outcome: self.outcome.map(|o| {
                 match o {
@@ -130,11 +122,23 @@ impl FilterArgs {
                 }
                 .to_owned()
             }),
-            since: time("since", &self.since)?,
-            until: time("until", &self.until)?,
+            since: flag_time("since", &self.since, now)?,
+            until: flag_time("until", &self.until, now)?,
             event_type: self.event_type.clone(),
         })
     }
+}
+
+/// The time flag `--{flag}`'s value made absolute (usage error naming the flag).
+pub(crate) fn flag_time(
+    flag: &str,
+    value: &Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    value
+        .as_deref()
+        .map(|v| absolute_time(v, now).map_err(|e| usage(format!("--{flag}: {e}"))))
+        .transpose()
 }
 
 /// `text` as an RFC 3339 time: itself if it is one, else a duration before `now`.
@@ -153,7 +157,10 @@ pub const DELIVERIES_HELP: &str = "\
 Each line is one attempt: when, outcome (succeeded, failed, not_sent), HTTP status,
 latency, attempt number, event type, event id, webhook id, and the error if any.
 
+Without --webhook or --event, the attempts of every webhook of the app, newest first.
+
 Examples:
+  herald deliveries --outcome failed --since 1h
   herald deliveries --event evt_0190ab...
   herald deliveries --webhook sub_0190ab... --limit 10
   herald deliveries --webhook sub_0190ab... --outcome failed --since 2h
@@ -175,8 +182,9 @@ pub struct TailArgs {
 
 /// The `--help` epilogue of `herald tail`.
 pub const TAIL_HELP: &str = "\
-Polls the delivery history (GET /v1/webhooks/{id}/deliveries) and prints each attempt
-made after it started, oldest first. With --json, one JSON object per line.
+Polls the delivery history (GET /v1/deliveries, or GET /v1/webhooks/{id}/deliveries with
+--webhook) and prints each attempt made after it started, oldest first. With --json, one
+JSON object per line.
 
 Examples:
   herald tail
@@ -323,26 +331,105 @@ pub fn attempt_line(a: &AttemptOut) -> String {
     line
 }
 
-/// `herald event`.
-#[derive(Args, Debug)]
-pub struct EventArgs {
-    /// The event's id (`evt_…`, as `herald publish` printed it).
-    id: String,
+/// `herald events`.
+#[derive(clap::Subcommand, Debug)]
+pub enum EventsCommand {
+    /// The app's events, newest first (those that matched a webhook, for the history
+    /// retention).
+    #[command(
+        after_help = "Each line: published, type, object type, event id, webhooks sent to.\n\n\
+        Examples:\n  \
+        herald events list --since 1h\n  \
+        herald events list --type invoice.paid --object-type invoice --limit 10\n  \
+        herald --json events list --all --since 1d | jq '.data[].id'"
+    )]
+    List(EventListArgs),
+    /// One event: its data as published and its delivery status at each webhook.
+    #[command(
+        after_help = "Each webhook the event matched, with its status: succeeded, failing (a retry\n\
+        is due), parked (on the dead-letter queue), not_sent (the endpoint was disabled) or pending.\n\n\
+        Examples:\n  \
+        herald events get evt_0190ab...\n  \
+        herald --json events get evt_0190ab... | jq .data"
+    )]
+    Get {
+        /// The event's id (`evt_…`, as `herald publish` printed it).
+        id: String,
+    },
 }
 
-/// The `--help` epilogue of `herald event`.
-pub const EVENT_HELP: &str = "\
-Each webhook the event matched, with its status: succeeded, failing (a retry is due),
-parked (on the dead-letter queue), not_sent (the endpoint was disabled) or pending.
-
+/// The `--help` epilogue of `herald events`.
+pub const EVENTS_HELP: &str = "\
 Examples:
-  herald event evt_0190ab...
-  herald --json event evt_0190ab... | jq .data";
+  herald events list --since 2h --type update
+  herald events get evt_0190ab...";
 
-/// Runs `herald event`.
-pub async fn event(args: EventArgs, settings: &Settings) -> Result<()> {
+/// `herald events list`.
+#[derive(Args, Debug)]
+pub struct EventListArgs {
+    /// Only events of this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    event_type: Option<String>,
+    /// Only events about this object type.
+    #[arg(long, value_name = "TYPE")]
+    object_type: Option<String>,
+    /// Only events published since this time: RFC 3339 or a duration ago (90m, 2h, 7d).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only events published before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    #[command(flatten)]
+    page: PageArgs,
+}
+
+/// Runs `herald events`.
+pub async fn events(command: EventsCommand, settings: &Settings) -> Result<()> {
+    match command {
+        EventsCommand::List(args) => list_events(args, settings).await,
+        EventsCommand::Get { id } => get_event(&id, settings).await,
+    }
+}
+
+/// Runs `herald events list`.
+async fn list_events(args: EventListArgs, settings: &Settings) -> Result<()> {
     let api = ApiClient::app(settings)?;
-    let e = api.get_event(&args.id).await?;
+    let now = Utc::now();
+    let filter = EventListParams {
+        event_type: args.event_type.clone(),
+        object_type: args.object_type.clone(),
+        since: flag_time("since", &args.since, now)?,
+        until: flag_time("until", &args.until, now)?,
+    };
+    let page = api.list_events(&filter, &args.page.paging()).await?;
+    if settings.json {
+        output::json(&page);
+        return Ok(());
+    }
+    if page.data.is_empty() {
+        println!("no events");
+    }
+    for e in &page.data {
+        let mut to = e.sent_to.join(", ");
+        if !e.not_sent.is_empty() {
+            to.push_str(&format!("  (not sent: {})", e.not_sent.join(", ")));
+        }
+        println!(
+            "{}  {:<14} {:<10} {}  → {to}",
+            time(&e.timestamp),
+            e.event_type,
+            e.object_type,
+            e.id
+        );
+    }
+    more_hint(&page);
+    Ok(())
+}
+
+/// Runs `herald events get`.
+async fn get_event(id: &str, settings: &Settings) -> Result<()> {
+    let api = ApiClient::app(settings)?;
+    let e = api.get_event(id).await?;
     if settings.json {
         output::json(&e);
         return Ok(());
@@ -382,7 +469,7 @@ pub async fn deliveries(args: DeliveriesArgs, settings: &Settings) -> Result<()>
     let page = match (&args.webhook, &args.event) {
         (Some(w), _) => api.webhook_deliveries(w, &filter, &paging).await?,
         (None, Some(e)) => api.event_deliveries(e, &filter, &paging).await?,
-        (None, None) => return Err(usage("give --webhook or --event")),
+        (None, None) => api.app_deliveries(&filter, &paging).await?,
     };
     if settings.json {
         output::json(&page);
@@ -421,28 +508,38 @@ fn paging(limit: i32, all: bool) -> Paging {
     }
 }
 
-/// The newest attempts of the webhooks followed.
-async fn poll(api: &ApiClient, webhook: Option<&str>) -> Result<Vec<AttemptOut>> {
-    let ids: Vec<String> = match webhook {
-        Some(w) => vec![w.to_owned()],
-        None => api
-            .list_webhooks(&paging(250, true))
-            .await?
-            .data
-            .into_iter()
-            .map(|w| w.id)
-            .collect(),
+/// How far back each poll of `herald tail` reads: a batch's attempts reach the
+/// history when the batch ends, at most this long after they were made.
+const TAIL_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+/// Pages one poll reads at most (250 attempts each).
+const TAIL_PAGES: usize = 4;
+
+/// The newest attempts (of the last [`TAIL_WINDOW`]) of the webhook followed, or of
+/// every webhook of the app through the app-wide listing: pages until one holds
+/// nothing unseen.
+async fn poll(
+    api: &ApiClient,
+    webhook: Option<&str>,
+    seen: &HashSet<AttemptKey>,
+) -> Result<Vec<AttemptOut>> {
+    let filter = DeliveryFilterParams {
+        since: Some(
+            (Utc::now() - TAIL_WINDOW).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ),
+        ..Default::default()
     };
+    let mut page_args = paging(250, false);
     let mut all = Vec::new();
-    for id in ids {
-        match api
-            .webhook_deliveries(&id, &DeliveryFilterParams::default(), &paging(100, false))
-            .await
-        {
-            Ok(p) => all.extend(p.data),
-            // A webhook deleted between the list and this call.
-            Err(e) if webhook.is_none() && refused_status(&e) == Some(404) => {}
-            Err(e) => return Err(e),
+    for _ in 0..TAIL_PAGES {
+        let page = match webhook {
+            Some(w) => api.webhook_deliveries(w, &filter, &page_args).await?,
+            None => api.app_deliveries(&filter, &page_args).await?,
+        };
+        let unseen = page.data.iter().any(|a| !seen.contains(&attempt_key(a)));
+        all.extend(page.data);
+        match page.next_cursor {
+            Some(c) if unseen => page_args.params.cursor = Some(c),
+            _ => break,
         }
     }
     Ok(all)
@@ -454,7 +551,7 @@ pub async fn tail(args: TailArgs, settings: &Settings) -> Result<()> {
         return Err(usage("--interval must be at least 0.1 seconds"));
     }
     let api = ApiClient::app(settings)?;
-    let mut seen: HashSet<AttemptKey> = poll(&api, args.webhook.as_deref())
+    let mut seen: HashSet<AttemptKey> = poll(&api, args.webhook.as_deref(), &HashSet::new())
         .await?
         .iter()
         .map(attempt_key)
@@ -487,7 +584,7 @@ pub async fn tail(args: TailArgs, settings: &Settings) -> Result<()> {
             _ = until_deadline => break,
             _ = sleep => {}
         }
-        let attempts = match poll(&api, args.webhook.as_deref()).await {
+        let attempts = match poll(&api, args.webhook.as_deref(), &seen).await {
             Ok(a) => a,
             Err(e) if matches!(exit_code(&e), EXIT_AUTH | EXIT_USAGE) => return Err(e),
             Err(e) if refused_status(&e).is_some_and(|s| s == 404 || s == 422) => return Err(e),
@@ -501,6 +598,9 @@ pub async fn tail(args: TailArgs, settings: &Settings) -> Result<()> {
             .filter(|a| seen.insert(attempt_key(a)))
             .collect();
         fresh.sort_by_key(|a| a.attempted_at);
+        // What the next poll cannot return again need not be remembered.
+        let horizon = Utc::now() - TAIL_WINDOW - TAIL_WINDOW;
+        seen.retain(|k| k.3 >= horizon);
         for a in fresh {
             if settings.json {
                 output::json_line(a);

@@ -1,7 +1,7 @@
 //! `herald`: Herald's command line.
 //!
 //! - the local stack: `up`, `down`, `status`; the API and the worker: `serve`, `worker`;
-//! - clients of the management API: `apps`, `keys`, `webhooks`, `publish`,
+//! - clients of the management API: `apps`, `keys`, `webhooks`, `publish`, `events`,
 //!   `deliveries`, `tail`;
 //! - straight to SQS: `inject` (raw test messages) and `redrive` (the DLQ re-driver);
 //! - receiving: `listen` (a verifying receiver) and `verify` (a saved delivery).
@@ -108,8 +108,8 @@ enum Command {
     #[command(after_help = queue::INJECT_HELP)]
     Inject(queue::InjectArgs),
     /// Show one event as published and where its delivery stands at each webhook.
-    #[command(after_help = events::EVENT_HELP)]
-    Event(events::EventArgs),
+    #[command(subcommand, after_help = events::EVENTS_HELP)]
+    Events(events::EventsCommand),
     /// Show the delivery history of a webhook or of an event.
     #[command(after_help = events::DELIVERIES_HELP)]
     Deliveries(events::DeliveriesArgs),
@@ -144,7 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Webhooks(c) => manage::webhooks(c, &settings).await,
         Command::Publish(a) => events::publish(a, &settings).await,
         Command::Inject(a) => queue::inject(a, &settings).await,
-        Command::Event(a) => events::event(a, &settings).await,
+        Command::Events(c) => events::events(c, &settings).await,
         Command::Deliveries(a) => events::deliveries(a, &settings).await,
         Command::Tail(a) => events::tail(a, &settings).await,
         Command::Redrive(a) => queue::redrive(a, &settings).await,

@@ -3,11 +3,13 @@
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use herald_api::apps::{AppIn, Page, PageParams};
+use herald_api::recover::{RecoverIn, RecoverOut};
 use herald_api::webhooks::{WebhookIn, WebhookOut, WebhookPatch};
 use serde_json::json;
 
 use crate::api::{ApiClient, Paging};
 use crate::config::Settings;
+use crate::events::flag_time;
 use crate::failure::{usage, Failure, EXIT_FAILED};
 use crate::output::{self, list, parse_kv, time};
 
@@ -173,6 +175,24 @@ pub enum WebhooksCommand {
     Test {
         /// The webhook's id.
         id: String,
+    },
+    /// Send again every delivery to a webhook that failed for good or was not sent in
+    /// a time window and has not succeeded since (once each, however often it runs).
+    #[command(after_help = "Examples:\n  \
+        herald webhooks recover sub_0190ab... --since 2h\n  \
+        herald webhooks recover sub_0190ab... --since 2026-12-01T10:00:00Z --until 2026-12-01T11:00:00Z\n\n\
+        Deliveries still being retried are left to their retry. The webhook must be enabled.\n\
+        Dead letters of the recovered deliveries stay on the dead-letter queue: do not\n\
+        re-drive them afterwards (see docs/delivery.md).")]
+    Recover {
+        /// The webhook's id.
+        id: String,
+        /// Failures since this time: RFC 3339 or a duration ago (90m, 2h, 7d).
+        #[arg(long, value_name = "TIME")]
+        since: String,
+        /// … and before this time (same forms) [default: now].
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
     },
 }
 
@@ -475,6 +495,41 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                 println!(
                     "  the previous secret also signs until {}",
                     time(&r.previous_secret_expires_at)
+                );
+            }
+        }
+        WebhooksCommand::Recover { id, since, until } => {
+            let now = chrono::Utc::now();
+            let mut input = RecoverIn {
+                since: flag_time("since", &Some(since), now)?.unwrap_or_default(),
+                until: flag_time("until", &until, now)?,
+                cursor: None,
+            };
+            let mut total = RecoverOut::default();
+            loop {
+                let out = api.recover(&id, &input).await?;
+                total.queued += out.queued;
+                total.already_queued += out.already_queued;
+                total.retrying += out.retrying;
+                total.succeeded_since += out.succeeded_since;
+                total.expired += out.expired;
+                total.event_ids.extend(out.event_ids);
+                match out.next_cursor {
+                    Some(c) => input.cursor = Some(c),
+                    None => break,
+                }
+            }
+            if json {
+                output::json(&total);
+            } else {
+                println!(
+                    "webhook {id}: {} deliveries queued again; {} queued already by an earlier recovery, \
+                     {} still being retried, {} succeeded since, {} past the history retention",
+                    total.queued,
+                    total.already_queued,
+                    total.retrying,
+                    total.succeeded_since,
+                    total.expired
                 );
             }
         }

@@ -30,8 +30,9 @@ mod idempotency;
 mod subscriptions;
 pub use apps::{ApiKey, App, AppStore, NewKey, KEY_PREFIX};
 pub use history::{
-    item_size, write_units, AttemptFilter, BatchAttempt, BatchHistory, HistoryStore, StoredEvent,
-    EXCERPT_BYTES, SHARDS,
+    item_size, write_units, AttemptFilter, BatchAttempt, BatchHistory, EventQuery, HistoryStore,
+    ListedEvent, RecoveryCandidate, RecoveryPage, RecoveryState, StoredEvent, EXCERPT_BYTES,
+    RECOVERY_PAGE, SHARDS,
 };
 pub use idempotency::{Claim, IdempotencyStore, PlannedEvent, CLAIM_LEASE, IDEMPOTENCY_WINDOW};
 pub use subscriptions::{SubscriptionChanges, SubscriptionStore, CHANGE_ATTEMPTS};
@@ -67,6 +68,8 @@ pub enum ItemKind {
     WebhookRecord,
     /// A pointer from an event to a webhook record with its later attempts.
     Trail,
+    /// An app's index entry of one batch, naming the webhook records it wrote.
+    BatchIndex,
     /// An `Idempotency-Key` record.
     IdempotencyKey,
 }
@@ -80,6 +83,7 @@ impl fmt::Display for ItemKind {
             Self::EventGroup => "event group",
             Self::WebhookRecord => "webhook record",
             Self::Trail => "trail item",
+            Self::BatchIndex => "batch index entry",
             Self::IdempotencyKey => "idempotency key",
         })
     }

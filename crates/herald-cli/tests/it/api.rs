@@ -415,6 +415,11 @@ async fn authentication_and_tenant_isolation_on_every_route() {
         ("POST", format!("/v1/webhooks/{id}/secret/rotate"), None),
         ("POST", format!("/v1/webhooks/{id}/test"), None),
         ("GET", format!("/v1/webhooks/{id}/deliveries"), None),
+        (
+            "POST",
+            format!("/v1/webhooks/{id}/recover"),
+            Some(json!({"since": "2026-01-01T00:00:00Z"})),
+        ),
         ("GET", format!("/v1/events/{event}"), None),
         (
             "POST",
@@ -441,6 +446,14 @@ async fn authentication_and_tenant_isolation_on_every_route() {
         )
         .await;
     assert_eq!((s, hist["data"].as_array().unwrap().len()), (200, 0));
+    for path in ["/v1/events", "/v1/deliveries"] {
+        let (s, list) = api.call("GET", path, Some(&b), None).await;
+        assert_eq!(
+            (s, list["data"].as_array().unwrap().len()),
+            (200, 0),
+            "{path}"
+        );
+    }
     // A still has its webhook, unchanged.
     let (s, still) = api
         .call("GET", &format!("/v1/webhooks/{id}"), Some(&a), None)

@@ -104,7 +104,7 @@ fn worker(herald: &Herald) -> WorkerProcess {
 }
 
 /// Reads lines from a child's pipe until one contains `needle`.
-async fn wait_for_line<R: tokio::io::AsyncRead + Unpin>(
+pub(crate) async fn wait_for_line<R: tokio::io::AsyncRead + Unpin>(
     lines: &mut tokio::io::Lines<BufReader<R>>,
     needle: &str,
     timeout: Duration,
@@ -565,7 +565,13 @@ async fn publish_from_args_file_and_stdin_then_deliveries_and_tail() -> Result<(
         .json();
     assert_eq!(paged["data"].as_array().map(Vec::len), Some(1));
     assert!(paged["next_cursor"].is_string());
-    assert_eq!(herald.run(&["deliveries"]).await.code, 2);
+    // Without --webhook or --event: every webhook of the app.
+    let app_wide = herald.run(&["deliveries", "--all"]).await.ok();
+    assert!(app_wide.stdout.contains(&first), "{}", app_wide.stdout);
+    let both = herald
+        .run(&["deliveries", "--webhook", &hook_id, "--event", &first])
+        .await;
+    assert_eq!(both.code, 2, "{both:#?}");
     Ok(())
 }
 

@@ -179,12 +179,12 @@ async fn delivery_listings_filter_by_outcome_time_and_event_type() {
         .await
         .ok();
     assert_eq!(kinds(&out.json()).len(), 1, "{out:#?}");
-    let shown = herald.run(&["event", event]).await.ok();
+    let shown = herald.run(&["events", "get", event]).await.ok();
     assert!(
         shown.stdout.contains("failing") && shown.stdout.contains(&id),
         "{shown:#?}"
     );
-    let shown = herald.run(&["--json", "event", event]).await.ok();
+    let shown = herald.run(&["--json", "events", "get", event]).await.ok();
     assert_eq!(shown.json()["webhooks"][0]["status"], "failing");
     let bad = herald
         .run(&["deliveries", "--webhook", &id, "--since", "last week"])

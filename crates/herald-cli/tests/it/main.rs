@@ -13,6 +13,7 @@ mod faults;
 mod history;
 mod infra;
 mod lambda;
+mod operating;
 mod operational;
 mod partial_publish;
 mod publisher;

@@ -9,9 +9,11 @@ use futures::future::try_join_all;
 use herald_core::{AppId, Attempt, Event, EventId, SubscriptionId};
 
 use super::cursor::{encode, OffsetCursor};
+use super::event_listing::ListedEvent;
 use super::filter::AttemptFilter;
 use super::items::{unpack, Entry, GroupEntry, GroupItem, RecordItem, TrailItem};
 use super::keys::{group_lookup, record_subscription, trail_partition};
+use super::recovery::is_marker;
 use super::HistoryStore;
 
 /// An event as the history keeps it, with the webhooks its fan-out matched.
@@ -127,20 +129,13 @@ impl HistoryStore {
     ) -> Result<Option<StoredEvent>, StoreError> {
         let groups = self.groups_with(app, id, false).await?;
         let attempts = self.attempts_of(app, id, &groups).await?;
-        let mut found = groups.into_iter();
-        let Some((_, first)) = found.next() else {
+        let Some(listed) = ListedEvent::merged(groups.into_iter().map(|(_, entry)| entry)) else {
             return Ok(None);
         };
-        let mut sent_to: BTreeSet<SubscriptionId> = first.to.into_iter().collect();
-        let mut not_sent: BTreeSet<SubscriptionId> = first.not_sent.into_iter().collect();
-        for (_, entry) in found {
-            sent_to.extend(entry.to);
-            not_sent.extend(entry.not_sent);
-        }
         Ok(Some(StoredEvent {
-            event: first.event,
-            sent_to: sent_to.into_iter().collect(),
-            not_sent: not_sent.into_iter().collect(),
+            event: listed.event,
+            sent_to: listed.sent_to,
+            not_sent: listed.not_sent,
             attempts,
         }))
     }
@@ -214,8 +209,11 @@ impl HistoryStore {
                 .send()
                 .await
                 .map_err(|e| StoreError::dynamo("Query", e))?;
+            let trails = out
+                .items
+                .map(|items| items.into_iter().filter(|i| !is_marker(i)).collect());
             keys.extend(
-                decode_items::<TrailItem>(ItemKind::Trail, out.items)?
+                decode_items::<TrailItem>(ItemKind::Trail, trails)?
                     .into_iter()
                     .map(|t| t.r),
             );
@@ -228,7 +226,7 @@ impl HistoryStore {
 
     /// The unexpired records of `keys`, with `BatchGetItem` (100 keys per call,
     /// unprocessed keys retried with backoff).
-    async fn get_records(&self, keys: Vec<PkSk>) -> Result<Vec<RecordItem>, StoreError> {
+    pub(super) async fn get_records(&self, keys: Vec<PkSk>) -> Result<Vec<RecordItem>, StoreError> {
         let now = Utc::now().timestamp();
         let mut records = Vec::new();
         for chunk in keys.chunks(BATCH_GET_MAX) {

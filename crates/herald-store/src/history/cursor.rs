@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::keys::is_record_sort_key;
+use super::keys::{floor_millis, is_record_sort_key};
 use crate::StoreError;
 
 /// Longest cursor accepted.
@@ -35,6 +35,15 @@ pub(super) struct OffsetCursor {
     pub(super) o: usize,
 }
 
+/// Where an event listing stopped: it goes on with the ids below `k` (an event id or
+/// the start of a minute, `evt_` and hex digits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BoundCursor {
+    pub(super) s: String,
+    pub(super) k: String,
+}
+
 /// The cursor string of `value`.
 pub(super) fn encode<T: Serialize>(value: &T) -> String {
     BASE64.encode(serde_json::to_vec(value).unwrap_or_default())
@@ -56,6 +65,17 @@ impl RecordCursor {
             return Err(StoreError::BadCursor);
         }
         Ok(c)
+    }
+}
+
+impl BoundCursor {
+    /// The bound a cursor of the listing `scope` carries, and its Unix millisecond.
+    pub(super) fn decode(cursor: &str, scope: &str) -> Result<(Self, i64), StoreError> {
+        let c: Self = decode(cursor)?;
+        match floor_millis(&c.k) {
+            Some(ms) if c.s == scope => Ok((c, ms)),
+            _ => Err(StoreError::BadCursor),
+        }
     }
 }
 
@@ -176,5 +196,26 @@ mod tests {
             o: 0,
         });
         assert!(bad(OffsetCursor::decode(&zero, scope)), "never handed out");
+        let bound = |k: &str| {
+            encode(&BoundCursor {
+                s: scope.into(),
+                k: k.into(),
+            })
+        };
+        assert!(BoundCursor::decode(&bound("evt_0190a1b2c3d4"), scope).is_ok());
+        assert!(BoundCursor::decode(&bound("evt_0190a1b2c3d47abc8def0123456789ab"), scope).is_ok());
+        for k in [
+            "evt_0190",
+            "evt_0190A1B2C3D4",
+            "sub_0190a1b2c3d4",
+            "evt_0190a1b2c3d4#x",
+            "~",
+        ] {
+            assert!(bad(BoundCursor::decode(&bound(k), scope)), "{k}");
+        }
+        assert!(bad(BoundCursor::decode(
+            &bound("evt_0190a1b2c3d4"),
+            "other"
+        )));
     }
 }

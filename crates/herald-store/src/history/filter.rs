@@ -17,6 +17,8 @@ pub struct AttemptFilter {
     pub until: Option<DateTime<Utc>>,
     /// Only attempts of events of this type.
     pub event_type: Option<EventType>,
+    /// Only attempts that did not succeed (failed or not sent).
+    pub not_succeeded: bool,
 }
 
 /// How long after its batch began an attempt of the batch can be made, at most: the
@@ -28,6 +30,7 @@ impl AttemptFilter {
     /// Whether `attempt` is kept.
     pub fn matches(&self, attempt: &Attempt) -> bool {
         self.outcome.is_none_or(|o| attempt.outcome == o)
+            && !(self.not_succeeded && attempt.outcome == AttemptOutcome::Succeeded)
             && self.since.is_none_or(|t| attempt.attempted_at >= t)
             && self.until.is_none_or(|t| attempt.attempted_at < t)
             && self
@@ -39,6 +42,9 @@ impl AttemptFilter {
     /// Whether a webhook record holding `failed` failures among `n` entries can hold
     /// a kept attempt (records carry those two counts outside their compressed body).
     pub(super) fn may_hold(&self, n: usize, failed: usize) -> bool {
+        if self.not_succeeded && failed == 0 {
+            return false;
+        }
         match self.outcome {
             Some(AttemptOutcome::Failed | AttemptOutcome::NotSent) => failed > 0,
             Some(AttemptOutcome::Succeeded) => failed < n,
@@ -57,15 +63,22 @@ impl AttemptFilter {
                 .unwrap_or_default()
         };
         let text = format!(
-            "{:?}|{}|{}|{}",
+            "{:?}|{}|{}|{}|{}",
             self.outcome,
+            self.not_succeeded,
             time(self.since),
             time(self.until),
             self.event_type.as_ref().map_or("", EventType::as_str)
         );
-        let digest = Sha256::digest(text.as_bytes());
-        format!("#f{}", BASE64.encode(&digest[..6]))
+        fingerprint_of(&text)
     }
+}
+
+/// The short fingerprint of a listing's filter spelled as `text` (`#f` and 8
+/// characters), part of its cursors' scope.
+pub(super) fn fingerprint_of(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    format!("#f{}", BASE64.encode(&digest[..6]))
 }
 
 #[cfg(test)]
@@ -123,5 +136,16 @@ mod tests {
         assert_eq!(AttemptFilter::default().fingerprint(), "");
         assert_ne!(failed.fingerprint(), ok.fingerprint());
         assert_eq!(failed.fingerprint(), failed.clone().fingerprint());
+        let unsuccessful = AttemptFilter {
+            not_succeeded: true,
+            ..Default::default()
+        };
+        assert!(!unsuccessful.may_hold(10, 0));
+        assert!(unsuccessful.may_hold(10, 1));
+        assert_ne!(unsuccessful.fingerprint(), "");
+        let t0 = Utc::now();
+        assert!(!unsuccessful.matches(&attempt(AttemptOutcome::Succeeded, t0, "a")));
+        assert!(unsuccessful.matches(&attempt(AttemptOutcome::Failed, t0, "a")));
+        assert!(unsuccessful.matches(&attempt(AttemptOutcome::NotSent, t0, "a")));
     }
 }

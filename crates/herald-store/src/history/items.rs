@@ -68,6 +68,36 @@ pub(super) struct RecordItem {
     pub(super) z: Vec<u8>,
 }
 
+/// An app's index entry of one batch: the webhook records the batch wrote for it, so
+/// the app-wide listing reads one partition family instead of every webhook's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct IndexItem {
+    #[serde(flatten)]
+    pub(super) key: PkSk,
+    /// The batch's shard (its records' partitions end with it).
+    pub(super) ws: u8,
+    /// Entries in all the records.
+    pub(super) n: usize,
+    /// Entries that are not successes.
+    pub(super) failed: usize,
+    /// The records, one per webhook.
+    pub(super) w: Vec<RecordRef>,
+    /// Unix seconds; the table's TTL attribute.
+    pub(super) expires_at: i64,
+}
+
+/// A webhook's record of a batch as an index entry names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct RecordRef {
+    /// The webhook.
+    pub(super) s: SubscriptionId,
+    /// Parts of its record.
+    pub(super) p: usize,
+    /// Entries, and those that are not successes.
+    pub(super) n: usize,
+    pub(super) f: usize,
+}
+
 /// Points from an event to a webhook record holding attempts of it made outside its
 /// first fan-out (retries, re-sends, re-drives).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

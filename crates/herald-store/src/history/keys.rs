@@ -3,6 +3,7 @@
 //! - event group: `pk = E#{app}#{YYYY-MM-DD}#{shard}`, `sk = {first event id}#{batch}`
 //! - webhook record: `pk = W#{app}#{sub}#{shard}`, `sk = {batch time, µs, Z}#{batch}[#{part:03}]`
 //! - trail item: `pk = T#{app}#{event}`, `sk = {sub}#{attempt:04}#{batch}[#{part:03}]`
+//! - index entry: `pk = D#{app}#{shard}`, `sk = {batch time, µs, Z}#{batch}`
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
 use herald_core::{AppId, Event, EventId, SubscriptionId};
@@ -73,6 +74,47 @@ impl PkSk {
     }
 }
 
+impl PkSk {
+    /// An app's index entry of one batch: which of its webhooks' records the batch wrote.
+    pub(super) fn index(app: &AppId, shard: u8, at: DateTime<Utc>, batch: &str) -> Self {
+        Self {
+            pk: index_partition(app, shard),
+            sk: format!("{}#{batch}", record_floor(at)),
+        }
+    }
+
+    /// Part `part` of webhook `sub`'s record of the batch indexed at `index`
+    /// (an index entry's sort key is its batch's record key).
+    pub(super) fn record_of_index(
+        app: &AppId,
+        sub: &SubscriptionId,
+        shard: u8,
+        index: &str,
+        part: usize,
+    ) -> Self {
+        Self {
+            pk: record_partition(app, sub, shard),
+            sk: if part == 0 {
+                index.to_owned()
+            } else {
+                format!("{index}#{part:03}")
+            },
+        }
+    }
+}
+
+/// The partition of an app's batch index entries in one shard.
+pub(super) fn index_partition(app: &AppId, shard: u8) -> String {
+    format!("D#{app}#{shard}")
+}
+
+/// The app and webhook a record partition key names.
+pub(super) fn record_owner(pk: &str) -> Option<(AppId, SubscriptionId)> {
+    let (app, _) = pk.strip_prefix("W#")?.split_once('#')?;
+    let app = AppId::parse(app).ok()?;
+    Some((app.clone(), record_subscription(&app, pk)?))
+}
+
 /// The partition of an app's event groups of one day in one shard.
 pub(super) fn group_partition(app: &AppId, day: NaiveDate, shard: u8) -> String {
     format!("E#{app}#{}#{shard}", day.format("%Y-%m-%d"))
@@ -139,8 +181,7 @@ pub(super) fn id_millis(id: &EventId) -> Option<i64> {
 
 /// The start of a Unix millisecond's minute.
 fn minute_of_millis(ms: i64) -> Option<DateTime<Utc>> {
-    Utc.timestamp_millis_opt(ms - ms.rem_euclid(MINUTE_MS))
-        .single()
+    Utc.timestamp_millis_opt(minute_start(ms)).single()
 }
 
 /// The UTC minute an event belongs to: from its id (a UUIDv7 carries its creation
@@ -152,6 +193,27 @@ pub(super) fn event_minute(event: &Event) -> DateTime<Utc> {
             let ms = event.timestamp.timestamp_millis();
             minute_of_millis(ms).unwrap_or(event.timestamp)
         })
+}
+
+/// The smallest event id of Unix millisecond `ms` and after: an id sorts below it
+/// exactly when it was made earlier.
+pub(super) fn id_floor(ms: i64) -> String {
+    format!("evt_{:012x}", ms.max(0))
+}
+
+/// The Unix millisecond an id or an [`id_floor`] spells (its first 12 hex digits).
+pub(super) fn floor_millis(id: &str) -> Option<i64> {
+    let hex = id.strip_prefix("evt_")?;
+    let valid = (12..=32).contains(&hex.len())
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    valid
+        .then(|| i64::from_str_radix(&hex[..12], 16).ok())
+        .flatten()
+}
+
+/// The start of the minute of Unix millisecond `ms`.
+pub(super) fn minute_start(ms: i64) -> i64 {
+    ms - ms.rem_euclid(MINUTE_MS)
 }
 
 /// Where the group holding event `id` is, if its id is a UUIDv7: the day's partition
@@ -172,7 +234,7 @@ pub(super) fn group_lookup(app: &AppId, id: &EventId) -> Option<GroupLookup> {
         partitions: (0..SHARDS)
             .map(|s| group_partition(app, minute.date_naive(), s))
             .collect(),
-        lo: format!("evt_{:012x}", minute.timestamp_millis()),
+        lo: id_floor(minute.timestamp_millis()),
         hi: format!("{id}#~"),
     })
 }

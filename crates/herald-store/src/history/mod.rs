@@ -1,4 +1,4 @@
-//! The delivery history in DynamoDB: one table, three kinds of item, all written by
+//! The delivery history in DynamoDB: one table, four kinds of item, all written by
 //! [`HistoryStore::record`] once per batch and expiring with the retention.
 //!
 //! - **Event group** (`E#…`): the batch's events of one app and UTC minute that
@@ -8,17 +8,22 @@
 //!   newest first, zstd-compressed; successes compact, failures with their detail.
 //!   Spread over 8 shard partitions per webhook; a webhook's listing merges them.
 //! - **Trail item** (`T#…`): points from an event to a record holding attempts of it
-//!   made outside its first fan-out (retries, re-sends, re-drives).
+//!   made outside its first fan-out (retries, re-sends, re-drives). Recovery markers
+//!   live beside them (`recovery`).
+//! - **Index entry** (`D#…`): per app and batch, the webhooks whose records the batch
+//!   wrote, for the app-wide listing.
 //!
 //! Keys are spelled in `keys`; the table has no index.
 
 mod batch;
 mod by_event;
 mod cursor;
+mod event_listing;
 mod filter;
 mod items;
 mod keys;
 mod listing;
+mod recovery;
 mod write;
 
 use std::time::Duration;
@@ -30,9 +35,11 @@ use chrono::Utc;
 
 pub use batch::{BatchAttempt, BatchHistory};
 pub use by_event::StoredEvent;
+pub use event_listing::{EventQuery, ListedEvent};
 pub use filter::AttemptFilter;
 pub use items::{item_size, write_units, EXCERPT_BYTES};
 pub use keys::SHARDS;
+pub use recovery::{RecoveryCandidate, RecoveryPage, RecoveryState, RECOVERY_PAGE};
 
 /// The delivery history: event groups, webhook records and trail items.
 #[derive(Clone, Debug)]

@@ -1,4 +1,5 @@
-//! The one write path: a batch's event groups, webhook records and trail items, built
+//! The one write path: a batch's event groups, webhook records, trail items and index
+//! entries, built
 //! from a [`BatchHistory`] and written with `BatchWriteItem`, 25 items per call.
 
 use std::collections::{BTreeMap, HashSet};
@@ -10,9 +11,10 @@ use herald_core::{AppId, AttemptOutcome, EventId, SubscriptionId};
 
 use super::batch::{BatchAttempt, BatchHistory};
 use super::items::{
-    compress, item_size, json, Entry, GroupEntry, GroupItem, RecordItem, TrailItem,
+    compress, item_size, json, Entry, GroupEntry, GroupItem, IndexItem, RecordItem, RecordRef,
+    TrailItem,
 };
-use super::keys::{event_minute, id_millis};
+use super::keys::{event_minute, id_millis, record_owner};
 use super::HistoryStore;
 use crate::{to_item, Item, ItemKind, PkSk, StoreError};
 
@@ -99,6 +101,7 @@ pub(super) fn batch_items(batch: &BatchHistory, expires_at: i64) -> Result<Vec<I
         push(ItemKind::EventGroup, to_item(ItemKind::EventGroup, &g)?);
     }
     let (records, trails) = record_items(batch, &kept, expires_at)?;
+    let index = index_items(batch, &records, expires_at);
     for r in records {
         push(
             ItemKind::WebhookRecord,
@@ -108,7 +111,51 @@ pub(super) fn batch_items(batch: &BatchHistory, expires_at: i64) -> Result<Vec<I
     for t in trails {
         push(ItemKind::Trail, to_item(ItemKind::Trail, &t)?);
     }
+    for i in index {
+        push(ItemKind::BatchIndex, to_item(ItemKind::BatchIndex, &i)?);
+    }
     Ok(items)
+}
+
+/// The index entries of a batch: per app, the webhook records it wrote.
+pub(super) fn index_items(
+    batch: &BatchHistory,
+    records: &[RecordItem],
+    expires_at: i64,
+) -> Vec<IndexItem> {
+    let mut by_app: BTreeMap<AppId, BTreeMap<SubscriptionId, RecordRef>> = BTreeMap::new();
+    for r in records {
+        let Some((app, sub)) = record_owner(&r.key.pk) else {
+            continue;
+        };
+        let entry = by_app
+            .entry(app)
+            .or_default()
+            .entry(sub.clone())
+            .or_insert(RecordRef {
+                s: sub,
+                p: 0,
+                n: 0,
+                f: 0,
+            });
+        entry.p += 1;
+        entry.n += r.n;
+        entry.f += r.failed;
+    }
+    by_app
+        .into_iter()
+        .map(|(app, refs)| {
+            let w: Vec<RecordRef> = refs.into_values().collect();
+            IndexItem {
+                key: PkSk::index(&app, batch.shard, batch.at, &batch.id),
+                ws: batch.shard,
+                n: w.iter().map(|r| r.n).sum(),
+                failed: w.iter().map(|r| r.f).sum(),
+                w,
+                expires_at,
+            }
+        })
+        .collect()
 }
 
 /// An event of an app.

@@ -336,6 +336,21 @@ fn oversized_records_split_into_parts_and_later_parts_get_trails() {
         "entries past part 0 are reached by their trail"
     );
     assert!(trails.iter().all(|t| t.r != part0));
+    // The app's index entry names the webhook's record with all its parts, and its
+    // keys lead to every part.
+    let index = index_items(&b, &records, 1);
+    assert_eq!(index.len(), 1);
+    let i = &index[0];
+    assert_eq!(i.key, PkSk::index(&app("shop"), 5, b.at, &b.id));
+    assert_eq!((i.n, i.failed, i.w.len()), (400, 400, 1));
+    assert_eq!((i.w[0].p, i.w[0].n, i.w[0].f), (records.len(), 400, 400));
+    let mut named: Vec<PkSk> = (0..i.w[0].p)
+        .map(|p| PkSk::record_of_index(&app("shop"), &i.w[0].s, i.ws, &i.key.sk, p))
+        .collect();
+    let mut written: Vec<PkSk> = records.iter().map(|r| r.key.clone()).collect();
+    named.sort();
+    written.sort();
+    assert_eq!(named, written);
     for r in &records {
         let raw = serde_json::to_vec(&unpack::<Vec<Entry>>(ItemKind::WebhookRecord, &r.z).unwrap())
             .unwrap();
@@ -513,7 +528,7 @@ fn bench_like_items_are_a_few_write_units() {
     }
     assert_eq!(
         items.iter().map(write_units).sum::<usize>(),
-        2,
-        "a group and a record"
+        3,
+        "a group, a record and the app's index entry"
     );
 }

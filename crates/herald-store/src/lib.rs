@@ -67,6 +67,8 @@ pub enum ItemKind {
     WebhookRecord,
     /// A pointer from an event to a webhook record with its later attempts.
     Trail,
+    /// A webhook's endpoint health counters of one hour.
+    HealthCounters,
     /// An `Idempotency-Key` record.
     IdempotencyKey,
 }
@@ -80,6 +82,7 @@ impl fmt::Display for ItemKind {
             Self::EventGroup => "event group",
             Self::WebhookRecord => "webhook record",
             Self::Trail => "trail item",
+            Self::HealthCounters => "health counters",
             Self::IdempotencyKey => "idempotency key",
         })
     }

@@ -1,5 +1,5 @@
-//! The delivery history in DynamoDB: one table, three kinds of item, all written by
-//! [`HistoryStore::record`] once per batch and expiring with the retention.
+//! The delivery history in DynamoDB: one table, four kinds of item, all written by
+//! [`HistoryStore::record`] once per batch; the first three expire with the retention.
 //!
 //! - **Event group** (`E#…`): the batch's events of one app and UTC minute that
 //!   matched a webhook, zstd-compressed, with the webhooks each went to. Found by event
@@ -9,6 +9,9 @@
 //!   Spread over 8 shard partitions per webhook; a webhook's listing merges them.
 //! - **Trail item** (`T#…`): points from an event to a record holding attempts of it
 //!   made outside its first fan-out (retries, re-sends, re-drives).
+//! - **Health counters** (`H#…`): one webhook's attempts, successes, failures and
+//!   latency histogram of one UTC hour, added to by every batch (`UpdateItem`), kept
+//!   49 hours; read for the endpoint health ([`HistoryStore::health`]).
 //!
 //! Keys are spelled in `keys`; the table has no index.
 
@@ -16,6 +19,7 @@ mod batch;
 mod by_event;
 mod cursor;
 mod filter;
+mod health;
 mod items;
 mod keys;
 mod listing;

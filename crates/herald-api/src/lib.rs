@@ -11,6 +11,7 @@ pub mod error;
 pub mod event_status;
 pub mod events;
 pub mod extract;
+pub mod health;
 pub mod state;
 pub mod webhooks;
 

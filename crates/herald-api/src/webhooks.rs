@@ -10,7 +10,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::{
     operational, reserved_header_reason, webhook_id, AppId, Attempt, Event, EventFilter, EventType,
-    ObjectType, ObjectTypeFilter, Subscription, SubscriptionId, MAX_EVENT_TYPES,
+    ObjectType, ObjectTypeFilter, Subscription, SubscriptionId, WebhookHealth, MAX_EVENT_TYPES,
 };
 use herald_delivery::{Deliverer, PreparedRoute};
 use herald_queue::Outbox as _;
@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 use crate::apps::{Page, PageParams};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, Query, Tenant};
+use crate::health::HealthOut;
 use crate::state::AppState;
 
 pub const MAX_URL_LEN: usize = 2048;
@@ -91,6 +92,20 @@ pub struct WebhookOut {
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// How the endpoint has been answering: present on `GET /v1/webhooks/{id}` and
+    /// on each webhook of `GET /v1/webhooks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthOut>,
+}
+
+impl WebhookOut {
+    /// `sub` with its endpoint health.
+    fn with_health(sub: &Subscription, health: &WebhookHealth) -> Self {
+        Self {
+            health: Some(HealthOut::of(sub, health)),
+            ..Self::from(sub)
+        }
+    }
 }
 
 impl From<&Subscription> for WebhookOut {
@@ -107,6 +122,7 @@ impl From<&Subscription> for WebhookOut {
             created_at: s.created_at,
             updated_at: s.updated_at,
             secret: None,
+            health: None,
         }
     }
 }
@@ -311,8 +327,8 @@ pub async fn create(
 /// a page stays near 3 MB, well inside Lambda's 6 MB response limit.
 pub const MAX_WEBHOOKS_PER_PAGE: i32 = 100;
 
-/// An app's webhooks in id order (oldest first); `limit` is served at most 100 at a
-/// time.
+/// An app's webhooks in id order (oldest first), each with its endpoint health;
+/// `limit` is served at most 100 at a time.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(PageParams),
     responses((status = 200, body = Page<WebhookOut>)), security(("app_key" = [])))]
 pub async fn list(
@@ -328,12 +344,20 @@ pub async fn list(
             p.cursor.as_deref(),
         )
         .await?;
+    let ids: Vec<SubscriptionId> = page.items.iter().map(|s| s.id.clone()).collect();
+    let health = state.history.health_of(&app, &ids).await?;
     Ok(Json(Page {
-        data: page.items.iter().map(WebhookOut::from).collect(),
+        data: page
+            .items
+            .iter()
+            .zip(&health)
+            .map(|(sub, health)| WebhookOut::with_health(sub, health))
+            .collect(),
         next_cursor: page.next_cursor,
     }))
 }
 
+/// A webhook, with its endpoint health.
 #[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
 pub async fn get(
@@ -341,7 +365,9 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookOut>> {
-    Ok(Json(WebhookOut::from(&load(&state, &app, &id).await?)))
+    let sub = load(&state, &app, &id).await?;
+    let health = state.history.health(&app, &sub.id).await?;
+    Ok(Json(WebhookOut::with_health(&sub, &health)))
 }
 
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = WebhookPatch,

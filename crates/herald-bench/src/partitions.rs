@@ -1,6 +1,6 @@
 //! How a run's DynamoDB writes spread over partition keys: per key prefix (the `pk` up
-//! to its first `#`: `E` event groups, `W` webhook records, `T` trail items in the
-//! history table; other prefixes are reported as they are), the hottest single key,
+//! to its first `#`: `E` event groups, `W` webhook records, `T` trail items, `H` health
+//! counters in the history table; other prefixes are reported as they are), the hottest single key,
 //! and the hottest key family once a shard suffix is taken off.
 
 use std::collections::BTreeMap;

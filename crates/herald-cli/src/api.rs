@@ -416,6 +416,7 @@ fn seg(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::failure::{exit_code, EXIT_AUTH, EXIT_FAILED};
+    use herald_api::health::{HealthOut, HealthWindowOut};
 
     #[test]
     fn api_errors_map_to_exit_codes() {
@@ -488,6 +489,21 @@ mod tests {
                 created_at: now,
                 updated_at: now,
                 secret: secret.map(str::to_owned),
+                // The webhook the listing and GET show has its health.
+                health: reason.map(|_| HealthOut {
+                    consecutive_failures: 3,
+                    failed_deliveries_in_a_row: 1,
+                    last_success_at: None,
+                    last_failure_at: Some(now),
+                    last_24h: HealthWindowOut {
+                        attempts: 7,
+                        successes: 4,
+                        failures: 3,
+                        success_rate: Some(4.0 / 7.0),
+                        latency_p50_ms: Some(80),
+                        latency_p95_ms: Some(1_300),
+                    },
+                }),
             });
         }
         round_trips(&RotatedSecret {

@@ -13,6 +13,7 @@ mod api;
 mod config;
 mod events;
 mod failure;
+mod health;
 mod local;
 mod manage;
 mod output;

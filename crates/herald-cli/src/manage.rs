@@ -11,6 +11,7 @@ use crate::api::{ApiClient, Paging};
 use crate::config::Settings;
 use crate::events::flag_time;
 use crate::failure::{usage, Failure, EXIT_FAILED};
+use crate::health;
 use crate::output::{self, list, parse_kv, time};
 
 /// Paging of list commands.
@@ -121,13 +122,15 @@ pub enum WebhooksCommand {
         herald webhooks add --url https://example.com/all --events '*' --header 'X-Team=billing'\n  \
         herald --json webhooks add --url http://127.0.0.1:9000/hook | jq -r .secret")]
     Add(AddArgs),
-    /// List the app's webhooks.
+    /// List the app's webhooks with their endpoint health (last 24 h: success rate of
+    /// the attempts, p95 latency; failed attempts since the last success).
     #[command(
         after_help = "Examples:\n  herald webhooks list\n  herald --json webhooks list --all"
     )]
     List(PageArgs),
-    /// Show one webhook.
-    #[command(after_help = "Example:\n  herald webhooks get sub_0190ab...")]
+    /// Show one webhook and its endpoint health.
+    #[command(after_help = "Examples:\n  herald webhooks get sub_0190ab...\n  \
+        herald --json webhooks get sub_0190ab... | jq .health")]
     Get {
         /// The webhook's id.
         id: String,
@@ -360,16 +363,22 @@ fn print_webhook(w: &WebhookOut) {
     if let Some(secret) = &w.secret {
         println!("  secret:       {secret}   (shown once; receivers verify signatures with it)");
     }
+    for line in w.health.iter().flat_map(health::lines) {
+        println!("{line}");
+    }
 }
 
 fn webhook_line(w: &WebhookOut) -> String {
     format!(
-        "{}  {:<8}  {}  events={}  object_types={}{}",
+        "{}  {:<8}  {}  events={}  object_types={}{}{}",
         w.id,
         if w.active { "active" } else { "disabled" },
         w.url,
         list(&w.events),
         list(&w.object_types),
+        w.health
+            .as_ref()
+            .map_or_else(String::new, |h| format!("  {}", health::columns(h))),
         if w.description.is_empty() {
             String::new()
         } else {

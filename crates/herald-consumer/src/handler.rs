@@ -88,7 +88,8 @@ pub struct BatchError {
 
 /// The adapters the consumer drives.
 pub struct Adapters {
-    /// The webhooks' routes and the endpoint-health writes.
+    /// The webhooks' routes and the auto-disable failure counts (the "health writes"
+    /// of the webhook items; the hourly endpoint health counters are the history's).
     pub subscriptions: Arc<dyn SubscriptionSource>,
     /// Makes the HTTP requests.
     pub deliverer: Arc<dyn Deliverer>,
@@ -185,7 +186,8 @@ impl Consumer {
     /// invocation's own deadline, if it comes before the worst-case batch time). Every
     /// call after the deliveries (a retry scheduled, a dead letter parked, an endpoint's
     /// failure counted or disabled) must end [`HISTORY_RESERVE`] before it, and the
-    /// history write by it: a call that would run over is abandoned, and what it was
+    /// history write (the endpoint health counters are written beside it, in the same
+    /// call) by it: a call that would run over is abandoned, and what it was
     /// for comes back from the queue (a retry or a dead letter not sent) or is logged
     /// (a failure not counted, a history gap) rather than letting the whole batch time
     /// out and be delivered again.

@@ -78,3 +78,19 @@ pub fn attempt(
         ..Attempt::not_sent(event, &sub, "", None)
     }
 }
+
+/// A UTC time from RFC 3339 text (`2026-12-02T11:00:00Z`).
+pub fn utc(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .expect("an RFC 3339 time")
+        .to_utc()
+}
+
+/// [`attempt`] of a fresh `update` event of app `shop` to webhook `sub_1`, made at
+/// `time` (RFC 3339), that took `latency_ms`.
+pub fn timed_attempt(outcome: AttemptOutcome, time: &str, latency_ms: u64) -> Attempt {
+    Attempt {
+        latency_ms,
+        ..attempt(&event("shop", "update"), "sub_1", outcome, utc(time))
+    }
+}

@@ -70,6 +70,8 @@ pub enum ItemKind {
     Trail,
     /// An app's index entry of one batch, naming the webhook records it wrote.
     BatchIndex,
+    /// A webhook's endpoint health counters of one hour.
+    HealthCounters,
     /// An `Idempotency-Key` record.
     IdempotencyKey,
 }
@@ -84,6 +86,7 @@ impl fmt::Display for ItemKind {
             Self::WebhookRecord => "webhook record",
             Self::Trail => "trail item",
             Self::BatchIndex => "batch index entry",
+            Self::HealthCounters => "health counters",
             Self::IdempotencyKey => "idempotency key",
         })
     }

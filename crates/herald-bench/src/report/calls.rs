@@ -146,7 +146,8 @@ fn writes_by_prefix(s: &mut String, runs: &[CallsPhase]) {
     let _ = writeln!(
         s,
         "Per delivery, by the `pk` up to its first `#` (in the history table `E` is an event \
-         group, `W` a webhook record, `T` a trail item; other prefixes are whatever the \
+         group, `W` a webhook record, `T` a trail item, `H` an hour of a webhook's health \
+         counters, one `UpdateItem` counted as one unit; other prefixes are whatever the \
          storage of this commit writes, for example an app id). Items whose key has no `pk` \
          attribute are listed by table.\n"
     );

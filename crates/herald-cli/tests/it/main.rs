@@ -10,6 +10,7 @@ mod cli;
 mod deliveries;
 mod e2e;
 mod faults;
+mod health;
 mod history;
 mod infra;
 mod lambda;

@@ -4,6 +4,7 @@
 //! - webhook record: `pk = W#{app}#{sub}#{shard}`, `sk = {batch time, µs, Z}#{batch}[#{part:03}]`
 //! - trail item: `pk = T#{app}#{event}`, `sk = {sub}#{attempt:04}#{batch}[#{part:03}]`
 //! - index entry: `pk = D#{app}#{shard}`, `sk = {batch time, µs, Z}#{batch}`
+//! - health counters: `pk = H#{app}#{sub}`, `sk = {UTC hour, YYYY-MM-DDTHH}`
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
 use herald_core::{AppId, Event, EventId, SubscriptionId};
@@ -16,6 +17,8 @@ pub const SHARDS: u8 = 8;
 pub(super) const BATCH_PREFIX: &str = "b_";
 /// Milliseconds in a minute.
 const MINUTE_MS: i64 = 60_000;
+/// How a health counter item's sort key spells its UTC hour.
+const HOUR_FORMAT: &str = "%Y-%m-%dT%H";
 
 impl PkSk {
     /// An event group: the events of one batch, app and minute, sorted by id.
@@ -72,6 +75,34 @@ impl PkSk {
             },
         }
     }
+
+    /// The health counters of one webhook in one UTC hour (`hour` is its start).
+    pub(super) fn health(app: &AppId, sub: &SubscriptionId, hour: DateTime<Utc>) -> Self {
+        Self {
+            pk: health_partition(app, sub),
+            sk: health_hour(hour),
+        }
+    }
+}
+
+/// The partition of a webhook's health counters, one item per UTC hour.
+pub(super) fn health_partition(app: &AppId, sub: &SubscriptionId) -> String {
+    format!("H#{app}#{sub}")
+}
+
+/// The sort key of the health counters of the UTC hour starting at `hour`.
+pub(super) fn health_hour(hour: DateTime<Utc>) -> String {
+    hour.format(HOUR_FORMAT).to_string()
+}
+
+/// The start of the UTC hour a health counter sort key names.
+pub(super) fn parse_health_hour(sk: &str) -> Option<DateTime<Utc>> {
+    if sk.len() != 13 {
+        return None;
+    }
+    chrono::NaiveDateTime::parse_from_str(&format!("{sk}:00"), &format!("{HOUR_FORMAT}:%M"))
+        .ok()
+        .map(|t| t.and_utc())
 }
 
 impl PkSk {
@@ -285,7 +316,21 @@ mod tests {
                 sk: "sub_1#0003#b_9".into()
             }
         );
-        assert_eq!(record_subscription(&app(), &rec.pk), Some(sub));
+        assert_eq!(record_subscription(&app(), &rec.pk), Some(sub.clone()));
+        let hour = DateTime::parse_from_rfc3339("2026-12-02T11:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            PkSk::health(&app(), &sub, hour),
+            PkSk {
+                pk: "H#shop#sub_1".into(),
+                sk: "2026-12-02T11".into()
+            }
+        );
+        assert_eq!(parse_health_hour("2026-12-02T11"), Some(hour));
+        for bad in ["2026-12-02T1", "2026-12-02T11:00", "2026-12-02", "x"] {
+            assert_eq!(parse_health_hour(bad), None, "{bad}");
+        }
         assert_eq!(record_subscription(&app(), "W#other#sub_1#7"), None);
         assert_eq!(record_subscription(&app(), "W#shop#sub_1#9"), None);
     }

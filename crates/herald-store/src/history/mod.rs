@@ -1,5 +1,6 @@
-//! The delivery history in DynamoDB: one table, four kinds of item, all written by
-//! [`HistoryStore::record`] once per batch and expiring with the retention.
+//! The delivery history in DynamoDB: one table, five kinds of item, all written by
+//! [`HistoryStore::record`] once per batch; all but the health counters expire with the
+//! retention.
 //!
 //! - **Event group** (`E#…`): the batch's events of one app and UTC minute that
 //!   matched a webhook, zstd-compressed, with the webhooks each went to. Found by event
@@ -12,6 +13,9 @@
 //!   live beside them (`recovery`).
 //! - **Index entry** (`D#…`): per app and batch, the webhooks whose records the batch
 //!   wrote, for the app-wide listing.
+//! - **Health counters** (`H#…`): one webhook's attempts, successes, failures and
+//!   latency histogram of one UTC hour, added to by every batch (`UpdateItem`), kept
+//!   49 hours; read for the endpoint health ([`HistoryStore::health`]).
 //!
 //! Keys are spelled in `keys`; the table has no index.
 
@@ -20,6 +24,7 @@ mod by_event;
 mod cursor;
 mod event_listing;
 mod filter;
+mod health;
 mod items;
 mod keys;
 mod listing;

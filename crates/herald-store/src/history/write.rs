@@ -1,6 +1,6 @@
 //! The one write path: a batch's event groups, webhook records, trail items and index
-//! entries, built
-//! from a [`BatchHistory`] and written with `BatchWriteItem`, 25 items per call.
+//! entries, built from a [`BatchHistory`] and written with `BatchWriteItem`, 25 items
+//! per call, beside its health counters (`super::health`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
@@ -31,12 +31,16 @@ const MAX_ITEM_BYTES: usize = 400 * 1024;
 impl HistoryStore {
     /// Writes what one batch did: its event groups, one record per webhook and the
     /// trail items of attempts outside a first fan-out, with `BatchWriteItem`, 25
-    /// items per call, retrying unprocessed items with backoff. Fails only if some
-    /// items could not be written at all.
+    /// items per call, retrying unprocessed items with backoff; and, at the same time,
+    /// adds its attempts to each webhook's hourly health counters (one `UpdateItem`
+    /// per webhook). Fails only if some history items could not be written at all: a
+    /// health counter that could not be written is logged, not returned.
     pub async fn record(&self, batch: &BatchHistory) -> Result<(), StoreError> {
         let expires_at = batch.at.timestamp() + self.retention.as_secs() as i64;
-        let items = batch_items(batch, expires_at)?;
-        self.write_all(items).await
+        let history = async { self.write_all(batch_items(batch, expires_at)?).await };
+        let health = self.count_health(batch.attempts.iter().map(|a| &a.attempt));
+        let (written, ()) = futures::join!(history, health);
+        written
     }
 
     async fn write_all(&self, items: Vec<Item>) -> Result<(), StoreError> {

@@ -69,6 +69,8 @@ pub enum ItemKind {
     Trail,
     /// An `Idempotency-Key` record.
     IdempotencyKey,
+    /// A rate-limited webhook's schedule of delivery slots.
+    RateSchedule,
 }
 
 impl fmt::Display for ItemKind {
@@ -81,6 +83,7 @@ impl fmt::Display for ItemKind {
             Self::WebhookRecord => "webhook record",
             Self::Trail => "trail item",
             Self::IdempotencyKey => "idempotency key",
+            Self::RateSchedule => "rate schedule",
         })
     }
 }

@@ -16,6 +16,7 @@ mod lambda;
 mod operational;
 mod partial_publish;
 mod publisher;
+mod rate_limit;
 mod redrive;
 mod routing;
 mod secrets;

@@ -10,7 +10,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::{
     operational, reserved_header_reason, webhook_id, AppId, Attempt, Event, EventFilter, EventType,
-    ObjectType, ObjectTypeFilter, Subscription, SubscriptionId, WebhookHealth, MAX_EVENT_TYPES,
+    ObjectType, ObjectTypeFilter, RateLimit, Subscription, SubscriptionId, WebhookHealth,
+    MAX_EVENT_TYPES, MAX_RATE_LIMIT,
 };
 use herald_delivery::{Deliverer, PreparedRoute};
 use herald_queue::Outbox as _;
@@ -52,6 +53,12 @@ pub struct WebhookIn {
     /// Defaults to true.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
+    /// At most this many deliveries start per second, a whole number from 1 to 10000;
+    /// absent or null for no limit. Deliveries over it wait on the queue for their
+    /// turn; none is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<serde_json::Value>,
 }
 
 /// Changing a webhook: only the fields present change.
@@ -72,6 +79,20 @@ pub struct WebhookPatch {
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
+    /// A new rate limit (deliveries per second, 1 to 10000), or null to remove it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<serde_json::Value>,
+}
+
+/// A field that is present, `null` included (which `Option<Value>` alone would read
+/// as absent): `Some(Value::Null)` clears it.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
 
 /// A webhook. `secret` is present only in the response that created it; the values
@@ -88,6 +109,10 @@ pub struct WebhookOut {
     pub active: bool,
     /// Why Herald disabled the endpoint, if it did.
     pub disabled_reason: Option<String>,
+    /// At most this many deliveries start per second; null for no limit.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub rate_limit: Option<u32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,6 +144,7 @@ impl From<&Subscription> for WebhookOut {
             headers: herald_core::masked_headers(&s.headers),
             active: s.active,
             disabled_reason: s.disabled_reason.clone(),
+            rate_limit: s.rate_limit.map(RateLimit::per_second),
             created_at: s.created_at,
             updated_at: s.updated_at,
             secret: None,
@@ -268,6 +294,24 @@ fn validate_headers(h: &BTreeMap<String, String>) -> ApiResult<BTreeMap<String, 
     Ok(h.clone())
 }
 
+/// Reads a rate limit: `null` for none, else a whole number of deliveries per second
+/// from 1 to [`MAX_RATE_LIMIT`].
+fn validate_rate_limit(value: &serde_json::Value) -> ApiResult<Option<RateLimit>> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    value
+        .as_u64()
+        .and_then(|n| RateLimit::new(n).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            validation(format!(
+                "rate_limit must be null (no limit) or a whole number of deliveries per \
+                 second from 1 to {MAX_RATE_LIMIT}, not {value}"
+            ))
+        })
+}
+
 /// Webhook ids in paths: anything malformed simply does not exist.
 fn path_webhook(id: &str) -> ApiResult<SubscriptionId> {
     if id.is_empty()
@@ -307,6 +351,10 @@ pub async fn create(
     sub.description = validate_description(&input.description)?;
     sub.headers = validate_headers(&input.headers)?;
     sub.active = input.active.unwrap_or(true);
+    sub.rate_limit = match &input.rate_limit {
+        Some(limit) => validate_rate_limit(limit)?,
+        None => None,
+    };
     // Checked before the write: concurrent creates can pass it together, so the cap can
     // be exceeded by the number of creates in flight, never more.
     let limit = state.config.max_webhooks_per_app;
@@ -400,6 +448,11 @@ pub async fn update(
             .transpose()?,
         headers: patch.headers.as_ref().map(validate_headers).transpose()?,
         active: patch.active,
+        rate_limit: patch
+            .rate_limit
+            .as_ref()
+            .map(validate_rate_limit)
+            .transpose()?,
     };
     // Only the attributes the patch names change, in a write guarded by the item's
     // version and retried from a fresh read: a concurrent auto-disable or another

@@ -476,7 +476,9 @@ mod tests {
                 key,
             });
         }
-        for (secret, reason) in [(Some("whsec_x"), None), (None, Some("gone"))] {
+        for (secret, reason, rate_limit) in
+            [(Some("whsec_x"), None, None), (None, Some("gone"), Some(5))]
+        {
             round_trips(&WebhookOut {
                 id: "sub_1".into(),
                 url: "https://example.com/h".into(),
@@ -486,6 +488,7 @@ mod tests {
                 headers: [("x-team".to_owned(), "billing".to_owned())].into(),
                 active: reason.is_none(),
                 disabled_reason: reason.map(str::to_owned),
+                rate_limit,
                 created_at: now,
                 updated_at: now,
                 secret: secret.map(str::to_owned),

@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use herald_api::apps::{AppIn, Page, PageParams};
 use herald_api::recover::{RecoverIn, RecoverOut};
 use herald_api::webhooks::{WebhookIn, WebhookOut, WebhookPatch};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::api::{ApiClient, Paging};
 use crate::config::Settings;
@@ -120,6 +120,7 @@ pub enum WebhooksCommand {
     #[command(after_help = "Examples:\n  \
         herald webhooks add --url https://example.com/hooks --events update --object-types user\n  \
         herald webhooks add --url https://example.com/all --events '*' --header 'X-Team=billing'\n  \
+        herald webhooks add --url https://example.com/slow --events update --rate-limit 10\n  \
         herald --json webhooks add --url http://127.0.0.1:9000/hook | jq -r .secret")]
     Add(AddArgs),
     /// List the app's webhooks with their endpoint health (last 24 h: success rate of
@@ -139,7 +140,9 @@ pub enum WebhooksCommand {
     #[command(after_help = "Examples:\n  \
         herald webhooks update sub_0190ab... --events update,delete\n  \
         herald webhooks update sub_0190ab... --url https://example.com/v2 --description \"v2 endpoint\"\n  \
-        herald webhooks update sub_0190ab... --clear-headers")]
+        herald webhooks update sub_0190ab... --clear-headers\n  \
+        herald webhooks update sub_0190ab... --rate-limit 50\n  \
+        herald webhooks update sub_0190ab... --no-rate-limit")]
     Update(UpdateArgs),
     /// Delete a webhook.
     #[command(
@@ -218,6 +221,10 @@ pub struct AddArgs {
     /// Register it disabled.
     #[arg(long)]
     disabled: bool,
+    /// At most N deliveries start per second (1 to 10000); the excess waits on the
+    /// queue. No limit when absent.
+    #[arg(long, value_name = "N")]
+    rate_limit: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -240,6 +247,12 @@ pub struct UpdateArgs {
     /// Remove every extra header.
     #[arg(long)]
     clear_headers: bool,
+    /// At most N deliveries start per second (1 to 10000); the excess waits on the queue.
+    #[arg(long, value_name = "N", conflicts_with = "no_rate_limit")]
+    rate_limit: Option<u64>,
+    /// Remove the rate limit.
+    #[arg(long)]
+    no_rate_limit: bool,
 }
 
 /// Runs `herald apps`.
@@ -351,6 +364,9 @@ fn print_webhook(w: &WebhookOut) {
     println!("  url:          {}", w.url);
     println!("  events:       {}", list(&w.events));
     println!("  object types: {}", list(&w.object_types));
+    if let Some(limit) = w.rate_limit {
+        println!("  rate limit:   {limit} deliveries/s");
+    }
     if !w.description.is_empty() {
         println!("  description:  {}", w.description);
     }
@@ -370,12 +386,15 @@ fn print_webhook(w: &WebhookOut) {
 
 fn webhook_line(w: &WebhookOut) -> String {
     format!(
-        "{}  {:<8}  {}  events={}  object_types={}{}{}",
+        "{}  {:<8}  {}  events={}  object_types={}{}{}{}",
         w.id,
         if w.active { "active" } else { "disabled" },
         w.url,
         list(&w.events),
         list(&w.object_types),
+        w.rate_limit
+            .map(|n| format!("  rate_limit={n}/s"))
+            .unwrap_or_default(),
         w.health
             .as_ref()
             .map_or_else(String::new, |h| format!("  {}", health::columns(h))),
@@ -401,6 +420,7 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                     description: a.description,
                     headers: a.headers.into_iter().collect(),
                     active: Some(!a.disabled),
+                    rate_limit: a.rate_limit.map(Value::from),
                 })
                 .await?;
             if json {
@@ -447,16 +467,22 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                 description: u.description,
                 headers,
                 active: None,
+                rate_limit: match (u.rate_limit, u.no_rate_limit) {
+                    (Some(n), _) => Some(Value::from(n)),
+                    (None, true) => Some(Value::Null),
+                    (None, false) => None,
+                },
             };
             if patch.url.is_none()
                 && patch.events.is_none()
                 && patch.object_types.is_none()
                 && patch.description.is_none()
                 && patch.headers.is_none()
+                && patch.rate_limit.is_none()
             {
                 return Err(usage(
                     "nothing to change: give at least one of --url, --events, --object-types, \
-                     --description, --header, --clear-headers",
+                     --description, --header, --clear-headers, --rate-limit, --no-rate-limit",
                 ));
             }
             let w = api.update_webhook(&u.id, &patch).await?;

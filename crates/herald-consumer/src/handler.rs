@@ -1,9 +1,11 @@
 //! The consumer: one function from an SQS batch to a partial batch response.
 //!
 //! Each (event, subscription) delivery succeeds or retries on its own. A fresh event
-//! is fanned out and attempted at once; a delivery that fails goes back on the queue
-//! as its own `Delivery` message, delayed by the retry schedule, so a failing endpoint
-//! never causes a second request to one that succeeded. After the last attempt (or a
+//! is fanned out and attempted at once (a delivery over its webhook's rate limit
+//! waits for its slot, on the queue when it is not near: [`pace`]); a delivery that
+//! fails goes back on the queue as its own `Delivery` message, delayed by the retry
+//! schedule, so a failing endpoint never causes a second request to one that
+//! succeeded. After the last attempt (or a
 //! 410, or a refused address) the delivery is parked on the DLQ with its reason. The
 //! record a delivery came from is reported as failed only when that hand-off could
 //! not be made durable; then SQS redelivers the whole record (at-least-once). A record
@@ -11,6 +13,7 @@
 //! the whole batch comes back ([`BatchError`]).
 
 mod calls;
+mod pace;
 mod plan;
 mod run;
 
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use futures::stream::{self, FuturesUnordered, StreamExt};
-use herald_core::RetrySchedule;
+use herald_core::{AppId, RetrySchedule};
 use herald_delivery::Deliverer;
 use herald_queue::{Outbox, MAX_MESSAGE_BYTES, RETRY_HEADROOM};
 use herald_store::{BatchAttempt, BatchHistory};
@@ -122,9 +125,20 @@ enum Fate {
     Retry,
 }
 
+/// What a delivery of a batch made.
+#[allow(clippy::large_enum_variant)] // the attempt moves on into the history; boxing it would cost an allocation per delivery
+enum Made {
+    /// An attempt.
+    Attempt(BatchAttempt),
+    /// Nothing: handed back to the queue, or its record comes back.
+    Nothing,
+    /// Nothing yet: its webhook's rate limit put it back on the queue (of this app).
+    Deferred(AppId),
+}
+
 /// What one delivery of a batch came to: its record's index, the record's fate as far
-/// as this delivery goes, and the attempt made (none when it was handed back).
-type Ran = (usize, Fate, Option<BatchAttempt>);
+/// as this delivery goes, and what it made.
+type Ran = (usize, Fate, Made);
 
 impl Consumer {
     /// A consumer driving `adapters` by `policy`. It assumes the classic 256 KiB SQS
@@ -231,6 +245,9 @@ impl Consumer {
             events.extend(plan.event);
         }
 
+        // Deliveries to rate-limited webhooks get their slots (nothing happens here
+        // for the others).
+        self.reserve_slots(&mut work, follow_ups_by).await;
         // Every delivery of the batch waits for a permit of the consumer's bound; those
         // that get none by the start deadline are handed back.
         let start_by = started + self.policy.start_deadline;
@@ -240,11 +257,16 @@ impl Consumer {
             .collect::<FuturesUnordered<_>>()
             .collect()
             .await;
-        for (record, fate, attempt) in results {
+        let mut deferred = Vec::new();
+        for (record, fate, made) in results {
             if fate == Fate::Retry {
                 fates[record] = Fate::Retry;
             }
-            history.attempts.extend(attempt);
+            match made {
+                Made::Attempt(attempt) => history.attempts.push(attempt),
+                Made::Deferred(app) => deferred.push(app),
+                Made::Nothing => {}
+            }
         }
         // The deliveries are over and their shares of each event dropped: the events
         // move into the history without a copy.
@@ -288,13 +310,20 @@ impl Consumer {
         tracing::info!(
             records = records.len(),
             attempts,
+            deferred = deferred.len(),
             returned = response.batch_item_failures.len(),
             elapsed_ms,
             "batch handled"
         );
         if let Some(metrics) = &self.metrics {
             let made = history.attempts.iter().map(|a| &a.attempt);
-            let counts = BatchCounts::of(records.len(), elapsed_ms, made, metrics.per_app());
+            let counts = BatchCounts::of(
+                records.len(),
+                elapsed_ms,
+                made,
+                &deferred,
+                metrics.per_app(),
+            );
             metrics.batch(&counts, chrono::Utc::now().timestamp_millis());
         }
         Ok(response)

@@ -162,6 +162,7 @@ impl Metrics {
             ("Retried", tally.retried),
             ("Parked", tally.parked),
             ("NotSent", tally.not_sent),
+            ("Deferred", tally.deferred),
         ] {
             if batch.is_some() || value > 0 {
                 put(name.to_owned(), "Count", json!(value));
@@ -215,6 +216,9 @@ pub struct Tally {
     pub parked: u64,
     /// Not sent: the endpoint was disabled or deleted.
     pub not_sent: u64,
+    /// Not attempted yet: put back on the queue by the webhook's rate limit (neither
+    /// an attempt nor a failure).
+    pub deferred: u64,
     /// Failures by kind (`http_status`, `timeout`, `connect`, ...).
     pub failed_by_kind: BTreeMap<String, u64>,
     /// The latency of every request made, in milliseconds.
@@ -260,7 +264,8 @@ pub struct BatchCounts {
 }
 
 impl BatchCounts {
-    /// The counts of `attempts`, made by a batch of `records` in `elapsed_ms`.
+    /// The counts of `attempts`, made by a batch of `records` in `elapsed_ms`, and of
+    /// the deliveries its rate limits `deferred` (one app id each).
     /// A failed attempt with no next attempt counts as parked: the consumer parks
     /// every delivery it does not retry (a dead letter that could not be sent is
     /// counted again when its record comes back).
@@ -268,6 +273,7 @@ impl BatchCounts {
         records: usize,
         elapsed_ms: u64,
         attempts: impl IntoIterator<Item = &'a Attempt>,
+        deferred: &[AppId],
         per_app: bool,
     ) -> Self {
         let mut counts = Self {
@@ -279,6 +285,12 @@ impl BatchCounts {
             counts.all.add(a);
             if per_app {
                 counts.by_app.entry(a.app_id.clone()).or_default().add(a);
+            }
+        }
+        counts.all.deferred = deferred.len() as u64;
+        if per_app {
+            for app in deferred {
+                counts.by_app.entry(app.clone()).or_default().deferred += 1;
             }
         }
         counts
@@ -329,7 +341,11 @@ mod tests {
                 false,
             ),
         ];
-        metrics.batch(&BatchCounts::of(3, 42, &attempts, false), 1_700_000_000_000);
+        let deferred = [AppId::parse("a").unwrap(), AppId::parse("b").unwrap()];
+        metrics.batch(
+            &BatchCounts::of(3, 42, &attempts, &deferred, false),
+            1_700_000_000_000,
+        );
         let lines = lines.lock().unwrap();
         assert_eq!(lines.len(), 1, "no per-app lines unless asked");
         let doc: Value = serde_json::from_str(&lines[0]).unwrap();
@@ -351,6 +367,10 @@ mod tests {
         assert_eq!(doc["Retried"], 1);
         assert_eq!(doc["Parked"], 1);
         assert_eq!(doc["NotSent"], 1);
+        assert_eq!(
+            doc["Deferred"], 2,
+            "deferrals are neither attempts nor failures"
+        );
         assert_eq!(doc["Failed.timeout"], 1);
         assert_eq!(doc["Failed.http_status"], 1);
         assert_eq!(doc["Latency"], json!([7, 7, 7]));
@@ -365,7 +385,7 @@ mod tests {
                 attempt(app, AttemptOutcome::Succeeded, None, false)
             })
             .collect();
-        metrics.batch(&BatchCounts::of(250, 9, &attempts, true), 0);
+        metrics.batch(&BatchCounts::of(250, 9, &attempts, &[], true), 0);
         let docs: Vec<Value> = lines
             .lock()
             .unwrap()

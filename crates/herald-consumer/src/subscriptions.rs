@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use herald_core::{AppId, EventType, Route, SubscriptionId};
+use chrono::{DateTime, Utc};
+use herald_core::{AppId, EventType, RateLimit, Route, SubscriptionId};
 use herald_delivery::PreparedRoute;
 use herald_store::{StoreError, SubscriptionStore};
 use moka::future::Cache;
@@ -63,6 +64,16 @@ pub trait SubscriptionSource: Send + Sync {
         id: &SubscriptionId,
         reason: &str,
     ) -> Result<(), StoreError>;
+    /// Reserves `count` consecutive delivery slots of `route`'s webhook under `limit`
+    /// at `now`, from the schedule every consumer instance shares
+    /// (`herald_core::rate`); returns the first slot.
+    async fn reserve_slots(
+        &self,
+        route: &Route,
+        limit: RateLimit,
+        count: u32,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError>;
 }
 
 /// The routes of one (app, event type), as loaded at one routing version of the app.
@@ -347,5 +358,17 @@ impl SubscriptionSource for CachedSubscriptions {
         self.store.disable(app, id, reason).await?;
         self.forget(app).await;
         Ok(())
+    }
+
+    async fn reserve_slots(
+        &self,
+        route: &Route,
+        limit: RateLimit,
+        count: u32,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        self.store
+            .reserve_slots(&route.app_id, &route.id, limit, count, now)
+            .await
     }
 }

@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use herald_core::{
     AppId, Attempt, AttemptOutcome, DeadLetter, DeliveryOutcome, DeliveryTask, Event, EventType,
-    Route, Subscription, SubscriptionId,
+    RateLimit, Route, Subscription, SubscriptionId,
 };
 use herald_delivery::{Deliverer, DeliveryRequest, PreparedRoute};
 use herald_queue::{Outbox, QueueError};
@@ -82,6 +83,11 @@ pub struct FakeSubscriptions {
     health: Mutex<Vec<HealthCall>>,
     gets: Mutex<Vec<SubscriptionId>>,
     disabled_by_count: Mutex<Vec<SubscriptionId>>,
+    /// Each rate-limited webhook's schedule: the end of its reserved slots.
+    schedules: Mutex<HashMap<SubscriptionId, DateTime<Utc>>>,
+    /// The reservations made: the webhook and how many slots.
+    reservations: Mutex<Vec<(SubscriptionId, u32)>>,
+    fail_reserve: bool,
 }
 
 impl FakeSubscriptions {
@@ -127,6 +133,23 @@ impl FakeSubscriptions {
     pub fn disabling_after(mut self, n: u32) -> Self {
         self.disable_after = n;
         self
+    }
+
+    /// `reserve_slots` fails.
+    pub fn failing_reservations(mut self) -> Self {
+        self.fail_reserve = true;
+        self
+    }
+
+    /// The rate-limit reservations made, in order: the webhook and how many slots.
+    pub fn reservations(&self) -> Vec<(SubscriptionId, u32)> {
+        lock(&self.reservations).clone()
+    }
+
+    /// Moves webhook `id`'s schedule to end at `end`, as other instances' reservations
+    /// would.
+    pub fn schedule_ends(&self, id: &SubscriptionId, end: DateTime<Utc>) {
+        lock(&self.schedules).insert(id.clone(), end);
     }
 
     /// The endpoint-health writes made, in order.
@@ -222,6 +245,24 @@ impl SubscriptionSource for FakeSubscriptions {
     ) -> Result<(), StoreError> {
         lock(&self.health).push(HealthCall::Disable(id.clone(), reason.to_owned()));
         Ok(())
+    }
+
+    async fn reserve_slots(
+        &self,
+        route: &Route,
+        limit: RateLimit,
+        count: u32,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        lock(&self.reservations).push((route.id.clone(), count));
+        if self.fail_reserve {
+            return Err(store_error("UpdateItem"));
+        }
+        let mut schedules = lock(&self.schedules);
+        let end = schedules.get(&route.id).copied();
+        let (first, end) = herald_core::rate::reserve(end, now, limit.span(count));
+        schedules.insert(route.id.clone(), end);
+        Ok(first)
     }
 }
 

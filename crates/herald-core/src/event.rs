@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Longest accepted event type, object type or app id, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
 
-/// Why a name or identifier was rejected.
+/// Why a name, an identifier or a setting's value was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValidationError {
     #[error("{what} must not be empty")]
@@ -35,6 +35,13 @@ pub enum ValidationError {
         what: &'static str,
         max: usize,
         hint: &'static str,
+    },
+    /// A number outside its range.
+    #[error("{what} must be a whole number from {min} to {max}")]
+    OutOfRange {
+        what: &'static str,
+        min: u64,
+        max: u64,
     },
 }
 

@@ -13,6 +13,7 @@ pub mod health;
 pub mod id;
 pub mod message;
 pub mod operational;
+pub mod rate;
 pub mod retry;
 pub mod settings;
 pub mod signing;
@@ -34,6 +35,7 @@ pub use event::{
 pub use health::{HealthWindow, HourCounts, LatencyHistogram, WebhookHealth};
 pub use id::new_id;
 pub use message::{DeadLetter, DecodeError, DeliveryTask, QueueMessage};
+pub use rate::{RateLimit, SlotStep, MAX_RATE_LIMIT};
 pub use retry::{AttemptFailure, NextStep, RetrySchedule};
 pub use signing::{Secret, SignatureError, SignedHeaders, Signer, SigningKey, Verifier};
 pub use subscription::{

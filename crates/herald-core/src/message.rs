@@ -40,6 +40,10 @@ pub struct DeliveryTask {
     /// The outcome of the previous attempt, for the logs and the DLQ.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_result: Option<String>,
+    /// The slot its webhook's rate limit reserved for this attempt, when the limit
+    /// deferred it ([`crate::rate`]): it is attempted then without reserving again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_slot: Option<DateTime<Utc>>,
 }
 
 impl DeliveryTask {
@@ -53,6 +57,7 @@ impl DeliveryTask {
             first_attempt_at: now,
             not_before: now,
             last_result: None,
+            rate_slot: None,
         }
     }
 }

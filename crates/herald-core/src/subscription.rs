@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{AppId, Event, EventType, ObjectType, ValidationError};
+use crate::rate::RateLimit;
 use crate::signing::{Secret, Signer, SigningKey};
 
 /// Unique id of a subscription (`sub_` followed by a time-ordered UUID).
@@ -200,6 +201,10 @@ pub struct Subscription {
     /// successful delivery resets it. Drives the auto-disable rule.
     #[serde(default)]
     pub consecutive_failures: u32,
+    /// At most this many deliveries start per second (`None`: no limit); the excess
+    /// waits on the queue ([`crate::rate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Bumped by every change made through the API, so a read-modify-write (a secret
@@ -241,6 +246,9 @@ pub struct Route {
     /// returns to zero, so a success costs no write in the common case.
     #[serde(default)]
     pub failing: bool,
+    /// At most this many deliveries start per second (`None`: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Route {
@@ -318,6 +326,7 @@ impl Subscription {
             disabled_reason: self.disabled_reason.clone(),
             previous_secrets_expire_at: self.previous_secrets_expire_at,
             failing: self.consecutive_failures > 0,
+            rate_limit: self.rate_limit,
         }
     }
 
@@ -342,6 +351,7 @@ impl Subscription {
             disabled_reason: None,
             previous_secrets_expire_at: None,
             consecutive_failures: 0,
+            rate_limit: None,
             created_at: now,
             updated_at: now,
             version: 0,
@@ -467,9 +477,12 @@ mod tests {
     fn a_route_carries_what_delivery_needs_and_whether_the_endpoint_is_failing() {
         let mut s = sub(&["update"], &["user"]);
         assert!(!s.route().failing);
+        assert_eq!(s.route().rate_limit, None);
         s.consecutive_failures = 2;
+        s.rate_limit = Some(crate::RateLimit::new(5).unwrap());
         let route = s.route();
         assert!(route.failing);
+        assert_eq!(route.rate_limit, s.rate_limit);
         assert!(route.matches(&event("app", "update", "user")));
         assert!(!route.matches(&event("app", "update", "invoice")));
         assert_eq!(

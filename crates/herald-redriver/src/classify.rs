@@ -131,6 +131,7 @@ pub fn classify(body: &str, now: DateTime<Utc>) -> Classified {
                     first_attempt_at: now,
                     not_before: now,
                     last_result: Some(format!("re-driven from the DLQ after: {reason}")),
+                    rate_slot: None,
                 },
             };
             Classified {

@@ -74,6 +74,8 @@ pub enum ItemKind {
     HealthCounters,
     /// An `Idempotency-Key` record.
     IdempotencyKey,
+    /// A rate-limited webhook's schedule of delivery slots.
+    RateSchedule,
 }
 
 impl fmt::Display for ItemKind {
@@ -88,6 +90,7 @@ impl fmt::Display for ItemKind {
             Self::BatchIndex => "batch index entry",
             Self::HealthCounters => "health counters",
             Self::IdempotencyKey => "idempotency key",
+            Self::RateSchedule => "rate schedule",
         })
     }
 }

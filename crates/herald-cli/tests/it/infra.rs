@@ -718,6 +718,7 @@ fn the_dashboard_charts_the_metrics_the_consumer_writes_in_its_namespace() {
         "Retried",
         "Parked",
         "NotSent",
+        "Deferred",
         "Latency",
     ];
     let mut charted = BTreeSet::new();

@@ -18,6 +18,7 @@ mod operating;
 mod operational;
 mod partial_publish;
 mod publisher;
+mod rate_limit;
 mod redrive;
 mod routing;
 mod secrets;

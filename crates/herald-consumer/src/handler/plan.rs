@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use herald_core::rate::{self, MAX_SLOT_WAIT};
 use herald_core::{
     operational, webhook_id, Attempt, DeadLetter, DeliveryTask, Envelope, Event, QueueMessage,
     WebhookId,
@@ -38,6 +39,9 @@ pub(super) struct Work {
     /// Part of a fresh event's first fan-out (from an `Event` message), not a retry,
     /// re-send or re-drive (from a `Delivery` message).
     pub first_fan_out: bool,
+    /// Its slot under its webhook's rate limit, once it has one (from the webhook's
+    /// schedule, or carried by a deferred delivery).
+    pub slot: Option<DateTime<Utc>>,
 }
 
 impl Work {
@@ -58,6 +62,7 @@ impl Work {
             first_attempt_at: self.first_attempt_at,
             not_before: self.not_before,
             last_result: self.last_result.clone(),
+            rate_slot: self.slot,
         }
     }
 }
@@ -194,6 +199,7 @@ impl Consumer {
                     not_before: now,
                     last_result: None,
                     first_fan_out: true,
+                    slot: None,
                 });
             } else {
                 plan.not_sent.push(Attempt::not_sent(
@@ -225,9 +231,18 @@ impl Consumer {
     ) -> Plan {
         let now = Utc::now();
         let webhook_id = webhook_id(&task.event.id, &task.subscription_id);
-        if task.not_before > now + DUE_TOLERANCE {
+        // A deferred delivery comes back up to a second before its slot, and waits for
+        // it in the batch.
+        let early = match task.rate_slot {
+            Some(_) => TimeDelta::from_std(MAX_SLOT_WAIT).unwrap_or(DUE_TOLERANCE),
+            None => DUE_TOLERANCE,
+        };
+        if task.not_before > now + early {
             // Longer than SQS can delay at once: another hop.
-            let remaining = (task.not_before - now).to_std().unwrap_or_default();
+            let remaining = match task.rate_slot {
+                Some(slot) => rate::queue_delay(slot, now),
+                None => (task.not_before - now).to_std().unwrap_or_default(),
+            };
             return match send_durably(by, || self.adapters.outbox.schedule(&task, remaining)).await
             {
                 Ok(()) => {
@@ -292,6 +307,13 @@ impl Consumer {
             return self.park_disabled(task, &route, webhook_id, by).await;
         }
         let body = Envelope::body_of(&task.event);
+        let slot = task.rate_slot.filter(|slot| {
+            let kept = !rate::missed(*slot, now);
+            if !kept {
+                tracing::info!(%webhook_id, %slot, "deferred delivery came back long after its rate-limit slot; it reserves a new one");
+            }
+            kept
+        });
         Plan {
             work: vec![Work {
                 record: index,
@@ -304,6 +326,7 @@ impl Consumer {
                 not_before: task.not_before,
                 last_result: task.last_result,
                 first_fan_out: false,
+                slot,
             }],
             ..Plan::done()
         }

@@ -16,7 +16,7 @@ use herald_core::{
 
 use super::calls::{send_durably, within};
 use super::plan::Work;
-use super::{Consumer, Fate, Ran, LAST_RESULT_LIMIT};
+use super::{Consumer, Fate, Made, Ran, LAST_RESULT_LIMIT};
 
 /// Logs at `$level` about the delivery `$w`, with its ids as fields.
 macro_rules! delivery_log {
@@ -32,11 +32,15 @@ macro_rules! delivery_log {
 }
 
 impl Consumer {
-    /// Attempts one delivery once a permit of the consumer's bound is free (or hands it
-    /// back if none is by `start_by`) and arranges what follows, by `by`.
+    /// Attempts one delivery once its rate-limit slot has come (or defers it,
+    /// [`Consumer::pace`]) and a permit of the consumer's bound is free (or hands it
+    /// back if none is by `start_by`), and arranges what follows, by `by`.
     pub(super) async fn run(&self, mut w: Work, start_by: Instant, by: Instant) -> Ran {
         if Instant::now() >= start_by {
             return self.hand_back(w, by).await;
+        }
+        if let Some(deferred) = self.pace(&w, start_by, by).await {
+            return deferred;
         }
         let permit = match tokio::time::timeout_at(start_by.into(), self.permits.acquire()).await {
             Ok(Ok(permit)) => permit,
@@ -80,7 +84,7 @@ impl Consumer {
                     delivery_log!(warn, w, error = %e, "could not reset the endpoint's failure count")
                 }
             }
-            return (w.record, Fate::Done, Some(w.tagged(attempt)));
+            return (w.record, Fate::Done, Made::Attempt(w.tagged(attempt)));
         };
 
         let step = next_step(
@@ -96,6 +100,8 @@ impl Consumer {
                     attempt: w.attempt + 1,
                     not_before: Utc::now() + delay,
                     last_result: Some(truncate_to(&outcome.describe(), LAST_RESULT_LIMIT)),
+                    // The retry reserves a slot of its own when it is due.
+                    rate_slot: None,
                     ..w.task()
                 };
                 delivery_log!(warn, w, result = %outcome.describe(), retry_in_ms = delay.as_millis() as u64, "delivery failed; retry scheduled");
@@ -173,7 +179,7 @@ impl Consumer {
                 fate
             }
         };
-        (w.record, fate, Some(w.tagged(attempt)))
+        (w.record, fate, Made::Attempt(w.tagged(attempt)))
     }
 
     /// Announces that `w`'s delivery was parked (`herald.delivery.exhausted`), unless it
@@ -217,7 +223,7 @@ impl Consumer {
     }
 
     /// Hands a delivery that could not start in time back to the queue, due at once
-    /// and with its attempt not counted.
+    /// and with its attempt not counted (keeping its rate-limit slot, if it has one).
     async fn hand_back(&self, w: Work, by: Instant) -> Ran {
         let task = w.task();
         let fate = match send_durably(by, || self.adapters.outbox.schedule(&task, Duration::ZERO))
@@ -236,7 +242,7 @@ impl Consumer {
                 Fate::Retry
             }
         };
-        (w.record, fate, None)
+        (w.record, fate, Made::Nothing)
     }
 
     async fn park_failed(

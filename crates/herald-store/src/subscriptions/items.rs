@@ -6,6 +6,7 @@
 //! | subscription | `A#{app}` | `S#{id}` | the whole [`Subscription`], with its `version`, secrets sealed |
 //! | route | `R#{app}#{event type}`, or `R#{app}#*` for every type | `{id}` | the [`Route`], secrets sealed |
 //! | routing version | `A#{app}` | `V` | `version` (number) |
+//! | rate schedule of a rate-limited webhook | `L#{app}#{id}` | `L` | `end` (number: µs since the epoch) |
 //!
 //! App ids and event types cannot contain `#`, and event types cannot be `*`, so the
 //! keys of different apps and types never meet.
@@ -42,6 +43,15 @@ impl PkSk {
         Self {
             pk: Self::app_partition(app),
             sk: "V".to_owned(),
+        }
+    }
+
+    /// A rate-limited webhook's schedule: the end of its reserved delivery slots. A
+    /// partition of its own, so a busy webhook's reservations load no other key.
+    pub(super) fn rate_schedule(app: &AppId, id: &SubscriptionId) -> Self {
+        Self {
+            pk: format!("L#{app}#{id}"),
+            sk: "L".to_owned(),
         }
     }
 
@@ -256,6 +266,11 @@ mod tests {
         let mut moved = before.clone();
         moved.url = "https://example.com/other".into();
         let (deletes, puts) = route_changes(Some(&before), Some(&moved), &seal).unwrap();
+        assert_eq!((deletes.len(), puts.len()), (0, 2));
+        // So does a new rate limit: the consumer reads it from the routes.
+        let mut limited = before.clone();
+        limited.rate_limit = Some(herald_core::RateLimit::new(5).unwrap());
+        let (deletes, puts) = route_changes(Some(&before), Some(&limited), &seal).unwrap();
         assert_eq!((deletes.len(), puts.len()), (0, 2));
         // Delete removes them all.
         let (deletes, puts) = route_changes(Some(&before), None, &seal).unwrap();

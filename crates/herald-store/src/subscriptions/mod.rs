@@ -1,14 +1,16 @@
 //! Subscriptions in DynamoDB, with their routes: what delivery needs, reachable by
 //! (app, event type), so that finding the webhooks of an event reads only those.
 //!
-//! The table (keys `pk`/`sk`) holds three kinds of item, laid out in [`items`]: the
+//! The table (keys `pk`/`sk`) holds four kinds of item, laid out in [`items`]: the
 //! subscription (`A#{app}` / `S#{id}`), one route per event type it takes
 //! (`R#{app}#{type}` or `R#{app}#*` / `{id}`), and the app's routing version
-//! (`A#{app}` / `V`). How writes keep them consistent is in [`writes`]; the reads are
-//! in [`reads`]. Signing secrets and credential header values are sealed at rest
+//! (`A#{app}` / `V`); a rate-limited webhook also has its schedule of delivery slots
+//! (`L#{app}#{id}`, [`rates`]). How writes keep them consistent is in [`writes`]; the
+//! reads are in [`reads`]. Signing secrets and credential header values are sealed at rest
 //! ([`sealing`]).
 
 mod items;
+mod rates;
 mod reads;
 mod sealing;
 mod writes;
@@ -16,7 +18,7 @@ mod writes;
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
-use herald_core::{EventFilter, ObjectTypeFilter, Subscription};
+use herald_core::{EventFilter, ObjectTypeFilter, RateLimit, Subscription};
 use herald_seal::Sealer;
 use serde::de::DeserializeOwned;
 
@@ -43,6 +45,8 @@ pub struct SubscriptionChanges {
     /// Enabled (which also clears the failure count and the disabled reason) or
     /// disabled.
     pub active: Option<bool>,
+    /// A new rate limit (`Some(None)`: none).
+    pub rate_limit: Option<Option<RateLimit>>,
 }
 
 impl SubscriptionChanges {
@@ -62,6 +66,9 @@ impl SubscriptionChanges {
         }
         if let Some(headers) = &self.headers {
             sub.headers = herald_core::credential_headers::unmask_headers(headers, &sub.headers);
+        }
+        if let Some(limit) = self.rate_limit {
+            sub.rate_limit = limit;
         }
         match self.active {
             Some(true) => {

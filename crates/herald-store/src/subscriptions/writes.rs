@@ -2,9 +2,10 @@
 //!
 //! A *routing change* (create, PATCH, rotation, enable, disable, auto-disable, delete)
 //! is one `TransactWriteItems`: the subscription item, conditioned on the `version` it
-//! was read at; the route puts and deletes it implies; `ADD version 1` on the app's
-//! routing version item (only when some route changes, so that a description-only
-//! PATCH does not make every consumer reload). A lost race cancels the whole
+//! was read at; the route puts and deletes it implies (and, for a delete, the
+//! webhook's rate schedule); `ADD version 1` on the app's routing version item (only
+//! when some route changes, so that a description-only PATCH does not make every
+//! consumer reload). A lost race cancels the whole
 //! transaction and the change starts again from a fresh read (up to
 //! [`CHANGE_ATTEMPTS`] times, then [`StoreError::Changed`]).
 //!
@@ -317,6 +318,10 @@ impl SubscriptionStore {
         }
         if routes_change {
             items.push(self.bump_op(app)?);
+        }
+        if after.is_none() {
+            // A deleted webhook's rate schedule goes with it (if it has one).
+            items.push(self.delete_op(PkSk::rate_schedule(app, id).into_item())?);
         }
         match self
             .client

@@ -1,9 +1,6 @@
 //! The batch's metrics line: what it counts is what the batch did.
 
-use std::sync::Mutex;
-
 use super::*;
-use crate::metrics::{Metrics, MetricsMode, MetricsSettings, Sink};
 
 #[tokio::test]
 async fn each_batch_writes_one_emf_line_counting_what_it_did() {
@@ -20,16 +17,8 @@ async fn each_batch_writes_one_emf_line_counting_what_it_did() {
         ]),
         FakeOutbox::default(),
     );
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let kept = Arc::clone(&lines);
-    let sink: Sink = Arc::new(move |l: &str| kept.lock().unwrap().push(l.to_owned()));
-    let settings = MetricsSettings {
-        metrics: MetricsMode::Emf,
-        ..MetricsSettings::default()
-    };
-    h.consumer = h
-        .consumer
-        .with_metrics(Metrics::new(&settings, sink).unwrap());
+    let (metrics, lines) = emf_lines();
+    h.consumer = h.consumer.with_metrics(metrics);
 
     // Two fresh events to three webhooks, and a last attempt that times out (parked).
     let last = task(&event("create"), "gone", 3);

@@ -11,9 +11,10 @@ mod health;
 mod metrics;
 mod operational;
 mod parking;
+mod rate_limits;
 mod retries;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -27,6 +28,7 @@ use herald_core::{
 use herald_delivery::DeliveryRequest;
 
 use super::{Adapters, BatchError, Consumer, DeliveryPolicy};
+use crate::metrics::{Metrics, MetricsMode, MetricsSettings, Sink};
 use crate::testing::{
     answered, FakeDeliverer, FakeHistory, FakeOutbox, FakeSubscriptions, HealthCall,
 };
@@ -199,6 +201,18 @@ impl Harness {
     async fn try_handle(&self, records: Vec<SqsMessage>) -> Result<SqsBatchResponse, BatchError> {
         self.consumer.handle(batch(records)).await
     }
+}
+
+/// A metrics writer (EMF) whose lines go into the list returned beside it.
+fn emf_lines() -> (Metrics, Arc<Mutex<Vec<String>>>) {
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let kept = Arc::clone(&lines);
+    let sink: Sink = Arc::new(move |l: &str| kept.lock().unwrap().push(l.to_owned()));
+    let settings = MetricsSettings {
+        metrics: MetricsMode::Emf,
+        ..MetricsSettings::default()
+    };
+    (Metrics::new(&settings, sink).unwrap(), lines)
 }
 
 fn assert_near(actual: DateTime<Utc>, expected: DateTime<Utc>, what: &str) {

@@ -110,7 +110,12 @@ done
 run deliveries --event "$event"
 note "One attempt per webhook it matched (A and B), each answered 204 by its receiver."
 
-say "9. Checking a saved delivery offline (herald verify)"
+say "9. The app's events and the health of its endpoints (herald events list, herald webhooks list)"
+run events list --limit 3
+run webhooks list
+note "Newest first; each webhook with its last 24 h: attempts, success rate, p95 latency."
+
+say "10. Checking a saved delivery offline (herald verify)"
 capture=$(ls "$captures"/*.json | head -1)
 run verify --secret "$secret_b" --file "$capture"
 run verify --secret "$secret_a" --file "$capture" \

@@ -25,7 +25,7 @@ export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION            ?= us-east-1
 export AWS_DEFAULT_REGION    ?= us-east-1
 
-.PHONY: all build venv up down status demo test lint fmt clean
+.PHONY: all build venv up down status demo test lint fmt clean browser
 .PHONY: cargo-lambda lambda lambda-check cfn-lint checkov deploy undeploy
 
 all: build
@@ -65,8 +65,17 @@ demo: venv build
 ## tests use (one build of the dependencies), which the Lambda tests run under
 ## cargo-lambda's Runtime API (crates/herald-cli/tests/it/lambda.rs).
 test: export HERALD_LAMBDA_DIR := $(CURDIR)/target/lambda-debug
-test: venv lint cfn-lint checkov lambda-check $(VENV)/.cargo-lambda
+test: venv browser lint cfn-lint checkov lambda-check $(VENV)/.cargo-lambda
 	localstack/with-emulator $(CARGO) test --workspace --no-fail-fast -- --show-output
+
+## browser: install Debian's chromium and chromium-driver when missing (the web
+## console's browser tests drive them over WebDriver); quiet when both are there.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing Debian's chromium and chromium-driver for the console's browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; } || { \
+	    echo "could not install chromium and chromium-driver with apt-get: install them by hand (apt-get install chromium chromium-driver)" >&2; exit 1; }; fi
 
 lint:
 	$(CARGO) fmt --all -- --check

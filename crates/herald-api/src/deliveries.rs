@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use herald_core::{Attempt, AttemptOutcome, EventType};
+use herald_core::{AppId, Attempt, AttemptOutcome, EventType};
 use herald_store::AttemptFilter;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -144,11 +144,48 @@ pub(crate) fn time_window(
     Ok((since, until))
 }
 
-fn page_of(page: herald_store::Page<Attempt>) -> Page<AttemptOut> {
-    Page {
+/// Whose deliveries a listing holds.
+#[derive(Debug, Clone, Copy)]
+pub enum DeliveryScope<'a> {
+    /// Every webhook of the app.
+    App,
+    /// One webhook of the app, by id (404 for another app's).
+    Webhook(&'a str),
+    /// One event of the app, by id, to every webhook.
+    Event(&'a str),
+}
+
+/// A page of `app`'s delivery attempts in `scope`, newest first, filtered.
+pub async fn list_attempts(
+    state: &AppState,
+    app: &AppId,
+    scope: DeliveryScope<'_>,
+    p: &PageParams,
+    f: &DeliveryFilterParams,
+) -> ApiResult<Page<AttemptOut>> {
+    let filter = f.filter()?;
+    let (limit, cursor) = (p.limit()?, p.cursor.as_deref());
+    let page = match scope {
+        DeliveryScope::App => state.history.for_app(app, &filter, limit, cursor).await?,
+        DeliveryScope::Webhook(id) => {
+            let sub = load(state, app, id).await?;
+            state
+                .history
+                .for_subscription(app, &sub.id, &filter, limit, cursor)
+                .await?
+        }
+        DeliveryScope::Event(id) => {
+            let event = path_event(id)?;
+            state
+                .history
+                .for_event(app, &event, &filter, limit, cursor)
+                .await?
+        }
+    };
+    Ok(Page {
         data: page.items.into_iter().map(Into::into).collect(),
         next_cursor: page.next_cursor,
-    }
+    })
 }
 
 /// A webhook's deliveries, newest first, filtered.
@@ -161,13 +198,9 @@ pub async fn webhook_deliveries(
     Query(p): Query<PageParams>,
     Query(f): Query<DeliveryFilterParams>,
 ) -> ApiResult<Json<Page<AttemptOut>>> {
-    let filter = f.filter()?;
-    let sub = load(&state, &app, &id).await?;
-    let page = state
-        .history
-        .for_subscription(&app, &sub.id, &filter, p.limit()?, p.cursor.as_deref())
-        .await?;
-    Ok(Json(page_of(page)))
+    list_attempts(&state, &app, DeliveryScope::Webhook(&id), &p, &f)
+        .await
+        .map(Json)
 }
 
 /// An event's deliveries to every webhook, newest first, filtered.
@@ -180,13 +213,9 @@ pub async fn event_deliveries(
     Query(p): Query<PageParams>,
     Query(f): Query<DeliveryFilterParams>,
 ) -> ApiResult<Json<Page<AttemptOut>>> {
-    let filter = f.filter()?;
-    let event = path_event(&id)?;
-    let page = state
-        .history
-        .for_event(&app, &event, &filter, p.limit()?, p.cursor.as_deref())
-        .await?;
-    Ok(Json(page_of(page)))
+    list_attempts(&state, &app, DeliveryScope::Event(&id), &p, &f)
+        .await
+        .map(Json)
 }
 
 /// Every delivery of the app's webhooks, newest first, filtered: one stream to follow
@@ -199,10 +228,7 @@ pub async fn app_deliveries(
     Query(p): Query<PageParams>,
     Query(f): Query<DeliveryFilterParams>,
 ) -> ApiResult<Json<Page<AttemptOut>>> {
-    let filter = f.filter()?;
-    let page = state
-        .history
-        .for_app(&app, &filter, p.limit()?, p.cursor.as_deref())
-        .await?;
-    Ok(Json(page_of(page)))
+    list_attempts(&state, &app, DeliveryScope::App, &p, &f)
+        .await
+        .map(Json)
 }

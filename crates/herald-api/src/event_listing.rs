@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use herald_core::{EventType, ObjectType};
+use herald_core::{AppId, EventType, ObjectType};
 use herald_store::{EventQuery, ListedEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -88,6 +88,24 @@ impl EventListParams {
     }
 }
 
+/// A page of `app`'s events, newest first, filtered.
+pub async fn list_events_of(
+    state: &AppState,
+    app: &AppId,
+    p: &PageParams,
+    f: &EventListParams,
+) -> ApiResult<Page<EventSummaryOut>> {
+    let query = f.query()?;
+    let page = state
+        .history
+        .list_events(app, &query, p.limit()?, p.cursor.as_deref())
+        .await?;
+    Ok(Page {
+        data: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
 /// The app's events, newest first. Events that matched a webhook are kept for the
 /// history retention; a narrow filter may answer a short (even empty) page with a
 /// `next_cursor` to go on.
@@ -99,13 +117,5 @@ pub async fn list_events(
     Query(p): Query<PageParams>,
     Query(f): Query<EventListParams>,
 ) -> ApiResult<Json<Page<EventSummaryOut>>> {
-    let query = f.query()?;
-    let page = state
-        .history
-        .list_events(&app, &query, p.limit()?, p.cursor.as_deref())
-        .await?;
-    Ok(Json(Page {
-        data: page.items.into_iter().map(Into::into).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    list_events_of(&state, &app, &p, &f).await.map(Json)
 }

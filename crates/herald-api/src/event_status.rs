@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use herald_core::{Attempt, AttemptOutcome, SubscriptionId};
+use herald_core::{AppId, Attempt, AttemptOutcome, SubscriptionId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -74,20 +74,13 @@ pub fn status_of(webhook: &SubscriptionId, newest_first: &[&Attempt]) -> Webhook
     }
 }
 
-/// An event of the caller's app, its data as published and its delivery status at
-/// each webhook it matched.
-#[utoipa::path(get, path = "/v1/events/{id}", tag = "events", params(("id" = String, Path)),
-    responses((status = 200, body = EventOut), (status = 404, body = ErrorBody, description = "No such event of this app: never published, matched no webhook, or past the history retention")),
-    security(("app_key" = [])))]
-pub async fn get_event(
-    Tenant(app): Tenant,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<EventOut>> {
-    let event_id = path_event(&id)?;
+/// `app`'s event `id` as published, with its delivery status at each webhook it
+/// matched (404 for another app's).
+pub async fn event_status(state: &AppState, app: &AppId, id: &str) -> ApiResult<EventOut> {
+    let event_id = path_event(id)?;
     let stored = state
         .history
-        .stored_event(&app, &event_id)
+        .stored_event(app, &event_id)
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -104,7 +97,7 @@ pub async fn get_event(
     webhooks.sort();
     webhooks.dedup();
     let event = stored.event;
-    Ok(Json(EventOut {
+    Ok(EventOut {
         id: event.id.to_string(),
         event_type: event.event_type.to_string(),
         object_type: event.object_type.to_string(),
@@ -121,7 +114,20 @@ pub async fn get_event(
                 status_of(w, &of_w)
             })
             .collect(),
-    }))
+    })
+}
+
+/// An event of the caller's app, its data as published and its delivery status at
+/// each webhook it matched.
+#[utoipa::path(get, path = "/v1/events/{id}", tag = "events", params(("id" = String, Path)),
+    responses((status = 200, body = EventOut), (status = 404, body = ErrorBody, description = "No such event of this app: never published, matched no webhook, or past the history retention")),
+    security(("app_key" = [])))]
+pub async fn get_event(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EventOut>> {
+    event_status(&state, &app, &id).await.map(Json)
 }
 
 #[cfg(test)]

@@ -282,23 +282,17 @@ pub(crate) fn path_event(id: &str) -> ApiResult<EventId> {
     EventId::parse(id).map_err(|_| ApiError::NotFound(format!("event {id}")))
 }
 
-#[utoipa::path(post, path = "/v1/events/{id}/resend", tag = "events", params(("id" = String, Path)), request_body = ResendIn,
-    responses((status = 202, body = Resent), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
-pub async fn resend(
-    Tenant(app): Tenant,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, Json<Resent>)> {
-    let input: ResendIn = if body.is_empty() {
-        ResendIn::default()
-    } else {
-        parse_json(&body)?
-    };
-    let event_id = path_event(&id)?;
+/// Queues `app`'s event `id` again, to one webhook or to every active matching one.
+pub async fn resend_event(
+    state: &AppState,
+    app: &AppId,
+    id: &str,
+    input: ResendIn,
+) -> ApiResult<Resent> {
+    let event_id = path_event(id)?;
     let event = state
         .history
-        .get_event(&app, &event_id)
+        .get_event(app, &event_id)
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -306,7 +300,7 @@ pub async fn resend(
             ))
         })?;
     let targets: Vec<SubscriptionId> = match &input.subscription_id {
-        Some(sub) => vec![load(&state, &app, sub).await?.id],
+        Some(sub) => vec![load(state, app, sub).await?.id],
         None => state
             .subscriptions
             .matching(&event)
@@ -327,11 +321,25 @@ pub async fn resend(
                 ApiError::Unavailable(format!("could not queue the re-send, retry: {e}"))
             })?;
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Resent {
-            event_id: id,
-            scheduled: targets.iter().map(|s| s.to_string()).collect(),
-        }),
-    ))
+    Ok(Resent {
+        event_id: id.to_owned(),
+        scheduled: targets.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+#[utoipa::path(post, path = "/v1/events/{id}/resend", tag = "events", params(("id" = String, Path)), request_body = ResendIn,
+    responses((status = 202, body = Resent), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn resend(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Resent>)> {
+    let input: ResendIn = if body.is_empty() {
+        ResendIn::default()
+    } else {
+        parse_json(&body)?
+    };
+    let out = resend_event(&state, &app, &id, input).await?;
+    Ok((StatusCode::ACCEPTED, Json(out)))
 }

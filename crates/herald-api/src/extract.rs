@@ -3,10 +3,11 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use herald_core::AppId;
+use herald_store::ApiKey;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
@@ -34,6 +35,37 @@ fn is_admin(state: &AppState, key: &str) -> bool {
         .is_some_and(|admin| bool::from(admin.as_bytes().ct_eq(key.as_bytes())))
 }
 
+/// Who a presented key belongs to.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The admin key.
+    Admin,
+    /// A key of an app (its metadata: id, app, prefix; never the key).
+    App(ApiKey),
+}
+
+/// Who `key` belongs to, checked as every route checks it: the admin key (compared in
+/// constant time) or a live key of a live app; `None` for anything else.
+pub async fn authenticate(state: &AppState, key: &str) -> ApiResult<Option<Caller>> {
+    if is_admin(state, key) {
+        return Ok(Some(Caller::Admin));
+    }
+    Ok(state.apps.authenticate(key).await?.map(Caller::App))
+}
+
+/// Counts a request of `app` against its rate limit (429 past it).
+pub fn check_rate(state: &AppState, app: &AppId) -> ApiResult<()> {
+    if let Some(limiter) = &state.limiter {
+        if limiter.check_key(app).is_err() {
+            return Err(ApiError::RateLimited(format!(
+                "more than {} requests per second for this app; slow down",
+                state.config.rate_limit
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The caller holds the admin key.
 pub struct Admin;
 
@@ -41,16 +73,13 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = bearer(parts)?;
-        if is_admin(state, key) {
-            return Ok(Admin);
-        }
-        if state.apps.authenticate(key).await?.is_some() {
-            return Err(ApiError::Forbidden(
+        match authenticate(state, bearer(parts)?).await? {
+            Some(Caller::Admin) => Ok(Admin),
+            Some(Caller::App(_)) => Err(ApiError::Forbidden(
                 "this route needs the admin key, not an app key".into(),
-            ));
+            )),
+            None => Err(ApiError::Unauthorized("invalid API key".into())),
         }
-        Err(ApiError::Unauthorized("invalid API key".into()))
     }
 }
 
@@ -61,24 +90,16 @@ impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = bearer(parts)?;
-        if is_admin(state, key) {
-            return Err(ApiError::Forbidden(
-                "this route needs an app key; the admin key manages apps and keys only".into(),
-            ));
-        }
-        let Some(api_key) = state.apps.authenticate(key).await? else {
-            return Err(ApiError::Unauthorized("invalid API key".into()));
-        };
-        if let Some(limiter) = &state.limiter {
-            if limiter.check_key(&api_key.app_id).is_err() {
-                return Err(ApiError::RateLimited(format!(
-                    "more than {} requests per second for this app; slow down",
-                    state.config.rate_limit
-                )));
+        match authenticate(state, bearer(parts)?).await? {
+            Some(Caller::App(key)) => {
+                check_rate(state, &key.app_id)?;
+                Ok(Tenant(key.app_id))
             }
+            Some(Caller::Admin) => Err(ApiError::Forbidden(
+                "this route needs an app key; the admin key manages apps and keys only".into(),
+            )),
+            None => Err(ApiError::Unauthorized("invalid API key".into())),
         }
-        Ok(Tenant(api_key.app_id))
     }
 }
 

@@ -27,6 +27,21 @@ pub struct HealthOut {
     pub last_failure_at: Option<DateTime<Utc>>,
     /// The last 24 hours: the current UTC hour and the 23 before it.
     pub last_24h: HealthWindowOut,
+    /// The same 24 hours one by one, oldest first: each UTC hour's attempts and
+    /// failures (the web console's chart).
+    #[serde(default)]
+    pub hours: Vec<HourOut>,
+}
+
+/// One UTC hour of an endpoint's attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HourOut {
+    /// The start of the hour.
+    pub hour: DateTime<Utc>,
+    /// Attempts made in it.
+    pub attempts: u64,
+    /// Those that failed.
+    pub failures: u64,
 }
 
 /// What an endpoint's attempts came to over a window.
@@ -59,6 +74,15 @@ impl HealthOut {
             last_success_at: health.last_success_at,
             last_failure_at: health.last_failure_at,
             last_24h: HealthWindowOut::from(&health.last_24h),
+            hours: health
+                .hours
+                .iter()
+                .map(|h| HourOut {
+                    hour: h.hour,
+                    attempts: h.attempts,
+                    failures: h.failures,
+                })
+                .collect(),
         }
     }
 }
@@ -113,6 +137,7 @@ mod tests {
                 "failed_deliveries_in_a_row": 2,
                 "last_success_at": null,
                 "last_failure_at": null,
+                "hours": [],
                 "last_24h": {
                     "attempts": 3, "successes": 1, "failures": 2,
                     "success_rate": 1.0 / 3.0,

@@ -6,6 +6,7 @@
 //! `/v1/openapi.json` and checked in at `docs/openapi.json`.
 
 pub mod apps;
+pub mod console;
 pub mod deliveries;
 pub mod error;
 pub mod event_listing;
@@ -114,6 +115,7 @@ pub fn router(state: AppState) -> Router {
     let (router, _) = documented().split_for_parts();
     let limit = state.config.max_body_bytes;
     router
+        .nest("/console", console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
@@ -136,7 +138,12 @@ async fn json_errors(response: Response, max_body_bytes: usize) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json || is_html {
         return response;
     }
     let (mut parts, body) = response.into_parts();

@@ -56,6 +56,66 @@ pub struct RecoverOut {
     pub next_cursor: Option<String>,
 }
 
+/// Recovers `app`'s webhook `id`'s failures of the window `input` names: one bounded
+/// share of it per call (see [`recover`]).
+pub async fn recover_webhook(
+    state: &AppState,
+    app: &herald_core::AppId,
+    id: &str,
+    input: RecoverIn,
+) -> ApiResult<RecoverOut> {
+    let since = parse_time("since", Some(&input.since))?.expect("given");
+    let (_, until) = time_window(&Some(input.since.clone()), &input.until)?;
+    if since > Utc::now() {
+        return Err(ApiError::Validation("since is in the future".to_owned()));
+    }
+    let sub = load(state, app, id).await?;
+    if !sub.active {
+        return Err(ApiError::Conflict(format!(
+            "webhook {id} is disabled: enable it, then recover its failures"
+        )));
+    }
+    let page = state
+        .history
+        .recovery_page(app, &sub.id, since, until, input.cursor.as_deref())
+        .await?;
+    let mut out = RecoverOut {
+        next_cursor: page.next_cursor,
+        ..Default::default()
+    };
+    let mut due = Vec::new();
+    for c in page.candidates {
+        match c.state {
+            RecoveryState::Due => due.push(c),
+            RecoveryState::Queued => out.already_queued += 1,
+            RecoveryState::Retrying => out.retrying += 1,
+            RecoveryState::Succeeded => out.succeeded_since += 1,
+        }
+    }
+    let mut outcomes: Vec<ApiResult<Queued>> = Vec::with_capacity(due.len());
+    for chunk in due.chunks(QUEUED_AT_ONCE) {
+        outcomes.extend(join_all(chunk.iter().map(|c| requeue(state, app, &sub.id, c))).await);
+    }
+    let mut failure = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok(Queued::Now(event)) => {
+                out.queued += 1;
+                out.event_ids.push(event);
+            }
+            Ok(Queued::Already) => out.already_queued += 1,
+            Ok(Queued::Expired) => out.expired += 1,
+            Err(e) => failure = Some(e),
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    out.event_ids.sort();
+    tracing::info!(%app, webhook = %sub.id, queued = out.queued, "failures recovered");
+    Ok(out)
+}
+
 /// Queues again every delivery to the webhook whose newest attempt failed for good
 /// (parked on the dead-letter queue after its last attempt, a 410 or a refused
 /// address) or was not sent (endpoint disabled) in the window, and has not
@@ -75,55 +135,7 @@ pub async fn recover(
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<RecoverOut>)> {
     let input: RecoverIn = parse_json(&body)?;
-    let since = parse_time("since", Some(&input.since))?.expect("given");
-    let (_, until) = time_window(&Some(input.since.clone()), &input.until)?;
-    if since > Utc::now() {
-        return Err(ApiError::Validation("since is in the future".to_owned()));
-    }
-    let sub = load(&state, &app, &id).await?;
-    if !sub.active {
-        return Err(ApiError::Conflict(format!(
-            "webhook {id} is disabled: enable it, then recover its failures"
-        )));
-    }
-    let page = state
-        .history
-        .recovery_page(&app, &sub.id, since, until, input.cursor.as_deref())
-        .await?;
-    let mut out = RecoverOut {
-        next_cursor: page.next_cursor,
-        ..Default::default()
-    };
-    let mut due = Vec::new();
-    for c in page.candidates {
-        match c.state {
-            RecoveryState::Due => due.push(c),
-            RecoveryState::Queued => out.already_queued += 1,
-            RecoveryState::Retrying => out.retrying += 1,
-            RecoveryState::Succeeded => out.succeeded_since += 1,
-        }
-    }
-    let mut outcomes: Vec<ApiResult<Queued>> = Vec::with_capacity(due.len());
-    for chunk in due.chunks(QUEUED_AT_ONCE) {
-        outcomes.extend(join_all(chunk.iter().map(|c| requeue(&state, &app, &sub.id, c))).await);
-    }
-    let mut failure = None;
-    for outcome in outcomes {
-        match outcome {
-            Ok(Queued::Now(event)) => {
-                out.queued += 1;
-                out.event_ids.push(event);
-            }
-            Ok(Queued::Already) => out.already_queued += 1,
-            Ok(Queued::Expired) => out.expired += 1,
-            Err(e) => failure = Some(e),
-        }
-    }
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    out.event_ids.sort();
-    tracing::info!(%app, webhook = %sub.id, queued = out.queued, "failures recovered");
+    let out = recover_webhook(&state, &app, &id, input).await?;
     Ok((StatusCode::ACCEPTED, Json(out)))
 }
 

@@ -13,6 +13,8 @@ use herald_seal::{SealSettings, Sealer};
 use herald_store::{AppStore, DeliveryTables, HistoryStore, IdempotencyStore, SubscriptionStore};
 use serde::{Deserialize, Serialize};
 
+use crate::console::SessionKey;
+
 /// API settings, from `HERALD_*` variables (docs/configuration.md) through the one
 /// loader, validated at start.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -90,6 +92,15 @@ pub struct ApiConfig {
     /// The test-ping client: timeouts and the address policy, as the consumer's.
     #[serde(flatten)]
     pub http: HttpSettings,
+    /// `HERALD_CONSOLE_SESSION_KEY`: signs the web console's session cookies (at least
+    /// 32 characters). Without it each process makes a random key at start, so
+    /// sessions end with the process and do not span processes (Lambda instances).
+    #[serde(default, deserialize_with = "settings::optional_text")]
+    pub console_session_key: Option<String>,
+    /// `HERALD_CONSOLE_INSECURE_COOKIE` (development over http://127.0.0.1 only): the
+    /// console's session cookie without `Secure`; refused unless `HERALD_API_ALLOW_HTTP`.
+    #[serde(default, deserialize_with = "settings::flag")]
+    pub console_insecure_cookie: bool,
 }
 
 mod defaults {
@@ -145,6 +156,22 @@ impl Validate for ApiConfig {
             1..=100_000,
         )?;
         in_range("api_max_body_bytes", self.max_body_bytes, 1_024..=6_291_456)?;
+        if let Some(k) = &self.console_session_key {
+            if k.len() < 32 {
+                return Err(ConfigError::invalid(
+                    "console_session_key",
+                    k,
+                    "must be at least 32 characters",
+                ));
+            }
+        }
+        if self.console_insecure_cookie && !self.allow_http {
+            return Err(ConfigError::invalid(
+                "console_insecure_cookie",
+                "true",
+                "is for development over http://127.0.0.1 only: set HERALD_API_ALLOW_HTTP too",
+            ));
+        }
         self.tables.validate()
     }
 }
@@ -161,6 +188,8 @@ pub struct AppState {
     pub outbox: Arc<SqsOutbox>,
     pub deliverer: Arc<HttpDeliverer>,
     pub limiter: Option<Arc<DefaultKeyedRateLimiter<AppId>>>,
+    /// The key of the web console's session cookies and CSRF tokens.
+    pub console_key: Arc<SessionKey>,
 }
 
 impl AppState {
@@ -205,6 +234,9 @@ impl AppState {
             )),
             deliverer: Arc::new(HttpDeliverer::new(&config.http)?),
             limiter,
+            console_key: Arc::new(SessionKey::from_config(
+                config.console_session_key.as_deref(),
+            )),
             config: Arc::new(config),
         })
     }

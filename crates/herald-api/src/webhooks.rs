@@ -334,16 +334,15 @@ pub async fn load(state: &AppState, app: &AppId, id: &str) -> ApiResult<Subscrip
         .ok_or_else(|| ApiError::NotFound(format!("webhook {id}")))
 }
 
-#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookIn,
-    responses((status = 201, body = WebhookOut), (status = 422, body = ErrorBody)), security(("app_key" = [])))]
-pub async fn create(
-    Tenant(app): Tenant,
-    State(state): State<AppState>,
-    Body(input): Body<WebhookIn>,
-) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
-    let url = validate_url(&state, &input.url)?;
+/// Registers a webhook for `app`; the result carries its secret (shown once).
+pub async fn create_webhook(
+    state: &AppState,
+    app: &AppId,
+    input: WebhookIn,
+) -> ApiResult<WebhookOut> {
+    let url = validate_url(state, &input.url)?;
     let mut sub = Subscription::new(
-        app,
+        app.clone(),
         url,
         validate_events(&input.events)?,
         validate_object_types(&input.object_types)?,
@@ -367,6 +366,17 @@ pub async fn create(
     state.subscriptions.create(&sub).await?;
     let mut out = WebhookOut::from(&sub);
     out.secret = Some(sub.secrets[0].expose());
+    Ok(out)
+}
+
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookIn,
+    responses((status = 201, body = WebhookOut), (status = 422, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn create(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Body(input): Body<WebhookIn>,
+) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
+    let out = create_webhook(&state, &app, input).await?;
     Ok((StatusCode::CREATED, Json(out)))
 }
 
@@ -374,6 +384,33 @@ pub async fn create(
 /// a 1 KB description, 20 headers of 1 KB, 49 event types and the object types), so
 /// a page stays near 3 MB, well inside Lambda's 6 MB response limit.
 pub const MAX_WEBHOOKS_PER_PAGE: i32 = 100;
+
+/// A page of `app`'s webhooks in id order, each with its endpoint health.
+pub async fn list_webhooks(
+    state: &AppState,
+    app: &AppId,
+    p: &PageParams,
+) -> ApiResult<Page<WebhookOut>> {
+    let page = state
+        .subscriptions
+        .list(
+            app,
+            p.limit_at_most(MAX_WEBHOOKS_PER_PAGE)?,
+            p.cursor.as_deref(),
+        )
+        .await?;
+    let ids: Vec<SubscriptionId> = page.items.iter().map(|s| s.id.clone()).collect();
+    let health = state.history.health_of(app, &ids).await?;
+    Ok(Page {
+        data: page
+            .items
+            .iter()
+            .zip(&health)
+            .map(|(sub, health)| WebhookOut::with_health(sub, health))
+            .collect(),
+        next_cursor: page.next_cursor,
+    })
+}
 
 /// An app's webhooks in id order (oldest first), each with its endpoint health;
 /// `limit` is served at most 100 at a time.
@@ -384,25 +421,14 @@ pub async fn list(
     State(state): State<AppState>,
     Query(p): Query<PageParams>,
 ) -> ApiResult<Json<Page<WebhookOut>>> {
-    let page = state
-        .subscriptions
-        .list(
-            &app,
-            p.limit_at_most(MAX_WEBHOOKS_PER_PAGE)?,
-            p.cursor.as_deref(),
-        )
-        .await?;
-    let ids: Vec<SubscriptionId> = page.items.iter().map(|s| s.id.clone()).collect();
-    let health = state.history.health_of(&app, &ids).await?;
-    Ok(Json(Page {
-        data: page
-            .items
-            .iter()
-            .zip(&health)
-            .map(|(sub, health)| WebhookOut::with_health(sub, health))
-            .collect(),
-        next_cursor: page.next_cursor,
-    }))
+    list_webhooks(&state, &app, &p).await.map(Json)
+}
+
+/// `app`'s webhook `id` with its endpoint health (404 for another app's).
+pub async fn get_webhook(state: &AppState, app: &AppId, id: &str) -> ApiResult<WebhookOut> {
+    let sub = load(state, app, id).await?;
+    let health = state.history.health(app, &sub.id).await?;
+    Ok(WebhookOut::with_health(&sub, &health))
 }
 
 /// A webhook, with its endpoint health.
@@ -413,27 +439,22 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookOut>> {
-    let sub = load(&state, &app, &id).await?;
-    let health = state.history.health(&app, &sub.id).await?;
-    Ok(Json(WebhookOut::with_health(&sub, &health)))
+    get_webhook(&state, &app, &id).await.map(Json)
 }
 
-#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = WebhookPatch,
-    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "The webhook kept changing under the PATCH; try again")), security(("app_key" = [])),
-    description = "Changes only the fields given; a concurrent change of other fields (another PATCH, an automatic disable) is kept.")]
-pub async fn update(
-    Tenant(app): Tenant,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Body(patch): Body<WebhookPatch>,
-) -> ApiResult<Json<WebhookOut>> {
-    let sub_id = path_webhook(&id)?;
+/// Changes the fields `patch` names of `app`'s webhook `id`, and only those.
+pub async fn update_webhook(
+    state: &AppState,
+    app: &AppId,
+    id: &str,
+    patch: WebhookPatch,
+) -> ApiResult<WebhookOut> {
+    let sub_id = path_webhook(id)?;
     let changes = SubscriptionChanges {
         url: patch
             .url
             .as_deref()
-            .map(|url| validate_url(&state, url))
+            .map(|url| validate_url(state, url))
             .transpose()?,
         events: patch.events.as_deref().map(validate_events).transpose()?,
         object_types: patch
@@ -457,8 +478,28 @@ pub async fn update(
     // Only the attributes the patch names change, in a write guarded by the item's
     // version and retried from a fresh read: a concurrent auto-disable or another
     // PATCH of other fields is never overwritten (409 if it kept losing the race).
-    let sub = state.subscriptions.apply(&app, &sub_id, &changes).await?;
-    Ok(Json(WebhookOut::from(&sub)))
+    let sub = state.subscriptions.apply(app, &sub_id, &changes).await?;
+    Ok(WebhookOut::from(&sub))
+}
+
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = WebhookPatch,
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The webhook kept changing under the PATCH; try again")), security(("app_key" = [])),
+    description = "Changes only the fields given; a concurrent change of other fields (another PATCH, an automatic disable) is kept.")]
+pub async fn update(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Body(patch): Body<WebhookPatch>,
+) -> ApiResult<Json<WebhookOut>> {
+    update_webhook(&state, &app, &id, patch).await.map(Json)
+}
+
+/// Deletes `app`'s webhook `id` (404 if it has none such).
+pub async fn delete_webhook(state: &AppState, app: &AppId, id: &str) -> ApiResult<()> {
+    let sub_id = path_webhook(id)?;
+    state.subscriptions.delete(app, &sub_id).await?;
+    Ok(())
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
@@ -468,9 +509,18 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let sub_id = path_webhook(&id)?;
-    state.subscriptions.delete(&app, &sub_id).await?;
+    delete_webhook(&state, &app, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Enables `app`'s webhook `id`, announcing it if it was disabled.
+pub async fn enable_webhook(state: &AppState, app: &AppId, id: &str) -> ApiResult<WebhookOut> {
+    let sub = load(state, app, id).await?;
+    state.subscriptions.enable(app, &sub.id).await?;
+    if !sub.active {
+        announce(state, operational::webhook_enabled(app, &sub.id, &sub.url)).await;
+    }
+    Ok(WebhookOut::from(&load(state, app, id).await?))
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/enable", tag = "webhooks", params(("id" = String, Path)),
@@ -480,16 +530,7 @@ pub async fn enable(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookOut>> {
-    let sub = load(&state, &app, &id).await?;
-    state.subscriptions.enable(&app, &sub.id).await?;
-    if !sub.active {
-        announce(
-            &state,
-            operational::webhook_enabled(&app, &sub.id, &sub.url),
-        )
-        .await;
-    }
-    Ok(Json(WebhookOut::from(&load(&state, &app, &id).await?)))
+    enable_webhook(&state, &app, &id).await.map(Json)
 }
 
 /// Publishes an operational event (`herald_core::operational`) about a change the API
@@ -500,6 +541,21 @@ async fn announce(state: &AppState, event: Event) {
     }
 }
 
+/// Disables `app`'s webhook `id`, announcing it if it was active.
+pub async fn disable_webhook(state: &AppState, app: &AppId, id: &str) -> ApiResult<WebhookOut> {
+    let sub = load(state, app, id).await?;
+    let reason = "disabled through the API";
+    state.subscriptions.disable(app, &sub.id, reason).await?;
+    if sub.active {
+        announce(
+            state,
+            operational::webhook_disabled(app, &sub.id, &sub.url, reason),
+        )
+        .await;
+    }
+    Ok(WebhookOut::from(&load(state, app, id).await?))
+}
+
 #[utoipa::path(post, path = "/v1/webhooks/{id}/disable", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
 pub async fn disable(
@@ -507,17 +563,23 @@ pub async fn disable(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookOut>> {
-    let sub = load(&state, &app, &id).await?;
-    let reason = "disabled through the API";
-    state.subscriptions.disable(&app, &sub.id, reason).await?;
-    if sub.active {
-        announce(
-            &state,
-            operational::webhook_disabled(&app, &sub.id, &sub.url, reason),
-        )
-        .await;
-    }
-    Ok(Json(WebhookOut::from(&load(&state, &app, &id).await?)))
+    disable_webhook(&state, &app, &id).await.map(Json)
+}
+
+/// Gives `app`'s webhook `id` a new secret (returned once); the previous one keeps
+/// signing for the rotation window.
+pub async fn rotate_secret(state: &AppState, app: &AppId, id: &str) -> ApiResult<RotatedSecret> {
+    let sub_id = path_webhook(id)?;
+    let window = chrono::Duration::from_std(state.config.rotation_window)
+        .unwrap_or(chrono::Duration::hours(24));
+    let (secret, sub) = state
+        .subscriptions
+        .rotate_secret(app, &sub_id, Utc::now(), window)
+        .await?;
+    Ok(RotatedSecret {
+        secret: secret.expose(),
+        previous_secret_expires_at: sub.previous_secrets_expire_at.unwrap_or_else(Utc::now),
+    })
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks", params(("id" = String, Path)),
@@ -529,30 +591,16 @@ pub async fn rotate(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RotatedSecret>> {
-    let sub_id = path_webhook(&id)?;
-    let window = chrono::Duration::from_std(state.config.rotation_window)
-        .unwrap_or(chrono::Duration::hours(24));
-    let (secret, sub) = state
-        .subscriptions
-        .rotate_secret(&app, &sub_id, Utc::now(), window)
-        .await?;
-    Ok(Json(RotatedSecret {
-        secret: secret.expose(),
-        previous_secret_expires_at: sub.previous_secrets_expire_at.unwrap_or_else(Utc::now),
-    }))
+    rotate_secret(&state, &app, &id).await.map(Json)
 }
 
 /// The event type of test pings.
 pub const PING_TYPE: &str = "webhook.test";
 
-#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", params(("id" = String, Path)),
-    responses((status = 200, body = TestResult), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
-pub async fn test(
-    Tenant(app): Tenant,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<TestResult>> {
-    let sub = load(&state, &app, &id).await?;
+/// Sends a test ping to `app`'s webhook `id` now, records it in the history, and
+/// returns how the endpoint answered.
+pub async fn test_webhook(state: &AppState, app: &AppId, id: &str) -> ApiResult<TestResult> {
+    let sub = load(state, app, id).await?;
     let event = Event::new(
         app.clone(),
         EventType::parse(PING_TYPE).expect("a valid type"),
@@ -575,14 +623,24 @@ pub async fn test(
     if let Err(e) = state.history.record(&history).await {
         tracing::warn!(error = %e, "could not record the test delivery");
     }
-    Ok(Json(TestResult {
+    Ok(TestResult {
         success: outcome.is_success(),
         webhook_id: attempt.webhook_id.to_string(),
         status_code: outcome.status(),
         latency_ms: attempt.latency_ms,
         error: attempt.error,
         response_body: attempt.response_body,
-    }))
+    })
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = TestResult), (status = 404, body = ErrorBody)), security(("app_key" = [])))]
+pub async fn test(
+    Tenant(app): Tenant,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TestResult>> {
+    test_webhook(&state, &app, &id).await.map(Json)
 }
 
 #[cfg(test)]

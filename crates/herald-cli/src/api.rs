@@ -506,6 +506,7 @@ mod tests {
                         latency_p50_ms: Some(80),
                         latency_p95_ms: Some(1_300),
                     },
+                    hours: Vec::new(),
                 }),
             });
         }

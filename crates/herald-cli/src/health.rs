@@ -80,6 +80,7 @@ mod tests {
                 latency_p50_ms: Some(80),
                 latency_p95_ms: Some(130),
             },
+            hours: Vec::new(),
         }
     }
 

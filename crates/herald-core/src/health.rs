@@ -203,6 +203,20 @@ pub struct WebhookHealth {
     pub last_failure_at: Option<DateTime<Utc>>,
     /// The current UTC hour and the 23 before it.
     pub last_24h: HealthWindow,
+    /// The same 24 hours one by one, oldest first (hours without attempts included);
+    /// empty for a health made by hand.
+    pub hours: Vec<HourTally>,
+}
+
+/// One UTC hour of a webhook's attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HourTally {
+    /// The start of the hour.
+    pub hour: DateTime<Utc>,
+    /// Attempts made in it.
+    pub attempts: u64,
+    /// Those that failed.
+    pub failures: u64,
 }
 
 /// What a webhook's attempts came to over some hours.
@@ -267,6 +281,20 @@ impl WebhookHealth {
                 w.latency.add(&counts.latency);
             }
         }
+        health.hours = (0..WINDOW_HOURS)
+            .map(|i| {
+                let hour = window_start + TimeDelta::hours(i);
+                let (attempts, failures) = hours
+                    .iter()
+                    .filter(|(h, _)| *h == hour)
+                    .fold((0, 0), |(a, f), (_, c)| (a + c.attempts, f + c.failures));
+                HourTally {
+                    hour,
+                    attempts,
+                    failures,
+                }
+            })
+            .collect();
         health
     }
 }
@@ -435,6 +463,12 @@ mod tests {
             (w.latency_p50_ms(), w.latency_p95_ms()),
             (Some(130), Some(130))
         );
+        // The same 24 hours one by one, oldest first, quiet hours included.
+        let tally = |i: usize| (h.hours[i].hour, h.hours[i].attempts, h.hours[i].failures);
+        assert_eq!(h.hours.len(), 24);
+        assert_eq!(tally(0), (at("2026-12-01T12:00:00Z"), 4, 4));
+        assert_eq!(tally(1), (at("2026-12-01T13:00:00Z"), 0, 0));
+        assert_eq!(tally(23), (at("2026-12-02T11:00:00Z"), 1, 1));
 
         // A success in the latest hour ends the count there.
         let mut recovered = hours;
@@ -450,7 +484,12 @@ mod tests {
         assert_eq!(h.last_24h.latency_p50_ms(), Some(130));
 
         let none = WebhookHealth::of(now, Vec::new());
-        assert_eq!(none, WebhookHealth::default());
+        assert!(none.hours.iter().all(|h| h.attempts == 0) && none.hours.len() == 24);
+        let quiet = WebhookHealth {
+            hours: Vec::new(),
+            ..none.clone()
+        };
+        assert_eq!(quiet, WebhookHealth::default());
         assert_eq!(none.last_24h.success_rate(), None);
         assert_eq!(none.last_24h.latency_p95_ms(), None);
     }

@@ -32,7 +32,7 @@ pub use event::{
     check_data, is_queue_safe_char, AppId, DataError, Event, EventData, EventId, EventType,
     ObjectType, ValidationError, MAX_DATA_DEPTH,
 };
-pub use health::{HealthWindow, HourCounts, LatencyHistogram, WebhookHealth};
+pub use health::{HealthWindow, HourCounts, HourTally, LatencyHistogram, WebhookHealth};
 pub use id::new_id;
 pub use message::{DeadLetter, DecodeError, DeliveryTask, QueueMessage};
 pub use rate::{RateLimit, SlotStep, MAX_RATE_LIMIT};

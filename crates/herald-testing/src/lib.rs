@@ -9,6 +9,7 @@
 
 mod api;
 mod aws;
+mod browser;
 mod cli;
 mod lambda;
 mod lambda_events;
@@ -26,6 +27,7 @@ use anyhow::Result;
 
 pub use api::{ApiServer, ADMIN_KEY};
 pub use aws::{aws, aws_at, drain, queue_counts, queue_depth, QueueCounts};
+pub use browser::{browser_installed, Browser};
 pub use cli::{Herald, Out, RUN_TIMEOUT};
 pub use lambda::{cargo_lambda, lambda_bootstrap, LambdaFunction};
 pub use lambda_events::{http_event, sqs_event};

@@ -7,6 +7,7 @@
 mod api;
 mod api_fuzz;
 mod cli;
+mod console;
 mod deliveries;
 mod e2e;
 mod faults;

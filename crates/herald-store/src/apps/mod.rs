@@ -333,6 +333,24 @@ impl AppStore {
         Ok(self.live_app(&key.app_id, false).await?.map(|_| key))
     }
 
+    /// Whether `app` still has the key `key_id` and is itself live: how a session made
+    /// with that key (the web console's) learns that the key was revoked or the app
+    /// deleted. The key itself is not needed, only its id.
+    pub async fn key_is_live(&self, app: &AppId, key_id: &str) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(PkSk::key_meta(app, key_id).into_item()))
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        if out.item.is_none() {
+            return Ok(false);
+        }
+        Ok(self.live_app(app, false).await?.is_some())
+    }
+
     /// The `Query` for the items of partition `pk` whose sort key starts with
     /// `sk_prefix`, in sort key order.
     fn prefix_query(&self, pk: &str, sk_prefix: &str) -> QueryFluentBuilder {

@@ -22,6 +22,8 @@ pub struct Draft {
     object_types: String,
     description: String,
     headers: String,
+    /// Deliveries per second, as typed; empty for no limit.
+    rate_limit: String,
     active: bool,
 }
 
@@ -35,6 +37,7 @@ impl Default for Draft {
             object_types: String::new(),
             description: String::new(),
             headers: String::new(),
+            rate_limit: String::new(),
             active: true,
         }
     }
@@ -65,6 +68,7 @@ impl Draft {
             object_types: text("object_types"),
             description: text("description"),
             headers: text("headers"),
+            rate_limit: text("rate_limit").trim().to_owned(),
             active: f.get("active").is_some(),
         }
     }
@@ -98,6 +102,7 @@ impl Draft {
                 .map(|(k, v)| format!("{k}: {v}"))
                 .collect::<Vec<_>>()
                 .join("\n"),
+            rate_limit: w.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
             active: w.active,
         }
     }
@@ -133,6 +138,19 @@ impl Draft {
             description: self.description.clone(),
             headers: self.headers()?,
             active: Some(self.active),
+            rate_limit: self.rate_limit_value(),
+        })
+    }
+
+    /// The rate limit as the API reads it: none when empty, a number when it is one,
+    /// else the text (which the API refuses with its message).
+    fn rate_limit_value(&self) -> Option<serde_json::Value> {
+        if self.rate_limit.is_empty() {
+            return None;
+        }
+        Some(match self.rate_limit.parse::<u64>() {
+            Ok(n) => serde_json::Value::from(n),
+            Err(_) => serde_json::Value::from(self.rate_limit.clone()),
         })
     }
 
@@ -146,6 +164,8 @@ impl Draft {
             description: Some(input.description),
             headers: Some(input.headers),
             active: input.active,
+            // Emptied: the limit is removed.
+            rate_limit: Some(input.rate_limit.unwrap_or(serde_json::Value::Null)),
         })
     }
 
@@ -173,6 +193,8 @@ impl Draft {
                 textarea #description name="description" { (self.description) }
                 label for="headers" { "Headers " span.muted { "(one `Name: value` a line; masked values are kept)" } }
                 textarea #headers name="headers" { (self.headers) }
+                label for="rate_limit" { "Rate limit " span.muted { "(deliveries per second, 1–10000; empty for no limit)" } }
+                input #rate_limit type="number" name="rate_limit" min="1" max="10000" value=(self.rate_limit);
                 fieldset {
                     legend { "State" }
                     label { input type="checkbox" name="active" value="1" checked[self.active]; "active" }
@@ -200,6 +222,17 @@ mod tests {
         assert_eq!(input.headers["X-Team"], "a");
         assert_eq!(input.headers["Authorization"], "Bearer t");
         assert_eq!(input.active, Some(true));
+        assert_eq!(input.rate_limit, None);
+        let limited = Draft::from_form(&FormData::parse(b"url=u&rate_limit=+25+"));
+        assert_eq!(limited.to_input().unwrap().rate_limit, Some(25.into()));
+        assert_eq!(
+            Draft::from_form(&FormData::parse(b"url=u&rate_limit="))
+                .to_patch()
+                .unwrap()
+                .rate_limit,
+            Some(serde_json::Value::Null),
+            "emptied: removed"
+        );
         let all = Draft::from_form(&FormData::parse(b"url=u&all_events=1&events=create"));
         assert_eq!(all.to_input().unwrap().events, ["*"]);
         assert_eq!(all.to_input().unwrap().active, Some(false));

@@ -343,21 +343,13 @@ async fn a_rate_limit_is_validated_set_shown_and_cleared_through_the_api_and_the
         .json();
     assert_eq!(added["rate_limit"], 7);
     let id = added["id"].as_str().unwrap();
-    let shown = herald.run(&["webhooks", "get", id]).await.ok();
-    assert!(
-        shown.stdout.contains("rate limit:   7 deliveries/s"),
-        "{}",
-        shown.stdout
-    );
-    let listed = herald.run(&["webhooks", "list"]).await.ok();
-    assert!(
-        listed
-            .stdout
-            .lines()
-            .any(|l| l.starts_with(id) && l.contains("rate_limit=7/s")),
-        "{}",
-        listed.stdout
-    );
+    crate::assert_webhook_shows(
+        &herald,
+        id,
+        "rate limit:   7 deliveries/s",
+        "rate_limit=7/s",
+    )
+    .await;
     let updated = herald
         .run(&["--json", "webhooks", "update", id, "--rate-limit", "3"])
         .await

@@ -12,6 +12,7 @@ use crate::apps::{Page, PageParams};
 use crate::deliveries::time_window;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Query, Tenant};
+use crate::formats::{changes_out, ActorOut};
 use crate::state::AppState;
 
 /// An event of a listing: as published, with the webhooks it matched. Its delivery
@@ -26,6 +27,13 @@ pub struct EventSummaryOut {
     /// The data exactly as published.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+    /// Who made the change, when the publisher said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<ActorOut>,
+    /// What changed, field → `[before, after]`, when the publisher said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<HashMap<String, Vec<Value>>>)]
+    pub changes: Option<serde_json::Value>,
     /// Webhooks its fan-out sent it to.
     pub sent_to: Vec<String>,
     /// Webhooks it matched but was not sent to (disabled then).
@@ -41,6 +49,8 @@ impl From<ListedEvent> for EventSummaryOut {
             object_type: l.event.object_type.to_string(),
             timestamp: l.event.timestamp,
             data: l.event.data.to_value(),
+            actor: l.event.actor.as_ref().map(ActorOut::from),
+            changes: changes_out(l.event.changes.as_ref()),
             sent_to: ids(l.sent_to),
             not_sent: ids(l.not_sent),
         }

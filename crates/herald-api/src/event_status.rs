@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::events::path_event;
 use crate::extract::Tenant;
+use crate::formats::{changes_out, ActorOut};
 use crate::state::AppState;
 
 /// An event as published, with its delivery status per webhook.
@@ -23,6 +24,13 @@ pub struct EventOut {
     /// The data exactly as published.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+    /// Who made the change, when the publisher said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<ActorOut>,
+    /// What changed, field → `[before, after]`, when the publisher said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<HashMap<String, Vec<Value>>>)]
+    pub changes: Option<serde_json::Value>,
     /// Every webhook the event matched, by webhook id.
     pub webhooks: Vec<WebhookStatusOut>,
 }
@@ -103,6 +111,8 @@ pub async fn event_status(state: &AppState, app: &AppId, id: &str) -> ApiResult<
         object_type: event.object_type.to_string(),
         timestamp: event.timestamp,
         data: event.data.to_value(),
+        actor: event.actor.as_ref().map(ActorOut::from),
+        changes: changes_out(event.changes.as_ref()),
         webhooks: webhooks
             .iter()
             .map(|w| {

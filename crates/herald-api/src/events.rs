@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult, ErrorBody, NotPublished, PartlyPublished};
 use crate::extract::{is_too_deep, parse_json, Tenant};
+use crate::formats::{context_of, ActorOut};
 use crate::state::AppState;
 use crate::webhooks::load;
 use herald_queue::Outbox;
@@ -31,6 +32,16 @@ pub struct EventIn {
     pub object_type: String,
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+    /// Who made the change: `id` (required), `type` and `name`, strings of at most 256
+    /// bytes each. Delivered in both payload formats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ActorOut>)]
+    pub actor: Option<serde_json::Value>,
+    /// What changed: field name (1 to 256 bytes) → `[before, after]`, at most 100
+    /// fields; counted within the event's size limit. Delivered in both payload formats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<HashMap<String, Vec<Value>>>)]
+    pub changes: Option<serde_json::Value>,
 }
 
 /// Up to 100 events at once.
@@ -92,7 +103,8 @@ fn to_event(app: &AppId, input: EventIn, index: Option<usize>) -> ApiResult<Even
             None => e.to_string(),
         })
     })?;
-    Ok(Event::new(app.clone(), event_type, object_type, input.data))
+    let (actor, changes) = context_of(input.actor.as_ref(), input.changes.as_ref(), &at(""))?;
+    Ok(Event::new(app.clone(), event_type, object_type, input.data).with_context(actor, changes))
 }
 
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishIn,

@@ -13,6 +13,7 @@ pub mod event_listing;
 pub mod event_status;
 pub mod events;
 pub mod extract;
+pub mod formats;
 pub mod health;
 pub mod recover;
 pub mod state;

@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::{
-    operational, reserved_header_reason, webhook_id, AppId, Attempt, Event, EventFilter, EventType,
-    ObjectType, ObjectTypeFilter, RateLimit, Subscription, SubscriptionId, WebhookHealth,
-    MAX_EVENT_TYPES, MAX_RATE_LIMIT,
+    operational, reserved_header_reason, webhook_id, AppId, Attempt, ContentType, Event,
+    EventFilter, EventType, ObjectType, ObjectTypeFilter, PayloadFormat, RateLimit, Subscription,
+    SubscriptionId, WebhookHealth, MAX_EVENT_TYPES, MAX_RATE_LIMIT,
 };
 use herald_delivery::{Deliverer, PreparedRoute};
 use herald_queue::Outbox as _;
@@ -22,6 +22,7 @@ use utoipa::ToSchema;
 use crate::apps::{Page, PageParams};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, Query, Tenant};
+use crate::formats::{shape_of, ContentTypeName, FormatName};
 use crate::health::HealthOut;
 use crate::state::AppState;
 
@@ -59,6 +60,15 @@ pub struct WebhookIn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     pub rate_limit: Option<serde_json::Value>,
+    /// The payload format: `standard` (the default) or `para`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<FormatName>)]
+    pub format: Option<String>,
+    /// `json` or `form`; absent: the format's default (`json` for `standard`, `form`
+    /// for `para`, as Para's `urlEncoded` defaults to true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ContentTypeName>)]
+    pub content_type: Option<String>,
 }
 
 /// Changing a webhook: only the fields present change.
@@ -87,6 +97,15 @@ pub struct WebhookPatch {
     )]
     #[schema(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     pub rate_limit: Option<serde_json::Value>,
+    /// A new payload format; without `content_type`, the content type becomes the
+    /// format's default too (`json` for `standard`, `form` for `para`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<FormatName>)]
+    pub format: Option<String>,
+    /// A new content type, `json` or `form`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ContentTypeName>)]
+    pub content_type: Option<String>,
 }
 
 /// A field that is present, `null` included (which `Option<Value>` alone would read
@@ -113,6 +132,14 @@ pub struct WebhookOut {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit: Option<u32>,
+    /// The payload format.
+    #[serde(default = "standard")]
+    #[schema(value_type = FormatName)]
+    pub format: String,
+    /// How the payload travels in the body.
+    #[serde(default = "json")]
+    #[schema(value_type = ContentTypeName)]
+    pub content_type: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,6 +148,16 @@ pub struct WebhookOut {
     /// on each webhook of `GET /v1/webhooks`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthOut>,
+}
+
+/// What a webhook of before (without `format`) was: standard.
+fn standard() -> String {
+    PayloadFormat::Standard.to_string()
+}
+
+/// What a webhook of before (without `content_type`) was: JSON.
+fn json() -> String {
+    ContentType::Json.to_string()
 }
 
 impl WebhookOut {
@@ -145,6 +182,8 @@ impl From<&Subscription> for WebhookOut {
             active: s.active,
             disabled_reason: s.disabled_reason.clone(),
             rate_limit: s.rate_limit.map(RateLimit::per_second),
+            format: s.format.to_string(),
+            content_type: s.content_type.to_string(),
             created_at: s.created_at,
             updated_at: s.updated_at,
             secret: None,
@@ -354,6 +393,9 @@ pub async fn create_webhook(
         Some(limit) => validate_rate_limit(limit)?,
         None => None,
     };
+    let (format, content_type) = shape_of(input.format.as_deref(), input.content_type.as_deref())?;
+    sub.format = format.unwrap_or_default();
+    sub.content_type = content_type.unwrap_or_else(|| sub.format.default_content_type());
     // Checked before the write: concurrent creates can pass it together, so the cap can
     // be exceeded by the number of creates in flight, never more.
     let limit = state.config.max_webhooks_per_app;
@@ -450,6 +492,7 @@ pub async fn update_webhook(
     patch: WebhookPatch,
 ) -> ApiResult<WebhookOut> {
     let sub_id = path_webhook(id)?;
+    let (format, content_type) = shape_of(patch.format.as_deref(), patch.content_type.as_deref())?;
     let changes = SubscriptionChanges {
         url: patch
             .url
@@ -474,6 +517,8 @@ pub async fn update_webhook(
             .as_ref()
             .map(validate_rate_limit)
             .transpose()?,
+        format,
+        content_type,
     };
     // Only the attributes the patch names change, in a write guarded by the item's
     // version and retried from a fresh read: a concurrent auto-disable or another
@@ -607,7 +652,7 @@ pub async fn test_webhook(state: &AppState, app: &AppId, id: &str) -> ApiResult<
         ObjectType::parse("webhook").expect("a valid object type"),
         serde_json::json!({"message": "A test delivery from Herald", "webhook_id": sub.id}),
     );
-    let body = herald_core::Envelope::body_of(&event);
+    let body = herald_core::Body::of(&event, sub.format, sub.content_type);
     let id = webhook_id(&event.id, &sub.id);
     let route = Arc::new(PreparedRoute::new(sub.route()));
     let attempted_at = Utc::now();

@@ -489,6 +489,13 @@ mod tests {
                 active: reason.is_none(),
                 disabled_reason: reason.map(str::to_owned),
                 rate_limit,
+                format: if rate_limit.is_some() {
+                    "para"
+                } else {
+                    "standard"
+                }
+                .into(),
+                content_type: if rate_limit.is_some() { "form" } else { "json" }.into(),
                 created_at: now,
                 updated_at: now,
                 secret: secret.map(str::to_owned),

@@ -56,6 +56,18 @@ pub struct PublishArgs {
     /// return the same ids.
     #[arg(long, value_name = "KEY")]
     idempotency_key: Option<String>,
+    /// Who made the change: the actor's id (with --type; in --file events, `actor`).
+    #[arg(long, value_name = "ID", requires = "event_type")]
+    actor_id: Option<String>,
+    /// The actor's kind (user, service, …).
+    #[arg(long, value_name = "TYPE", requires = "actor_id")]
+    actor_type: Option<String>,
+    /// The actor's display name.
+    #[arg(long, value_name = "NAME", requires = "actor_id")]
+    actor_name: Option<String>,
+    /// What changed, as JSON: {"field": [before, after], …} (at most 100 fields).
+    #[arg(long, value_name = "JSON", requires = "event_type")]
+    changes: Option<String>,
 }
 
 /// The `--help` epilogue of `herald publish`.
@@ -66,6 +78,8 @@ More than 100 events are sent 100 per request.
 Examples:
   herald publish --type update --object-type user --data '{\"id\":\"42\",\"name\":\"Ada\"}'
   herald publish --type invoice.paid --object-type invoice --data-file invoice.json
+  herald publish --type update --object-type invoice --data '{\"id\":\"inv_1\"}' \\
+      --actor-id u_42 --actor-type user --actor-name Ada --changes '{\"status\":[\"draft\",\"paid\"]}'
   herald publish --file events.json --idempotency-key import-2025-01-31
   echo '{\"type\":\"create\",\"object_type\":\"user\",\"data\":{\"id\":\"7\"}}' | herald publish";
 
@@ -258,10 +272,28 @@ pub async fn publish(args: PublishArgs, settings: &Settings) -> Result<()> {
                 .object_type
                 .clone()
                 .ok_or_else(|| usage("--type needs --object-type"))?;
+            let changes = args
+                .changes
+                .as_deref()
+                .map(serde_json::from_str::<Value>)
+                .transpose()
+                .map_err(|e| usage(format!("--changes is not JSON: {e}")))?;
+            let actor = args.actor_id.as_ref().map(|id| {
+                let mut actor = serde_json::json!({ "id": id });
+                if let Some(t) = &args.actor_type {
+                    actor["type"] = Value::from(t.as_str());
+                }
+                if let Some(n) = &args.actor_name {
+                    actor["name"] = Value::from(n.as_str());
+                }
+                actor
+            });
             vec![EventIn {
                 event_type: t.clone(),
                 object_type,
                 data,
+                actor,
+                changes,
             }]
         }
         (None, Some(path)) => parse_events(&read_input(path)?)?,
@@ -414,8 +446,13 @@ async fn list_events(args: EventListArgs, settings: &Settings) -> Result<()> {
         if !e.not_sent.is_empty() {
             to.push_str(&format!("  (not sent: {})", e.not_sent.join(", ")));
         }
+        let by = e
+            .actor
+            .as_ref()
+            .map(|a| format!("  by {}", a.id))
+            .unwrap_or_default();
         println!(
-            "{}  {:<14} {:<10} {}  → {to}",
+            "{}  {:<14} {:<10} {}{by}  → {to}",
             time(&e.timestamp),
             e.event_type,
             e.object_type,
@@ -442,6 +479,22 @@ async fn get_event(id: &str, settings: &Settings) -> Result<()> {
         time(&e.timestamp)
     );
     println!("data: {}", e.data);
+    if let Some(a) = &e.actor {
+        let kind = a
+            .actor_type
+            .as_deref()
+            .map(|t| format!(" ({t})"))
+            .unwrap_or_default();
+        let name = a
+            .name
+            .as_deref()
+            .map(|n| format!(" {n}"))
+            .unwrap_or_default();
+        println!("by: {}{kind}{name}", a.id);
+    }
+    if let Some(changes) = &e.changes {
+        println!("changes: {changes}");
+    }
     if e.webhooks.is_empty() {
         println!("no webhook took it");
     }

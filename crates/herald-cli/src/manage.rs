@@ -121,6 +121,8 @@ pub enum WebhooksCommand {
         herald webhooks add --url https://example.com/hooks --events update --object-types user\n  \
         herald webhooks add --url https://example.com/all --events '*' --header 'X-Team=billing'\n  \
         herald webhooks add --url https://example.com/slow --events update --rate-limit 10\n  \
+        herald webhooks add --url https://example.com/para --events update --format para\n  \
+        herald webhooks add --url https://example.com/gh --format standard --content-type form\n  \
         herald --json webhooks add --url http://127.0.0.1:9000/hook | jq -r .secret")]
     Add(AddArgs),
     /// List the app's webhooks with their endpoint health (last 24 h: success rate of
@@ -142,6 +144,7 @@ pub enum WebhooksCommand {
         herald webhooks update sub_0190ab... --url https://example.com/v2 --description \"v2 endpoint\"\n  \
         herald webhooks update sub_0190ab... --clear-headers\n  \
         herald webhooks update sub_0190ab... --rate-limit 50\n  \
+        herald webhooks update sub_0190ab... --format para --content-type json\n  \
         herald webhooks update sub_0190ab... --no-rate-limit")]
     Update(UpdateArgs),
     /// Delete a webhook.
@@ -225,6 +228,22 @@ pub struct AddArgs {
     /// queue. No limit when absent.
     #[arg(long, value_name = "N")]
     rate_limit: Option<u64>,
+    #[command(flatten)]
+    shape: ShapeArgs,
+}
+
+/// The payload format and content type flags of `webhooks add` and `update`.
+#[derive(Args, Debug, Default)]
+pub struct ShapeArgs {
+    /// The payload format: `standard` (Standard Webhooks) or `para` (what Para's
+    /// dispatcher sends, signed in X-Webhook-Signature) [default: standard].
+    #[arg(long, value_name = "FORMAT", value_parser = herald_core::PayloadFormat::NAMES)]
+    format: Option<String>,
+    /// `json` (the payload is the body) or `form` (`payload=` and the payload
+    /// URL-encoded; Para's urlEncoded) [default: the format's: json for standard, form
+    /// for para].
+    #[arg(long, value_name = "TYPE", value_parser = herald_core::ContentType::NAMES)]
+    content_type: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -253,6 +272,8 @@ pub struct UpdateArgs {
     /// Remove the rate limit.
     #[arg(long)]
     no_rate_limit: bool,
+    #[command(flatten)]
+    shape: ShapeArgs,
 }
 
 /// Runs `herald apps`.
@@ -367,6 +388,7 @@ fn print_webhook(w: &WebhookOut) {
     if let Some(limit) = w.rate_limit {
         println!("  rate limit:   {limit} deliveries/s");
     }
+    println!("  format:       {}, {}", w.format, w.content_type);
     if !w.description.is_empty() {
         println!("  description:  {}", w.description);
     }
@@ -386,12 +408,17 @@ fn print_webhook(w: &WebhookOut) {
 
 fn webhook_line(w: &WebhookOut) -> String {
     format!(
-        "{}  {:<8}  {}  events={}  object_types={}{}{}{}",
+        "{}  {:<8}  {}  events={}  object_types={}{}{}{}{}",
         w.id,
         if w.active { "active" } else { "disabled" },
         w.url,
         list(&w.events),
         list(&w.object_types),
+        if (w.format.as_str(), w.content_type.as_str()) == ("standard", "json") {
+            String::new()
+        } else {
+            format!("  format={}/{}", w.format, w.content_type)
+        },
         w.rate_limit
             .map(|n| format!("  rate_limit={n}/s"))
             .unwrap_or_default(),
@@ -421,6 +448,8 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                     headers: a.headers.into_iter().collect(),
                     active: Some(!a.disabled),
                     rate_limit: a.rate_limit.map(Value::from),
+                    format: a.shape.format,
+                    content_type: a.shape.content_type,
                 })
                 .await?;
             if json {
@@ -472,6 +501,8 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                     (None, true) => Some(Value::Null),
                     (None, false) => None,
                 },
+                format: u.shape.format,
+                content_type: u.shape.content_type,
             };
             if patch.url.is_none()
                 && patch.events.is_none()
@@ -479,10 +510,13 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                 && patch.description.is_none()
                 && patch.headers.is_none()
                 && patch.rate_limit.is_none()
+                && patch.format.is_none()
+                && patch.content_type.is_none()
             {
                 return Err(usage(
                     "nothing to change: give at least one of --url, --events, --object-types, \
-                     --description, --header, --clear-headers, --rate-limit, --no-rate-limit",
+                     --description, --header, --clear-headers, --rate-limit, --no-rate-limit, \
+                     --format, --content-type",
                 ));
             }
             let w = api.update_webhook(&u.id, &patch).await?;

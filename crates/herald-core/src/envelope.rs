@@ -7,11 +7,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::actor::{Actor, Changes};
 use crate::event::{Event, EventData, EventId, EventType, ObjectType};
 use crate::subscription::SubscriptionId;
 
 /// The delivered payload: the Standard Webhooks shape (`type`, `timestamp`, `data`)
-/// plus the event id and object type.
+/// plus the event id and object type, and the actor and changes when the event has
+/// them (absent otherwise, so an event without them gives the envelope of before).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     pub id: EventId,
@@ -20,6 +22,12 @@ pub struct Envelope {
     pub object_type: ObjectType,
     pub timestamp: String,
     pub data: serde_json::Value,
+    /// Who made the change, when the publisher said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+    /// What changed (field → `[before, after]`), when the publisher said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
 }
 
 /// The envelope of an event, borrowing from it: what [`Envelope::body_of`] serializes,
@@ -32,6 +40,10 @@ struct EnvelopeRef<'a> {
     object_type: &'a ObjectType,
     timestamp: String,
     data: &'a EventData,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<&'a Actor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes: Option<&'a Changes>,
 }
 
 impl Envelope {
@@ -43,6 +55,8 @@ impl Envelope {
             object_type: event.object_type.clone(),
             timestamp: rfc3339(event.timestamp),
             data: event.data.to_value(),
+            actor: event.actor.clone(),
+            changes: event.changes.clone(),
         }
     }
 
@@ -62,6 +76,8 @@ impl Envelope {
             object_type: &event.object_type,
             timestamp: rfc3339(event.timestamp),
             data: &event.data,
+            actor: event.actor.as_ref(),
+            changes: event.changes.as_ref(),
         };
         // Serializing strings and JSON text cannot fail.
         Bytes::from(serde_json::to_vec(&envelope).expect("envelope serializes"))
@@ -284,5 +300,32 @@ mod tests {
             );
             assert_eq!(Envelope::body_of(&event), Envelope::of(&event).to_body());
         }
+    }
+
+    #[test]
+    fn actor_and_changes_are_added_after_data_only_when_present() {
+        let plain = Event::new(
+            AppId::parse("a").unwrap(),
+            EventType::parse("update").unwrap(),
+            ObjectType::parse("invoice").unwrap(),
+            serde_json::json!({"id": "inv_1"}),
+        );
+        let body = String::from_utf8(Envelope::body_of(&plain).to_vec()).unwrap();
+        assert!(body.ends_with(r#""data":{"id":"inv_1"}}"#), "{body}");
+        let event = plain.with_context(
+            Some(Actor::new("u_1".into(), None, Some("Ada".into())).unwrap()),
+            Changes::from_json(&serde_json::json!({"status": ["draft", "paid"]})).unwrap(),
+        );
+        let body = String::from_utf8(Envelope::body_of(&event).to_vec()).unwrap();
+        assert!(
+            body.ends_with(
+                r#""data":{"id":"inv_1"},"actor":{"id":"u_1","name":"Ada"},"changes":{"status":["draft","paid"]}}"#
+            ),
+            "{body}"
+        );
+        assert_eq!(Envelope::body_of(&event), Envelope::of(&event).to_body());
+        let back: Envelope = serde_json::from_str(&body).unwrap();
+        assert_eq!(back.actor, event.actor);
+        assert_eq!(back.changes, event.changes);
     }
 }

@@ -5,6 +5,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::actor::{Actor, Changes};
+
 /// Longest accepted event type, object type or app id, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
 
@@ -43,6 +45,15 @@ pub enum ValidationError {
         min: u64,
         max: u64,
     },
+    /// A value of the wrong kind (a number where a string belongs, say).
+    #[error("{what} must be {expected}")]
+    WrongShape {
+        what: String,
+        expected: &'static str,
+    },
+    /// A JSON value the queue cannot carry.
+    #[error(transparent)]
+    Data(#[from] DataError),
 }
 
 fn check_name(
@@ -51,14 +62,23 @@ fn check_name(
     allowed: &'static str,
     ok: impl Fn(char) -> bool,
 ) -> Result<(), ValidationError> {
+    check_text(what, value, MAX_NAME_LEN, allowed, ok)
+}
+
+/// Checks a piece of text: not empty, at most `max` bytes, every character `ok`
+/// (`allowed` says which in the error).
+pub(crate) fn check_text(
+    what: &'static str,
+    value: &str,
+    max: usize,
+    allowed: &'static str,
+    ok: impl Fn(char) -> bool,
+) -> Result<(), ValidationError> {
     if value.is_empty() {
         return Err(ValidationError::Empty { what });
     }
-    if value.len() > MAX_NAME_LEN {
-        return Err(ValidationError::TooLong {
-            what,
-            max: MAX_NAME_LEN,
-        });
+    if value.len() > max {
+        return Err(ValidationError::TooLong { what, max });
     }
     if !value.chars().all(ok) {
         return Err(ValidationError::BadCharacters {
@@ -202,17 +222,23 @@ impl ObjectType {
 /// serde_json, which stops at 128; 64 leaves room and is plenty for real payloads.
 pub const MAX_DATA_DEPTH: usize = 64;
 
-/// Why an event's `data` was refused. Displayed with its place, starting with `data`.
+/// Why an event's `data` (or another JSON value of it, such as its `changes`) was
+/// refused. Displayed with its place, starting with the field's name (`root`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DataError {
-    #[error("data{path} nests arrays and objects deeper than {max} levels")]
-    TooDeep { path: String, max: usize },
+    #[error("{root}{path} nests arrays and objects deeper than {max} levels")]
+    TooDeep {
+        root: &'static str,
+        path: String,
+        max: usize,
+    },
     #[error(
-        "data{path} {} {code}, a character the queue (SQS) cannot carry; strings and keys may \
+        "{root}{path} {} {code}, a character the queue (SQS) cannot carry; strings and keys may \
          hold tab, line feed, carriage return and U+0020–U+D7FF, U+E000–U+FFFD, U+10000–U+10FFFF",
         if *.in_key { "has a key holding" } else { "holds" }
     )]
     UnsupportedCharacter {
+        root: &'static str,
         path: String,
         in_key: bool,
         code: String,
@@ -235,11 +261,21 @@ fn unsafe_char(s: &str) -> Option<String> {
 /// [`MAX_DATA_DEPTH`] levels (a scalar is 0, `{"a": 1}` is 1), and every string and
 /// key holds only characters SQS accepts ([`is_queue_safe_char`]).
 pub fn check_data(data: &serde_json::Value) -> Result<(), DataError> {
-    walk(data, 0).map_err(|(mut e, segments)| {
+    check_json("data", data)
+}
+
+/// Checks a JSON value that travels with an event, named `root` in errors, as
+/// [`check_data`] checks `data`.
+pub fn check_json(root: &'static str, value: &serde_json::Value) -> Result<(), DataError> {
+    walk(value, 0).map_err(|(mut e, segments)| {
         let path: String = segments.into_iter().rev().collect();
         match &mut e {
-            DataError::TooDeep { path: p, .. }
-            | DataError::UnsupportedCharacter { path: p, .. } => *p = path,
+            DataError::TooDeep {
+                root: r, path: p, ..
+            }
+            | DataError::UnsupportedCharacter {
+                root: r, path: p, ..
+            } => (*r, *p) = (root, path),
         }
         e
     })
@@ -253,6 +289,7 @@ fn walk(value: &serde_json::Value, depth: usize) -> Result<(), Failure> {
     let character = |code, in_key| {
         (
             DataError::UnsupportedCharacter {
+                root: "",
                 path: String::new(),
                 in_key,
                 code,
@@ -263,6 +300,7 @@ fn walk(value: &serde_json::Value, depth: usize) -> Result<(), Failure> {
     match value {
         Value::Array(_) | Value::Object(_) if depth == MAX_DATA_DEPTH => Err((
             DataError::TooDeep {
+                root: "",
                 path: String::new(),
                 max: MAX_DATA_DEPTH,
             },
@@ -290,7 +328,7 @@ fn walk(value: &serde_json::Value, depth: usize) -> Result<(), Failure> {
 }
 
 /// `.name` for plain keys, `["…"]` (cut at 40 characters) for the others.
-fn key_segment(key: &str) -> String {
+pub(crate) fn key_segment(key: &str) -> String {
     if !key.is_empty()
         && key.len() <= 40
         && key
@@ -318,6 +356,12 @@ pub struct Event {
     pub object_type: ObjectType,
     pub timestamp: DateTime<Utc>,
     pub data: EventData,
+    /// Who made the change, when the publisher said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+    /// What the change changed, field by field, when the publisher said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
 }
 
 /// An event's `data`: its JSON text as published, carried as text from the queue to
@@ -380,7 +424,16 @@ impl Event {
             object_type,
             timestamp: Utc::now(),
             data: EventData::from_value(&data),
+            actor: None,
+            changes: None,
         }
+    }
+
+    /// The event with who made it and what it changed.
+    pub fn with_context(mut self, actor: Option<Actor>, changes: Option<Changes>) -> Self {
+        self.actor = actor;
+        self.changes = changes;
+        self
     }
 }
 
@@ -515,6 +568,7 @@ mod tests {
             assert_eq!(
                 err,
                 DataError::UnsupportedCharacter {
+                    root: "data",
                     path: ".a.list[1]".into(),
                     in_key: false,
                     code: code.into()

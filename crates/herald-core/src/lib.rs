@@ -3,16 +3,19 @@
 //! Everything here is pure: no AWS SDK types, no I/O. The adapters (SQS publisher,
 //! DynamoDB store, HTTP deliverer) live in their own crates and speak these types.
 
+pub mod actor;
 pub mod address;
 pub mod attempt;
 pub mod credential_headers;
 pub mod delivery;
 pub mod envelope;
 pub mod event;
+pub mod format;
 pub mod health;
 pub mod id;
 pub mod message;
 pub mod operational;
+pub mod para;
 pub mod rate;
 pub mod retry;
 pub mod settings;
@@ -21,6 +24,7 @@ pub mod subscription;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use actor::{Actor, Changes};
 pub use address::{AddressPolicy, PortPolicy};
 pub use attempt::{Attempt, AttemptOutcome};
 pub use credential_headers::{is_credential_header, masked_headers};
@@ -29,9 +33,10 @@ pub use delivery::{
 };
 pub use envelope::{webhook_id, Envelope, WebhookId};
 pub use event::{
-    check_data, is_queue_safe_char, AppId, DataError, Event, EventData, EventId, EventType,
-    ObjectType, ValidationError, MAX_DATA_DEPTH,
+    check_data, check_json, is_queue_safe_char, AppId, DataError, Event, EventData, EventId,
+    EventType, ObjectType, ValidationError, MAX_DATA_DEPTH,
 };
+pub use format::{Bodies, Body, ContentType, PayloadFormat};
 pub use health::{HealthWindow, HourCounts, HourTally, LatencyHistogram, WebhookHealth};
 pub use id::new_id;
 pub use message::{DeadLetter, DecodeError, DeliveryTask, QueueMessage};

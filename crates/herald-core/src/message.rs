@@ -344,6 +344,62 @@ mod tests {
     }
 
     #[test]
+    fn actor_and_changes_travel_in_events_deliveries_and_dead_letters() {
+        let event = Event::new(
+            AppId::parse("a").unwrap(),
+            EventType::parse("update").unwrap(),
+            ObjectType::parse("invoice").unwrap(),
+            serde_json::json!({"id": "inv_1"}),
+        )
+        .with_context(
+            Some(crate::Actor::new("u_1".into(), Some("user".into()), Some("Ada".into())).unwrap()),
+            crate::Changes::from_json(
+                &serde_json::json!({"status": ["draft", "paid"], "lines": [[], [{"n": 1}]]}),
+            )
+            .unwrap(),
+        );
+        let msg = QueueMessage::Event {
+            event: event.clone(),
+        };
+        let body = msg.encode();
+        assert!(
+            body.contains(r#""actor":{"id":"u_1","type":"user","name":"Ada"}"#),
+            "{body}"
+        );
+        assert_eq!(QueueMessage::decode(&body).unwrap(), msg);
+        let task = DeliveryTask::first(event, SubscriptionId::new("sub_1"));
+        let msg = QueueMessage::Delivery {
+            delivery: task.clone(),
+        };
+        assert_eq!(QueueMessage::decode(&msg.encode()).unwrap(), msg);
+        let letter = DeadLetter::Failed {
+            reason: "r".into(),
+            delivery: task,
+            attempts: 1,
+            last_status: None,
+            last_error: None,
+            parked_at: Utc::now(),
+        };
+        assert_eq!(DeadLetter::decode(&letter.encode()).unwrap(), letter);
+
+        // A message of before (no actor, no changes) decodes with neither; bad ones are
+        // refused with the reason.
+        let plain = r#"{"kind":"event","event":{"id":"evt_1","app_id":"a","type":"create","object_type":"user","timestamp":"2026-01-01T00:00:00Z","data":{}}}"#;
+        let QueueMessage::Event { event } = QueueMessage::decode(plain).unwrap() else {
+            panic!("an event message")
+        };
+        assert_eq!((event.actor, event.changes), (None, None));
+        for (bad, says) in [
+            (r#""actor":{"id":""}"#, "actor.id must not be empty"),
+            (r#""changes":{"a":[1]}"#, "invalid length 1"),
+        ] {
+            let body = plain.replace(r#""data":{}"#, &format!(r#""data":{{}},{bad}"#));
+            let err = QueueMessage::decode(&body).unwrap_err();
+            assert!(err.reason.contains(says), "{}", err.reason);
+        }
+    }
+
+    #[test]
     fn a_kind_without_its_fields_names_what_is_missing() {
         let err = QueueMessage::decode(r#"{"kind":"delivery","event":null}"#).unwrap_err();
         assert!(

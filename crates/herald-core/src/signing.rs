@@ -130,8 +130,20 @@ pub struct SigningKey(HmacSha256);
 impl SigningKey {
     /// The key schedule of `secret`.
     pub fn new(secret: &Secret) -> Self {
-        // HMAC accepts keys of any length, so this cannot fail.
-        Self(HmacSha256::new_from_slice(&secret.0).expect("HMAC takes keys of any length"))
+        Self::from_key_bytes(&secret.0)
+    }
+
+    /// The key schedule of raw key bytes of any length (Para keys its HMAC with the
+    /// secret's text, [`crate::para::key_of`]).
+    pub fn from_key_bytes(key: &[u8]) -> Self {
+        Self(HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length"))
+    }
+
+    /// The raw HMAC-SHA256 of `message`.
+    pub fn digest(&self, message: &[u8]) -> [u8; 32] {
+        let mut mac = self.0.clone();
+        mac.update(message);
+        mac.finalize().into_bytes().into()
     }
 
     /// The raw HMAC-SHA256 of `"{msg_id}.{timestamp}.{body}"`.

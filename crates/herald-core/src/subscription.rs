@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{AppId, Event, EventType, ObjectType, ValidationError};
+use crate::format::{ContentType, PayloadFormat};
+use crate::para;
 use crate::rate::RateLimit;
 use crate::signing::{Secret, Signer, SigningKey};
 
@@ -205,6 +207,12 @@ pub struct Subscription {
     /// waits on the queue ([`crate::rate`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// The payload format of its deliveries (left out when standard).
+    #[serde(default, skip_serializing_if = "PayloadFormat::is_standard")]
+    pub format: PayloadFormat,
+    /// How the payload travels in the body (left out when JSON).
+    #[serde(default, skip_serializing_if = "ContentType::is_json")]
+    pub content_type: ContentType,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Bumped by every change made through the API, so a read-modify-write (a secret
@@ -249,6 +257,13 @@ pub struct Route {
     /// At most this many deliveries start per second (`None`: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// The payload format (left out when standard, so a standard route item is as
+    /// small as before).
+    #[serde(default, skip_serializing_if = "PayloadFormat::is_standard")]
+    pub format: PayloadFormat,
+    /// How the payload travels (left out when JSON).
+    #[serde(default, skip_serializing_if = "ContentType::is_json")]
+    pub content_type: ContentType,
 }
 
 impl Route {
@@ -275,6 +290,15 @@ impl Route {
             previous_expire_at: self.previous_secrets_expire_at,
         }
     }
+
+    /// The route's secrets keyed once as Para keys them (their text,
+    /// [`para::key_of`]), for Para's `X-Webhook-Signature`.
+    pub fn para_keys(&self) -> SigningKeys {
+        SigningKeys {
+            keys: self.secrets.iter().map(para::key_of).collect(),
+            previous_expire_at: self.previous_secrets_expire_at,
+        }
+    }
 }
 
 /// A route's signing keys, each keyed once ([`SigningKey`]), with the end of the
@@ -294,6 +318,17 @@ impl SigningKeys {
     /// The `webhook-signature` value of `msg_id` sent at `now` with `body`.
     pub fn sign(&self, msg_id: &str, now: DateTime<Utc>, body: &[u8]) -> String {
         Signer::signature(self.at(now), msg_id, now.timestamp(), body)
+    }
+
+    /// Para's `X-Webhook-Signature` of `payload` at `now`, keys made by
+    /// [`Route::para_keys`]. Para sends one signature, so one key signs: the oldest
+    /// that still signs at `now`, which is the secret receivers hold until a
+    /// rotation's window closes, and the new one after.
+    pub fn para_sign(&self, now: DateTime<Utc>, payload: &[u8]) -> String {
+        self.at(now)
+            .last()
+            .map(|key| para::signature(key, payload))
+            .unwrap_or_default()
     }
 }
 
@@ -327,6 +362,8 @@ impl Subscription {
             previous_secrets_expire_at: self.previous_secrets_expire_at,
             failing: self.consecutive_failures > 0,
             rate_limit: self.rate_limit,
+            format: self.format,
+            content_type: self.content_type,
         }
     }
 
@@ -352,6 +389,8 @@ impl Subscription {
             previous_secrets_expire_at: None,
             consecutive_failures: 0,
             rate_limit: None,
+            format: PayloadFormat::Standard,
+            content_type: ContentType::Json,
             created_at: now,
             updated_at: now,
             version: 0,
@@ -537,6 +576,37 @@ mod tests {
             );
             assert_eq!(keys.at(at).len(), route.signing_secrets(at).len());
         }
+    }
+
+    #[test]
+    fn a_route_carries_its_format_and_leaves_the_defaults_out() {
+        let mut s = sub(&["update"], &["user"]);
+        let json = serde_json::to_value(s.route()).unwrap();
+        assert!(json.get("format").is_none() && json.get("content_type").is_none());
+        s.format = PayloadFormat::Para;
+        s.content_type = ContentType::Form;
+        let route = s.route();
+        let json = serde_json::to_value(&route).unwrap();
+        assert_eq!(json["format"], "para");
+        assert_eq!(json["content_type"], "form");
+        assert_eq!(serde_json::from_value::<Route>(json).unwrap(), route);
+        let back: Subscription = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn para_signs_with_one_key_the_one_receivers_hold_through_a_rotation() {
+        let mut s = sub(&["*"], &[]);
+        let old = s.secrets[0].clone();
+        let t0 = Utc::now();
+        let new = s.rotate_secret(t0, chrono::Duration::hours(1));
+        let keys = s.route().para_keys();
+        let payload = br#"{"appid":"app"}"#;
+        assert_eq!(keys.para_sign(t0, payload), para::sign(&old, payload));
+        assert_eq!(
+            keys.para_sign(t0 + chrono::Duration::hours(1), payload),
+            para::sign(&new, payload)
+        );
     }
 
     #[test]

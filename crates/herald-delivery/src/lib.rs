@@ -5,6 +5,8 @@
 //! the address policy enforced on the addresses it actually connects to.
 
 mod request;
+#[cfg(test)]
+mod request_formats;
 mod settings;
 
 use std::net::{IpAddr, SocketAddr};
@@ -210,7 +212,7 @@ mod tests {
         let event = herald_core::testing::event("shop", "update");
         route.sign(
             herald_core::webhook_id(&event.id, &route.id),
-            bytes::Bytes::from_static(b"{}"),
+            bytes::Bytes::from_static(b"{}").into(),
             chrono::Utc::now(),
         )
     }

@@ -1,6 +1,12 @@
 //! The request of one delivery: the webhook's route prepared once (URL parsed, custom
-//! headers as header types, secrets keyed), and per delivery only what changes (the
-//! webhook id, the timestamp, the signature and the shared body).
+//! headers and content type as header types, secrets keyed as its format signs), and
+//! per delivery only what changes (the webhook id, the timestamp, the signature and the
+//! shared body).
+//!
+//! A standard-format delivery carries the three Standard Webhooks headers, signed over
+//! the exact body sent (the JSON, or the form `payload=…`); a Para-format one carries
+//! `webhook-id`, `X-Webhook-Signature` (over the payload JSON, as Para signs it) and
+//! `X-Para-Event` ([`herald_core::para`]).
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -9,7 +15,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use herald_core::signing::{HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use herald_core::{
-    is_credential_header, is_reserved_header, DeliveryError, Route, SigningKeys, WebhookId,
+    is_credential_header, is_reserved_header, para, Body, DeliveryError, EventType, PayloadFormat,
+    Route, SigningKeys, WebhookId,
 };
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, Url};
@@ -31,7 +38,7 @@ pub struct PreparedRoute {
 #[derive(Debug, Clone)]
 struct Target {
     url: Url,
-    /// `content-type`, then the route's custom headers (reserved names left out).
+    /// `content-type` (the route's), then its custom headers (reserved names left out).
     headers: HeaderMap,
 }
 
@@ -40,7 +47,10 @@ impl PreparedRoute {
     /// delivery of the route fail as invalid, as it did when parsed per request.
     pub fn new(route: Route) -> Self {
         let target = Target::of(&route);
-        let keys = route.signing_keys();
+        let keys = match route.format {
+            PayloadFormat::Standard => route.signing_keys(),
+            PayloadFormat::Para => route.para_keys(),
+        };
         Self {
             route,
             target,
@@ -54,20 +64,31 @@ impl PreparedRoute {
     }
 
     /// The signed request of one delivery of `body` (shared by every delivery of its
-    /// event) to this route, with webhook id `webhook_id`, signed at `now`.
+    /// event in the route's format and content type, [`herald_core::Bodies`]) to this
+    /// route, with webhook id `webhook_id`, signed at `now`.
     pub fn sign(
         self: &Arc<Self>,
         webhook_id: WebhookId,
-        body: Bytes,
+        body: Body,
         now: DateTime<Utc>,
     ) -> DeliveryRequest {
-        let signature = self.keys.sign(webhook_id.as_str(), now, &body);
+        let (signature, para_event) = match (self.route.format, body.para) {
+            (PayloadFormat::Para, Some(parts)) => {
+                (self.keys.para_sign(now, &parts.payload), Some(parts.event))
+            }
+            // A Para route handed a body without Para's parts signs what it sends.
+            (PayloadFormat::Para, None) => (self.keys.para_sign(now, &body.sent), None),
+            (PayloadFormat::Standard, _) => {
+                (self.keys.sign(webhook_id.as_str(), now, &body.sent), None)
+            }
+        };
         DeliveryRequest {
             route: Arc::clone(self),
             webhook_id,
             timestamp: now.timestamp(),
             signature,
-            body,
+            body: body.sent,
+            para_event,
         }
     }
 }
@@ -100,7 +121,10 @@ impl Target {
             return Err(DeliveryError::Invalid(format!("{} has no host", route.url)));
         }
         let mut headers = HeaderMap::with_capacity(route.headers.len() + 4);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(route.content_type.mime()),
+        );
         for (name, value) in route.headers.iter().filter(|(n, _)| !is_reserved_header(n)) {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|e| DeliveryError::Invalid(format!("header name {name:?}: {e}")))?;
@@ -122,10 +146,13 @@ pub struct DeliveryRequest {
     pub webhook_id: WebhookId,
     /// The `webhook-timestamp` header (Unix seconds).
     pub timestamp: i64,
-    /// The `webhook-signature` header: one `v1,…` per signing secret.
+    /// The signature header's value: `webhook-signature` (one `v1,…` per signing
+    /// secret), or Para's `X-Webhook-Signature`.
     pub signature: String,
-    /// The exact bytes that were signed.
+    /// The exact bytes sent (and, but for Para's form body, signed).
     pub body: Bytes,
+    /// Para's format: the `X-Para-Event` header.
+    pub para_event: Option<EventType>,
 }
 
 impl DeliveryRequest {
@@ -135,56 +162,56 @@ impl DeliveryRequest {
     }
 
     /// Every header of the request as sent (the HTTP client adds `user-agent`,
-    /// `content-length` and `host`): `content-type`, the custom headers, then the three
-    /// signature headers; or why the request cannot be made.
+    /// `content-length` and `host`): `content-type`, the custom headers, then the
+    /// signature headers of the route's format; or why the request cannot be made.
     pub fn headers(&self) -> Result<HeaderMap, DeliveryError> {
         let target = self.route.target.as_ref().map_err(Clone::clone)?;
         let signature = Bytes::from(self.signature.clone());
-        Ok(signed_headers(
-            target,
-            self.webhook_id,
-            self.timestamp,
-            signature,
-        ))
+        Ok(self.signed_headers(target, signature))
     }
 
     /// The HTTP request, or why it cannot be made.
     pub(crate) fn into_http(self) -> Result<reqwest::Request, DeliveryError> {
         let target = self.route.target.as_ref().map_err(Clone::clone)?;
-        let headers = signed_headers(
-            target,
-            self.webhook_id,
-            self.timestamp,
-            Bytes::from(self.signature),
-        );
+        let headers = self.signed_headers(target, Bytes::from(self.signature.clone()));
         let mut request = reqwest::Request::new(Method::POST, target.url.clone());
         *request.headers_mut() = headers;
         *request.body_mut() = Some(self.body.into());
         Ok(request)
     }
-}
 
-/// The target's fixed headers and the three signature headers.
-fn signed_headers(
-    target: &Target,
-    webhook_id: WebhookId,
-    timestamp: i64,
-    signature: Bytes,
-) -> HeaderMap {
-    let mut headers = target.headers.clone();
-    headers.insert(
-        HeaderName::from_static(HEADER_ID),
-        HeaderValue::from_str(webhook_id.as_str()).expect("a webhook id is ASCII"),
-    );
-    headers.insert(
-        HeaderName::from_static(HEADER_TIMESTAMP),
-        HeaderValue::from(timestamp),
-    );
-    headers.insert(
-        HeaderName::from_static(HEADER_SIGNATURE),
-        HeaderValue::from_maybe_shared(signature).expect("a signature is base64 text"),
-    );
-    headers
+    /// The target's fixed headers and the signature headers: `webhook-id`, then
+    /// `webhook-timestamp` and `webhook-signature` (standard format), or
+    /// `X-Webhook-Signature` and `X-Para-Event` (Para's). They replace custom headers
+    /// of the same names.
+    fn signed_headers(&self, target: &Target, signature: Bytes) -> HeaderMap {
+        let mut headers = target.headers.clone();
+        headers.insert(
+            HeaderName::from_static(HEADER_ID),
+            HeaderValue::from_str(self.webhook_id.as_str()).expect("a webhook id is ASCII"),
+        );
+        let signature =
+            HeaderValue::from_maybe_shared(signature).expect("a signature is base64 text");
+        match self.route.format {
+            PayloadFormat::Standard => {
+                headers.insert(
+                    HeaderName::from_static(HEADER_TIMESTAMP),
+                    HeaderValue::from(self.timestamp),
+                );
+                headers.insert(HeaderName::from_static(HEADER_SIGNATURE), signature);
+            }
+            PayloadFormat::Para => {
+                headers.insert(HeaderName::from_static(para::HEADER_SIGNATURE), signature);
+                if let Some(event) = &self.para_event {
+                    headers.insert(
+                        HeaderName::from_static(para::HEADER_EVENT),
+                        HeaderValue::from_str(event.as_str()).expect("an event type is ASCII"),
+                    );
+                }
+            }
+        }
+        headers
+    }
 }
 
 #[cfg(test)]
@@ -272,7 +299,8 @@ mod tests {
                 let route = sub.route();
                 let body = herald_core::Envelope::body_of(&event);
                 let prepared = Arc::new(PreparedRoute::new(route.clone()));
-                let request = prepared.sign(webhook_id(&event.id, &route.id), body.clone(), now);
+                let request =
+                    prepared.sign(webhook_id(&event.id, &route.id), body.clone().into(), now);
                 assert_eq!(
                     request.headers().unwrap(),
                     headers_as_before(&route, &event, &body, now),
@@ -305,7 +333,11 @@ mod tests {
         let prepared = Arc::new(PreparedRoute::new(sub.route()));
         let event = event();
         let body = herald_core::Envelope::body_of(&event);
-        let request = prepared.sign(webhook_id(&event.id, &sub.id), body.clone(), Utc::now());
+        let request = prepared.sign(
+            webhook_id(&event.id, &sub.id),
+            body.clone().into(),
+            Utc::now(),
+        );
         let headers = request.headers().unwrap();
         for secret in [&old, &new] {
             standardwebhooks::Webhook::new(&secret.expose())
@@ -332,7 +364,8 @@ mod tests {
             sub.url = url.to_owned();
             let prepared = Arc::new(PreparedRoute::new(sub.route()));
             let event = event();
-            let request = prepared.sign(webhook_id(&event.id, &sub.id), Bytes::new(), Utc::now());
+            let request =
+                prepared.sign(webhook_id(&event.id, &sub.id), Body::default(), Utc::now());
             assert!(
                 matches!(request.headers(), Err(DeliveryError::Invalid(_))),
                 "{url} {headers:?}"

@@ -69,7 +69,7 @@ async fn proxy_variables_of_the_environment_are_ignored() {
     let event = herald_core::testing::event("shop", "update");
     let request = route.sign(
         herald_core::webhook_id(&event.id, &route.id),
-        "{}".into(),
+        bytes::Bytes::from_static(b"{}").into(),
         chrono::Utc::now(),
     );
     let outcome = deliverer.deliver(request).await;

@@ -24,6 +24,9 @@ pub struct Draft {
     headers: String,
     /// Deliveries per second, as typed; empty for no limit.
     rate_limit: String,
+    /// The payload format (`standard` or `para`) and content type (`json` or `form`).
+    format: String,
+    content_type: String,
     active: bool,
 }
 
@@ -38,6 +41,8 @@ impl Default for Draft {
             description: String::new(),
             headers: String::new(),
             rate_limit: String::new(),
+            format: "standard".to_owned(),
+            content_type: "json".to_owned(),
             active: true,
         }
     }
@@ -69,6 +74,8 @@ impl Draft {
             description: text("description"),
             headers: text("headers"),
             rate_limit: text("rate_limit").trim().to_owned(),
+            format: text("format"),
+            content_type: text("content_type"),
             active: f.get("active").is_some(),
         }
     }
@@ -103,6 +110,8 @@ impl Draft {
                 .collect::<Vec<_>>()
                 .join("\n"),
             rate_limit: w.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
+            format: w.format.clone(),
+            content_type: w.content_type.clone(),
             active: w.active,
         }
     }
@@ -139,6 +148,8 @@ impl Draft {
             headers: self.headers()?,
             active: Some(self.active),
             rate_limit: self.rate_limit_value(),
+            format: Some(self.format.clone()).filter(|f| !f.is_empty()),
+            content_type: Some(self.content_type.clone()).filter(|c| !c.is_empty()),
         })
     }
 
@@ -166,6 +177,8 @@ impl Draft {
             active: input.active,
             // Emptied: the limit is removed.
             rate_limit: Some(input.rate_limit.unwrap_or(serde_json::Value::Null)),
+            format: input.format,
+            content_type: input.content_type,
         })
     }
 
@@ -195,6 +208,16 @@ impl Draft {
                 textarea #headers name="headers" { (self.headers) }
                 label for="rate_limit" { "Rate limit " span.muted { "(deliveries per second, 1–10000; empty for no limit)" } }
                 input #rate_limit type="number" name="rate_limit" min="1" max="10000" value=(self.rate_limit);
+                label for="format" { "Payload format" }
+                select #format name="format" {
+                    option value="standard" selected[self.format == "standard"] { "Standard Webhooks" }
+                    option value="para" selected[self.format == "para"] { "Para (X-Webhook-Signature)" }
+                }
+                label for="content_type" { "Body" }
+                select #content_type name="content_type" {
+                    option value="json" selected[self.content_type == "json"] { "JSON" }
+                    option value="form" selected[self.content_type == "form"] { "form-encoded payload=…" }
+                }
                 fieldset {
                     legend { "State" }
                     label { input type="checkbox" name="active" value="1" checked[self.active]; "active" }

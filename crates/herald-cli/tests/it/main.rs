@@ -11,6 +11,7 @@ mod console;
 mod deliveries;
 mod e2e;
 mod faults;
+mod formats;
 mod health;
 mod history;
 mod infra;
@@ -40,4 +41,25 @@ fn reference_verify(
         headers.insert(name, r.header(name).parse().expect("a header value"));
     }
     standardwebhooks::Webhook::new(&secret.expose())?.verify(&r.body, &headers)
+}
+
+/// Checks that `herald webhooks get ID` shows `in_get` and that the line of webhook `id`
+/// in `herald webhooks list` shows `in_list`.
+async fn assert_webhook_shows(
+    herald: &herald_testing::Herald,
+    id: &str,
+    in_get: &str,
+    in_list: &str,
+) {
+    let shown = herald.run(&["webhooks", "get", id]).await.ok();
+    assert!(shown.stdout.contains(in_get), "{}", shown.stdout);
+    let listed = herald.run(&["webhooks", "list"]).await.ok();
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(id) && l.contains(in_list)),
+        "{}",
+        listed.stdout
+    );
 }

@@ -1,15 +1,15 @@
 //! Planning a record: decoding it and working out its deliveries, each sharing its
-//! event, the event's serialized body and its webhook's prepared route.
+//! event, the event's serialized body in its webhook's format and its webhook's
+//! prepared route.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 use herald_core::rate::{self, MAX_SLOT_WAIT};
 use herald_core::{
-    operational, webhook_id, Attempt, DeadLetter, DeliveryTask, Envelope, Event, QueueMessage,
+    operational, webhook_id, Attempt, Bodies, Body, DeadLetter, DeliveryTask, Event, QueueMessage,
     WebhookId,
 };
 use herald_delivery::PreparedRoute;
@@ -26,8 +26,9 @@ pub(super) struct Work {
     /// The index of the record it came from.
     pub record: usize,
     pub event: Arc<Event>,
-    /// The envelope of the event, serialized once: the bytes every delivery signs.
-    pub body: Bytes,
+    /// The event's body in the route's format and content type, serialized once per
+    /// (event, format, content type) and shared: the bytes the deliveries send.
+    pub body: Body,
     pub route: Arc<PreparedRoute>,
     /// Computed once for the delivery: its header, its history record and its logs.
     pub webhook_id: WebhookId,
@@ -179,19 +180,16 @@ impl Consumer {
             return plan;
         }
         let event = Arc::new(event);
-        // One body for every delivery of the event, made only if one is sent.
-        let body = if admitted.iter().any(|r| r.active) {
-            Envelope::body_of(&event)
-        } else {
-            Bytes::new()
-        };
+        // One body for every delivery of the event in each format and content type,
+        // made only if a delivery in it is sent.
+        let mut bodies = Bodies::default();
         let now = Utc::now();
         for route in admitted {
             if route.active {
                 plan.work.push(Work {
                     record: index,
+                    body: bodies.get(&event, route.format, route.content_type),
                     event: Arc::clone(&event),
-                    body: body.clone(),
                     route: Arc::clone(route),
                     webhook_id: webhook_id(&event.id, &route.id),
                     attempt: 1,
@@ -306,7 +304,7 @@ impl Consumer {
         if !route.active {
             return self.park_disabled(task, &route, webhook_id, by).await;
         }
-        let body = Envelope::body_of(&task.event);
+        let body = Body::of(&task.event, route.format, route.content_type);
         let slot = task.rate_slot.filter(|slot| {
             let kept = !rate::missed(*slot, now);
             if !kept {

@@ -272,6 +272,15 @@ mod tests {
         limited.rate_limit = Some(herald_core::RateLimit::new(5).unwrap());
         let (deletes, puts) = route_changes(Some(&before), Some(&limited), &seal).unwrap();
         assert_eq!((deletes.len(), puts.len()), (0, 2));
+        // And a new format or content type.
+        let mut para = before.clone();
+        para.format = herald_core::PayloadFormat::Para;
+        let (deletes, puts) = route_changes(Some(&before), Some(&para), &seal).unwrap();
+        assert_eq!((deletes.len(), puts.len()), (0, 2));
+        let mut form = before.clone();
+        form.content_type = herald_core::ContentType::Form;
+        let (deletes, puts) = route_changes(Some(&before), Some(&form), &seal).unwrap();
+        assert_eq!((deletes.len(), puts.len()), (0, 2));
         // Delete removes them all.
         let (deletes, puts) = route_changes(Some(&before), None, &seal).unwrap();
         assert_eq!((deletes.len(), puts.len()), (2, 0));
@@ -312,6 +321,16 @@ mod tests {
         println!("route item: {plain} B plain, {sealed_local} B sealed locally, {sealed_kms} B under KMS");
         assert!(sealed_local < plain + 250, "{sealed_local}");
         assert!(sealed_kms < plain + 500, "{sealed_kms}");
+        // A Para form route adds its two attributes, and nothing else.
+        let mut para = s.clone();
+        para.format = herald_core::PayloadFormat::Para;
+        para.content_type = herald_core::ContentType::Form;
+        let para_plain = crate::item_size(&route_items_unsealed(&para));
+        println!("Para form route item: {para_plain} B plain");
+        assert_eq!(
+            para_plain - plain,
+            "format".len() + "para".len() + "content_type".len() + "form".len()
+        );
     }
 
     /// A route item as it would be without sealing, for comparison.

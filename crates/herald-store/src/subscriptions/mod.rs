@@ -18,7 +18,9 @@ mod writes;
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::Client;
-use herald_core::{EventFilter, ObjectTypeFilter, RateLimit, Subscription};
+use herald_core::{
+    ContentType, EventFilter, ObjectTypeFilter, PayloadFormat, RateLimit, Subscription,
+};
 use herald_seal::Sealer;
 use serde::de::DeserializeOwned;
 
@@ -47,6 +49,10 @@ pub struct SubscriptionChanges {
     pub active: Option<bool>,
     /// A new rate limit (`Some(None)`: none).
     pub rate_limit: Option<Option<RateLimit>>,
+    /// A new payload format.
+    pub format: Option<PayloadFormat>,
+    /// A new content type.
+    pub content_type: Option<ContentType>,
 }
 
 impl SubscriptionChanges {
@@ -69,6 +75,12 @@ impl SubscriptionChanges {
         }
         if let Some(limit) = self.rate_limit {
             sub.rate_limit = limit;
+        }
+        if let Some(format) = self.format {
+            sub.format = format;
+        }
+        if let Some(content_type) = self.content_type {
+            sub.content_type = content_type;
         }
         match self.active {
             Some(true) => {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 use herald_testing::{
-    browser_installed, root, wait_until, ApiServer, Browser, Receiver, Reply, Stack, Worker,
+    browser_or_skip, console_session, root, wait_until, ApiServer, Browser, Receiver, Stack, Worker,
 };
 use serde_json::json;
 
@@ -29,14 +29,7 @@ macro_rules! eventually {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_console_in_a_browser() {
-    if !browser_installed() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have chromium and chromium-driver: `make test` installs them (make browser)"
-        );
-        eprintln!(
-            "SKIPPED: chromium or chromium-driver is not installed; `make browser` installs them"
-        );
+    if !browser_or_skip() {
         return;
     }
     let stack = Stack::deploy("console").unwrap();
@@ -50,17 +43,7 @@ async fn the_console_in_a_browser() {
         )
         .await;
     let down = Arc::new(AtomicBool::new(false));
-    let receiver = {
-        let down = Arc::clone(&down);
-        Receiver::start(Arc::new(move |_| {
-            Reply::status(if down.load(Ordering::SeqCst) {
-                503
-            } else {
-                200
-            })
-        }))
-        .await
-    };
+    let receiver = Receiver::with_outage(Arc::clone(&down)).await;
     // One attempt a delivery: a failure is parked at once, for the recovery.
     let _worker = Worker::spawn(&stack, &[("HERALD_RETRY_SCHEDULE", "0s")]).unwrap();
     let shots = root().join("target/console-screenshots");
@@ -80,14 +63,7 @@ async fn the_console_in_a_browser() {
         .unwrap();
     b.click("form button[type=submit]").await.unwrap();
     assert_eq!(b.text("p.error").await.unwrap(), "That key is not valid.");
-    b.client
-        .find(Locator::Css("#key"))
-        .await
-        .unwrap()
-        .send_keys(&key_a)
-        .await
-        .unwrap();
-    b.click("form button[type=submit]").await.unwrap();
+    b.sign_in(&base, &key_a).await.unwrap();
     assert_eq!(b.text("h1").await.unwrap(), "Overview");
     assert!(
         !b.client.source().await.unwrap().contains(&key_a),
@@ -377,14 +353,7 @@ async fn the_console_in_a_browser() {
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     assert_eq!(r.headers()["referrer-policy"], "no-referrer");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
-    let r = raw
-        .post(format!("{base}/sign-in"))
-        .form(&[("key", key_a.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let set = r.headers()["set-cookie"].to_str().unwrap();
+    let set = console_session(&base, &key_a).await.unwrap().set_cookie;
     for flag in [
         "HttpOnly",
         "SameSite=Strict",

@@ -8,6 +8,7 @@ mod api;
 mod api_fuzz;
 mod cli;
 mod console;
+mod console_ops;
 mod deliveries;
 mod e2e;
 mod faults;

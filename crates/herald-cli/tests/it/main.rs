@@ -10,6 +10,7 @@ mod cli;
 mod console;
 mod console_ops;
 mod deliveries;
+mod dev;
 mod e2e;
 mod faults;
 mod health;

@@ -88,6 +88,10 @@ async fn run(
             std::env::set_var(k, v);
         }
     }
+    if std::env::var_os("HERALD_CONSOLE_SESSION_KEY").is_none() {
+        // One process: a key of the run's, set so the API does not warn of its absence.
+        std::env::set_var("HERALD_CONSOLE_SESSION_KEY", random_hex(32));
+    }
     std::env::set_var("HERALD_ADMIN_KEY", &admin_key);
     std::env::set_var("HERALD_API_ALLOW_HTTP", "true");
     std::env::set_var("HERALD_CONSOLE_INSECURE_COOKIE", "true");
@@ -166,9 +170,14 @@ async fn wait_for_api(base: &str) -> Result<()> {
 
 /// A fresh admin key: `dev-admin-` and 24 random hex digits.
 fn admin_key() -> String {
-    let mut bytes = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("dev-admin-{}", hex::encode(bytes))
+    format!("dev-admin-{}", random_hex(12))
+}
+
+/// `bytes` random bytes in hex.
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
 }
 
 /// A port on 127.0.0.1 free now.

@@ -108,6 +108,7 @@ pub async fn show(
     Query(done): Query<Done>,
 ) -> ConsoleResult {
     s.operator()?;
+    let depth = herald_queue::sqs::queue_counts(&state.sqs, &state.config.queues.dlq_url).await;
     let report = run(&state, &Filters::default().options(true)).await?;
     let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_app: BTreeMap<String, usize> = BTreeMap::new();
@@ -127,7 +128,10 @@ pub async fn show(
                 (done.left.unwrap_or(0)) " left on the DLQ."
             }
         }
-        p { "Looked at " b #examined { (report.examined) } " parked messages." }
+        p {
+            @if let Ok(c) = &depth { "The DLQ holds about " b #depth { (c.total()) } " messages (" (c.visible) " visible, " (c.in_flight) " in flight). " }
+            "This page looked at " b #examined { (report.examined) } " of them."
+        }
         (bound_note())
         div.figures {
             div { h2 { "By reason" } (counts("by-reason", &by_reason)) }

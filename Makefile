@@ -25,7 +25,7 @@ export AWS_SECRET_ACCESS_KEY ?= test
 export AWS_REGION            ?= us-east-1
 export AWS_DEFAULT_REGION    ?= us-east-1
 
-.PHONY: all build venv up down status demo test lint fmt clean browser
+.PHONY: all build venv up down status demo dev test lint fmt clean browser
 .PHONY: cargo-lambda lambda lambda-check cfn-lint checkov deploy undeploy
 
 all: build
@@ -59,6 +59,12 @@ status: venv
 ## demo: build, start a private emulator, register webhooks, publish, show deliveries, stop.
 demo: venv build
 	localstack/with-emulator scripts/demo.sh
+
+## dev: start a private emulator, deploy the data plane, run the API with the web console
+## and the worker; prints the console's URL and an admin key; Ctrl-C stops everything.
+dev: venv
+	$(CARGO) build --quiet -p herald-cli
+	target/debug/herald dev
 
 ## test: lint, unit tests, and the integration suite against a private emulator; also
 ## lints the templates and packages the Lambda bootstraps from the same debug build the

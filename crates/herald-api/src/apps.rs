@@ -116,14 +116,9 @@ fn path_app(id: &str) -> ApiResult<AppId> {
     AppId::parse(id).map_err(|_| ApiError::NotFound(format!("app {id}")))
 }
 
-#[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = AppIn,
-    responses((status = 201, body = AppOut), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
-    security(("admin_key" = [])))]
-pub async fn create_app(
-    _: Admin,
-    State(state): State<AppState>,
-    Body(input): Body<AppIn>,
-) -> ApiResult<(StatusCode, Json<AppOut>)> {
+/// Creates an app: the id given (checked) or a generated one, and a name of 1 to 256
+/// characters. The admin route and the operator's console page call this.
+pub async fn new_app(state: &AppState, input: &AppIn) -> ApiResult<AppOut> {
     let id = match &input.id {
         Some(id) => parse_app_id(id)?,
         None => AppId::parse(&herald_core::new_id("app_"))
@@ -135,8 +130,90 @@ pub async fn create_app(
             "name must be 1 to 256 characters".into(),
         ));
     }
-    let app = state.apps.create_app(&id, name).await?;
-    Ok((StatusCode::CREATED, Json(app.into())))
+    Ok(state.apps.create_app(&id, name).await?.into())
+}
+
+/// A page of apps.
+pub async fn apps_page(state: &AppState, p: &PageParams) -> ApiResult<Page<AppOut>> {
+    let page = state
+        .apps
+        .list_apps(p.limit()?, p.cursor.as_deref())
+        .await?;
+    Ok(Page {
+        data: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// The app `id`, or 404.
+pub async fn app(state: &AppState, id: &str) -> ApiResult<AppOut> {
+    let app_id = path_app(id)?;
+    let app = state
+        .apps
+        .get_app(&app_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("app {id}")))?;
+    Ok(app.into())
+}
+
+/// Deletes the app `id`, its keys and its webhooks.
+pub async fn remove_app(state: &AppState, id: &str) -> ApiResult<()> {
+    let app_id = path_app(id)?;
+    // The tombstone first: from here on no key of the app works and none can be made,
+    // so nothing can add to what is deleted next. The id is never given out again.
+    state.apps.delete_app(&app_id).await?;
+    for sub in state.subscriptions.for_app(&app_id).await? {
+        state.subscriptions.delete(&app_id, &sub.id).await?;
+    }
+    Ok(())
+}
+
+/// Makes a key for the app `id`: the result holds the key itself, this once.
+pub async fn new_key(state: &AppState, id: &str) -> ApiResult<KeyOut> {
+    let app_id = path_app(id)?;
+    if state.apps.get_app(&app_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("app {id}")));
+    }
+    let new = state.apps.create_key(&app_id).await?;
+    let mut out = KeyOut::from(new.key);
+    out.key = Some(new.secret);
+    Ok(out)
+}
+
+/// A page of the keys of the app `id` (metadata only).
+pub async fn keys_page(state: &AppState, id: &str, p: &PageParams) -> ApiResult<Page<KeyOut>> {
+    let app_id = path_app(id)?;
+    if state.apps.get_app(&app_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("app {id}")));
+    }
+    let page = state
+        .apps
+        .list_keys(&app_id, p.limit()?, p.cursor.as_deref())
+        .await?;
+    Ok(Page {
+        data: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Revokes the key `key_id` of the app `id`.
+pub async fn revoke_key(state: &AppState, id: &str, key_id: &str) -> ApiResult<()> {
+    let app_id = path_app(id)?;
+    if key_id.len() > 128 || !state.apps.delete_key(&app_id, key_id).await? {
+        return Err(ApiError::NotFound(format!("key {key_id}")));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/apps", tag = "apps", request_body = AppIn,
+    responses((status = 201, body = AppOut), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("admin_key" = [])))]
+pub async fn create_app(
+    _: Admin,
+    State(state): State<AppState>,
+    Body(input): Body<AppIn>,
+) -> ApiResult<(StatusCode, Json<AppOut>)> {
+    Ok((StatusCode::CREATED, Json(new_app(&state, &input).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/apps", tag = "apps", params(PageParams),
@@ -146,14 +223,7 @@ pub async fn list_apps(
     State(state): State<AppState>,
     Query(p): Query<PageParams>,
 ) -> ApiResult<Json<Page<AppOut>>> {
-    let page = state
-        .apps
-        .list_apps(p.limit()?, p.cursor.as_deref())
-        .await?;
-    Ok(Json(Page {
-        data: page.items.into_iter().map(Into::into).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(apps_page(&state, &p).await?))
 }
 
 #[utoipa::path(get, path = "/v1/apps/{id}", tag = "apps", params(("id" = String, Path)),
@@ -163,13 +233,7 @@ pub async fn get_app(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AppOut>> {
-    let app_id = path_app(&id)?;
-    let app = state
-        .apps
-        .get_app(&app_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("app {id}")))?;
-    Ok(Json(app.into()))
+    Ok(Json(app(&state, &id).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/apps/{id}", tag = "apps", params(("id" = String, Path)),
@@ -179,13 +243,7 @@ pub async fn delete_app(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let app_id = path_app(&id)?;
-    // The tombstone first: from here on no key of the app works and none can be made,
-    // so nothing can add to what is deleted next. The id is never given out again.
-    state.apps.delete_app(&app_id).await?;
-    for sub in state.subscriptions.for_app(&app_id).await? {
-        state.subscriptions.delete(&app_id, &sub.id).await?;
-    }
+    remove_app(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -196,14 +254,7 @@ pub async fn create_key(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<KeyOut>)> {
-    let app_id = path_app(&id)?;
-    if state.apps.get_app(&app_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("app {id}")));
-    }
-    let new = state.apps.create_key(&app_id).await?;
-    let mut out = KeyOut::from(new.key);
-    out.key = Some(new.secret);
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok((StatusCode::CREATED, Json(new_key(&state, &id).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/apps/{id}/keys", tag = "apps", params(("id" = String, Path), PageParams),
@@ -214,18 +265,7 @@ pub async fn list_keys(
     Path(id): Path<String>,
     Query(p): Query<PageParams>,
 ) -> ApiResult<Json<Page<KeyOut>>> {
-    let app_id = path_app(&id)?;
-    if state.apps.get_app(&app_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("app {id}")));
-    }
-    let page = state
-        .apps
-        .list_keys(&app_id, p.limit()?, p.cursor.as_deref())
-        .await?;
-    Ok(Json(Page {
-        data: page.items.into_iter().map(Into::into).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(keys_page(&state, &id, &p).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/apps/{id}/keys/{key_id}", tag = "apps", params(("id" = String, Path), ("key_id" = String, Path)),
@@ -235,9 +275,6 @@ pub async fn delete_key(
     State(state): State<AppState>,
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let app_id = path_app(&id)?;
-    if key_id.len() > 128 || !state.apps.delete_key(&app_id, &key_id).await? {
-        return Err(ApiError::NotFound(format!("key {key_id}")));
-    }
+    revoke_key(&state, &id, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -188,6 +188,11 @@ pub struct AppState {
     pub outbox: Arc<SqsOutbox>,
     pub deliverer: Arc<HttpDeliverer>,
     pub limiter: Option<Arc<DefaultKeyedRateLimiter<AppId>>>,
+    /// The SQS client, for the operator's pages (queue depths).
+    pub sqs: aws_sdk_sqs::Client,
+    /// The re-driver from the DLQ to the events queue, for the operator's DLQ page
+    /// (its dry run reads the DLQ without losing anything).
+    pub redriver: herald_redriver::Redriver,
     /// The key of the web console's session cookies and CSRF tokens.
     pub console_key: Arc<SessionKey>,
 }
@@ -226,14 +231,20 @@ impl AppState {
             apps: AppStore::new(dynamo.clone(), &config.apps_table),
             idempotency: IdempotencyStore::new(dynamo, &config.idempotency_table),
             publisher,
+            redriver: herald_redriver::Redriver::new(
+                sqs.clone(),
+                &config.queues.dlq_url,
+                &config.queues.events_queue_url,
+            ),
             outbox: Arc::new(SqsOutbox::new(
-                sqs,
+                sqs.clone(),
                 &config.queues.events_queue_url,
                 &config.queues.dlq_url,
                 herald_queue::MAX_DELAY,
             )),
             deliverer: Arc::new(HttpDeliverer::new(&config.http)?),
             limiter,
+            sqs,
             console_key: Arc::new(SessionKey::from_config(
                 config.console_session_key.as_deref(),
             )),

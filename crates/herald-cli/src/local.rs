@@ -12,7 +12,7 @@ use crate::failure::{usage, Failure};
 pub struct ServeArgs {
     /// Address to listen on [env: HERALD_API_ADDR] [default: 127.0.0.1:8080].
     #[arg(long, value_name = "HOST:PORT")]
-    addr: Option<String>,
+    pub(crate) addr: Option<String>,
 }
 
 pub const SERVE_HELP: &str = "\

@@ -1,6 +1,7 @@
 //! `herald`: Herald's command line.
 //!
 //! - the local stack: `up`, `down`, `status`; the API and the worker: `serve`, `worker`;
+//!   all of them at once, for development: `dev`;
 //! - clients of the management API: `apps`, `keys`, `webhooks`, `publish`, `events`,
 //!   `deliveries`, `tail`;
 //! - straight to SQS: `inject` (raw test messages) and `redrive` (the DLQ re-driver);
@@ -11,6 +12,7 @@
 
 mod api;
 mod config;
+mod dev;
 mod events;
 mod failure;
 mod health;
@@ -42,6 +44,7 @@ Exit codes:
   4  authentication or authorization failed (HTTP 401/403, AWS credentials)
 
 Examples:
+  herald dev                                             # everything, in one terminal
   herald up && set -a && . .run/local.env && set +a      # local AWS stack
   HERALD_ADMIN_KEY=... HERALD_API_ALLOW_HTTP=true herald serve   # the API
   HERALD_ALLOW_PRIVATE_NETWORKS=127.0.0.1/32 herald worker      # deliveries
@@ -78,6 +81,9 @@ enum Command {
     /// Show the local emulator, the stack and the API.
     #[command(after_help = stack::STATUS_HELP)]
     Status(stack::StatusArgs),
+    /// Run everything locally: emulator, data plane, API with console, worker.
+    #[command(after_help = dev::DEV_HELP)]
+    Dev(dev::DevArgs),
     /// Run the management API on this machine.
     #[command(after_help = local::SERVE_HELP)]
     Serve(local::ServeArgs),
@@ -138,6 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(a) => stack::up(a, &settings),
         Command::Down(a) => stack::down(a, &settings),
         Command::Status(a) => stack::status(a, &settings).await,
+        Command::Dev(a) => dev::dev(a, &settings).await,
         Command::Serve(a) => local::serve(a, &settings).await,
         Command::Worker(a) => local::worker(a, &settings).await,
         Command::Apps(c) => manage::apps(c, &settings).await,

@@ -438,6 +438,8 @@ mod tests {
                 app_id: Some("shop".into()),
                 subscription_id: Some("sub_1".into()),
                 event_type: Some("update".into()),
+                event_id: Some("evt_1".into()),
+                parked_at: None,
                 reason: Some("all 8 attempts failed".into()),
             }],
             ..RedriveReport::default()

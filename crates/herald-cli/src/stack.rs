@@ -185,28 +185,58 @@ fn run_script(mut cmd: Command, what: &str) -> Result<std::process::Output> {
     Ok(out)
 }
 
-pub fn up(args: UpArgs, settings: &Settings) -> Result<()> {
+impl StackArgs {
+    /// The emulator on 127.0.0.1:`port`, stage `stage`.
+    pub fn local(port: u16, stage: &str) -> Self {
+        Self {
+            port,
+            stage: stage.to_owned(),
+            no_emulator: false,
+        }
+    }
+}
+
+/// A deployed stack: its name, where it runs and its settings (written to `env_file`).
+pub struct Deployed {
+    /// The stack's name.
+    pub stack: String,
+    /// The endpoint it runs at (none: AWS).
+    pub endpoint: Option<String>,
+    /// Where its settings were written.
+    pub env_file: PathBuf,
+    /// Its settings: `HERALD_*`, `AWS_ENDPOINT_URL` and credentials for the emulator.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// Starts the emulator (unless `--no-emulator`), deploys the data plane and writes its
+/// settings to `env_file` (default `.run/<stage>.env`): what `herald up` and
+/// `herald dev` do.
+pub fn deploy(
+    stack: &StackArgs,
+    env_file: Option<PathBuf>,
+    settings: &Settings,
+) -> Result<Deployed> {
     let root = repo_root(settings)?;
     let py = python(&root, settings.json)?;
-    let target = target(&args.stack);
-    if !args.stack.no_emulator {
+    let target = target(stack);
+    if !stack.no_emulator {
         let mut cmd = script(&root, &py, &target);
-        cmd.args(["emulator-start", "--port", &args.stack.port.to_string()]);
+        cmd.args(["emulator-start", "--port", &stack.port.to_string()]);
         let out = run_script(cmd, "starting the emulator")?;
         if !out.status.success() {
             return Err(failed(format!(
                 "the emulator did not start on 127.0.0.1:{} (see .run/moto-{}.log)",
-                args.stack.port, args.stack.port
+                stack.port, stack.port
             )));
         }
     }
     let mut cmd = script(&root, &py, &target);
-    cmd.args(["up", "--stage", &args.stack.stage, "--json"]);
+    cmd.args(["up", "--stage", &stack.stage, "--json"]);
     let out = run_script(cmd, "deploying the stack")?;
     if !out.status.success() {
         return Err(failed(format!(
             "deploying stack herald-{} failed (see above)",
-            args.stack.stage
+            stack.stage
         )));
     }
     let doc: Value = serde_json::from_slice(&out.stdout)
@@ -221,10 +251,8 @@ pub fn up(args: UpArgs, settings: &Settings) -> Result<()> {
         .unwrap_or_default();
     vars.extend(target.aws_env.clone());
     vars.remove("AWS_DEFAULT_REGION");
-    let env_file = args
-        .env_file
-        .clone()
-        .unwrap_or_else(|| root.join(".run").join(format!("{}.env", args.stack.stage)));
+    let env_file =
+        env_file.unwrap_or_else(|| root.join(".run").join(format!("{}.env", stack.stage)));
     if let Some(dir) = env_file.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
@@ -232,11 +260,25 @@ pub fn up(args: UpArgs, settings: &Settings) -> Result<()> {
     let text: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     std::fs::write(&env_file, text)
         .map_err(|e| failed(format!("writing {}: {e}", env_file.display())))?;
-    let stack = doc["stack"].as_str().unwrap_or_default();
+    Ok(Deployed {
+        stack: doc["stack"].as_str().unwrap_or_default().to_owned(),
+        endpoint: target.endpoint,
+        env_file,
+        vars,
+    })
+}
+
+pub fn up(args: UpArgs, settings: &Settings) -> Result<()> {
+    let Deployed {
+        stack,
+        endpoint,
+        env_file,
+        vars,
+    } = deploy(&args.stack, args.env_file, settings)?;
     if settings.json {
         output::json(&json!({
             "stack": stack,
-            "endpoint": target.endpoint,
+            "endpoint": endpoint,
             "env_file": env_file,
             "env": vars,
         }));
@@ -248,7 +290,7 @@ pub fn up(args: UpArgs, settings: &Settings) -> Result<()> {
             .to_string();
         println!(
             "stack {stack} is up at {}",
-            target.endpoint.as_deref().unwrap_or("AWS")
+            endpoint.as_deref().unwrap_or("AWS")
         );
         println!("settings (written to {shown}):");
         for (k, v) in &vars {
@@ -262,23 +304,36 @@ pub fn up(args: UpArgs, settings: &Settings) -> Result<()> {
     Ok(())
 }
 
-pub fn down(args: DownArgs, settings: &Settings) -> Result<()> {
+/// Stops the emulator started on 127.0.0.1:`port` (its state goes with it).
+pub fn stop_emulator(port: u16, settings: &Settings) -> Result<()> {
     let root = repo_root(settings)?;
     let py = python(&root, true)?;
-    let target = target(&args.stack);
+    let target = target(&StackArgs::local(port, "local"));
     let mut cmd = script(&root, &py, &target);
+    cmd.args(["emulator-stop", "--port", &port.to_string()]);
+    let out = run_script(cmd, "stopping the emulator")?;
+    if !out.status.success() {
+        return Err(failed("herald_local.py failed (see above)"));
+    }
+    Ok(())
+}
+
+pub fn down(args: DownArgs, settings: &Settings) -> Result<()> {
     if args.stack_only {
+        let root = repo_root(settings)?;
+        let py = python(&root, true)?;
+        let mut cmd = script(&root, &py, &target(&args.stack));
         cmd.args(["down", "--stage", &args.stack.stage]);
+        let out = run_script(cmd, "stopping")?;
+        if !out.status.success() {
+            return Err(failed("herald_local.py failed (see above)"));
+        }
     } else if args.stack.no_emulator {
         return Err(usage(
             "--no-emulator with down: there is no emulator of ours to stop; add --stack-only",
         ));
     } else {
-        cmd.args(["emulator-stop", "--port", &args.stack.port.to_string()]);
-    }
-    let out = run_script(cmd, "stopping")?;
-    if !out.status.success() {
-        return Err(failed("herald_local.py failed (see above)"));
+        stop_emulator(args.stack.port, settings)?;
     }
     if settings.json {
         output::json(&json!({

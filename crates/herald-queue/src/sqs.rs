@@ -61,6 +61,51 @@ where
     }
 }
 
+/// What a queue holds, by state (the `ApproximateNumberOfMessages*` attributes:
+/// approximate on AWS, exact on the emulator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueCounts {
+    /// Messages a receive could get now.
+    pub visible: u64,
+    /// Messages received and not yet deleted, within their visibility timeout.
+    pub in_flight: u64,
+    /// Messages sent with a delay that has not passed yet.
+    pub delayed: u64,
+}
+
+impl QueueCounts {
+    /// Every message, whatever its state.
+    pub fn total(&self) -> u64 {
+        self.visible + self.in_flight + self.delayed
+    }
+}
+
+/// What the queue at `url` holds, by state (one `GetQueueAttributes` call).
+pub async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<QueueCounts, QueueError> {
+    use aws_sdk_sqs::types::QueueAttributeName as Name;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(Name::ApproximateNumberOfMessages)
+        .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(Name::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .map_err(|e| QueueError::sdk("GetQueueAttributes", &e))?;
+    let attrs = out.attributes.unwrap_or_default();
+    let count = |name: Name| {
+        attrs
+            .get(&name)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(QueueCounts {
+        visible: count(Name::ApproximateNumberOfMessages),
+        in_flight: count(Name::ApproximateNumberOfMessagesNotVisible),
+        delayed: count(Name::ApproximateNumberOfMessagesDelayed),
+    })
+}
+
 /// A `String` message attribute.
 pub fn string_attribute(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder()

@@ -55,6 +55,7 @@ impl RedriveFlags {
             },
             dry_run: self.dry_run,
             max_messages: self.max,
+            max_examined: None,
             rate_per_sec: self.rate,
             visibility_timeout_secs: self.visibility_timeout,
         }
@@ -127,6 +128,9 @@ pub struct RedriveOptions {
     pub dry_run: bool,
     /// Stop once this many messages have matched.
     pub max_messages: Option<usize>,
+    /// Stop once this many messages have been looked at, matching or not: bounds the
+    /// work of one run over a large DLQ (the console's pages).
+    pub max_examined: Option<usize>,
     /// Ceiling on messages sent per second; the run sleeps to stay under it.
     pub rate_per_sec: f64,
     /// How long received messages stay hidden while the run holds them, in seconds.
@@ -139,6 +143,7 @@ impl Default for RedriveOptions {
             filter: Filter::default(),
             dry_run: false,
             max_messages: None,
+            max_examined: None,
             rate_per_sec: DEFAULT_RATE_PER_SEC,
             visibility_timeout_secs: DEFAULT_VISIBILITY_TIMEOUT_SECS,
         }

@@ -46,6 +46,10 @@ pub struct ReportItem {
     pub subscription_id: Option<String>,
     /// The event's type, when known.
     pub event_type: Option<String>,
+    /// The event's id, when known.
+    pub event_id: Option<String>,
+    /// When it was parked (else when it was sent to the DLQ), when known.
+    pub parked_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Why it was parked, when known.
     pub reason: Option<String>,
 }
@@ -174,6 +178,8 @@ mod tests {
                 app_id: None,
                 subscription_id: None,
                 event_type: None,
+                event_id: None,
+                parked_at: None,
                 reason: Some("too big".into()),
             }],
             ..RedriveReport::default()

@@ -1,7 +1,7 @@
 //! AWS clients' configuration and the SQS queries the tests make.
 
 use anyhow::Result;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, QueueAttributeName};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 
 /// AWS configuration from the environment `make test` sets (`AWS_ENDPOINT_URL`,
 /// dummy credentials, region).
@@ -18,47 +18,11 @@ pub async fn aws_at(endpoint: &str) -> aws_config::SdkConfig {
         .await
 }
 
-/// What a queue holds, by state (the `ApproximateNumberOfMessages*` attributes, exact
-/// on the emulator).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct QueueCounts {
-    /// Messages a receive could get now.
-    pub visible: u64,
-    /// Messages received and not yet deleted, within their visibility timeout.
-    pub in_flight: u64,
-    /// Messages sent with a delay that has not passed yet.
-    pub delayed: u64,
-}
-
-impl QueueCounts {
-    /// Every message, whatever its state.
-    pub fn total(&self) -> u64 {
-        self.visible + self.in_flight + self.delayed
-    }
-}
+pub use herald_queue::sqs::QueueCounts;
 
 /// What a queue holds, by state.
 pub async fn queue_counts(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<QueueCounts> {
-    let out = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-        .send()
-        .await?;
-    let attrs = out.attributes.unwrap_or_default();
-    let count = |name: QueueAttributeName| {
-        attrs
-            .get(&name)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Ok(QueueCounts {
-        visible: count(QueueAttributeName::ApproximateNumberOfMessages),
-        in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-        delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
-    })
+    Ok(herald_queue::sqs::queue_counts(sqs, url).await?)
 }
 
 /// Messages in a queue: visible, in flight and delayed.

@@ -22,6 +22,56 @@ pub fn browser_installed() -> bool {
     Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists()
 }
 
+/// Whether a browser test can run: Chromium and its driver are installed. When they
+/// are not, says the test is skipped and answers false, except in CI, where it fails
+/// the test (`make test` installs them).
+pub fn browser_or_skip() -> bool {
+    if browser_installed() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must have chromium and chromium-driver: `make test` installs them (make browser)"
+    );
+    eprintln!(
+        "SKIPPED: chromium or chromium-driver is not installed; `make browser` installs them"
+    );
+    false
+}
+
+/// A console session got over plain HTTP: what `POST /console/sign-in` answered.
+#[derive(Debug, Clone)]
+pub struct ConsoleSession {
+    /// The whole `Set-Cookie` header, flags included.
+    pub set_cookie: String,
+    /// `herald_session=…`, for a `Cookie` header.
+    pub cookie: String,
+}
+
+/// Signs in to the console at `console` (its base URL, `…/console`) with `key`,
+/// without a browser; fails unless the answer is the 303 that sets the cookie.
+pub async fn console_session(console: &str, key: &str) -> Result<ConsoleSession> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let r = http
+        .post(format!("{console}/sign-in"))
+        .form(&[("key", key)])
+        .send()
+        .await?;
+    if r.status() != 303 {
+        bail!("signing in to {console} answered {}", r.status());
+    }
+    let set_cookie = r
+        .headers()
+        .get("set-cookie")
+        .context("no Set-Cookie")?
+        .to_str()?
+        .to_owned();
+    let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+    Ok(ConsoleSession { set_cookie, cookie })
+}
+
 /// Headless Chromium under WebDriver, saving numbered screenshots to a directory.
 pub struct Browser {
     /// The WebDriver session.
@@ -33,7 +83,7 @@ pub struct Browser {
 
 impl Browser {
     /// Starts `chromedriver` and a headless Chromium (no sandbox, a temporary profile,
-    /// a 1280×900 window); screenshots go to `shots` (created, emptied first).
+    /// a 1280×900 window); screenshots go to `shots` (created; its files removed first).
     pub async fn start(shots: &Path) -> Result<Self> {
         if !browser_installed() {
             bail!("{CHROMIUM} or {CHROMEDRIVER} is missing: `make browser` installs Debian's chromium and chromium-driver");
@@ -74,10 +124,14 @@ impl Browser {
             .connect(&url)
             .await
             .context("opening a WebDriver session")?;
-        if shots.exists() {
-            std::fs::remove_dir_all(shots)?;
-        }
+        // The files of an earlier run go; folders stay (another test's, maybe running).
         std::fs::create_dir_all(shots)?;
+        for entry in std::fs::read_dir(shots)? {
+            let path = entry?.path();
+            if path.is_file() {
+                std::fs::remove_file(path)?;
+            }
+        }
         Ok(Self {
             client,
             driver,
@@ -112,6 +166,37 @@ impl Browser {
     /// Clicks the first element matching `selector` (waiting for it).
     pub async fn click(&self, selector: &str) -> Result<()> {
         Ok(self.find(selector).await?.click().await?)
+    }
+
+    /// Clicks the first element matching `selector` (a link, a form's button) and waits
+    /// up to 10 s for the page it leads to to load: a click returns before the browser
+    /// has followed it, so what is read next could still be the old page.
+    pub async fn follow(&self, selector: &str) -> Result<()> {
+        self.client
+            .execute("window.__heraldOldPage = true", vec![])
+            .await?;
+        self.click(selector).await?;
+        let loaded = wait_until(Duration::from_secs(10), || async {
+            self.client
+                .execute(
+                    "return window.__heraldOldPage === undefined && document.readyState === 'complete'",
+                    vec![],
+                )
+                .await
+                .is_ok_and(|v| v == serde_json::Value::Bool(true))
+        })
+        .await;
+        if !loaded {
+            bail!("clicking {selector} loaded no new page within 10 s");
+        }
+        Ok(())
+    }
+
+    /// Signs in on the console at `console` (`…/console`) with `key`, through the form.
+    pub async fn sign_in(&self, console: &str, key: &str) -> Result<()> {
+        self.client.goto(&format!("{console}/sign-in")).await?;
+        self.find("#key").await?.send_keys(key).await?;
+        self.follow("form button[type=submit]").await
     }
 
     /// How many elements match `selector` now (0 on any error).

@@ -27,7 +27,7 @@ use anyhow::Result;
 
 pub use api::{ApiServer, ADMIN_KEY};
 pub use aws::{aws, aws_at, drain, queue_counts, queue_depth, QueueCounts};
-pub use browser::{browser_installed, Browser};
+pub use browser::{browser_installed, browser_or_skip, console_session, Browser, ConsoleSession};
 pub use cli::{Herald, Out, RUN_TIMEOUT};
 pub use lambda::{cargo_lambda, lambda_bootstrap, LambdaFunction};
 pub use lambda_events::{http_event, sqs_event};

@@ -116,6 +116,20 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// A receiver that answers 503 while `down` is set and 200 otherwise: an outage
+    /// turned on and off by the test.
+    pub async fn with_outage(down: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        use std::sync::atomic::Ordering;
+        Self::start(Arc::new(move |_| {
+            Reply::status(if down.load(Ordering::SeqCst) {
+                503
+            } else {
+                200
+            })
+        }))
+        .await
+    }
+
     /// A receiver that answers 200 to everything.
     pub async fn ok() -> Self {
         Self::start(Arc::new(|_| Reply::status(200))).await

@@ -36,6 +36,19 @@ impl Signed {
         }
     }
 
+    /// Nothing for the operator's session; a 403 page for a tenant's, which never
+    /// reaches an operator page.
+    pub fn operator(&self) -> ConsoleResult<()> {
+        if self.is_operator() {
+            Ok(())
+        } else {
+            Err(ConsoleError::new(
+                StatusCode::FORBIDDEN,
+                "this page is the operator's: sign in with the admin key to see it",
+            ))
+        }
+    }
+
     /// Whether this is the operator's session.
     pub fn is_operator(&self) -> bool {
         matches!(self.session.role, Role::Operator { .. })

@@ -7,14 +7,21 @@
 //! nothing the API would not, and every lookup is scoped to the session's app exactly as
 //! the API scopes it to the key's. Sessions are signed cookies ([`session`]); every form
 //! post carries the session's CSRF token and must come from the console's own origin
-//! ([`auth`]); every response carries a strict CSP (scripts from `'self'` only, no
-//! inline scripts or styles) and refuses framing.
+//! ([`auth`]). The operator (signed in with the admin key) has pages of its own under
+//! `/console/ops` (system status, apps and keys, the dead-letter queue) and none of a
+//! tenant's: to see an app's pages, sign in with one of its keys (the operator can make
+//! one). A tenant's session gets a 403 page on every operator page. Every response
+//! carries a strict CSP (scripts from `'self'` only, no inline scripts or styles) and
+//! refuses framing.
 
+mod apps;
 mod assets;
 mod auth;
 mod chart;
 mod deliveries;
+mod dlq;
 mod events;
+mod ops;
 mod overview;
 mod page;
 pub mod session;
@@ -54,6 +61,17 @@ pub fn router() -> Router<AppState> {
             "/events/{id}/attempts/{webhook}/{attempt}",
             get(deliveries::attempt),
         )
+        .route("/ops", get(ops::status))
+        .route("/ops/apps", get(apps::list).post(apps::create))
+        .route("/ops/apps/{id}", get(apps::detail))
+        .route(
+            "/ops/apps/{id}/delete",
+            get(apps::confirm_delete).post(apps::delete),
+        )
+        .route("/ops/apps/{id}/keys", post(apps::create_key))
+        .route("/ops/apps/{id}/keys/{key_id}/revoke", post(apps::revoke))
+        .route("/ops/dlq", get(dlq::show))
+        .route("/ops/dlq/redrive", get(dlq::dry_run).post(dlq::redrive))
         .route("/static/{file}", get(assets::serve))
         .fallback(not_found)
         .layer(axum::middleware::map_response(security_headers))

@@ -22,7 +22,13 @@ pub enum Nav {
     Deliveries,
     /// Events.
     Events,
-    /// No section (sign-in, errors, the operator's page).
+    /// The operator's system status.
+    Status,
+    /// The operator's apps and keys.
+    Apps,
+    /// The operator's dead-letter queue.
+    DeadLetters,
+    /// No section (sign-in, errors).
     None,
 }
 
@@ -49,7 +55,9 @@ pub fn page(title: &str, who: Option<&Signed>, nav: Nav, body: Markup) -> Markup
                     @if let Some(s) = who {
                         nav aria-label="Sections" {
                             @if s.is_operator() {
-                                a href="/console/ops" aria-current=[(nav == Nav::None).then_some("page")] { "Operator" }
+                                (link("/console/ops", "Status", nav == Nav::Status))
+                                (link("/console/ops/apps", "Apps", nav == Nav::Apps))
+                                (link("/console/ops/dlq", "Dead letters", nav == Nav::DeadLetters))
                             } @else {
                                 (link("/console/overview", "Overview", nav == Nav::Overview))
                                 (link("/console/webhooks", "Webhooks", nav == Nav::Webhooks))

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 use herald_testing::{
-    browser_installed, root, wait_until, ApiServer, Browser, Receiver, Reply, Stack, Worker,
+    browser_or_skip, console_session, root, wait_until, ApiServer, Browser, Receiver, Stack, Worker,
 };
 use serde_json::json;
 
@@ -29,14 +29,7 @@ macro_rules! eventually {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_console_in_a_browser() {
-    if !browser_installed() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have chromium and chromium-driver: `make test` installs them (make browser)"
-        );
-        eprintln!(
-            "SKIPPED: chromium or chromium-driver is not installed; `make browser` installs them"
-        );
+    if !browser_or_skip() {
         return;
     }
     let stack = Stack::deploy("console").unwrap();
@@ -50,17 +43,7 @@ async fn the_console_in_a_browser() {
         )
         .await;
     let down = Arc::new(AtomicBool::new(false));
-    let receiver = {
-        let down = Arc::clone(&down);
-        Receiver::start(Arc::new(move |_| {
-            Reply::status(if down.load(Ordering::SeqCst) {
-                503
-            } else {
-                200
-            })
-        }))
-        .await
-    };
+    let receiver = Receiver::with_outage(Arc::clone(&down)).await;
     // One attempt a delivery: a failure is parked at once, for the recovery.
     let _worker = Worker::spawn(&stack, &[("HERALD_RETRY_SCHEDULE", "0s")]).unwrap();
     let shots = root().join("target/console-screenshots");
@@ -78,16 +61,9 @@ async fn the_console_in_a_browser() {
         .send_keys("hk_wrong")
         .await
         .unwrap();
-    b.click("form button[type=submit]").await.unwrap();
+    b.follow("form button[type=submit]").await.unwrap();
     assert_eq!(b.text("p.error").await.unwrap(), "That key is not valid.");
-    b.client
-        .find(Locator::Css("#key"))
-        .await
-        .unwrap()
-        .send_keys(&key_a)
-        .await
-        .unwrap();
-    b.click("form button[type=submit]").await.unwrap();
+    b.sign_in(&base, &key_a).await.unwrap();
     assert_eq!(b.text("h1").await.unwrap(), "Overview");
     assert!(
         !b.client.source().await.unwrap().contains(&key_a),
@@ -111,20 +87,20 @@ async fn the_console_in_a_browser() {
     assert!(!session.contains(&key_a));
 
     // Create a webhook to the receiver, its description a script.
-    b.click("nav a[href='/console/webhooks']").await.unwrap();
+    b.follow("nav a[href='/console/webhooks']").await.unwrap();
     b.shot("webhooks-empty").await.unwrap();
-    b.click("a[href='/console/webhooks/new']").await.unwrap();
+    b.follow("a[href='/console/webhooks/new']").await.unwrap();
     let form = b.client.form(Locator::Css("main form")).await.unwrap();
     form.set_by_name("url", &receiver.url()).await.unwrap();
     form.set_by_name("description", XSS).await.unwrap();
     b.click("input[name=events][value=update]").await.unwrap();
     b.click("input[name=events][value=create]").await.unwrap();
     b.shot("webhook-new").await.unwrap();
-    b.click("main form button[type=submit]").await.unwrap();
+    b.follow("main form button[type=submit]").await.unwrap();
     let secret = b.text("#secret-value").await.unwrap();
     assert!(secret.starts_with("whsec_"), "{secret}");
     b.shot("webhook-created").await.unwrap();
-    b.click("main a[href^='/console/webhooks/sub_']")
+    b.follow("main a[href^='/console/webhooks/sub_']")
         .await
         .unwrap();
     let page = b.client.current_url().await.unwrap();
@@ -156,12 +132,12 @@ async fn the_console_in_a_browser() {
         .await;
     assert_eq!(s, 202, "{published}");
     let event = published["ids"][0].as_str().unwrap().to_owned();
-    b.click("nav a[href='/console/deliveries']").await.unwrap();
+    b.follow("nav a[href='/console/deliveries']").await.unwrap();
     eventually!(40, "the delivery appears without a reload", {
         b.count("#deliveries tr.attempt").await > 0
     });
     b.shot("deliveries").await.unwrap();
-    b.click("#deliveries a.open-attempt").await.unwrap();
+    b.follow("#deliveries a.open-attempt").await.unwrap();
     assert_eq!(b.text("#status-code").await.unwrap(), "200");
     let headers = b.text("#request-headers").await.unwrap();
     assert!(
@@ -176,7 +152,7 @@ async fn the_console_in_a_browser() {
         .goto(&format!("{base}/webhooks/{id}"))
         .await
         .unwrap();
-    b.click("form[action$='/rotate'] button").await.unwrap();
+    b.follow("form[action$='/rotate'] button").await.unwrap();
     let rotated = b.text("#secret-value").await.unwrap();
     assert!(rotated.starts_with("whsec_") && rotated != secret);
     b.shot("secret-rotated").await.unwrap();
@@ -186,10 +162,10 @@ async fn the_console_in_a_browser() {
         .goto(&format!("{base}/webhooks/{id}"))
         .await
         .unwrap();
-    b.click("form[action$='/disable'] button").await.unwrap();
+    b.follow("form[action$='/disable'] button").await.unwrap();
     assert!(b.text("#state").await.unwrap().starts_with("disabled"));
     b.shot("webhook-disabled").await.unwrap();
-    b.click("form[action$='/enable'] button").await.unwrap();
+    b.follow("form[action$='/enable'] button").await.unwrap();
     assert_eq!(b.text("#state").await.unwrap(), "active");
     let (_, w) = api
         .call("GET", &format!("/v1/webhooks/{id}"), Some(&key_a), None)
@@ -209,7 +185,7 @@ async fn the_console_in_a_browser() {
     let before = receiver.count();
     b.client.goto(&format!("{base}/events")).await.unwrap();
     b.shot("events").await.unwrap();
-    b.click(&format!("#events a[href='/console/events/{event}']"))
+    b.follow(&format!("#events a[href='/console/events/{event}']"))
         .await
         .unwrap();
     assert!(b.text("#payload").await.unwrap().contains("\"id\": \"42\""));
@@ -218,7 +194,7 @@ async fn the_console_in_a_browser() {
         "succeeded"
     );
     b.shot("event").await.unwrap();
-    b.click("form[action$='/resend'] button").await.unwrap();
+    b.follow("form[action$='/resend'] button").await.unwrap();
     assert!(b
         .text("p.notice")
         .await
@@ -260,7 +236,7 @@ async fn the_console_in_a_browser() {
         .goto(&format!("{base}/webhooks/{id}"))
         .await
         .unwrap();
-    b.click("form[action$='/recover'] button").await.unwrap();
+    b.follow("form[action$='/recover'] button").await.unwrap();
     let notice = b.text("p.notice").await.unwrap();
     assert!(notice.contains("Recovery: 1 queued again"), "{notice}");
     b.shot("recovered").await.unwrap();
@@ -377,14 +353,7 @@ async fn the_console_in_a_browser() {
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     assert_eq!(r.headers()["referrer-policy"], "no-referrer");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
-    let r = raw
-        .post(format!("{base}/sign-in"))
-        .form(&[("key", key_a.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let set = r.headers()["set-cookie"].to_str().unwrap();
+    let set = console_session(&base, &key_a).await.unwrap().set_cookie;
     for flag in [
         "HttpOnly",
         "SameSite=Strict",

@@ -572,6 +572,24 @@ fn every_function_has_its_own_least_privilege_role_log_group_and_alarms() {
             && s["Action"] == json!(["logs:CreateLogStream", "logs:PutLogEvents"])));
     }
 
+    // The API's console reads and re-drives the DLQ, and shows both queues' depths.
+    let api_policy = &resources["ApiRole"]["Properties"]["Policies"][0]["PolicyDocument"];
+    let dlq = api_policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| data_plane_output(&s["Resource"]) == Some("DeadLetterQueueArn"))
+        .expect("the API may use the DLQ");
+    assert_eq!(
+        dlq["Action"],
+        json!([
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes"
+        ])
+    );
+
     // The consumer reads the queue's visibility timeout at start-up.
     let consumer_policy = &resources["ConsumerRole"]["Properties"]["Policies"][0]["PolicyDocument"];
     assert!(consumer_policy["Statement"]

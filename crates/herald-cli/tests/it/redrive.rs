@@ -239,6 +239,20 @@ async fn redrive_moves_exactly_what_matches_and_never_loses_a_message() -> Resul
     let capped = cli_json(&stack, &["--dry-run", "--max", "3"]).await?;
     assert_eq!(capped["matched"], 3, "--max stops after 3 matches");
     assert_eq!(capped["items"].as_array().unwrap().len(), 3);
+    // Bounded by messages looked at: a filter nothing matches stops after 2 (the
+    // console's bound), and releases them.
+    let bounded = redriver
+        .run(&RedriveOptions {
+            dry_run: true,
+            max_examined: Some(2),
+            filter: Filter {
+                app_id: Some("nobody".into()),
+                ..Filter::default()
+            },
+            ..RedriveOptions::default()
+        })
+        .await?;
+    assert_eq!((bounded.examined, bounded.matched), (2, 0));
     assert_eq!(queue_depth(&sqs, &dlq).await?, total);
     assert_eq!(queue_depth(&sqs, &events).await?, 0);
 

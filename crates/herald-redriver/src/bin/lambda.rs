@@ -41,6 +41,7 @@ impl Payload {
             },
             dry_run: self.dry_run,
             max_messages: self.max_messages,
+            max_examined: None,
             rate_per_sec: self.rate_per_sec.unwrap_or(defaults.rate_per_sec),
             visibility_timeout_secs: defaults.visibility_timeout_secs,
         }

@@ -54,8 +54,10 @@ impl Redriver {
         let mut seen: HashSet<String> = HashSet::new();
         // Received messages to make visible again at the end: id -> latest receipt handle.
         let mut held: HashMap<String, String> = HashMap::new();
-        let limit_reached =
-            |report: &RedriveReport| opts.max_messages.is_some_and(|max| report.matched >= max);
+        let limit_reached = |report: &RedriveReport| {
+            opts.max_messages.is_some_and(|max| report.matched >= max)
+                || opts.max_examined.is_some_and(|max| report.examined >= max)
+        };
 
         while !limit_reached(&report) {
             let received = self
@@ -172,6 +174,8 @@ impl Redriver {
             app_id: facts.app_id.clone(),
             subscription_id: facts.subscription_id.clone(),
             event_type: facts.event_type.clone(),
+            event_id: facts.event_id.clone(),
+            parked_at: facts.timestamp,
             reason: classified.reason.or_else(|| {
                 string_attribute_value(dlq_attributes, "herald_reason").map(str::to_owned)
             }),

@@ -1,0 +1,188 @@
+//! `herald dev`: the whole system on this machine in one command: the emulator and
+//! the data plane (as `herald up` makes them), the API with the web console (as
+//! `herald serve` runs it) and the worker (as `herald worker` runs it), in this process,
+//! with a development admin key made for the run. Ctrl-C or SIGTERM stops the API and
+//! the worker, then the emulator (whose state goes with it).
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use rand::RngCore;
+
+use crate::config::Settings;
+use crate::failure::{failed, Failure};
+use crate::local::{self, ServeArgs, WorkerArgs};
+use crate::stack::{self, StackArgs};
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Address of the API and console [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Port of the emulator on 127.0.0.1 [default: a free port].
+    #[arg(long, value_name = "PORT")]
+    emulator_port: Option<u16>,
+    /// Stage: the stack is `herald-<stage>`; its settings go to .run/<stage>.env.
+    #[arg(long, default_value = "dev")]
+    stage: String,
+}
+
+pub const DEV_HELP: &str = "\
+Starts the emulator on a free port, deploys the data plane (stack herald-dev), and runs
+the API with the web console and the worker in this process, in development mode:
+http:// webhook URLs and deliveries to 127.0.0.1 allowed, the console's cookie without
+`Secure` (it is served over http://127.0.0.1). Prints the console's URL and an admin key
+made for this run (shown once). Ctrl-C or SIGTERM stops everything, the emulator and
+its state included. RUST_LOG=info shows the API's and the worker's logs.
+
+Examples:
+  herald dev                       # then open the printed URL and sign in with the key
+  herald dev --addr 127.0.0.1:9090
+  make dev";
+
+/// The development settings the API and the worker run with, unless already set.
+const DEV_DEFAULTS: [(&str, &str); 3] = [
+    ("HERALD_ALLOW_PRIVATE_NETWORKS", "127.0.0.1/32"),
+    ("HERALD_WORKER_WAIT", "1s"),
+    ("RUST_LOG", "warn"),
+];
+
+pub async fn dev(args: DevArgs, settings: &Settings) -> Result<()> {
+    // Listening from the start: a Ctrl-C during the deployment still stops the emulator.
+    let signal = tokio::spawn(herald_runtime::shutdown_signal());
+    let port = match args.emulator_port {
+        Some(p) => p,
+        None => free_port()?,
+    };
+    eprintln!(
+        "starting the emulator on 127.0.0.1:{port} and deploying stack herald-{}…",
+        args.stage
+    );
+    let result = match stack::deploy(&StackArgs::local(port, &args.stage), None, settings) {
+        Ok(deployed) if !signal.is_finished() => run(&args, deployed, settings, &signal).await,
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
+    };
+    let stopped = stack::stop_emulator(port, settings);
+    result?;
+    stopped?;
+    eprintln!("stopped the API, the worker and the emulator");
+    Ok(())
+}
+
+/// Runs the API and the worker until the signal, or until one of them fails.
+async fn run(
+    args: &DevArgs,
+    deployed: stack::Deployed,
+    settings: &Settings,
+    signal: &tokio::task::JoinHandle<()>,
+) -> Result<()> {
+    let admin_key = admin_key();
+    // The children's configuration comes from the environment, as for `herald serve`.
+    for (k, v) in &deployed.vars {
+        std::env::set_var(k, v);
+    }
+    for (k, v) in DEV_DEFAULTS {
+        if std::env::var_os(k).is_none() {
+            std::env::set_var(k, v);
+        }
+    }
+    if std::env::var_os("HERALD_CONSOLE_SESSION_KEY").is_none() {
+        // One process: a key of the run's, set so the API does not warn of its absence.
+        std::env::set_var("HERALD_CONSOLE_SESSION_KEY", random_hex(32));
+    }
+    std::env::set_var("HERALD_ADMIN_KEY", &admin_key);
+    std::env::set_var("HERALD_API_ALLOW_HTTP", "true");
+    std::env::set_var("HERALD_CONSOLE_INSECURE_COOKIE", "true");
+    std::env::set_var("HERALD_API_URL", format!("http://{}", args.addr));
+
+    let serve_settings = Settings::load(settings.flags.clone())?;
+    let worker_settings = Settings::load(settings.flags.clone())?;
+    let addr = args.addr.clone();
+    let mut serve =
+        tokio::spawn(
+            async move { local::serve(ServeArgs { addr: Some(addr) }, &serve_settings).await },
+        );
+    let mut worker =
+        tokio::spawn(async move { local::worker(WorkerArgs {}, &worker_settings).await });
+
+    let base = format!("http://{}", args.addr);
+    tokio::select! {
+        up = wait_for_api(&base) => up?,
+        r = &mut serve => {
+            worker.abort();
+            flatten(r)?;
+            return if signal.is_finished() { Ok(()) } else { Err(failed("the API stopped")) };
+        }
+    }
+    println!("Herald is running (development mode):");
+    println!("  console    {base}/console");
+    println!("  admin key  {admin_key}   (made for this run, shown once: sign in with it)");
+    println!("  API        {base}");
+    println!(
+        "  emulator   {}   (stack {}, settings in {})",
+        deployed.endpoint.as_deref().unwrap_or_default(),
+        deployed.stack,
+        deployed.env_file.display()
+    );
+    println!("Ctrl-C stops everything.");
+
+    let (first, other) = tokio::select! {
+        r = &mut serve => (r, worker),
+        r = &mut worker => (r, serve),
+    };
+    if signal.is_finished() {
+        // Both were asked to stop: let the other finish what it has in hand.
+        let second = other.await;
+        flatten(first)?;
+        flatten(second)
+    } else {
+        other.abort();
+        flatten(first)?;
+        Err(failed("the API or the worker stopped on its own"))
+    }
+}
+
+fn flatten(r: Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
+    r.map_err(|e| failed(format!("{e}")))?
+}
+
+/// Waits up to a minute for the API's health check.
+async fn wait_for_api(base: &str) -> Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        let ok = client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(Failure::Unreachable(format!("the API did not answer on {base} within a minute")).into())
+}
+
+/// A fresh admin key: `dev-admin-` and 24 random hex digits.
+fn admin_key() -> String {
+    format!("dev-admin-{}", random_hex(12))
+}
+
+/// `bytes` random bytes in hex.
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// A port on 127.0.0.1 free now.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| failed(format!("finding a free port: {e}")))?;
+    Ok(listener.local_addr()?.port())
+}

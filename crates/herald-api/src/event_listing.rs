@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use axum::Json;
-use chrono::{DateTime, Utc};
 use herald_core::{AppId, EventType, ObjectType};
 use herald_store::{EventQuery, ListedEvent};
 use serde::{Deserialize, Serialize};
@@ -11,29 +10,16 @@ use utoipa::{IntoParams, ToSchema};
 use crate::apps::{Page, PageParams};
 use crate::deliveries::time_window;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::event_status::PublishedEventOut;
 use crate::extract::{Query, Tenant};
-use crate::formats::{changes_out, ActorOut};
 use crate::state::AppState;
 
 /// An event of a listing: as published, with the webhooks it matched. Its delivery
 /// status per webhook is at `GET /v1/events/{id}`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventSummaryOut {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub object_type: String,
-    pub timestamp: DateTime<Utc>,
-    /// The data exactly as published.
-    #[schema(value_type = Object)]
-    pub data: serde_json::Value,
-    /// Who made the change, when the publisher said.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<ActorOut>,
-    /// What changed, field → `[before, after]`, when the publisher said.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<HashMap<String, Vec<Value>>>)]
-    pub changes: Option<serde_json::Value>,
+    #[serde(flatten)]
+    pub event: PublishedEventOut,
     /// Webhooks its fan-out sent it to.
     pub sent_to: Vec<String>,
     /// Webhooks it matched but was not sent to (disabled then).
@@ -44,13 +30,7 @@ impl From<ListedEvent> for EventSummaryOut {
     fn from(l: ListedEvent) -> Self {
         let ids = |v: Vec<herald_core::SubscriptionId>| v.iter().map(|s| s.to_string()).collect();
         Self {
-            id: l.event.id.to_string(),
-            event_type: l.event.event_type.to_string(),
-            object_type: l.event.object_type.to_string(),
-            timestamp: l.event.timestamp,
-            data: l.event.data.to_value(),
-            actor: l.event.actor.as_ref().map(ActorOut::from),
-            changes: changes_out(l.event.changes.as_ref()),
+            event: PublishedEventOut::from(&l.event),
             sent_to: ids(l.sent_to),
             not_sent: ids(l.not_sent),
         }

@@ -13,9 +13,10 @@ use crate::extract::Tenant;
 use crate::formats::{changes_out, ActorOut};
 use crate::state::AppState;
 
-/// An event as published, with its delivery status per webhook.
+/// An event as published: what `GET /v1/events/{id}` and the event listing both show
+/// of it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct EventOut {
+pub struct PublishedEventOut {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
@@ -31,6 +32,27 @@ pub struct EventOut {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<HashMap<String, Vec<Value>>>)]
     pub changes: Option<serde_json::Value>,
+}
+
+impl From<&herald_core::Event> for PublishedEventOut {
+    fn from(event: &herald_core::Event) -> Self {
+        Self {
+            id: event.id.to_string(),
+            event_type: event.event_type.to_string(),
+            object_type: event.object_type.to_string(),
+            timestamp: event.timestamp,
+            data: event.data.to_value(),
+            actor: event.actor.as_ref().map(ActorOut::from),
+            changes: changes_out(event.changes.as_ref()),
+        }
+    }
+}
+
+/// An event as published, with its delivery status per webhook.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventOut {
+    #[serde(flatten)]
+    pub event: PublishedEventOut,
     /// Every webhook the event matched, by webhook id.
     pub webhooks: Vec<WebhookStatusOut>,
 }
@@ -106,13 +128,7 @@ pub async fn event_status(state: &AppState, app: &AppId, id: &str) -> ApiResult<
     webhooks.dedup();
     let event = stored.event;
     Ok(EventOut {
-        id: event.id.to_string(),
-        event_type: event.event_type.to_string(),
-        object_type: event.object_type.to_string(),
-        timestamp: event.timestamp,
-        data: event.data.to_value(),
-        actor: event.actor.as_ref().map(ActorOut::from),
-        changes: changes_out(event.changes.as_ref()),
+        event: PublishedEventOut::from(&event),
         webhooks: webhooks
             .iter()
             .map(|w| {

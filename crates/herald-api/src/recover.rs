@@ -12,7 +12,7 @@ use herald_store::{RecoveryCandidate, RecoveryState};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::deliveries::{parse_time, time_window};
+use crate::deliveries::time_window;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_json, Tenant};
 use crate::state::AppState;
@@ -64,8 +64,8 @@ pub async fn recover_webhook(
     id: &str,
     input: RecoverIn,
 ) -> ApiResult<RecoverOut> {
-    let since = parse_time("since", Some(&input.since))?.expect("given");
-    let (_, until) = time_window(&Some(input.since.clone()), &input.until)?;
+    let (since, until) = time_window(&Some(input.since), &input.until)?;
+    let since = since.ok_or_else(|| ApiError::Validation("since is required".to_owned()))?;
     if since > Utc::now() {
         return Err(ApiError::Validation("since is in the future".to_owned()));
     }

@@ -447,16 +447,17 @@ async fn list_events(args: EventListArgs, settings: &Settings) -> Result<()> {
             to.push_str(&format!("  (not sent: {})", e.not_sent.join(", ")));
         }
         let by = e
+            .event
             .actor
             .as_ref()
             .map(|a| format!("  by {}", a.id))
             .unwrap_or_default();
         println!(
             "{}  {:<14} {:<10} {}{by}  → {to}",
-            time(&e.timestamp),
-            e.event_type,
-            e.object_type,
-            e.id
+            time(&e.event.timestamp),
+            e.event.event_type,
+            e.event.object_type,
+            e.event.id
         );
     }
     more_hint(&page);
@@ -473,13 +474,13 @@ async fn get_event(id: &str, settings: &Settings) -> Result<()> {
     }
     println!(
         "{}  {} on {}  published {}",
-        e.id,
-        e.event_type,
-        e.object_type,
-        time(&e.timestamp)
+        e.event.id,
+        e.event.event_type,
+        e.event.object_type,
+        time(&e.event.timestamp)
     );
-    println!("data: {}", e.data);
-    if let Some(a) = &e.actor {
+    println!("data: {}", e.event.data);
+    if let Some(a) = &e.event.actor {
         let kind = a
             .actor_type
             .as_deref()
@@ -492,7 +493,7 @@ async fn get_event(id: &str, settings: &Settings) -> Result<()> {
             .unwrap_or_default();
         println!("by: {}{kind}{name}", a.id);
     }
-    if let Some(changes) = &e.changes {
+    if let Some(changes) = &e.event.changes {
         println!("changes: {changes}");
     }
     if e.webhooks.is_empty() {

@@ -68,9 +68,9 @@ pub async fn list(
             div.table-wrap { table #events {
                 thead { tr { th { "When" } th { "Event" } th { "Type" } th { "Object type" } th.num { "Sent to" } th.num { "Not sent" } } }
                 tbody { @for e in &events.data { tr {
-                    td { (time(Some(e.timestamp))) }
-                    td { a href=(format!("/console/events/{}", e.id)) { code { (e.id) } } }
-                    td { (e.event_type) } td { (e.object_type) }
+                    td { (time(Some(e.event.timestamp))) }
+                    td { a href=(format!("/console/events/{}", e.event.id)) { code { (e.event.id) } } }
+                    td { (e.event.event_type) } td { (e.event.object_type) }
                     td.num { (e.sent_to.len()) } td.num { (e.not_sent.len()) }
                 } } }
             } }
@@ -113,17 +113,17 @@ pub async fn detail(
         &DeliveryFilterParams::default(),
     )
     .await?;
-    let payload = serde_json::to_string_pretty(&event.data).unwrap_or_default();
+    let payload = serde_json::to_string_pretty(&event.event.data).unwrap_or_default();
     let body = html! {
         p { a href="/console/events" { "← Events" } }
-        h1 { (event.event_type) " on " (event.object_type) }
+        h1 { (event.event.event_type) " on " (event.event.object_type) }
         @if let Some(n) = q.resent { p.notice role="status" { "Queued again for " (n) " webhook(s)." } }
         dl.props {
-            dt { "Id" } dd { code { (event.id) } }
-            dt { "Published" } dd { (time(Some(event.timestamp))) }
+            dt { "Id" } dd { code { (event.event.id) } }
+            dt { "Published" } dd { (time(Some(event.event.timestamp))) }
         }
         div.actions {
-            form.inline method="post" action=(format!("/console/events/{}/resend", event.id)) {
+            form.inline method="post" action=(format!("/console/events/{}/resend", event.event.id)) {
                 (super::page::csrf_field(&s))
                 button.secondary type="submit" { "Resend to every matching webhook" }
             }

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
 use aws_sdk_sqs::Client;
 use herald_queue::sqs::{entry_results, error_reason, to_sqs_event, EntryResult};
 use tokio::task::{JoinError, JoinSet};
@@ -156,7 +156,9 @@ pub async fn next_batch(client: &Client, settings: &PollSettings) -> Result<Vec<
     Ok(messages)
 }
 
-/// One `ReceiveMessage` of at most `max` messages, waiting up to `wait_seconds`.
+/// One `ReceiveMessage` of at most `max` messages, waiting up to `wait_seconds`. It
+/// asks for no attributes: the consumer reads only each message's id, receipt handle
+/// and body, and every attribute costs SQS bytes and the SDK parsing on every receive.
 async fn receive(
     client: &Client,
     settings: &PollSettings,
@@ -168,8 +170,6 @@ async fn receive(
         .queue_url(&settings.queue_url)
         .max_number_of_messages(max as i32)
         .wait_time_seconds(wait_seconds)
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .message_attribute_names("All")
         .send()
         .await
         .map(|out| out.messages.unwrap_or_default())

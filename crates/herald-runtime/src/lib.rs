@@ -3,10 +3,12 @@
 //! re-driver Lambda, `herald` and the bench all start through here.
 
 pub mod config;
+mod sdk_http;
 
 use std::time::Duration;
 
 pub use config::{ConfigError, Load, Sources, Validate};
+pub use sdk_http::SdkHttpClient;
 use tracing_subscriber::filter::Targets;
 
 /// Longest a single AWS call may take, retries included; the consumer's follow-up
@@ -23,16 +25,14 @@ pub async fn aws_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// The AWS SDK's configuration loader with Herald's HTTP client: HTTPS through rustls
-/// on *ring*, the TLS stack the delivery client (reqwest) uses already, instead of
-/// the SDK's default on aws-lc-rs. One crypto library per binary keeps the Lambda
+/// The AWS SDK's configuration loader with Herald's HTTP client ([`SdkHttpClient`]):
+/// the SDK's calls go through reqwest on rustls and *ring*, the HTTP/1.1 client and
+/// TLS stack the deliveries use already, instead of the SDK's default on aws-lc-rs
+/// and hyper's HTTP/2 client. One HTTP and crypto stack per binary keeps the Lambda
 /// packages small. Every SDK configuration in Herald starts here.
 pub fn aws_loader() -> aws_config::ConfigLoader {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(SdkHttpClient::default())
 }
 
 /// A timeout configuration bounding every call at `timeout`, for clients whose calls

@@ -532,7 +532,7 @@ fn footprint(s: &mut String, e: &EmulatorResults, profile: &str) {
         f.package_baseline.source,
         profile,
         if profile == "release" {
-            " (thin LTO, stripped)"
+            " (fat LTO, one codegen unit, panic = abort, stripped)"
         } else {
             ", so the sizes are not representative"
         },

@@ -7,6 +7,8 @@
 //! | route | `R#{app}#{event type}`, or `R#{app}#*` for every type | `{id}` | the [`Route`], secrets sealed |
 //! | routing version | `A#{app}` | `V` | `version` (number) |
 //! | rate schedule of a rate-limited webhook | `L#{app}#{id}` | `L` | `end` (number: µs since the epoch) |
+//! | event type of the app's catalog | `A#{app}` | `T#{type}` | name, description, JSON Schema (text), times |
+//! | count of the app's catalog | `A#{app}` | `TC` | `n` (number) |
 //!
 //! App ids and event types cannot contain `#`, and event types cannot be `*`, so the
 //! keys of different apps and types never meet.
@@ -21,6 +23,8 @@ use crate::{to_item, Item, ItemKind, PkSk, StoreError};
 
 /// Sort key prefix of subscription items in their app's partition.
 pub(super) const SUBSCRIPTION_PREFIX: &str = "S#";
+/// Sort key prefix of event-type catalog entries in their app's partition.
+pub(super) const TYPE_PREFIX: &str = "T#";
 /// The attribute holding a subscription's or an app's version.
 pub(super) const VERSION: &str = "version";
 
@@ -69,6 +73,22 @@ impl PkSk {
         Self {
             pk: Self::route_partition(app, event_type),
             sk: id.to_string(),
+        }
+    }
+
+    /// An entry of an app's event-type catalog.
+    pub(super) fn event_type(app: &AppId, name: &EventType) -> Self {
+        Self {
+            pk: Self::app_partition(app),
+            sk: format!("{TYPE_PREFIX}{name}"),
+        }
+    }
+
+    /// The count of an app's catalog entries.
+    pub(super) fn event_type_count(app: &AppId) -> Self {
+        Self {
+            pk: Self::app_partition(app),
+            sk: "TC".to_owned(),
         }
     }
 }

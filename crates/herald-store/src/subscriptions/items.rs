@@ -353,6 +353,39 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_route_carries_its_payload_filter_through_its_item() {
+        let (sealer, seal) = keys().await;
+        let mut s = sub(&["update"]);
+        let before = s.clone();
+        let plain = crate::item_size(&route_items_unsealed(&s));
+        let filter = serde_json::json!({"any": [
+            {"path": "/data/amount", "eq": 12.5},
+            {"path": "/data/n", "in": [1, -2, null, true, "x"]},
+            {"path": "/actor/id", "prefix": "admin_"},
+            {"path": "/data/a~1b", "exists": false}
+        ]});
+        s.filter = Some(herald_core::PayloadFilter::parse(&filter).unwrap());
+        let (key, mut item) = route_items(&s, &seal).unwrap().remove(0);
+        assert_eq!(key.pk, "R#shop#update");
+        open_item(&mut item, &sealer).await.unwrap();
+        let route: Route = from_item(ItemKind::Subscription, item).unwrap();
+        assert_eq!(route.filter, s.filter);
+        assert_eq!(route.filter.unwrap().to_value(), filter);
+        let with_filter = crate::item_size(&route_items_unsealed(&s));
+        println!(
+            "route item: {plain} B, with a {} B filter {with_filter} B",
+            filter.to_string().len()
+        );
+        assert!(
+            with_filter - plain <= filter.to_string().len() + 16,
+            "{with_filter} vs {plain}"
+        );
+        // A new filter rewrites the routes, and moves none.
+        let (deletes, puts) = route_changes(Some(&before), Some(&s), &seal).unwrap();
+        assert_eq!((deletes.len(), puts.len()), (0, 1));
+    }
+
     /// A route item as it would be without sealing, for comparison.
     fn route_items_unsealed(s: &Subscription) -> Item {
         let mut item = crate::to_item(ItemKind::Subscription, &s.route()).unwrap();

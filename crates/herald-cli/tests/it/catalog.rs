@@ -501,6 +501,35 @@ async fn tenant_isolation_on_every_event_type_route() {
     let (s, _) = api.call("GET", path, Some(&a), None).await;
     assert_eq!(s, 200, "B's delete took only B's entry");
 
+    // Deleting an app deletes its catalog (and only its).
+    let (s, _) = api
+        .call(
+            "DELETE",
+            "/v1/apps/tenant-a",
+            Some(herald_testing::ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let store = herald_store::SubscriptionStore::new(
+        aws_sdk_dynamodb::Client::new(&herald_testing::aws().await),
+        stack.subscriptions_table(),
+        stack.sealer().unwrap(),
+    );
+    let tenant_a = herald_core::AppId::parse("tenant-a").unwrap();
+    let left = store.list_event_types(&tenant_a, 10, None).await.unwrap();
+    assert!(left.items.is_empty(), "{:?}", left.items);
+    assert_eq!(store.count_event_types(&tenant_a).await.unwrap(), 0);
+    let (s, _) = api
+        .call(
+            "POST",
+            "/v1/event-types",
+            Some(&b),
+            Some(json!({"name": "b.kept"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+
     // The admin key is not an app; no key, no catalog.
     let (s, _) = api
         .call(

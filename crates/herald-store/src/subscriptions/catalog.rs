@@ -209,10 +209,27 @@ impl SubscriptionStore {
         }
     }
 
-    /// How many types `app`'s catalog holds: one eventually consistent `GetItem` of
-    /// its count item (0.5 read units).
+    /// Removes every type of `app`'s catalog (when the app is deleted): a page at a
+    /// time, each entry as [`SubscriptionStore::delete_event_type`] does.
+    pub async fn delete_event_types(&self, app: &AppId) -> Result<(), StoreError> {
+        loop {
+            let page = self.list_event_types(app, MAX_PAGE_SIZE, None).await?;
+            if page.items.is_empty() {
+                return Ok(());
+            }
+            for entry in page.items {
+                match self.delete_event_type(app, &entry.name).await {
+                    Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    /// How many types `app`'s catalog holds: one strongly consistent `GetItem` of its
+    /// count item (1 read unit), so a type just added or removed counts at once.
     pub async fn count_event_types(&self, app: &AppId) -> Result<u64, StoreError> {
-        let item = self.get_item(PkSk::event_type_count(app), false).await?;
+        let item = self.get_item(PkSk::event_type_count(app), true).await?;
         Ok(item
             .as_ref()
             .and_then(|item| read_number(item, COUNT))
@@ -220,7 +237,8 @@ impl SubscriptionStore {
     }
 
     /// The types of `types` that are not in `app`'s catalog: none when the catalog is
-    /// empty (one read of its count), else one `GetItem` per type, a few at a time.
+    /// empty (one read of its count), else one `GetItem` per type, a few at a time;
+    /// strongly consistent reads, so a type just added is found.
     /// Returns whether the catalog has entries, and the types missing from it.
     pub async fn missing_event_types(
         &self,
@@ -233,7 +251,7 @@ impl SubscriptionStore {
         let owned: Vec<EventType> = types.iter().map(|t| (*t).clone()).collect();
         let found: Vec<(EventType, bool)> = futures::stream::iter(owned)
             .map(|t: EventType| async move {
-                let entry = self.get_event_type(app, &t, false).await?;
+                let entry = self.get_event_type(app, &t, true).await?;
                 Ok::<_, StoreError>((t, entry.is_some()))
             })
             .buffered(READS_IN_FLIGHT)

@@ -108,19 +108,27 @@ fn to_event(app: &AppId, input: EventIn, index: Option<usize>) -> ApiResult<Even
 }
 
 /// Checks the `data` of each event whose type has a JSON Schema in the app's catalog
-/// (422 at the first that does not match, naming its place in the data).
+/// (422 at the first that does not match, naming its place in the data). The schemas
+/// of a request's types are looked up together (from the cache, else read).
 async fn check_schemas(
     state: &AppState,
     app: &AppId,
     events: &[Event],
     batch: bool,
 ) -> ApiResult<()> {
+    use futures::{StreamExt, TryStreamExt};
+    let types: std::collections::BTreeSet<EventType> =
+        events.iter().map(|e| e.event_type.clone()).collect();
+    let schemas: std::collections::BTreeMap<EventType, _> = futures::stream::iter(types)
+        .map(|t: EventType| async move {
+            let schema = state.schemas.get(&state.subscriptions, app, &t).await?;
+            Ok::<_, ApiError>((t, schema))
+        })
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
     for (i, event) in events.iter().enumerate() {
-        let Some(schema) = state
-            .schemas
-            .get(&state.subscriptions, app, &event.event_type)
-            .await?
-        else {
+        let Some(Some(schema)) = schemas.get(&event.event_type) else {
             continue;
         };
         let at = if batch {

@@ -8,7 +8,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use herald_testing::{aws, queue_counts, wait_until, ApiServer, Herald, Receiver, Stack, Worker};
+use herald_testing::{
+    aws, console_session, queue_counts, wait_until, ApiServer, Herald, Receiver, Stack, Worker,
+};
 use serde_json::{json, Value};
 
 use crate::HERALD;
@@ -171,6 +173,26 @@ async fn events_reach_only_the_webhooks_whose_filters_they_match() {
             "{page}"
         );
     }
+
+    // The console shows a webhook's filter on its page.
+    let console = format!("{}/console", api.base);
+    let cookie = console_session(&console, &key).await.unwrap().cookie;
+    let page = reqwest::Client::new()
+        .get(format!(
+            "{console}/webhooks/{}",
+            eu_hook["id"].as_str().unwrap()
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Payload filter") && page.contains("/data/region"),
+        "{page}"
+    );
 
     // Bad filters: 422 naming the bad part, on create and on PATCH.
     for (filter, says) in [

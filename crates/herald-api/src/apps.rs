@@ -165,6 +165,7 @@ pub async fn remove_app(state: &AppState, id: &str) -> ApiResult<()> {
     for sub in state.subscriptions.for_app(&app_id).await? {
         state.subscriptions.delete(&app_id, &sub.id).await?;
     }
+    state.subscriptions.delete_event_types(&app_id).await?;
     Ok(())
 }
 

@@ -124,6 +124,7 @@ impl From<herald_store::StoreError> for ApiError {
                 name(kind)
             )),
             E::BadCursor => Self::BadRequest(E::BadCursor.to_string()),
+            e @ E::TooMany { .. } => Self::Validation(e.to_string()),
             other => {
                 // Storage trouble is the service's, not the caller's: report it as
                 // temporarily unavailable (retryable) and log the detail.

@@ -107,6 +107,40 @@ fn to_event(app: &AppId, input: EventIn, index: Option<usize>) -> ApiResult<Even
     Ok(Event::new(app.clone(), event_type, object_type, input.data).with_context(actor, changes))
 }
 
+/// Checks the `data` of each event whose type has a JSON Schema in the app's catalog
+/// (422 at the first that does not match, naming its place in the data). The schemas
+/// of a request's types are looked up together (from the cache, else read).
+async fn check_schemas(
+    state: &AppState,
+    app: &AppId,
+    events: &[Event],
+    batch: bool,
+) -> ApiResult<()> {
+    use futures::{StreamExt, TryStreamExt};
+    let types: std::collections::BTreeSet<EventType> =
+        events.iter().map(|e| e.event_type.clone()).collect();
+    let schemas: std::collections::BTreeMap<EventType, _> = futures::stream::iter(types)
+        .map(|t: EventType| async move {
+            let schema = state.schemas.get(&state.subscriptions, app, &t).await?;
+            Ok::<_, ApiError>((t, schema))
+        })
+        .buffer_unordered(8)
+        .try_collect()
+        .await?;
+    for (i, event) in events.iter().enumerate() {
+        let Some(Some(schema)) = schemas.get(&event.event_type) else {
+            continue;
+        };
+        let at = if batch {
+            format!("events[{i}].data")
+        } else {
+            "data".to_owned()
+        };
+        schema.check(&event.data.to_value(), &event.event_type, &at)?;
+    }
+    Ok(())
+}
+
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishIn,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h: the same ids, each event published once (a try that failed part-way is resumed: only what did not reach the queue is published, under the same ids); a different body: 409")),
     responses((status = 202, body = Published), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
@@ -134,6 +168,7 @@ pub async fn publish(
             e
         }
     })?;
+    let batch = matches!(input, PublishIn::Batch(_));
     let events = match input {
         PublishIn::One(e) => vec![to_event(&app, e, None)?],
         PublishIn::Batch(b) => {
@@ -149,6 +184,8 @@ pub async fn publish(
                 .collect::<ApiResult<Vec<_>>>()?
         }
     };
+
+    check_schemas(&state, &app, &events, batch).await?;
 
     let key = match headers.get("idempotency-key") {
         None => None,

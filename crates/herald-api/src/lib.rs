@@ -11,11 +11,13 @@ pub mod deliveries;
 pub mod error;
 pub mod event_listing;
 pub mod event_status;
+pub mod event_types;
 pub mod events;
 pub mod extract;
 pub mod formats;
 pub mod health;
 pub mod recover;
+pub mod schemas;
 pub mod state;
 pub mod webhooks;
 
@@ -41,6 +43,7 @@ pub use state::{ApiConfig, AppState};
         (name = "apps", description = "Apps (tenants) and API keys; admin key only"),
         (name = "webhooks", description = "Webhook endpoints of the caller's app"),
         (name = "events", description = "Publishing and re-sending events"),
+        (name = "event types", description = "The app's event-type catalog: descriptions and JSON Schemas of `data`"),
         (name = "deliveries", description = "The delivery history"),
         (name = "meta", description = "Health and this document"),
     )
@@ -96,6 +99,12 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::disable))
         .routes(routes!(webhooks::rotate))
         .routes(routes!(webhooks::test))
+        .routes(routes!(event_types::create, event_types::list))
+        .routes(routes!(
+            event_types::get,
+            event_types::update,
+            event_types::delete
+        ))
         .routes(routes!(events::publish, event_listing::list_events))
         .routes(routes!(recover::recover))
         .routes(routes!(deliveries::app_deliveries))

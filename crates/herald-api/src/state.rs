@@ -195,6 +195,8 @@ pub struct AppState {
     pub redriver: herald_redriver::Redriver,
     /// The key of the web console's session cookies and CSRF tokens.
     pub console_key: Arc<SessionKey>,
+    /// The compiled JSON Schemas of event types, kept a few seconds for publishing.
+    pub schemas: crate::schemas::SchemaCache,
 }
 
 impl AppState {
@@ -245,6 +247,7 @@ impl AppState {
             deliverer: Arc::new(HttpDeliverer::new(&config.http)?),
             limiter,
             sqs,
+            schemas: crate::schemas::SchemaCache::default(),
             console_key: Arc::new(SessionKey::from_config(
                 config.console_session_key.as_deref(),
             )),

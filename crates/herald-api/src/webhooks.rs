@@ -10,8 +10,8 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::{
     operational, reserved_header_reason, webhook_id, AppId, Attempt, ContentType, Event,
-    EventFilter, EventType, ObjectType, ObjectTypeFilter, PayloadFormat, RateLimit, Subscription,
-    SubscriptionId, WebhookHealth, MAX_EVENT_TYPES, MAX_RATE_LIMIT,
+    EventFilter, EventType, ObjectType, ObjectTypeFilter, PayloadFilter, PayloadFormat, RateLimit,
+    Subscription, SubscriptionId, WebhookHealth, MAX_EVENT_TYPES, MAX_RATE_LIMIT,
 };
 use herald_delivery::{Deliverer, PreparedRoute};
 use herald_queue::Outbox as _;
@@ -69,6 +69,13 @@ pub struct WebhookIn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<ContentTypeName>)]
     pub content_type: Option<String>,
+    /// A payload filter: conditions on JSON pointers into the event (`/data/…`,
+    /// `/type`, `/object_type`, `/actor/…`, `/changes/…`), `eq`, `in`, `exists` or
+    /// `prefix`, combined with `all` and `any` (docs/delivery.md, "Payload filters").
+    /// Absent or null: every event the type filters admit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
 }
 
 /// Changing a webhook: only the fields present change.
@@ -106,11 +113,21 @@ pub struct WebhookPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<ContentTypeName>)]
     pub content_type: Option<String>,
+    /// A new payload filter, or null to remove it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
 }
 
 /// A field that is present, `null` included (which `Option<Value>` alone would read
 /// as absent): `Some(Value::Null)` clears it.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+pub(crate) fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
     serde_json::Value::deserialize(d).map(Some)
 }
 
@@ -140,6 +157,10 @@ pub struct WebhookOut {
     #[serde(default = "json")]
     #[schema(value_type = ContentTypeName)]
     pub content_type: String,
+    /// The payload filter; null when the webhook has none.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,6 +205,7 @@ impl From<&Subscription> for WebhookOut {
             rate_limit: s.rate_limit.map(RateLimit::per_second),
             format: s.format.to_string(),
             content_type: s.content_type.to_string(),
+            filter: s.filter.as_ref().map(PayloadFilter::to_value),
             created_at: s.created_at,
             updated_at: s.updated_at,
             secret: None,
@@ -351,6 +373,16 @@ fn validate_rate_limit(value: &serde_json::Value) -> ApiResult<Option<RateLimit>
         })
 }
 
+/// Reads a payload filter: `null` for none; a bad one is a 422 naming its bad part.
+fn validate_filter(value: &serde_json::Value) -> ApiResult<Option<PayloadFilter>> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    PayloadFilter::parse(value)
+        .map(Some)
+        .map_err(|e| validation(e.to_string()))
+}
+
 /// Webhook ids in paths: anything malformed simply does not exist.
 fn path_webhook(id: &str) -> ApiResult<SubscriptionId> {
     if id.is_empty()
@@ -396,6 +428,11 @@ pub async fn create_webhook(
     let (format, content_type) = shape_of(input.format.as_deref(), input.content_type.as_deref())?;
     sub.format = format.unwrap_or_default();
     sub.content_type = content_type.unwrap_or_else(|| sub.format.default_content_type());
+    sub.filter = match &input.filter {
+        Some(filter) => validate_filter(filter)?,
+        None => None,
+    };
+    crate::event_types::check_known(state, app, &sub.events).await?;
     // Checked before the write: concurrent creates can pass it together, so the cap can
     // be exceeded by the number of creates in flight, never more.
     let limit = state.config.max_webhooks_per_app;
@@ -519,7 +556,11 @@ pub async fn update_webhook(
             .transpose()?,
         format,
         content_type,
+        filter: patch.filter.as_ref().map(validate_filter).transpose()?,
     };
+    if let Some(events) = &changes.events {
+        crate::event_types::check_known(state, app, events).await?;
+    }
     // Only the attributes the patch names change, in a write guarded by the item's
     // version and retried from a fresh read: a concurrent auto-disable or another
     // PATCH of other fields is never overwritten (409 if it kept losing the race).

@@ -11,6 +11,7 @@ use herald_api::deliveries::{AttemptOut, DeliveryFilterParams};
 use herald_api::error::ErrorBody;
 use herald_api::event_listing::{EventListParams, EventSummaryOut};
 use herald_api::event_status::EventOut;
+use herald_api::event_types::{EventTypeIn, EventTypeOut, EventTypePatch};
 use herald_api::events::{PublishIn, Published};
 use herald_api::recover::{RecoverIn, RecoverOut};
 use herald_api::webhooks::{RotatedSecret, TestResult, WebhookIn, WebhookOut, WebhookPatch};
@@ -137,6 +138,41 @@ impl ApiClient {
     /// `DELETE /v1/webhooks/{id}`.
     pub async fn delete_webhook(&self, id: &str) -> Result<()> {
         self.send(Method::DELETE, &webhook_path(id, ""), |r| r)
+            .await
+            .map(drop)
+    }
+
+    // The event-type catalog (app key).
+
+    /// `POST /v1/event-types`.
+    pub async fn create_event_type(&self, input: &EventTypeIn) -> Result<EventTypeOut> {
+        self.call(Method::POST, "/v1/event-types", |r| r.json(input))
+            .await
+    }
+
+    /// `GET /v1/event-types`.
+    pub async fn list_event_types(&self, paging: &Paging) -> Result<Page<EventTypeOut>> {
+        self.list("/v1/event-types", paging).await
+    }
+
+    /// `GET /v1/event-types/{name}`.
+    pub async fn get_event_type(&self, name: &str) -> Result<EventTypeOut> {
+        self.call(Method::GET, &event_type_path(name), |r| r).await
+    }
+
+    /// `PATCH /v1/event-types/{name}`: only the fields present in `patch` change.
+    pub async fn update_event_type(
+        &self,
+        name: &str,
+        patch: &EventTypePatch,
+    ) -> Result<EventTypeOut> {
+        self.call(Method::PATCH, &event_type_path(name), |r| r.json(patch))
+            .await
+    }
+
+    /// `DELETE /v1/event-types/{name}`.
+    pub async fn delete_event_type(&self, name: &str) -> Result<()> {
+        self.send(Method::DELETE, &event_type_path(name), |r| r)
             .await
             .map(drop)
     }
@@ -323,6 +359,10 @@ fn keys_path(app: &str) -> String {
     format!("/v1/apps/{}/keys", seg(app))
 }
 
+fn event_type_path(name: &str) -> String {
+    format!("/v1/event-types/{}", seg(name))
+}
+
 fn webhook_path(id: &str, rest: &str) -> String {
     format!("/v1/webhooks/{}{rest}", seg(id))
 }
@@ -496,6 +536,7 @@ mod tests {
                 }
                 .into(),
                 content_type: if rate_limit.is_some() { "form" } else { "json" }.into(),
+                filter: rate_limit.map(|_| serde_json::json!({"path": "/data/a", "eq": 1})),
                 created_at: now,
                 updated_at: now,
                 secret: secret.map(str::to_owned),

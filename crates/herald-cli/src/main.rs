@@ -13,6 +13,7 @@
 mod api;
 mod config;
 mod dev;
+mod event_types;
 mod events;
 mod failure;
 mod health;
@@ -108,6 +109,12 @@ enum Command {
         after_help = "Examples:\n  herald webhooks add --url https://example.com/hooks --events update --object-types user\n  herald webhooks list\n  herald webhooks test sub_0190ab..."
     )]
     Webhooks(manage::WebhooksCommand),
+    /// Manage the app's event-type catalog (descriptions and JSON Schemas of `data`).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  herald event-types add invoice.paid --schema @invoice.schema.json\n  herald event-types list"
+    )]
+    EventTypes(event_types::EventTypesCommand),
     /// Publish events through the API: from arguments, a JSON file or stdin.
     #[command(after_help = events::PUBLISH_HELP)]
     Publish(events::PublishArgs),
@@ -150,6 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apps(c) => manage::apps(c, &settings).await,
         Command::Keys(c) => manage::keys(c, &settings).await,
         Command::Webhooks(c) => manage::webhooks(c, &settings).await,
+        Command::EventTypes(c) => event_types::event_types(c, &settings).await,
         Command::Publish(a) => events::publish(a, &settings).await,
         Command::Inject(a) => queue::inject(a, &settings).await,
         Command::Events(c) => events::events(c, &settings).await,

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::api::{ApiClient, Paging};
 use crate::config::Settings;
+use crate::event_types::json_arg;
 use crate::events::flag_time;
 use crate::failure::{usage, Failure, EXIT_FAILED};
 use crate::health;
@@ -123,6 +124,7 @@ pub enum WebhooksCommand {
         herald webhooks add --url https://example.com/slow --events update --rate-limit 10\n  \
         herald webhooks add --url https://example.com/para --events update --format para\n  \
         herald webhooks add --url https://example.com/gh --format standard --content-type form\n  \
+        herald webhooks add --url https://example.com/eu --events invoice.paid --filter '{\"path\": \"/data/region\", \"eq\": \"eu\"}'\n  \
         herald --json webhooks add --url http://127.0.0.1:9000/hook | jq -r .secret")]
     Add(AddArgs),
     /// List the app's webhooks with their endpoint health (last 24 h: success rate of
@@ -145,6 +147,8 @@ pub enum WebhooksCommand {
         herald webhooks update sub_0190ab... --clear-headers\n  \
         herald webhooks update sub_0190ab... --rate-limit 50\n  \
         herald webhooks update sub_0190ab... --format para --content-type json\n  \
+        herald webhooks update sub_0190ab... --filter @filter.json\n  \
+        herald webhooks update sub_0190ab... --no-filter\n  \
         herald webhooks update sub_0190ab... --no-rate-limit")]
     Update(UpdateArgs),
     /// Delete a webhook.
@@ -230,6 +234,11 @@ pub struct AddArgs {
     rate_limit: Option<u64>,
     #[command(flatten)]
     shape: ShapeArgs,
+    /// A payload filter (JSON, or @FILE): conditions on JSON pointers into the event,
+    /// such as {"path": "/data/region", "eq": "eu"}, combined with all/any
+    /// (docs/delivery.md, "Payload filters").
+    #[arg(long, value_name = "JSON|@FILE")]
+    filter: Option<String>,
 }
 
 /// The payload format and content type flags of `webhooks add` and `update`.
@@ -274,6 +283,12 @@ pub struct UpdateArgs {
     no_rate_limit: bool,
     #[command(flatten)]
     shape: ShapeArgs,
+    /// A new payload filter (JSON, or @FILE).
+    #[arg(long, value_name = "JSON|@FILE", conflicts_with = "no_filter")]
+    filter: Option<String>,
+    /// Remove the payload filter.
+    #[arg(long)]
+    no_filter: bool,
 }
 
 /// Runs `herald apps`.
@@ -389,6 +404,9 @@ fn print_webhook(w: &WebhookOut) {
         println!("  rate limit:   {limit} deliveries/s");
     }
     println!("  format:       {}, {}", w.format, w.content_type);
+    if let Some(filter) = &w.filter {
+        println!("  filter:       {filter}");
+    }
     if !w.description.is_empty() {
         println!("  description:  {}", w.description);
     }
@@ -408,7 +426,7 @@ fn print_webhook(w: &WebhookOut) {
 
 fn webhook_line(w: &WebhookOut) -> String {
     format!(
-        "{}  {:<8}  {}  events={}  object_types={}{}{}{}{}",
+        "{}  {:<8}  {}  events={}  object_types={}{}{}{}{}{}",
         w.id,
         if w.active { "active" } else { "disabled" },
         w.url,
@@ -421,6 +439,10 @@ fn webhook_line(w: &WebhookOut) -> String {
         },
         w.rate_limit
             .map(|n| format!("  rate_limit={n}/s"))
+            .unwrap_or_default(),
+        w.filter
+            .as_ref()
+            .map(|f| format!("  filter={f}"))
             .unwrap_or_default(),
         w.health
             .as_ref()
@@ -450,6 +472,7 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                     rate_limit: a.rate_limit.map(Value::from),
                     format: a.shape.format,
                     content_type: a.shape.content_type,
+                    filter: a.filter.map(|f| json_arg("filter", &f)).transpose()?,
                 })
                 .await?;
             if json {
@@ -503,6 +526,11 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                 },
                 format: u.shape.format,
                 content_type: u.shape.content_type,
+                filter: match (u.filter, u.no_filter) {
+                    (Some(f), _) => Some(json_arg("filter", &f)?),
+                    (None, true) => Some(Value::Null),
+                    (None, false) => None,
+                },
             };
             if patch.url.is_none()
                 && patch.events.is_none()
@@ -512,11 +540,12 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                 && patch.rate_limit.is_none()
                 && patch.format.is_none()
                 && patch.content_type.is_none()
+                && patch.filter.is_none()
             {
                 return Err(usage(
                     "nothing to change: give at least one of --url, --events, --object-types, \
                      --description, --header, --clear-headers, --rate-limit, --no-rate-limit, \
-                     --format, --content-type",
+                     --format, --content-type, --filter, --no-filter",
                 ));
             }
             let w = api.update_webhook(&u.id, &patch).await?;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{AppId, Event, EventType, ObjectType, ValidationError};
 use crate::format::{ContentType, PayloadFormat};
 use crate::para;
+use crate::payload_filter::{EventView, PayloadFilter};
 use crate::rate::RateLimit;
 use crate::signing::{Secret, Signer, SigningKey};
 
@@ -213,6 +214,10 @@ pub struct Subscription {
     /// How the payload travels in the body (left out when JSON).
     #[serde(default, skip_serializing_if = "ContentType::is_json")]
     pub content_type: ContentType,
+    /// Conditions on the event's content, checked after the type filters
+    /// ([`crate::payload_filter`]); `None`: every event the type filters admit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<PayloadFilter>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Bumped by every change made through the API, so a read-modify-write (a secret
@@ -264,6 +269,10 @@ pub struct Route {
     /// How the payload travels (left out when JSON).
     #[serde(default, skip_serializing_if = "ContentType::is_json")]
     pub content_type: ContentType,
+    /// The webhook's payload filter (left out when it has none, so a route without
+    /// one is as small as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<PayloadFilter>,
 }
 
 impl Route {
@@ -272,10 +281,22 @@ impl Route {
         self.active && self.filters_admit(event)
     }
 
-    /// Whether the event belongs to this route's app and passes both filters, active or
-    /// not.
+    /// Whether the event belongs to this route's app and passes its filters (event
+    /// type, object type, then payload), active or not.
     pub fn filters_admit(&self, event: &Event) -> bool {
-        admits(&self.app_id, &self.events, &self.object_types, event)
+        self.admits_view(&EventView::new(event))
+    }
+
+    /// [`Route::filters_admit`] on a view of the event, which parses the event's
+    /// content once for all the routes whose payload filters read it.
+    pub fn admits_view(&self, view: &EventView<'_>) -> bool {
+        admits(
+            &self.app_id,
+            &self.events,
+            &self.object_types,
+            self.filter.as_ref(),
+            view,
+        )
     }
 
     /// The secrets that sign deliveries at `now` (see [`Subscription::signing_secrets`]).
@@ -332,9 +353,21 @@ impl SigningKeys {
     }
 }
 
-/// Whether an event of `app` passes the two filters.
-fn admits(app: &AppId, events: &EventFilter, objects: &ObjectTypeFilter, event: &Event) -> bool {
-    *app == event.app_id && events.matches(&event.event_type) && objects.matches(&event.object_type)
+/// Whether an event of `app` passes the type filters and then the payload filter (the
+/// event's content is parsed only when the type filters admit it and a payload filter
+/// reads it).
+fn admits(
+    app: &AppId,
+    events: &EventFilter,
+    objects: &ObjectTypeFilter,
+    payload: Option<&PayloadFilter>,
+    view: &EventView<'_>,
+) -> bool {
+    let event = view.event();
+    *app == event.app_id
+        && events.matches(&event.event_type)
+        && objects.matches(&event.object_type)
+        && payload.is_none_or(|f| f.matches(view))
 }
 
 /// The secrets that sign at `now`: all of them while the rotation window lasts, then
@@ -364,6 +397,7 @@ impl Subscription {
             rate_limit: self.rate_limit,
             format: self.format,
             content_type: self.content_type,
+            filter: self.filter.clone(),
         }
     }
 
@@ -391,6 +425,7 @@ impl Subscription {
             rate_limit: None,
             format: PayloadFormat::Standard,
             content_type: ContentType::Json,
+            filter: None,
             created_at: now,
             updated_at: now,
             version: 0,
@@ -420,10 +455,16 @@ impl Subscription {
         new
     }
 
-    /// Whether the event belongs to this subscription's app and passes both filters,
+    /// Whether the event belongs to this subscription's app and passes its filters,
     /// active or not (a disabled endpoint records such events as not sent).
     pub fn filters_admit(&self, event: &Event) -> bool {
-        admits(&self.app_id, &self.events, &self.object_types, event)
+        admits(
+            &self.app_id,
+            &self.events,
+            &self.object_types,
+            self.filter.as_ref(),
+            &EventView::new(event),
+        )
     }
 }
 

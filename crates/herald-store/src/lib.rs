@@ -35,7 +35,9 @@ pub use history::{
     RECOVERY_PAGE, SHARDS,
 };
 pub use idempotency::{Claim, IdempotencyStore, PlannedEvent, CLAIM_LEASE, IDEMPOTENCY_WINDOW};
-pub use subscriptions::{SubscriptionChanges, SubscriptionStore, CHANGE_ATTEMPTS};
+pub use subscriptions::{
+    EventTypeChanges, EventTypeEntry, SubscriptionChanges, SubscriptionStore, CHANGE_ATTEMPTS,
+};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -76,6 +78,8 @@ pub enum ItemKind {
     IdempotencyKey,
     /// A rate-limited webhook's schedule of delivery slots.
     RateSchedule,
+    /// An entry of an app's event-type catalog.
+    EventType,
 }
 
 impl fmt::Display for ItemKind {
@@ -91,6 +95,7 @@ impl fmt::Display for ItemKind {
             Self::HealthCounters => "health counters",
             Self::IdempotencyKey => "idempotency key",
             Self::RateSchedule => "rate schedule",
+            Self::EventType => "event type",
         })
     }
 }
@@ -108,6 +113,13 @@ pub enum StoreError {
     /// again; the caller may try again.
     #[error("{kind} {id} was changed by another request at the same time; try again")]
     Changed { kind: ItemKind, id: String },
+    /// A collection that holds as many items as it may.
+    #[error("at most {max} {kind}s; {hint}")]
+    TooMany {
+        kind: ItemKind,
+        max: u64,
+        hint: &'static str,
+    },
     /// A pagination cursor that this store did not hand out.
     #[error("invalid pagination cursor")]
     BadCursor,

@@ -264,6 +264,9 @@ async fn detail_page(state: &AppState, s: &Signed, id: &str, extra: Extra) -> Co
             dt { "State" } dd #state { (state_badge(&w)) }
             dt { "Events" } dd { (w.events.join(", ")) }
             dt { "Object types" } dd { (w.object_types.join(", ")) }
+            @if let Some(filter) = &w.filter {
+                dt { "Payload filter" } dd #filter { code { (filter) } br; span.muted { "set with the API or herald webhooks update --filter" } }
+            }
             dt { "Description" } dd #description { (w.description) }
             dt { "Headers" } dd { @for (k, v) in &w.headers { code { (k) ": " (v) } br; } }
             dt { "Created" } dd { (time(Some(w.created_at))) }

@@ -6,6 +6,7 @@
 
 mod api;
 mod api_fuzz;
+mod catalog;
 mod cli;
 mod console;
 mod console_ops;
@@ -21,6 +22,7 @@ mod lambda;
 mod operating;
 mod operational;
 mod partial_publish;
+mod payload_filters;
 mod publisher;
 mod rate_limit;
 mod redrive;

@@ -9,8 +9,8 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use chrono::{DateTime, TimeDelta, Utc};
 use herald_core::rate::{self, MAX_SLOT_WAIT};
 use herald_core::{
-    operational, webhook_id, Attempt, Bodies, Body, DeadLetter, DeliveryTask, Event, QueueMessage,
-    WebhookId,
+    operational, webhook_id, Attempt, Bodies, Body, DeadLetter, DeliveryTask, Event, EventView,
+    QueueMessage, WebhookId,
 };
 use herald_delivery::PreparedRoute;
 use herald_queue::RETRY_HEADROOM;
@@ -169,12 +169,17 @@ impl Consumer {
             first_fan_out: true,
             ..Plan::done()
         };
-        // An operational event never goes to the webhook it is about.
+        // An operational event never goes to the webhook it is about. The type
+        // filters come first; a payload filter then reads the event's content, parsed
+        // once (by the view) for every route whose filter needs it. A route whose
+        // filter refuses the event is left out: not sent, and not recorded.
         let subject = operational::subject(&event);
+        let view = EventView::new(&event);
         let admitted: Vec<&Arc<PreparedRoute>> = routes
             .iter()
-            .filter(|r| r.filters_admit(&event) && subject.as_ref() != Some(&r.id))
+            .filter(|r| subject.as_ref() != Some(&r.id) && r.admits_view(&view))
             .collect();
+        drop(view);
         if admitted.is_empty() {
             // An event nobody subscribed to costs no write.
             return plan;

@@ -7,6 +7,8 @@
 //! | route | `R#{app}#{event type}`, or `R#{app}#*` for every type | `{id}` | the [`Route`], secrets sealed |
 //! | routing version | `A#{app}` | `V` | `version` (number) |
 //! | rate schedule of a rate-limited webhook | `L#{app}#{id}` | `L` | `end` (number: µs since the epoch) |
+//! | event type of the app's catalog | `A#{app}` | `T#{type}` | name, description, JSON Schema (text), times |
+//! | count of the app's catalog | `A#{app}` | `TC` | `n` (number) |
 //!
 //! App ids and event types cannot contain `#`, and event types cannot be `*`, so the
 //! keys of different apps and types never meet.
@@ -21,6 +23,8 @@ use crate::{to_item, Item, ItemKind, PkSk, StoreError};
 
 /// Sort key prefix of subscription items in their app's partition.
 pub(super) const SUBSCRIPTION_PREFIX: &str = "S#";
+/// Sort key prefix of event-type catalog entries in their app's partition.
+pub(super) const TYPE_PREFIX: &str = "T#";
 /// The attribute holding a subscription's or an app's version.
 pub(super) const VERSION: &str = "version";
 
@@ -69,6 +73,22 @@ impl PkSk {
         Self {
             pk: Self::route_partition(app, event_type),
             sk: id.to_string(),
+        }
+    }
+
+    /// An entry of an app's event-type catalog.
+    pub(super) fn event_type(app: &AppId, name: &EventType) -> Self {
+        Self {
+            pk: Self::app_partition(app),
+            sk: format!("{TYPE_PREFIX}{name}"),
+        }
+    }
+
+    /// The count of an app's catalog entries.
+    pub(super) fn event_type_count(app: &AppId) -> Self {
+        Self {
+            pk: Self::app_partition(app),
+            sk: "TC".to_owned(),
         }
     }
 }
@@ -331,6 +351,39 @@ mod tests {
             para_plain - plain,
             "format".len() + "para".len() + "content_type".len() + "form".len()
         );
+    }
+
+    #[tokio::test]
+    async fn a_route_carries_its_payload_filter_through_its_item() {
+        let (sealer, seal) = keys().await;
+        let mut s = sub(&["update"]);
+        let before = s.clone();
+        let plain = crate::item_size(&route_items_unsealed(&s));
+        let filter = serde_json::json!({"any": [
+            {"path": "/data/amount", "eq": 12.5},
+            {"path": "/data/n", "in": [1, -2, null, true, "x"]},
+            {"path": "/actor/id", "prefix": "admin_"},
+            {"path": "/data/a~1b", "exists": false}
+        ]});
+        s.filter = Some(herald_core::PayloadFilter::parse(&filter).unwrap());
+        let (key, mut item) = route_items(&s, &seal).unwrap().remove(0);
+        assert_eq!(key.pk, "R#shop#update");
+        open_item(&mut item, &sealer).await.unwrap();
+        let route: Route = from_item(ItemKind::Subscription, item).unwrap();
+        assert_eq!(route.filter, s.filter);
+        assert_eq!(route.filter.unwrap().to_value(), filter);
+        let with_filter = crate::item_size(&route_items_unsealed(&s));
+        println!(
+            "route item: {plain} B, with a {} B filter {with_filter} B",
+            filter.to_string().len()
+        );
+        assert!(
+            with_filter - plain <= filter.to_string().len() + 16,
+            "{with_filter} vs {plain}"
+        );
+        // A new filter rewrites the routes, and moves none.
+        let (deletes, puts) = route_changes(Some(&before), Some(&s), &seal).unwrap();
+        assert_eq!((deletes.len(), puts.len()), (0, 1));
     }
 
     /// A route item as it would be without sealing, for comparison.

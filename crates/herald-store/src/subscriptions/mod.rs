@@ -9,6 +9,7 @@
 //! reads are in [`reads`]. Signing secrets and credential header values are sealed at rest
 //! ([`sealing`]).
 
+mod catalog;
 mod items;
 mod rates;
 mod reads;
@@ -26,6 +27,7 @@ use serde::de::DeserializeOwned;
 
 use crate::{from_item, Item, ItemKind, StoreError};
 
+pub use catalog::{EventTypeChanges, EventTypeEntry};
 pub use writes::CHANGE_ATTEMPTS;
 
 const KIND: ItemKind = ItemKind::Subscription;
@@ -41,6 +43,8 @@ pub struct SubscriptionChanges {
     pub object_types: Option<ObjectTypeFilter>,
     /// A new description.
     pub description: Option<String>,
+    /// A new payload filter (`Some(None)`: none).
+    pub filter: Option<Option<herald_core::PayloadFilter>>,
     /// New custom headers (replacing all of them; a credential value sent back as
     /// the API masked it keeps the stored value).
     pub headers: Option<BTreeMap<String, String>>,
@@ -75,6 +79,9 @@ impl SubscriptionChanges {
         }
         if let Some(limit) = self.rate_limit {
             sub.rate_limit = limit;
+        }
+        if let Some(filter) = &self.filter {
+            sub.filter.clone_from(filter);
         }
         if let Some(format) = self.format {
             sub.format = format;

@@ -8,7 +8,7 @@ use herald_core::{AppId, Event, EventType, Route, Subscription, SubscriptionId};
 
 use super::items::{id_of_sort_key, read_number, SUBSCRIPTION_PREFIX, VERSION};
 use super::SubscriptionStore;
-use crate::{decode_cursor, encode_cursor, Page, PkSk, StoreError, MAX_PAGE_SIZE};
+use crate::{decode_cursor, encode_cursor, Item, Page, PkSk, StoreError, MAX_PAGE_SIZE};
 
 impl SubscriptionStore {
     /// One subscription of one app, or `None` (a strongly consistent `GetItem`).
@@ -18,19 +18,29 @@ impl SubscriptionStore {
         app: &AppId,
         id: &SubscriptionId,
     ) -> Result<Option<Subscription>, StoreError> {
+        match self.get_item(PkSk::subscription(app, id), true).await? {
+            Some(item) => Ok(Some(self.decode(item).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The item at `key`, if there is one: a `GetItem`, strongly consistent when
+    /// `consistent`.
+    pub(super) async fn get_item(
+        &self,
+        key: PkSk,
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(PkSk::subscription(app, id).into_item()))
-            .consistent_read(true)
+            .set_key(Some(key.into_item()))
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| StoreError::dynamo("GetItem", e))?;
-        match out.item {
-            Some(item) => Ok(Some(self.decode(item).await?)),
-            None => Ok(None),
-        }
+        Ok(out.item)
     }
 
     /// A page of an app's subscriptions in id order (ids are time-ordered, so oldest

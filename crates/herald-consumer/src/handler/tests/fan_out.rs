@@ -166,3 +166,54 @@ async fn an_event_no_subscription_wants_is_simply_done() {
     assert!(h.history.attempts().is_empty());
     assert!(h.outbox.scheduled().is_empty() && h.outbox.parked().is_empty());
 }
+
+#[tokio::test]
+async fn a_payload_filter_is_checked_after_the_type_filters_and_a_refused_event_is_not_sent_nor_recorded(
+) {
+    let filtered = |id: &str, filter: serde_json::Value| {
+        let mut s = sub(id, &["create"]);
+        s.filter = Some(herald_core::PayloadFilter::parse(&filter).unwrap());
+        s
+    };
+    let mut disabled = filtered(
+        "disabled-us",
+        serde_json::json!({"path": "/data/region", "eq": "us"}),
+    );
+    disabled.active = false;
+    let subs = FakeSubscriptions::with(vec![
+        filtered(
+            "eu",
+            serde_json::json!({"path": "/data/region", "eq": "eu"}),
+        ),
+        filtered(
+            "us",
+            serde_json::json!({"path": "/data/region", "eq": "us"}),
+        ),
+        filtered(
+            "both",
+            serde_json::json!({"any": [{"path": "/object_type", "eq": "user"}, {"path": "/data/x", "exists": true}]}),
+        ),
+        disabled,
+    ]);
+    let h = Harness::new(subs, FakeDeliverer::default(), FakeOutbox::default());
+    let mut e = event("create");
+    e.data = herald_core::EventData::from_value(&serde_json::json!({"region": "eu"}));
+
+    let response = h.handle(vec![event_record("m1", &e)]).await;
+
+    assert!(failures(&response).is_empty());
+    let mut sent = h.deliverer.urls();
+    sent.sort();
+    assert_eq!(sent, vec![url("both"), url("eu")]);
+    // The filtered-out webhooks have nothing in the history: not even "not sent" for
+    // the disabled one, whose filter refuses the event as its type filter would.
+    let mut recorded: Vec<String> = h
+        .history
+        .attempts()
+        .iter()
+        .map(|a| a.subscription_id.to_string())
+        .collect();
+    recorded.sort();
+    assert_eq!(recorded, vec!["both", "eu"]);
+    assert!(h.outbox.scheduled().is_empty() && h.outbox.parked().is_empty());
+}

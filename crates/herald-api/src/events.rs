@@ -3,7 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use herald_core::{AppId, DeliveryTask, Event, EventId, EventType, ObjectType, SubscriptionId};
+use herald_core::{
+    AppId, DeliveryTask, Event, EventId, EventType, ObjectType, OrderingKey, SubscriptionId,
+};
 use herald_store::{Claim, PlannedEvent};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -42,6 +44,13 @@ pub struct EventIn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<HashMap<String, Vec<Value>>>)]
     pub changes: Option<serde_json::Value>,
+    /// What orders this event for webhooks with `ordered: true` (the object's id,
+    /// say): their deliveries of one key are made in publish order, one at a time
+    /// (docs/delivery.md, "Ordered delivery"). 1 to 256 bytes of printable characters.
+    /// Webhooks that are not ordered receive the event as usual.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256)]
+    pub ordering_key: Option<String>,
 }
 
 /// Up to 100 events at once.
@@ -80,7 +89,12 @@ pub struct Resent {
     pub scheduled: Vec<String>,
 }
 
-fn to_event(app: &AppId, input: EventIn, index: Option<usize>) -> ApiResult<Event> {
+fn to_event(
+    state: &AppState,
+    app: &AppId,
+    input: EventIn,
+    index: Option<usize>,
+) -> ApiResult<Event> {
     let at = |field: &str| match index {
         Some(i) => format!("events[{i}].{field}"),
         None => field.to_owned(),
@@ -104,7 +118,23 @@ fn to_event(app: &AppId, input: EventIn, index: Option<usize>) -> ApiResult<Even
         })
     })?;
     let (actor, changes) = context_of(input.actor.as_ref(), input.changes.as_ref(), &at(""))?;
-    Ok(Event::new(app.clone(), event_type, object_type, input.data).with_context(actor, changes))
+    let ordering_key = match &input.ordering_key {
+        None => None,
+        Some(_) if !state.publisher.orders() => {
+            return Err(ApiError::Validation(format!(
+                "{}: this deployment has no ordered queue (HERALD_ORDERED_QUEUE_URL), so \
+                 it cannot deliver in order; publish without it",
+                at("ordering_key")
+            )))
+        }
+        Some(key) => Some(
+            OrderingKey::parse(key)
+                .map_err(|e| ApiError::Validation(format!("{}: {e}", at("ordering_key"))))?,
+        ),
+    };
+    Ok(Event::new(app.clone(), event_type, object_type, input.data)
+        .with_context(actor, changes)
+        .with_ordering_key(ordering_key))
 }
 
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishIn,
@@ -135,7 +165,7 @@ pub async fn publish(
         }
     })?;
     let events = match input {
-        PublishIn::One(e) => vec![to_event(&app, e, None)?],
+        PublishIn::One(e) => vec![to_event(&state, &app, e, None)?],
         PublishIn::Batch(b) => {
             if b.events.is_empty() || b.events.len() > MAX_EVENTS_PER_REQUEST {
                 return Err(ApiError::Validation(format!(
@@ -145,7 +175,7 @@ pub async fn publish(
             b.events
                 .into_iter()
                 .enumerate()
-                .map(|(i, e)| to_event(&app, e, Some(i)))
+                .map(|(i, e)| to_event(&state, &app, e, Some(i)))
                 .collect::<ApiResult<Vec<_>>>()?
         }
     };

@@ -69,6 +69,11 @@ pub struct WebhookIn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<ContentTypeName>)]
     pub content_type: Option<String>,
+    /// Deliveries of events published with the same `ordering_key` are made in
+    /// publish order, one at a time, retries included (docs/delivery.md, "Ordered
+    /// delivery"); events without a key are delivered as usual. Defaults to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered: Option<bool>,
 }
 
 /// Changing a webhook: only the fields present change.
@@ -106,6 +111,10 @@ pub struct WebhookPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<ContentTypeName>)]
     pub content_type: Option<String>,
+    /// Ordered delivery per `ordering_key` on or off (deliveries already queued keep
+    /// the way they were queued).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered: Option<bool>,
 }
 
 /// A field that is present, `null` included (which `Option<Value>` alone would read
@@ -140,6 +149,9 @@ pub struct WebhookOut {
     #[serde(default = "json")]
     #[schema(value_type = ContentTypeName)]
     pub content_type: String,
+    /// Whether deliveries of one `ordering_key` are made in publish order.
+    #[serde(default)]
+    pub ordered: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,6 +196,7 @@ impl From<&Subscription> for WebhookOut {
             rate_limit: s.rate_limit.map(RateLimit::per_second),
             format: s.format.to_string(),
             content_type: s.content_type.to_string(),
+            ordered: s.ordered,
             created_at: s.created_at,
             updated_at: s.updated_at,
             secret: None,
@@ -396,6 +409,7 @@ pub async fn create_webhook(
     let (format, content_type) = shape_of(input.format.as_deref(), input.content_type.as_deref())?;
     sub.format = format.unwrap_or_default();
     sub.content_type = content_type.unwrap_or_else(|| sub.format.default_content_type());
+    sub.ordered = input.ordered.unwrap_or(false);
     // Checked before the write: concurrent creates can pass it together, so the cap can
     // be exceeded by the number of creates in flight, never more.
     let limit = state.config.max_webhooks_per_app;
@@ -519,6 +533,7 @@ pub async fn update_webhook(
             .transpose()?,
         format,
         content_type,
+        ordered: patch.ordered,
     };
     // Only the attributes the patch names change, in a write guarded by the item's
     // version and retried from a fresh read: a concurrent auto-disable or another

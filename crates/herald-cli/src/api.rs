@@ -496,6 +496,7 @@ mod tests {
                 }
                 .into(),
                 content_type: if rate_limit.is_some() { "form" } else { "json" }.into(),
+                ordered: rate_limit.is_some(),
                 created_at: now,
                 updated_at: now,
                 secret: secret.map(str::to_owned),

@@ -228,6 +228,10 @@ pub struct AddArgs {
     /// queue. No limit when absent.
     #[arg(long, value_name = "N")]
     rate_limit: Option<u64>,
+    /// Deliver the events of one --ordering-key in publish order, one at a time,
+    /// retries included (docs/delivery.md, "Ordered delivery").
+    #[arg(long)]
+    ordered: bool,
     #[command(flatten)]
     shape: ShapeArgs,
 }
@@ -272,6 +276,9 @@ pub struct UpdateArgs {
     /// Remove the rate limit.
     #[arg(long)]
     no_rate_limit: bool,
+    /// Turn ordered delivery per --ordering-key on (true) or off (false).
+    #[arg(long, value_name = "BOOL")]
+    ordered: Option<bool>,
     #[command(flatten)]
     shape: ShapeArgs,
 }
@@ -389,6 +396,9 @@ fn print_webhook(w: &WebhookOut) {
         println!("  rate limit:   {limit} deliveries/s");
     }
     println!("  format:       {}, {}", w.format, w.content_type);
+    if w.ordered {
+        println!("  ordered:      per ordering key");
+    }
     if !w.description.is_empty() {
         println!("  description:  {}", w.description);
     }
@@ -408,7 +418,7 @@ fn print_webhook(w: &WebhookOut) {
 
 fn webhook_line(w: &WebhookOut) -> String {
     format!(
-        "{}  {:<8}  {}  events={}  object_types={}{}{}{}{}",
+        "{}  {:<8}  {}  events={}  object_types={}{}{}{}{}{}",
         w.id,
         if w.active { "active" } else { "disabled" },
         w.url,
@@ -422,6 +432,7 @@ fn webhook_line(w: &WebhookOut) -> String {
         w.rate_limit
             .map(|n| format!("  rate_limit={n}/s"))
             .unwrap_or_default(),
+        if w.ordered { "  ordered" } else { "" },
         w.health
             .as_ref()
             .map_or_else(String::new, |h| format!("  {}", health::columns(h))),
@@ -450,6 +461,7 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                     rate_limit: a.rate_limit.map(Value::from),
                     format: a.shape.format,
                     content_type: a.shape.content_type,
+                    ordered: a.ordered.then_some(true),
                 })
                 .await?;
             if json {
@@ -503,6 +515,7 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                 },
                 format: u.shape.format,
                 content_type: u.shape.content_type,
+                ordered: u.ordered,
             };
             if patch.url.is_none()
                 && patch.events.is_none()
@@ -512,11 +525,12 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                 && patch.rate_limit.is_none()
                 && patch.format.is_none()
                 && patch.content_type.is_none()
+                && patch.ordered.is_none()
             {
                 return Err(usage(
                     "nothing to change: give at least one of --url, --events, --object-types, \
                      --description, --header, --clear-headers, --rate-limit, --no-rate-limit, \
-                     --format, --content-type",
+                     --format, --content-type, --ordered",
                 ));
             }
             let w = api.update_webhook(&u.id, &patch).await?;

@@ -213,6 +213,10 @@ pub struct Subscription {
     /// How the payload travels in the body (left out when JSON).
     #[serde(default, skip_serializing_if = "ContentType::is_json")]
     pub content_type: ContentType,
+    /// Deliveries of one `ordering_key` are made in publish order, one at a time
+    /// (docs/delivery.md, "Ordered delivery"; left out when false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ordered: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Bumped by every change made through the API, so a read-modify-write (a secret
@@ -264,6 +268,15 @@ pub struct Route {
     /// How the payload travels (left out when JSON).
     #[serde(default, skip_serializing_if = "ContentType::is_json")]
     pub content_type: ContentType,
+    /// Whether its deliveries of one ordering key go through the FIFO queue, in
+    /// order (left out when false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ordered: bool,
+}
+
+/// For `skip_serializing_if`: a flag left out of the item when off.
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 impl Route {
@@ -364,6 +377,7 @@ impl Subscription {
             rate_limit: self.rate_limit,
             format: self.format,
             content_type: self.content_type,
+            ordered: self.ordered,
         }
     }
 
@@ -391,6 +405,7 @@ impl Subscription {
             rate_limit: None,
             format: PayloadFormat::Standard,
             content_type: ContentType::Json,
+            ordered: false,
             created_at: now,
             updated_at: now,
             version: 0,

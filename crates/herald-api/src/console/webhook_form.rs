@@ -150,6 +150,8 @@ impl Draft {
             rate_limit: self.rate_limit_value(),
             format: Some(self.format.clone()).filter(|f| !f.is_empty()),
             content_type: Some(self.content_type.clone()).filter(|c| !c.is_empty()),
+            // Not on the form: set through the API or the CLI, kept by the form's edits.
+            ordered: None,
         })
     }
 
@@ -179,6 +181,7 @@ impl Draft {
             rate_limit: Some(input.rate_limit.unwrap_or(serde_json::Value::Null)),
             format: input.format,
             content_type: input.content_type,
+            ordered: None,
         })
     }
 

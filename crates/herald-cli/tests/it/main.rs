@@ -20,6 +20,7 @@ mod infra;
 mod lambda;
 mod operating;
 mod operational;
+mod ordered;
 mod partial_publish;
 mod publisher;
 mod rate_limit;

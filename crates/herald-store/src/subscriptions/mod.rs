@@ -53,6 +53,8 @@ pub struct SubscriptionChanges {
     pub format: Option<PayloadFormat>,
     /// A new content type.
     pub content_type: Option<ContentType>,
+    /// Ordered delivery on or off.
+    pub ordered: Option<bool>,
 }
 
 impl SubscriptionChanges {
@@ -81,6 +83,9 @@ impl SubscriptionChanges {
         }
         if let Some(content_type) = self.content_type {
             sub.content_type = content_type;
+        }
+        if let Some(ordered) = self.ordered {
+            sub.ordered = ordered;
         }
         match self.active {
             Some(true) => {

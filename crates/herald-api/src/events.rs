@@ -51,6 +51,12 @@ pub struct EventIn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 256)]
     pub ordering_key: Option<String>,
+    /// Also deliver this event to this URL, signed with the app's callback secret
+    /// (`POST /v1/app/callback-secret/rotate` creates it; needed first), retried and
+    /// recorded under the webhook id `callback`. The same address policy as a
+    /// webhook's URL. See docs/security.md, "Callback URLs", for what it costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 /// Up to 100 events at once.
@@ -132,9 +138,23 @@ fn to_event(
                 .map_err(|e| ApiError::Validation(format!("{}: {e}", at("ordering_key"))))?,
         ),
     };
-    Ok(Event::new(app.clone(), event_type, object_type, input.data)
+    let callback_url = input
+        .callback_url
+        .as_deref()
+        .map(|url| {
+            crate::webhooks::validate_url(state, url).map_err(|e| match e {
+                ApiError::Validation(m) => {
+                    ApiError::Validation(format!("{}: {m}", at("callback_url")))
+                }
+                other => other,
+            })
+        })
+        .transpose()?;
+    let mut event = Event::new(app.clone(), event_type, object_type, input.data)
         .with_context(actor, changes)
-        .with_ordering_key(ordering_key))
+        .with_ordering_key(ordering_key);
+    event.callback_url = callback_url;
+    Ok(event)
 }
 
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = PublishIn,
@@ -179,6 +199,17 @@ pub async fn publish(
                 .collect::<ApiResult<Vec<_>>>()?
         }
     };
+
+    if events.iter().any(|e| e.callback_url.is_some())
+        && state.subscriptions.callback_secrets(&app).await?.is_none()
+    {
+        return Err(ApiError::Validation(
+            "callback_url needs the app's callback secret, which signs those deliveries: \
+             create it with POST /v1/app/callback-secret/rotate (`herald callback-secret \
+             rotate`) first"
+                .into(),
+        ));
+    }
 
     let key = match headers.get("idempotency-key") {
         None => None,

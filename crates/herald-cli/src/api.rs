@@ -159,6 +159,12 @@ impl ApiClient {
             .await
     }
 
+    /// `POST /v1/app/callback-secret/rotate`: the app's new callback secret.
+    pub async fn rotate_callback_secret(&self) -> Result<RotatedSecret> {
+        self.call(Method::POST, "/v1/app/callback-secret/rotate", |r| r)
+            .await
+    }
+
     /// `POST /v1/webhooks/{id}/test`: a signed test delivery, made now.
     pub async fn test_webhook(&self, id: &str) -> Result<TestResult> {
         self.call(Method::POST, &webhook_path(id, "/test"), |r| r)

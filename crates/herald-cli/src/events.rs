@@ -72,6 +72,10 @@ pub struct PublishArgs {
     /// events, `ordering_key`): their deliveries of one key are made in publish order.
     #[arg(long, value_name = "KEY", requires = "event_type")]
     ordering_key: Option<String>,
+    /// Also deliver the event to this URL, signed with the app's callback secret
+    /// (`herald callback-secret rotate` creates it; in --file events, `callback_url`).
+    #[arg(long, value_name = "URL", requires = "event_type")]
+    callback_url: Option<String>,
 }
 
 /// The `--help` epilogue of `herald publish`.
@@ -300,6 +304,7 @@ pub async fn publish(args: PublishArgs, settings: &Settings) -> Result<()> {
                 actor,
                 changes,
                 ordering_key: args.ordering_key.clone(),
+                callback_url: args.callback_url.clone(),
             }]
         }
         (None, Some(path)) => parse_events(&read_input(path)?)?,

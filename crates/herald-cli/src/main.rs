@@ -108,6 +108,13 @@ enum Command {
         after_help = "Examples:\n  herald webhooks add --url https://example.com/hooks --events update --object-types user\n  herald webhooks list\n  herald webhooks test sub_0190ab..."
     )]
     Webhooks(manage::WebhooksCommand),
+    /// Create or rotate the app's secret for events' callback URLs.
+    #[command(
+        subcommand,
+        name = "callback-secret",
+        after_help = "Example:\n  herald callback-secret rotate\n  herald publish --type update --object-type order --callback-url https://example.com/cb"
+    )]
+    CallbackSecret(manage::CallbackSecretCommand),
     /// Publish events through the API: from arguments, a JSON file or stdin.
     #[command(after_help = events::PUBLISH_HELP)]
     Publish(events::PublishArgs),
@@ -151,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(c) => manage::keys(c, &settings).await,
         Command::Webhooks(c) => manage::webhooks(c, &settings).await,
         Command::Publish(a) => events::publish(a, &settings).await,
+        Command::CallbackSecret(c) => manage::callback_secret(c, &settings).await,
         Command::Inject(a) => queue::inject(a, &settings).await,
         Command::Events(c) => events::events(c, &settings).await,
         Command::Deliveries(a) => events::deliveries(a, &settings).await,

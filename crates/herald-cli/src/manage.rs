@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use herald_api::apps::{AppIn, Page, PageParams};
 use herald_api::recover::{RecoverIn, RecoverOut};
-use herald_api::webhooks::{WebhookIn, WebhookOut, WebhookPatch};
+use herald_api::webhooks::{RotatedSecret, WebhookIn, WebhookOut, WebhookPatch};
 use serde_json::{json, Value};
 
 use crate::api::{ApiClient, Paging};
@@ -112,6 +112,40 @@ pub enum KeysCommand {
         /// The key's id (from `herald keys list`).
         key_id: String,
     },
+}
+
+/// Prints a rotated secret (shown once) of `what`, as JSON or text.
+fn print_rotated(r: &RotatedSecret, what: &str, json: bool) {
+    if json {
+        output::json(r);
+    } else {
+        println!("rotated {what}");
+        println!("  new secret: {}   (shown once)", r.secret);
+        println!(
+            "  the previous secret also signs until {}",
+            time(&r.previous_secret_expires_at)
+        );
+    }
+}
+
+/// `herald callback-secret`: the app's secret for callback URLs.
+#[derive(Subcommand, Debug)]
+pub enum CallbackSecretCommand {
+    /// Create or rotate the secret that signs deliveries to events' callback URLs
+    /// (shown once; the previous one also signs for the rotation window).
+    Rotate,
+}
+
+/// Runs `herald callback-secret`.
+pub async fn callback_secret(cmd: CallbackSecretCommand, settings: &Settings) -> Result<()> {
+    let api = ApiClient::app(settings)?;
+    match cmd {
+        CallbackSecretCommand::Rotate => {
+            let r = api.rotate_callback_secret().await?;
+            print_rotated(&r, "the app's callback secret", settings.json);
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -570,16 +604,7 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
         }
         WebhooksCommand::Rotate { id } => {
             let r = api.rotate_secret(&id).await?;
-            if json {
-                output::json(&r);
-            } else {
-                println!("rotated the secret of webhook {id}");
-                println!("  new secret: {}   (shown once)", r.secret);
-                println!(
-                    "  the previous secret also signs until {}",
-                    time(&r.previous_secret_expires_at)
-                );
-            }
+            print_rotated(&r, &format!("the secret of webhook {id}"), json);
         }
         WebhooksCommand::Recover { id, since, until } => {
             let now = chrono::Utc::now();

@@ -366,6 +366,10 @@ pub struct Event {
     /// What orders it for ordered webhooks (docs/delivery.md, "Ordered delivery").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering_key: Option<OrderingKey>,
+    /// Where the event is also delivered, signed with its app's callback secret, when
+    /// the publisher said (docs/security.md, "Callback URLs").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 /// An event's `data`: its JSON text as published, carried as text from the queue to
@@ -431,6 +435,7 @@ impl Event {
             actor: None,
             changes: None,
             ordering_key: None,
+            callback_url: None,
         }
     }
 

@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod address;
 pub mod attempt;
+pub mod callback;
 pub mod credential_headers;
 pub mod delivery;
 pub mod envelope;
@@ -28,6 +29,7 @@ pub mod testing;
 pub use actor::{Actor, Changes};
 pub use address::{AddressPolicy, PortPolicy};
 pub use attempt::{Attempt, AttemptOutcome};
+pub use callback::{is_callback, CallbackSecrets, CALLBACK_ID};
 pub use credential_headers::{is_credential_header, masked_headers};
 pub use delivery::{
     is_reserved_header, reserved_header_reason, DeliveryError, DeliveryOutcome, DeliveryResult,

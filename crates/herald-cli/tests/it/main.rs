@@ -6,6 +6,7 @@
 
 mod api;
 mod api_fuzz;
+mod callbacks;
 mod cli;
 mod console;
 mod console_ops;

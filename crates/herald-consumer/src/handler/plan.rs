@@ -204,10 +204,37 @@ impl Consumer {
         };
         // An operational event never goes to the webhook it is about.
         let subject = operational::subject(&event);
-        let admitted: Vec<&Arc<PreparedRoute>> = routes
+        let mut admitted: Vec<&Arc<PreparedRoute>> = routes
             .iter()
             .filter(|r| r.filters_admit(&event) && subject.as_ref() != Some(&r.id))
             .collect();
+        // The event's callback URL, if it has one, is one more route.
+        let callback = match &event.callback_url {
+            None => None,
+            Some(url) => match within(
+                by,
+                self.adapters
+                    .subscriptions
+                    .callback_route(&event.app_id, url),
+            )
+            .await
+            {
+                Ok(route) => route,
+                Err(e) => {
+                    tracing::error!(message_id, event_id = %event.id, error = %e, "callback secret lookup failed; the message will come back");
+                    return Plan::retry();
+                }
+            },
+        };
+        if event.callback_url.is_some() && callback.is_none() {
+            plan.not_sent.push(Attempt::not_sent(
+                &event,
+                &herald_core::SubscriptionId::new(herald_core::CALLBACK_ID),
+                "no_callback_secret",
+                Some("the app has no callback secret"),
+            ));
+        }
+        admitted.extend(callback.as_ref());
         if admitted.is_empty() {
             // An event nobody subscribed to costs no write.
             return plan;
@@ -317,6 +344,16 @@ impl Consumer {
         };
         let route = match cached {
             Some(r) => Some(r),
+            None if herald_core::is_callback(&task.subscription_id) => {
+                let url = task.event.callback_url.as_deref().unwrap_or_default();
+                match within(by, self.adapters.subscriptions.callback_route(app, url)).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(message_id, event_id = %task.event.id, error = %e, "callback secret lookup failed; the message will come back");
+                        return Plan::retry();
+                    }
+                }
+            }
             None => match within(
                 by,
                 self.adapters.subscriptions.get(app, &task.subscription_id),

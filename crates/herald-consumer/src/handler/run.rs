@@ -11,7 +11,7 @@ use chrono::Utc;
 use herald_core::attempt::truncate_to;
 use herald_core::retry::next_step;
 use herald_core::{
-    operational, Attempt, DeadLetter, DeliveryOutcome, DeliveryTask, Event, NextStep,
+    is_callback, operational, Attempt, DeadLetter, DeliveryOutcome, DeliveryTask, Event, NextStep,
 };
 
 use super::calls::{send_durably, within};
@@ -125,7 +125,10 @@ impl Consumer {
             }
             NextStep::Park { reason } => {
                 let fate = self.park_failed(&w, reason.clone(), &outcome, by).await;
-                if fate == Fate::Done {
+                // A callback URL is no endpoint: there is nothing to count or disable.
+                if fate == Fate::Done && is_callback(&w.route.id) {
+                    self.announce_exhausted(&w, &reason, &outcome, by).await;
+                } else if fate == Fate::Done {
                     self.announce_exhausted(&w, &reason, &outcome, by).await;
                     match within(
                         by,
@@ -164,6 +167,9 @@ impl Consumer {
                 let fate = self.park_failed(&w, reason.clone(), &outcome, by).await;
                 if fate == Fate::Done {
                     self.announce_exhausted(&w, &reason, &outcome, by).await;
+                }
+                if is_callback(&w.route.id) {
+                    return (w.record, fate, Made::Attempt(w.tagged(attempt)));
                 }
                 match within(
                     by,

@@ -9,6 +9,7 @@
 //! reads are in [`reads`]. Signing secrets and credential header values are sealed at rest
 //! ([`sealing`]).
 
+mod callback;
 mod items;
 mod rates;
 mod reads;

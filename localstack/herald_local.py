@@ -34,6 +34,8 @@ TEMPLATE = ROOT / "infra" / "data-plane.yaml"
 OUTPUT_TO_ENV = {
     "EventsQueueUrl": "HERALD_EVENTS_QUEUE_URL",
     "DeadLetterQueueUrl": "HERALD_DLQ_URL",
+    "OrderedQueueUrl": "HERALD_ORDERED_QUEUE_URL",
+    "OrderedDeadLetterQueueUrl": "HERALD_ORDERED_DLQ_URL",
     "SubscriptionsTableName": "HERALD_SUBSCRIPTIONS_TABLE",
     "HistoryTableName": "HERALD_HISTORY_TABLE",
     "AppsTableName": "HERALD_APPS_TABLE",

@@ -32,6 +32,9 @@ pub struct PublishedEventOut {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<HashMap<String, Vec<Value>>>)]
     pub changes: Option<serde_json::Value>,
+    /// What orders it for ordered webhooks, when the publisher said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
 }
 
 impl From<&herald_core::Event> for PublishedEventOut {
@@ -44,6 +47,7 @@ impl From<&herald_core::Event> for PublishedEventOut {
             data: event.data.to_value(),
             actor: event.actor.as_ref().map(ActorOut::from),
             changes: changes_out(event.changes.as_ref()),
+            ordering_key: event.ordering_key.as_ref().map(ToString::to_string),
         }
     }
 }

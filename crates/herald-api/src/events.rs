@@ -3,7 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use herald_core::{AppId, DeliveryTask, Event, EventId, EventType, ObjectType, SubscriptionId};
+use herald_core::{
+    AppId, DeliveryTask, Event, EventId, EventType, ObjectType, OrderingKey, SubscriptionId,
+};
 use herald_store::{Claim, PlannedEvent};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -42,6 +44,19 @@ pub struct EventIn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<HashMap<String, Vec<Value>>>)]
     pub changes: Option<serde_json::Value>,
+    /// What orders this event for webhooks with `ordered: true` (the object's id,
+    /// say): their deliveries of one key are made in publish order, one at a time
+    /// (docs/delivery.md, "Ordered delivery"). 1 to 256 bytes of printable characters.
+    /// Webhooks that are not ordered receive the event as usual.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256)]
+    pub ordering_key: Option<String>,
+    /// Also deliver this event to this URL, signed with the app's callback secret
+    /// (`POST /v1/app/callback-secret/rotate` creates it; needed first), retried and
+    /// recorded under the webhook id `callback`. The same address policy as a
+    /// webhook's URL. See docs/security.md, "Callback URLs", for what it costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 /// Up to 100 events at once.
@@ -80,7 +95,12 @@ pub struct Resent {
     pub scheduled: Vec<String>,
 }
 
-fn to_event(app: &AppId, input: EventIn, index: Option<usize>) -> ApiResult<Event> {
+fn to_event(
+    state: &AppState,
+    app: &AppId,
+    input: EventIn,
+    index: Option<usize>,
+) -> ApiResult<Event> {
     let at = |field: &str| match index {
         Some(i) => format!("events[{i}].{field}"),
         None => field.to_owned(),
@@ -104,7 +124,37 @@ fn to_event(app: &AppId, input: EventIn, index: Option<usize>) -> ApiResult<Even
         })
     })?;
     let (actor, changes) = context_of(input.actor.as_ref(), input.changes.as_ref(), &at(""))?;
-    Ok(Event::new(app.clone(), event_type, object_type, input.data).with_context(actor, changes))
+    let ordering_key = match &input.ordering_key {
+        None => None,
+        Some(_) if !state.publisher.orders() => {
+            return Err(ApiError::Validation(format!(
+                "{}: this deployment has no ordered queue (HERALD_ORDERED_QUEUE_URL), so \
+                 it cannot deliver in order; publish without it",
+                at("ordering_key")
+            )))
+        }
+        Some(key) => Some(
+            OrderingKey::parse(key)
+                .map_err(|e| ApiError::Validation(format!("{}: {e}", at("ordering_key"))))?,
+        ),
+    };
+    let callback_url = input
+        .callback_url
+        .as_deref()
+        .map(|url| {
+            crate::webhooks::validate_url(state, url).map_err(|e| match e {
+                ApiError::Validation(m) => {
+                    ApiError::Validation(format!("{}: {m}", at("callback_url")))
+                }
+                other => other,
+            })
+        })
+        .transpose()?;
+    let mut event = Event::new(app.clone(), event_type, object_type, input.data)
+        .with_context(actor, changes)
+        .with_ordering_key(ordering_key);
+    event.callback_url = callback_url;
+    Ok(event)
 }
 
 /// Checks the `data` of each event whose type has a JSON Schema in the app's catalog
@@ -170,7 +220,7 @@ pub async fn publish(
     })?;
     let batch = matches!(input, PublishIn::Batch(_));
     let events = match input {
-        PublishIn::One(e) => vec![to_event(&app, e, None)?],
+        PublishIn::One(e) => vec![to_event(&state, &app, e, None)?],
         PublishIn::Batch(b) => {
             if b.events.is_empty() || b.events.len() > MAX_EVENTS_PER_REQUEST {
                 return Err(ApiError::Validation(format!(
@@ -180,12 +230,22 @@ pub async fn publish(
             b.events
                 .into_iter()
                 .enumerate()
-                .map(|(i, e)| to_event(&app, e, Some(i)))
+                .map(|(i, e)| to_event(&state, &app, e, Some(i)))
                 .collect::<ApiResult<Vec<_>>>()?
         }
     };
 
     check_schemas(&state, &app, &events, batch).await?;
+    if events.iter().any(|e| e.callback_url.is_some())
+        && state.subscriptions.callback_secrets(&app).await?.is_none()
+    {
+        return Err(ApiError::Validation(
+            "callback_url needs the app's callback secret, which signs those deliveries: \
+             create it with POST /v1/app/callback-secret/rotate (`herald callback-secret \
+             rotate`) first"
+                .into(),
+        ));
+    }
 
     let key = match headers.get("idempotency-key") {
         None => None,

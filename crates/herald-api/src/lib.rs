@@ -6,6 +6,7 @@
 //! `/v1/openapi.json` and checked in at `docs/openapi.json`.
 
 pub mod apps;
+pub mod callback;
 pub mod console;
 pub mod deliveries;
 pub mod error;
@@ -112,6 +113,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries::event_deliveries))
         .routes(routes!(event_status::get_event))
         .routes(routes!(events::resend))
+        .routes(routes!(callback::rotate))
 }
 
 /// The OpenAPI document of the whole API, generated from the handlers.

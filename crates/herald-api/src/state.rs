@@ -210,7 +210,11 @@ impl AppState {
         }
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         let sqs = aws_sdk_sqs::Client::new(aws);
-        let publisher = Publisher::connect(sqs.clone(), &config.queues.events_queue_url).await?;
+        let mut publisher =
+            Publisher::connect(sqs.clone(), &config.queues.events_queue_url).await?;
+        if let Some(url) = &config.queues.ordered_queue_url {
+            publisher = publisher.with_ordered_queue(sqs.clone(), url);
+        }
         let limiter = NonZeroU32::new(config.rate_limit).map(|per_sec| {
             let burst = NonZeroU32::new(config.rate_limit.saturating_mul(2)).unwrap_or(per_sec);
             Arc::new(governor::RateLimiter::keyed(
@@ -238,12 +242,15 @@ impl AppState {
                 &config.queues.dlq_url,
                 &config.queues.events_queue_url,
             ),
-            outbox: Arc::new(SqsOutbox::new(
-                sqs.clone(),
-                &config.queues.events_queue_url,
-                &config.queues.dlq_url,
-                herald_queue::MAX_DELAY,
-            )),
+            outbox: Arc::new(
+                SqsOutbox::new(
+                    sqs.clone(),
+                    &config.queues.events_queue_url,
+                    &config.queues.dlq_url,
+                    herald_queue::MAX_DELAY,
+                )
+                .with_ordered_queue(config.queues.ordered_queue_url.clone()),
+            ),
             deliverer: Arc::new(HttpDeliverer::new(&config.http)?),
             limiter,
             sqs,

@@ -76,6 +76,11 @@ pub struct WebhookIn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// Deliveries of events published with the same `ordering_key` are made in
+    /// publish order, one at a time, retries included (docs/delivery.md, "Ordered
+    /// delivery"); events without a key are delivered as usual. Defaults to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered: Option<bool>,
 }
 
 /// Changing a webhook: only the fields present change.
@@ -121,6 +126,10 @@ pub struct WebhookPatch {
     )]
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// Ordered delivery per `ordering_key` on or off (deliveries already queued keep
+    /// the way they were queued).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordered: Option<bool>,
 }
 
 /// A field that is present, `null` included (which `Option<Value>` alone would read
@@ -161,6 +170,9 @@ pub struct WebhookOut {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// Whether deliveries of one `ordering_key` are made in publish order.
+    #[serde(default)]
+    pub ordered: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -206,6 +218,7 @@ impl From<&Subscription> for WebhookOut {
             format: s.format.to_string(),
             content_type: s.content_type.to_string(),
             filter: s.filter.as_ref().map(PayloadFilter::to_value),
+            ordered: s.ordered,
             created_at: s.created_at,
             updated_at: s.updated_at,
             secret: None,
@@ -433,6 +446,7 @@ pub async fn create_webhook(
         None => None,
     };
     crate::event_types::check_known(state, app, &sub.events).await?;
+    sub.ordered = input.ordered.unwrap_or(false);
     // Checked before the write: concurrent creates can pass it together, so the cap can
     // be exceeded by the number of creates in flight, never more.
     let limit = state.config.max_webhooks_per_app;
@@ -557,6 +571,7 @@ pub async fn update_webhook(
         format,
         content_type,
         filter: patch.filter.as_ref().map(validate_filter).transpose()?,
+        ordered: patch.ordered,
     };
     if let Some(events) = &changes.events {
         crate::event_types::check_known(state, app, events).await?;

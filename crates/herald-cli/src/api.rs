@@ -195,6 +195,12 @@ impl ApiClient {
             .await
     }
 
+    /// `POST /v1/app/callback-secret/rotate`: the app's new callback secret.
+    pub async fn rotate_callback_secret(&self) -> Result<RotatedSecret> {
+        self.call(Method::POST, "/v1/app/callback-secret/rotate", |r| r)
+            .await
+    }
+
     /// `POST /v1/webhooks/{id}/test`: a signed test delivery, made now.
     pub async fn test_webhook(&self, id: &str) -> Result<TestResult> {
         self.call(Method::POST, &webhook_path(id, "/test"), |r| r)
@@ -537,6 +543,7 @@ mod tests {
                 .into(),
                 content_type: if rate_limit.is_some() { "form" } else { "json" }.into(),
                 filter: rate_limit.map(|_| serde_json::json!({"path": "/data/a", "eq": 1})),
+                ordered: rate_limit.is_some(),
                 created_at: now,
                 updated_at: now,
                 secret: secret.map(str::to_owned),

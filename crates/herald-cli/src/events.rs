@@ -68,6 +68,14 @@ pub struct PublishArgs {
     /// What changed, as JSON: {"field": [before, after], …} (at most 100 fields).
     #[arg(long, value_name = "JSON", requires = "event_type")]
     changes: Option<String>,
+    /// What orders the event for ordered webhooks (the object's id, say; in --file
+    /// events, `ordering_key`): their deliveries of one key are made in publish order.
+    #[arg(long, value_name = "KEY", requires = "event_type")]
+    ordering_key: Option<String>,
+    /// Also deliver the event to this URL, signed with the app's callback secret
+    /// (`herald callback-secret rotate` creates it; in --file events, `callback_url`).
+    #[arg(long, value_name = "URL", requires = "event_type")]
+    callback_url: Option<String>,
 }
 
 /// The `--help` epilogue of `herald publish`.
@@ -80,6 +88,7 @@ Examples:
   herald publish --type invoice.paid --object-type invoice --data-file invoice.json
   herald publish --type update --object-type invoice --data '{\"id\":\"inv_1\"}' \\
       --actor-id u_42 --actor-type user --actor-name Ada --changes '{\"status\":[\"draft\",\"paid\"]}'
+  herald publish --type update --object-type invoice --data '{\"id\":\"inv_1\"}' --ordering-key inv_1
   herald publish --file events.json --idempotency-key import-2025-01-31
   echo '{\"type\":\"create\",\"object_type\":\"user\",\"data\":{\"id\":\"7\"}}' | herald publish";
 
@@ -294,6 +303,8 @@ pub async fn publish(args: PublishArgs, settings: &Settings) -> Result<()> {
                 data,
                 actor,
                 changes,
+                ordering_key: args.ordering_key.clone(),
+                callback_url: args.callback_url.clone(),
             }]
         }
         (None, Some(path)) => parse_events(&read_input(path)?)?,

@@ -115,6 +115,13 @@ enum Command {
         after_help = "Examples:\n  herald event-types add invoice.paid --schema @invoice.schema.json\n  herald event-types list"
     )]
     EventTypes(event_types::EventTypesCommand),
+    /// Create or rotate the app's secret for events' callback URLs.
+    #[command(
+        subcommand,
+        name = "callback-secret",
+        after_help = "Example:\n  herald callback-secret rotate\n  herald publish --type update --object-type order --callback-url https://example.com/cb"
+    )]
+    CallbackSecret(manage::CallbackSecretCommand),
     /// Publish events through the API: from arguments, a JSON file or stdin.
     #[command(after_help = events::PUBLISH_HELP)]
     Publish(events::PublishArgs),
@@ -159,6 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Webhooks(c) => manage::webhooks(c, &settings).await,
         Command::EventTypes(c) => event_types::event_types(c, &settings).await,
         Command::Publish(a) => events::publish(a, &settings).await,
+        Command::CallbackSecret(c) => manage::callback_secret(c, &settings).await,
         Command::Inject(a) => queue::inject(a, &settings).await,
         Command::Events(c) => events::events(c, &settings).await,
         Command::Deliveries(a) => events::deliveries(a, &settings).await,

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use herald_api::apps::{AppIn, Page, PageParams};
 use herald_api::recover::{RecoverIn, RecoverOut};
-use herald_api::webhooks::{WebhookIn, WebhookOut, WebhookPatch};
+use herald_api::webhooks::{RotatedSecret, WebhookIn, WebhookOut, WebhookPatch};
 use serde_json::{json, Value};
 
 use crate::api::{ApiClient, Paging};
@@ -113,6 +113,40 @@ pub enum KeysCommand {
         /// The key's id (from `herald keys list`).
         key_id: String,
     },
+}
+
+/// Prints a rotated secret (shown once) of `what`, as JSON or text.
+fn print_rotated(r: &RotatedSecret, what: &str, json: bool) {
+    if json {
+        output::json(r);
+    } else {
+        println!("rotated {what}");
+        println!("  new secret: {}   (shown once)", r.secret);
+        println!(
+            "  the previous secret also signs until {}",
+            time(&r.previous_secret_expires_at)
+        );
+    }
+}
+
+/// `herald callback-secret`: the app's secret for callback URLs.
+#[derive(Subcommand, Debug)]
+pub enum CallbackSecretCommand {
+    /// Create or rotate the secret that signs deliveries to events' callback URLs
+    /// (shown once; the previous one also signs for the rotation window).
+    Rotate,
+}
+
+/// Runs `herald callback-secret`.
+pub async fn callback_secret(cmd: CallbackSecretCommand, settings: &Settings) -> Result<()> {
+    let api = ApiClient::app(settings)?;
+    match cmd {
+        CallbackSecretCommand::Rotate => {
+            let r = api.rotate_callback_secret().await?;
+            print_rotated(&r, "the app's callback secret", settings.json);
+        }
+    }
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -232,6 +266,10 @@ pub struct AddArgs {
     /// queue. No limit when absent.
     #[arg(long, value_name = "N")]
     rate_limit: Option<u64>,
+    /// Deliver the events of one --ordering-key in publish order, one at a time,
+    /// retries included (docs/delivery.md, "Ordered delivery").
+    #[arg(long)]
+    ordered: bool,
     #[command(flatten)]
     shape: ShapeArgs,
     /// A payload filter (JSON, or @FILE): conditions on JSON pointers into the event,
@@ -281,6 +319,9 @@ pub struct UpdateArgs {
     /// Remove the rate limit.
     #[arg(long)]
     no_rate_limit: bool,
+    /// Turn ordered delivery per --ordering-key on (true) or off (false).
+    #[arg(long, value_name = "BOOL")]
+    ordered: Option<bool>,
     #[command(flatten)]
     shape: ShapeArgs,
     /// A new payload filter (JSON, or @FILE).
@@ -407,6 +448,9 @@ fn print_webhook(w: &WebhookOut) {
     if let Some(filter) = &w.filter {
         println!("  filter:       {filter}");
     }
+    if w.ordered {
+        println!("  ordered:      per ordering key");
+    }
     if !w.description.is_empty() {
         println!("  description:  {}", w.description);
     }
@@ -426,7 +470,7 @@ fn print_webhook(w: &WebhookOut) {
 
 fn webhook_line(w: &WebhookOut) -> String {
     format!(
-        "{}  {:<8}  {}  events={}  object_types={}{}{}{}{}{}",
+        "{}  {:<8}  {}  events={}  object_types={}{}{}{}{}{}{}",
         w.id,
         if w.active { "active" } else { "disabled" },
         w.url,
@@ -444,6 +488,7 @@ fn webhook_line(w: &WebhookOut) -> String {
             .as_ref()
             .map(|f| format!("  filter={f}"))
             .unwrap_or_default(),
+        if w.ordered { "  ordered" } else { "" },
         w.health
             .as_ref()
             .map_or_else(String::new, |h| format!("  {}", health::columns(h))),
@@ -473,6 +518,7 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                     format: a.shape.format,
                     content_type: a.shape.content_type,
                     filter: a.filter.map(|f| json_arg("filter", &f)).transpose()?,
+                    ordered: a.ordered.then_some(true),
                 })
                 .await?;
             if json {
@@ -531,6 +577,7 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                     (None, true) => Some(Value::Null),
                     (None, false) => None,
                 },
+                ordered: u.ordered,
             };
             if patch.url.is_none()
                 && patch.events.is_none()
@@ -541,11 +588,12 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
                 && patch.format.is_none()
                 && patch.content_type.is_none()
                 && patch.filter.is_none()
+                && patch.ordered.is_none()
             {
                 return Err(usage(
                     "nothing to change: give at least one of --url, --events, --object-types, \
                      --description, --header, --clear-headers, --rate-limit, --no-rate-limit, \
-                     --format, --content-type, --filter, --no-filter",
+                     --format, --content-type, --filter, --no-filter, --ordered",
                 ));
             }
             let w = api.update_webhook(&u.id, &patch).await?;
@@ -585,16 +633,7 @@ pub async fn webhooks(cmd: WebhooksCommand, settings: &Settings) -> Result<()> {
         }
         WebhooksCommand::Rotate { id } => {
             let r = api.rotate_secret(&id).await?;
-            if json {
-                output::json(&r);
-            } else {
-                println!("rotated the secret of webhook {id}");
-                println!("  new secret: {}   (shown once)", r.secret);
-                println!(
-                    "  the previous secret also signs until {}",
-                    time(&r.previous_secret_expires_at)
-                );
-            }
+            print_rotated(&r, &format!("the secret of webhook {id}"), json);
         }
         WebhooksCommand::Recover { id, since, until } => {
             let now = chrono::Utc::now();

@@ -198,6 +198,8 @@ pub struct ConsumerConfig {
     pub events_queue_url: String,
     /// Where dead letters are parked.
     pub dlq_url: String,
+    /// The FIFO queue of ordered delivery, if any (polled by the local worker too).
+    pub ordered_queue_url: Option<String>,
     /// The subscriptions table.
     pub subscriptions_table: String,
     /// The delivery history table.
@@ -255,6 +257,7 @@ impl ConsumerConfig {
         Ok(Self {
             events_queue_url: s.queues.events_queue_url,
             dlq_url: s.queues.dlq_url,
+            ordered_queue_url: s.queues.ordered_queue_url,
             subscriptions_table: s.tables.subscriptions_table,
             history_table: s.tables.history_table,
             history_retention: s.tables.history_retention,

@@ -13,6 +13,7 @@
 //! the whole batch comes back ([`BatchError`]).
 
 mod calls;
+mod groups;
 mod pace;
 mod plan;
 mod run;
@@ -31,7 +32,7 @@ use tokio::sync::Semaphore;
 use crate::history::History;
 use crate::metrics::{BatchCounts, Metrics};
 use crate::subscriptions::SubscriptionSource;
-use calls::within;
+use calls::{send_durably, within};
 use plan::Plan;
 
 /// Allowance for the calls made after the last delivery of a batch ends (retry
@@ -214,6 +215,20 @@ impl Consumer {
         batch: SqsEvent,
         deadline: Instant,
     ) -> Result<SqsBatchResponse, BatchError> {
+        if groups::is_fifo(&batch) {
+            return self.handle_groups(batch, deadline).await;
+        }
+        let start_by = Instant::now() + self.policy.start_deadline;
+        self.handle_by(batch, start_by, deadline).await
+    }
+
+    /// As [`Consumer::handle_until`], the batch's deliveries starting by `start_by`.
+    async fn handle_by(
+        &self,
+        batch: SqsEvent,
+        start_by: Instant,
+        deadline: Instant,
+    ) -> Result<SqsBatchResponse, BatchError> {
         let started = Instant::now();
         let follow_ups_by = deadline
             .checked_sub(HISTORY_RESERVE)
@@ -235,9 +250,26 @@ impl Consumer {
 
         let mut history = BatchHistory::start();
         let mut fates: Vec<Fate> = plans.iter().map(|p| p.fate).collect();
+        // Deliveries to ordered webhooks onto the FIFO queue, record by record in the
+        // batch's order. A record whose deliveries could not be queued comes back whole
+        // and is fanned out again then (the queue drops the repeats it already holds).
+        for (index, plan) in plans.iter().enumerate() {
+            if plan.ordered.is_empty() {
+                continue;
+            }
+            if let Err(e) =
+                send_durably(follow_ups_by, || self.adapters.outbox.order(&plan.ordered)).await
+            {
+                tracing::error!(error = %e, deliveries = plan.ordered.len(), "could not queue ordered deliveries; the record will come back");
+                fates[index] = Fate::Retry;
+            }
+        }
         let mut work = Vec::new();
         let mut events = Vec::new();
-        for plan in plans {
+        for (index, plan) in plans.into_iter().enumerate() {
+            if !plan.ordered.is_empty() && fates[index] == Fate::Retry {
+                continue;
+            }
             for attempt in plan.not_sent {
                 history.attempted(attempt, plan.first_fan_out);
             }
@@ -250,7 +282,6 @@ impl Consumer {
         self.reserve_slots(&mut work, follow_ups_by).await;
         // Every delivery of the batch waits for a permit of the consumer's bound; those
         // that get none by the start deadline are handed back.
-        let start_by = started + self.policy.start_deadline;
         let results: Vec<Ran> = work
             .into_iter()
             .map(|w| self.run(w, start_by, follow_ups_by))

@@ -41,12 +41,15 @@ pub fn build(config: &ConsumerConfig, aws: &aws_config::SdkConfig) -> anyhow::Re
             config.disable_after,
         )),
         deliverer: Arc::new(deliverer),
-        outbox: Arc::new(SqsOutbox::new(
-            aws_sdk_sqs::Client::new(aws),
-            &config.events_queue_url,
-            &config.dlq_url,
-            config.max_queue_delay,
-        )),
+        outbox: Arc::new(
+            SqsOutbox::new(
+                aws_sdk_sqs::Client::new(aws),
+                &config.events_queue_url,
+                &config.dlq_url,
+                config.max_queue_delay,
+            )
+            .with_ordered_queue(config.ordered_queue_url.clone()),
+        ),
         history: Arc::new(HistoryStore::new(
             dynamo,
             &config.history_table,
@@ -102,10 +105,20 @@ pub async fn check_events_queue(
     sqs: &aws_sdk_sqs::Client,
     config: &ConsumerConfig,
 ) -> anyhow::Result<EventsQueue> {
+    check_queue(sqs, &config.events_queue_url, config).await
+}
+
+/// As [`check_events_queue`], for the queue at `url` (the ordered queue's batches
+/// are bound by the same rule).
+pub async fn check_queue(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    config: &ConsumerConfig,
+) -> anyhow::Result<EventsQueue> {
     use aws_sdk_sqs::types::QueueAttributeName;
     let attrs = sqs
         .get_queue_attributes()
-        .queue_url(&config.events_queue_url)
+        .queue_url(url)
         .attribute_names(QueueAttributeName::VisibilityTimeout)
         .attribute_names(QueueAttributeName::MaximumMessageSize)
         .send()
@@ -180,6 +193,39 @@ pub async fn run_worker_until(
             config.worker_batch_size,
         ),
     };
-    worker::run(&sqs, &consumer, &settings, shutdown).await;
+    let Some(ordered_url) = &config.ordered_queue_url else {
+        worker::run(&sqs, &consumer, &settings, shutdown).await;
+        return Ok(());
+    };
+    // The ordered queue too, as its own event source mapping does on AWS: batches of
+    // at most 10 (a FIFO queue's limit), no batching window. One batch at a time: the
+    // local emulator (moto) decides which message groups are in flight when a long
+    // poll starts, so a poll waiting beside a batch in hand could take the next
+    // message of that batch's group; SQS itself never hands out a group's messages
+    // while one is in flight.
+    check_queue(&sqs, ordered_url, &config).await?;
+    let ordered = worker::PollSettings {
+        queue_url: ordered_url.clone(),
+        batch_size: settings.batch_size.min(10),
+        batch_window: std::time::Duration::ZERO,
+        batches_in_flight: 1,
+        ..settings.clone()
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let both = futures::future::join(
+        worker::run(&sqs, &consumer, &settings, until_stopped(stopped.clone())),
+        worker::run(&sqs, &consumer, &ordered, until_stopped(stopped)),
+    );
+    tokio::pin!(both);
+    tokio::select! {
+        _ = &mut both => {}
+        () = shutdown => {
+            let _ = stop.send(true);
+            both.await;
+        }
+    }
     Ok(())
 }

@@ -74,6 +74,17 @@ pub trait SubscriptionSource: Send + Sync {
         count: u32,
         now: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, StoreError>;
+    /// The route of an event's callback delivery to `url`, signed with the app's
+    /// callback secrets (`herald_core::callback`), read fresh; `None` when the app has
+    /// none.
+    async fn callback_route(
+        &self,
+        app: &AppId,
+        url: &str,
+    ) -> Result<Option<Arc<PreparedRoute>>, StoreError> {
+        let _ = (app, url);
+        Ok(None)
+    }
 }
 
 /// The routes of one (app, event type), as loaded at one routing version of the app.
@@ -322,6 +333,15 @@ impl SubscriptionSource for CachedSubscriptions {
     ) -> Result<Option<Arc<PreparedRoute>>, StoreError> {
         let subscription = self.store.get(app, id).await?;
         Ok(subscription.map(|s| Arc::new(PreparedRoute::new(s.route()))))
+    }
+
+    async fn callback_route(
+        &self,
+        app: &AppId,
+        url: &str,
+    ) -> Result<Option<Arc<PreparedRoute>>, StoreError> {
+        let secrets = self.store.callback_secrets(app).await?;
+        Ok(secrets.map(|s| Arc::new(PreparedRoute::new(s.route(url)))))
     }
 
     async fn record_failed_delivery(

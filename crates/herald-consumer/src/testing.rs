@@ -358,6 +358,10 @@ pub struct FakeOutbox {
     published: Mutex<Vec<Event>>,
     fail_schedule: Option<TaskPredicate>,
     fail_park: Option<LetterPredicate>,
+    /// Whether it has an ordered (FIFO) queue.
+    ordering: bool,
+    ordered: Mutex<Vec<DeliveryTask>>,
+    held: Mutex<Vec<(String, Duration)>>,
 }
 
 impl FakeOutbox {
@@ -377,6 +381,22 @@ impl FakeOutbox {
     ) -> Self {
         self.fail_park = Some(Box::new(f));
         self
+    }
+
+    /// With an ordered (FIFO) queue: `order` and `hold` succeed and are kept.
+    pub fn ordering(mut self) -> Self {
+        self.ordering = true;
+        self
+    }
+
+    /// The deliveries put on the ordered queue, in order.
+    pub fn ordered(&self) -> Vec<DeliveryTask> {
+        lock(&self.ordered).clone()
+    }
+
+    /// The receipt handles held invisible, with how long, in order.
+    pub fn held(&self) -> Vec<(String, Duration)> {
+        lock(&self.held).clone()
     }
 
     /// The tasks scheduled and their delays, in order.
@@ -420,6 +440,26 @@ impl Outbox for FakeOutbox {
 
     async fn publish(&self, event: &Event) -> Result<(), QueueError> {
         lock(&self.published).push(event.clone());
+        Ok(())
+    }
+
+    fn orders(&self) -> bool {
+        self.ordering
+    }
+
+    async fn order(&self, tasks: &[DeliveryTask]) -> Result<(), QueueError> {
+        if !self.ordering {
+            return Err(queue_error());
+        }
+        lock(&self.ordered).extend(tasks.iter().cloned());
+        Ok(())
+    }
+
+    async fn hold(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
+        if !self.ordering {
+            return Err(queue_error());
+        }
+        lock(&self.held).push((receipt_handle.to_owned(), delay));
         Ok(())
     }
 }

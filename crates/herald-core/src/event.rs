@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::actor::{Actor, Changes};
+use crate::ordering::OrderingKey;
 
 /// Longest accepted event type, object type or app id, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
@@ -362,6 +363,13 @@ pub struct Event {
     /// What the change changed, field by field, when the publisher said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// What orders it for ordered webhooks (docs/delivery.md, "Ordered delivery").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<OrderingKey>,
+    /// Where the event is also delivered, signed with its app's callback secret, when
+    /// the publisher said (docs/security.md, "Callback URLs").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 /// An event's `data`: its JSON text as published, carried as text from the queue to
@@ -426,7 +434,15 @@ impl Event {
             data: EventData::from_value(&data),
             actor: None,
             changes: None,
+            ordering_key: None,
+            callback_url: None,
         }
+    }
+
+    /// The event with an ordering key.
+    pub fn with_ordering_key(mut self, key: Option<OrderingKey>) -> Self {
+        self.ordering_key = key;
+        self
     }
 
     /// The event with who made it and what it changed.

@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod address;
 pub mod attempt;
+pub mod callback;
 pub mod credential_headers;
 pub mod delivery;
 pub mod envelope;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod id;
 pub mod message;
 pub mod operational;
+pub mod ordering;
 pub mod para;
 pub mod payload_filter;
 pub mod rate;
@@ -28,6 +30,7 @@ pub mod testing;
 pub use actor::{Actor, Changes};
 pub use address::{AddressPolicy, PortPolicy};
 pub use attempt::{Attempt, AttemptOutcome};
+pub use callback::{is_callback, CallbackSecrets, CALLBACK_ID};
 pub use credential_headers::{is_credential_header, masked_headers};
 pub use delivery::{
     is_reserved_header, reserved_header_reason, DeliveryError, DeliveryOutcome, DeliveryResult,
@@ -41,6 +44,7 @@ pub use format::{Bodies, Body, ContentType, PayloadFormat};
 pub use health::{HealthWindow, HourCounts, HourTally, LatencyHistogram, WebhookHealth};
 pub use id::new_id;
 pub use message::{DeadLetter, DecodeError, DeliveryTask, QueueMessage};
+pub use ordering::OrderingKey;
 pub use payload_filter::{EventView, FilterError, PayloadFilter};
 pub use rate::{RateLimit, SlotStep, MAX_RATE_LIMIT};
 pub use retry::{AttemptFailure, NextStep, RetrySchedule};

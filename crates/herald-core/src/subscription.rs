@@ -218,6 +218,10 @@ pub struct Subscription {
     /// ([`crate::payload_filter`]); `None`: every event the type filters admit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<PayloadFilter>,
+    /// Deliveries of one `ordering_key` are made in publish order, one at a time
+    /// (docs/delivery.md, "Ordered delivery"; left out when false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ordered: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Bumped by every change made through the API, so a read-modify-write (a secret
@@ -273,6 +277,15 @@ pub struct Route {
     /// one is as small as before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<PayloadFilter>,
+    /// Whether its deliveries of one ordering key go through the FIFO queue, in
+    /// order (left out when false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ordered: bool,
+}
+
+/// For `skip_serializing_if`: a flag left out of the item when off.
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 impl Route {
@@ -398,6 +411,7 @@ impl Subscription {
             format: self.format,
             content_type: self.content_type,
             filter: self.filter.clone(),
+            ordered: self.ordered,
         }
     }
 
@@ -426,6 +440,7 @@ impl Subscription {
             format: PayloadFormat::Standard,
             content_type: ContentType::Json,
             filter: None,
+            ordered: false,
             created_at: now,
             updated_at: now,
             version: 0,

@@ -12,7 +12,7 @@ pub mod outbox;
 pub mod publisher;
 pub mod sqs;
 
-pub use outbox::{Outbox, SqsOutbox};
+pub use outbox::{Outbox, SqsOutbox, MAX_HOLD};
 
 pub use publisher::{PublishError, Publisher, RETRY_HEADROOM};
 pub use sqs::{EntryResult, QueueError, MAX_BATCH_ENTRIES, MAX_DELAY, MAX_MESSAGE_BYTES};
@@ -27,4 +27,10 @@ pub struct QueueSettings {
     /// `HERALD_DLQ_URL`: where dead letters are parked.
     #[serde(deserialize_with = "herald_core::settings::text")]
     pub dlq_url: String,
+    /// `HERALD_ORDERED_QUEUE_URL`: the SQS FIFO queue of ordered delivery
+    /// (docs/delivery.md, "Ordered delivery"): events published with an
+    /// `ordering_key`, and their deliveries to ordered webhooks. Unset: no ordered
+    /// delivery (publishing an `ordering_key` is refused).
+    #[serde(default, deserialize_with = "herald_core::settings::optional_text")]
+    pub ordered_queue_url: Option<String>,
 }

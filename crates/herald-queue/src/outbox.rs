@@ -1,14 +1,18 @@
 //! What the consumer sends onward: delivery tasks back onto the events queue (with a
 //! delay), dead letters onto the DLQ, and its own operational events
-//! (`herald_core::operational`) onto the events queue.
+//! (`herald_core::operational`) onto the events queue; and, for ordered delivery
+//! (docs/delivery.md, "Ordered delivery"), first deliveries onto the FIFO queue and
+//! retries that hold their message there.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_core::{DeadLetter, DeliveryTask, Event, QueueMessage};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use herald_core::{ordering, DeadLetter, DeliveryTask, Event, QueueMessage};
 
 use crate::sqs::{
-    event_attributes, string_attribute, string_attributes, task_attributes, QueueError, MAX_DELAY,
+    entry_results, event_attributes, string_attribute, string_attributes, task_attributes,
+    QueueError, MAX_BATCH_ENTRIES, MAX_DELAY,
 };
 
 /// Durable hand-off of work the consumer cannot finish now. An error means nothing
@@ -22,6 +26,35 @@ pub trait Outbox: Send + Sync {
     async fn park(&self, letter: &DeadLetter) -> Result<(), QueueError>;
     /// Puts a fresh event (an operational one) on the events queue, to be fanned out.
     async fn publish(&self, event: &Event) -> Result<(), QueueError>;
+    /// Whether there is an ordered (FIFO) queue for [`Outbox::order`] and
+    /// [`Outbox::hold`].
+    fn orders(&self) -> bool {
+        false
+    }
+    /// Puts deliveries of ordered events on the FIFO queue, in the order given, each
+    /// in the message group of its (webhook, ordering key) and deduplicated on its
+    /// (event, webhook). Tasks without an ordering key are refused.
+    async fn order(&self, tasks: &[DeliveryTask]) -> Result<(), QueueError> {
+        let _ = tasks;
+        Err(no_ordered_queue("SendMessageBatch"))
+    }
+    /// Leaves a received message of the FIFO queue invisible for `delay` (at most
+    /// [`MAX_HOLD`]) and so its group blocked: an ordered delivery's retry.
+    async fn hold(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
+        let _ = (receipt_handle, delay);
+        Err(no_ordered_queue("ChangeMessageVisibility"))
+    }
+}
+
+/// The longest a message can be held invisible: SQS's 12 hours from its receive,
+/// less a minute for the batch that received it.
+pub const MAX_HOLD: Duration = Duration::from_secs(12 * 3600 - 60);
+
+fn no_ordered_queue(operation: &'static str) -> QueueError {
+    QueueError {
+        operation,
+        reason: "no ordered queue is configured (HERALD_ORDERED_QUEUE_URL)".to_owned(),
+    }
 }
 
 /// The SQS events queue and DLQ. Messages carry `app_id`, `event_type`, `event_id`,
@@ -32,6 +65,8 @@ pub struct SqsOutbox {
     events_queue_url: String,
     dlq_url: String,
     max_delay: Duration,
+    /// The FIFO queue of ordered delivery, if there is one.
+    ordered_queue_url: Option<String>,
 }
 
 impl SqsOutbox {
@@ -48,7 +83,14 @@ impl SqsOutbox {
             events_queue_url: events_queue_url.into(),
             dlq_url: dlq_url.into(),
             max_delay: max_delay.min(MAX_DELAY),
+            ordered_queue_url: None,
         }
+    }
+
+    /// With the FIFO queue of ordered delivery (`None`: none).
+    pub fn with_ordered_queue(mut self, url: Option<String>) -> Self {
+        self.ordered_queue_url = url;
+        self
     }
 }
 
@@ -107,5 +149,75 @@ impl Outbox for SqsOutbox {
             .await
             .map(|_| ())
             .map_err(|e| QueueError::sdk("SendMessage", &e))
+    }
+
+    fn orders(&self) -> bool {
+        self.ordered_queue_url.is_some()
+    }
+
+    async fn order(&self, tasks: &[DeliveryTask]) -> Result<(), QueueError> {
+        let Some(url) = &self.ordered_queue_url else {
+            return Err(no_ordered_queue("SendMessageBatch"));
+        };
+        for chunk in tasks.chunks(MAX_BATCH_ENTRIES) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, task) in chunk.iter().enumerate() {
+                let Some(key) = &task.event.ordering_key else {
+                    return Err(QueueError {
+                        operation: "SendMessageBatch",
+                        reason: format!("event {} has no ordering key", task.event.id),
+                    });
+                };
+                let body = QueueMessage::Delivery {
+                    delivery: task.clone(),
+                }
+                .encode();
+                entries.push(
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .message_group_id(ordering::delivery_group(&task.subscription_id, key))
+                        .message_deduplication_id(ordering::delivery_dedup(
+                            &task.event.id,
+                            &task.subscription_id,
+                        ))
+                        .set_message_attributes(Some(string_attributes(task_attributes(task))))
+                        .build()
+                        .expect("id and body are set"),
+                );
+            }
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| QueueError::sdk("SendMessageBatch", &e))?;
+            for result in entry_results(chunk.len(), &out) {
+                result.into_result().map_err(|reason| QueueError {
+                    operation: "SendMessageBatch",
+                    reason,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn hold(&self, receipt_handle: &str, delay: Duration) -> Result<(), QueueError> {
+        let Some(url) = &self.ordered_queue_url else {
+            return Err(no_ordered_queue("ChangeMessageVisibility"));
+        };
+        let delay = delay.min(MAX_HOLD);
+        let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        self.client
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| QueueError::sdk("ChangeMessageVisibility", &e))
     }
 }

@@ -5,13 +5,17 @@
 //! that still fails comes back to the caller in [`PublishError::Failed`], so no event
 //! is ever dropped silently. An event larger than the queue accepts is refused up front
 //! with [`PublishError::TooLarge`], naming the limit.
+//!
+//! An event with an `ordering_key` goes to the ordered (FIFO) queue instead, when the
+//! publisher has one ([`Publisher::with_ordered_queue`]), in the message group of its
+//! (app, key) and in the order given (docs/delivery.md, "Ordered delivery").
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
-use herald_core::{Event, EventId, QueueMessage};
+use herald_core::{ordering, Event, EventId, QueueMessage};
 
 pub use crate::sqs::EntryResult;
 use crate::sqs::{
@@ -60,6 +64,8 @@ fn summary(failed: &[(EventId, String)]) -> String {
 #[derive(Clone)]
 pub struct Publisher {
     sink: std::sync::Arc<dyn BatchSink>,
+    /// Where events with an `ordering_key` go, if anywhere but `sink`.
+    ordered: Option<std::sync::Arc<dyn BatchSink>>,
     max_message_bytes: usize,
     max_attempts: u32,
 }
@@ -70,13 +76,35 @@ impl Publisher {
         Self::with_sink(std::sync::Arc::new(SqsSink {
             client,
             queue_url: queue_url.into(),
+            fifo: false,
         }))
+    }
+
+    /// Sends events with an `ordering_key` to the FIFO queue `queue_url`.
+    pub fn with_ordered_queue(self, client: Client, queue_url: impl Into<String>) -> Self {
+        self.with_ordered_sink(std::sync::Arc::new(SqsSink {
+            client,
+            queue_url: queue_url.into(),
+            fifo: true,
+        }))
+    }
+
+    /// Sends events with an `ordering_key` to `sink` (a fake one in unit tests).
+    pub fn with_ordered_sink(mut self, sink: std::sync::Arc<dyn BatchSink>) -> Self {
+        self.ordered = Some(sink);
+        self
+    }
+
+    /// Whether events with an `ordering_key` go to an ordered queue.
+    pub fn orders(&self) -> bool {
+        self.ordered.is_some()
     }
 
     /// A publisher over any batch sink (a fake one in unit tests).
     pub fn with_sink(sink: std::sync::Arc<dyn BatchSink>) -> Self {
         Self {
             sink,
+            ordered: None,
             max_message_bytes: MAX_MESSAGE_BYTES,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
@@ -154,10 +182,19 @@ impl Publisher {
 
         let mut published = Vec::with_capacity(events.len());
         let mut failed = Vec::new();
-        for batch in self.batches(&encoded) {
-            let (ok, bad) = self.send_batch(batch).await;
-            published.extend(ok);
-            failed.extend(bad);
+        // Ordered events keep their order: their batches go one after the other.
+        let (keyed, plain): (Vec<_>, Vec<_>) = encoded
+            .into_iter()
+            .partition(|(e, _, _)| self.ordered.is_some() && e.ordering_key.is_some());
+        for (sink, encoded) in [
+            (&self.sink, plain),
+            (self.ordered.as_ref().unwrap_or(&self.sink), keyed),
+        ] {
+            for batch in self.batches(&encoded) {
+                let (ok, bad) = self.send_batch(sink.as_ref(), batch).await;
+                published.extend(ok);
+                failed.extend(bad);
+            }
         }
         if failed.is_empty() {
             Ok(events.iter().map(|e| e.id.clone()).collect())
@@ -192,6 +229,7 @@ impl Publisher {
     /// the sender, where a retry cannot help). Returns (published, failed).
     async fn send_batch(
         &self,
+        sink: &dyn BatchSink,
         batch: &[(&Event, String, usize)],
     ) -> (Vec<EventId>, Vec<(EventId, String)>) {
         // Index in `batch` -> last failure reason, for the entries still pending.
@@ -208,7 +246,7 @@ impl Publisher {
                 .keys()
                 .map(|&i| (i, batch[i].0, batch[i].1.as_str()))
                 .collect();
-            match self.sink.send(&entries).await {
+            match sink.send(&entries).await {
                 Err(why) => {
                     tracing::warn!(attempt, error = %why, "SendMessageBatch call failed");
                     for reason in pending.values_mut() {
@@ -266,10 +304,12 @@ pub trait BatchSink: Send + Sync {
     ) -> Result<Vec<(usize, EntryResult)>, QueueError>;
 }
 
-/// The SQS events queue, through `SendMessageBatch`.
+/// The SQS events queue (or the ordered FIFO queue), through `SendMessageBatch`.
 pub struct SqsSink {
     client: Client,
     queue_url: String,
+    /// A FIFO queue: each entry names its message group and deduplication id.
+    fifo: bool,
 }
 
 #[async_trait::async_trait]
@@ -282,10 +322,13 @@ impl BatchSink for SqsSink {
             .iter()
             .enumerate()
             .map(|(slot, (_, event, body))| {
+                let key = event.ordering_key.as_ref().filter(|_| self.fifo);
                 SendMessageBatchRequestEntry::builder()
                     .id(slot.to_string())
                     .message_body(*body)
                     .set_message_attributes(Some(string_attributes(event_attributes(event))))
+                    .set_message_group_id(key.map(|k| ordering::event_group(&event.app_id, k)))
+                    .set_message_deduplication_id(key.map(|_| ordering::event_dedup(&event.id)))
                     .build()
                     .expect("id and body are set")
             })

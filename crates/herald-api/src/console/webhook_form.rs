@@ -152,6 +152,8 @@ impl Draft {
             content_type: Some(self.content_type.clone()).filter(|c| !c.is_empty()),
             // The console does not edit payload filters (the API and the CLI do).
             filter: None,
+            // Not on the form: set through the API or the CLI, kept by the form's edits.
+            ordered: None,
         })
     }
 
@@ -182,6 +184,7 @@ impl Draft {
             format: input.format,
             content_type: input.content_type,
             filter: None,
+            ordered: None,
         })
     }
 

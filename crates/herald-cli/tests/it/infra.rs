@@ -178,17 +178,21 @@ async fn the_deployed_data_plane_has_the_keys_indexes_and_redrive_policy_the_cod
     };
     let events = attrs(stack.events_queue().to_owned()).await;
     let dlq = attrs(stack.dlq().to_owned()).await;
-    let redrive: Value =
-        serde_json::from_str(events.get(&Q::RedrivePolicy).expect("a redrive policy")).unwrap();
-    assert_eq!(
-        redrive["deadLetterTargetArn"].as_str(),
-        dlq.get(&Q::QueueArn).map(String::as_str),
-        "the events queue's dead letters go to HERALD_DLQ_URL"
-    );
-    let max_receives = match &redrive["maxReceiveCount"] {
-        Value::String(s) => s.parse::<u64>().unwrap(),
-        v => v.as_u64().expect("maxReceiveCount"),
+    // A queue's dead-letter target and receives before it, checked to be `dlq`.
+    let redrive_to = |q: &HashMap<Q, String>, dlq: &HashMap<Q, String>, name: &str| -> u64 {
+        let redrive: Value =
+            serde_json::from_str(q.get(&Q::RedrivePolicy).expect("a redrive policy")).unwrap();
+        assert_eq!(
+            redrive["deadLetterTargetArn"].as_str(),
+            dlq.get(&Q::QueueArn).map(String::as_str),
+            "the {name} queue's dead letters go to its DLQ"
+        );
+        match &redrive["maxReceiveCount"] {
+            Value::String(s) => s.parse::<u64>().unwrap(),
+            v => v.as_u64().expect("maxReceiveCount"),
+        }
     };
+    let max_receives = redrive_to(&events, &dlq, "events");
     assert_eq!(max_receives, 5, "the crash backstop (docs/delivery.md)");
     let defaults = ConsumerConfig::from_vars(stack.env.clone())
         .expect("the stack's outputs are all the consumer needs");
@@ -197,7 +201,48 @@ async fn the_deployed_data_plane_has_the_keys_indexes_and_redrive_policy_the_cod
         visibility > defaults.delivery.worst_case_batch_time().as_secs(),
         "visibility {visibility} s must exceed the worst-case batch time"
     );
-    for (name, q) in [("events", &events), ("dlq", &dlq)] {
+
+    // The ordered queue: FIFO, deduplicating on the ids the code sends (not the body),
+    // its dead letters going to a FIFO DLQ after more receives than the default
+    // schedule has attempts (each attempt of an ordered delivery is one receive), and
+    // a visibility timeout that satisfies the same start-up check.
+    let ordered_url = stack.var("HERALD_ORDERED_QUEUE_URL").to_owned();
+    assert!(ordered_url.ends_with(".fifo"), "{ordered_url}");
+    assert_eq!(
+        defaults.ordered_queue_url.as_deref(),
+        Some(ordered_url.as_str()),
+        "the consumer reads the ordered queue from the stack's outputs"
+    );
+    let ordered = attrs(ordered_url).await;
+    let ordered_dlq = attrs(stack.var("HERALD_ORDERED_DLQ_URL").to_owned()).await;
+    for (name, q) in [("ordered", &ordered), ("ordered dlq", &ordered_dlq)] {
+        assert_eq!(
+            q.get(&Q::FifoQueue).map(String::as_str),
+            Some("true"),
+            "{name} queue is FIFO"
+        );
+    }
+    assert_eq!(
+        ordered
+            .get(&Q::ContentBasedDeduplication)
+            .map(String::as_str),
+        Some("false"),
+        "deduplication on the event's or delivery's identity, never the body"
+    );
+    let ordered_receives = redrive_to(&ordered, &ordered_dlq, "ordered");
+    assert!(
+        ordered_receives > u64::from(defaults.delivery.schedule.max_attempts()),
+        "the ordered queue's backstop ({ordered_receives} receives) outlasts the retry schedule"
+    );
+    let ordered_visibility: u64 = ordered[&Q::VisibilityTimeout].parse().unwrap();
+    assert_eq!(ordered_visibility, visibility, "the same batch-time rule");
+
+    for (name, q) in [
+        ("events", &events),
+        ("dlq", &dlq),
+        ("ordered", &ordered),
+        ("ordered dlq", &ordered_dlq),
+    ] {
         assert_eq!(
             q.get(&Q::SqsManagedSseEnabled).map(String::as_str),
             Some("true"),
@@ -263,14 +308,27 @@ fn the_data_plane_template_declares_ttl_recovery_and_encryption() {
             "{table} can be restored"
         );
     }
-    for queue in ["EventsQueue", "DeadLetterQueue"] {
+    for queue in [
+        "EventsQueue",
+        "DeadLetterQueue",
+        "OrderedQueue",
+        "OrderedDeadLetterQueue",
+    ] {
         assert_eq!(props(queue)["SqsManagedSseEnabled"], true, "{queue}");
     }
-    // Both queues refuse requests that are not over TLS.
+    for queue in ["OrderedQueue", "OrderedDeadLetterQueue"] {
+        assert_eq!(props(queue)["FifoQueue"], true, "{queue}");
+    }
+    // Every queue refuses requests that are not over TLS.
     let policy = props("QueuesRequireTls");
     assert_eq!(
         policy["Queues"],
-        json!([{"Ref": "EventsQueue"}, {"Ref": "DeadLetterQueue"}])
+        json!([
+            {"Ref": "EventsQueue"},
+            {"Ref": "DeadLetterQueue"},
+            {"Ref": "OrderedQueue"},
+            {"Ref": "OrderedDeadLetterQueue"}
+        ])
     );
     let deny = &policy["PolicyDocument"]["Statement"][0];
     assert_eq!(deny["Effect"], "Deny");
@@ -409,6 +467,11 @@ async fn the_functions_get_every_setting_the_code_requires_from_the_data_plane()
         .expect("the consumer function's environment is a valid configuration");
     assert_eq!(config.events_queue_url, stack.events_queue());
     assert_eq!(
+        config.ordered_queue_url.as_deref(),
+        Some(stack.var("HERALD_ORDERED_QUEUE_URL")),
+        "the consumer queues and holds ordered deliveries"
+    );
+    assert_eq!(
         default_of(&t, "RetrySchedule"),
         herald_core::retry::DEFAULT_SCHEDULE,
         "the template's default retry schedule is the documented one"
@@ -427,6 +490,11 @@ async fn the_functions_get_every_setting_the_code_requires_from_the_data_plane()
         assert_eq!(seal.seal_key_file, None, "{function}");
     }
     assert_eq!(api_config.apps_table, stack.var("HERALD_APPS_TABLE"));
+    assert_eq!(
+        api_config.queues.ordered_queue_url.as_deref(),
+        Some(stack.var("HERALD_ORDERED_QUEUE_URL")),
+        "the API publishes events with an ordering_key to the ordered queue"
+    );
     assert_eq!(
         api_config.idempotency_table,
         stack.var("HERALD_IDEMPOTENCY_TABLE")
@@ -468,6 +536,24 @@ async fn the_functions_get_every_setting_the_code_requires_from_the_data_plane()
     ] {
         assert_eq!(field, &json!({ "Ref": param }));
     }
+
+    // The same function sits behind the ordered queue: batches of at most 10 (a FIFO
+    // queue's limit), no batching window, partial batch failures reported (a retry
+    // leaves its record, and its group, on the queue).
+    let ordered = &t["Resources"]["ConsumerOrderedEventSource"];
+    assert_eq!(ordered["Type"], "AWS::Lambda::EventSourceMapping");
+    let p = &ordered["Properties"];
+    assert_eq!(
+        data_plane_output(&p["EventSourceArn"]),
+        Some("OrderedQueueArn")
+    );
+    assert_eq!(p["FunctionName"], json!({"Ref": "ConsumerFunction"}));
+    assert_eq!(p["BatchSize"], 10);
+    assert!(p.get("MaximumBatchingWindowInSeconds").is_none(), "{p}");
+    assert_eq!(
+        p["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod api;
 mod api_fuzz;
+mod callbacks;
 mod catalog;
 mod cli;
 mod console;
@@ -21,6 +22,7 @@ mod infra;
 mod lambda;
 mod operating;
 mod operational;
+mod ordered;
 mod partial_publish;
 mod payload_filters;
 mod publisher;

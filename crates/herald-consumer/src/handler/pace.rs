@@ -108,6 +108,16 @@ impl Consumer {
     /// Puts a delivery back on the queue for its slot (or, without one, for another
     /// try at reserving), its attempt not counted.
     async fn defer(&self, w: &Work, delay: Duration, by: Instant) -> Ran {
+        if let Some(receipt) = &w.held {
+            // An ordered delivery waits for its slot where it is (the receive counts
+            // as an attempt: docs/delivery.md, "Ordered delivery").
+            self.hold(w, receipt, delay, by).await;
+            return (
+                w.record,
+                Fate::Retry,
+                Made::Deferred(w.route.app_id.clone()),
+            );
+        }
         let task = DeliveryTask {
             not_before: w.slot.unwrap_or_else(|| Utc::now() + delay),
             ..w.task()

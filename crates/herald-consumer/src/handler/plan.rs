@@ -43,6 +43,10 @@ pub(super) struct Work {
     /// Its slot under its webhook's rate limit, once it has one (from the webhook's
     /// schedule, or carried by a deferred delivery).
     pub slot: Option<DateTime<Utc>>,
+    /// An ordered delivery's message on the FIFO queue (its receipt handle): it is
+    /// never queued again but held there (invisible) until its retry is due, keeping
+    /// the deliveries behind it in its group waiting.
+    pub held: Option<String>,
 }
 
 impl Work {
@@ -68,9 +72,33 @@ impl Work {
     }
 }
 
+/// The FIFO queue's facts about a record received from it (a record with a message
+/// group): how it is held, and how many times it was received.
+pub(super) struct FifoRecord {
+    pub receipt_handle: String,
+    pub receive_count: u32,
+}
+
+impl FifoRecord {
+    /// The facts of `record`, if it came from a FIFO queue.
+    pub fn of(record: &SqsMessage) -> Option<Self> {
+        record.attributes.get("MessageGroupId")?;
+        Some(Self {
+            receipt_handle: record.receipt_handle.clone().unwrap_or_default(),
+            receive_count: record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+        })
+    }
+}
+
 /// What planning a record produced.
 pub(super) struct Plan {
     pub work: Vec<Work>,
+    /// First deliveries to ordered webhooks, to put on the FIFO queue in this order.
+    pub ordered: Vec<DeliveryTask>,
     pub not_sent: Vec<Attempt>,
     /// A freshly published event, to keep in the history store.
     pub event: Option<Arc<Event>>,
@@ -83,6 +111,7 @@ impl Plan {
     fn done() -> Self {
         Self {
             work: Vec::new(),
+            ordered: Vec::new(),
             not_sent: Vec::new(),
             event: None,
             first_fan_out: false,
@@ -122,9 +151,13 @@ impl Consumer {
             Ok(QueueMessage::Event { event }) => {
                 self.plan_event(index, message_id, event, by).await
             }
-            Ok(QueueMessage::Delivery { delivery }) => {
-                self.plan_delivery(index, message_id, delivery, by).await
-            }
+            Ok(QueueMessage::Delivery { delivery }) => match FifoRecord::of(record) {
+                Some(fifo) => {
+                    self.plan_ordered(index, message_id, delivery, fifo, by)
+                        .await
+                }
+                None => self.plan_delivery(index, message_id, delivery, by).await,
+            },
         }
     }
 
@@ -175,11 +208,38 @@ impl Consumer {
         // filter refuses the event is left out: not sent, and not recorded.
         let subject = operational::subject(&event);
         let view = EventView::new(&event);
-        let admitted: Vec<&Arc<PreparedRoute>> = routes
+        let mut admitted: Vec<&Arc<PreparedRoute>> = routes
             .iter()
             .filter(|r| subject.as_ref() != Some(&r.id) && r.admits_view(&view))
             .collect();
         drop(view);
+        // The event's callback URL, if it has one, is one more route.
+        let callback = match &event.callback_url {
+            None => None,
+            Some(url) => match within(
+                by,
+                self.adapters
+                    .subscriptions
+                    .callback_route(&event.app_id, url),
+            )
+            .await
+            {
+                Ok(route) => route,
+                Err(e) => {
+                    tracing::error!(message_id, event_id = %event.id, error = %e, "callback secret lookup failed; the message will come back");
+                    return Plan::retry();
+                }
+            },
+        };
+        if event.callback_url.is_some() && callback.is_none() {
+            plan.not_sent.push(Attempt::not_sent(
+                &event,
+                &herald_core::SubscriptionId::new(herald_core::CALLBACK_ID),
+                "no_callback_secret",
+                Some("the app has no callback secret"),
+            ));
+        }
+        admitted.extend(callback.as_ref());
         if admitted.is_empty() {
             // An event nobody subscribed to costs no write.
             return plan;
@@ -189,8 +249,14 @@ impl Consumer {
         // made only if a delivery in it is sent.
         let mut bodies = Bodies::default();
         let now = Utc::now();
+        // Deliveries to ordered webhooks of a keyed event go onto the FIFO queue, in
+        // their (webhook, key) group, rather than being attempted here.
+        let orders = event.ordering_key.is_some() && self.adapters.outbox.orders();
         for route in admitted {
-            if route.active {
+            if route.active && route.ordered && orders {
+                plan.ordered
+                    .push(DeliveryTask::first(Event::clone(&event), route.id.clone()));
+            } else if route.active {
                 plan.work.push(Work {
                     record: index,
                     body: bodies.get(&event, route.format, route.content_type),
@@ -203,6 +269,7 @@ impl Consumer {
                     last_result: None,
                     first_fan_out: true,
                     slot: None,
+                    held: None,
                 });
             } else {
                 plan.not_sent.push(Attempt::not_sent(
@@ -282,6 +349,16 @@ impl Consumer {
         };
         let route = match cached {
             Some(r) => Some(r),
+            None if herald_core::is_callback(&task.subscription_id) => {
+                let url = task.event.callback_url.as_deref().unwrap_or_default();
+                match within(by, self.adapters.subscriptions.callback_route(app, url)).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(message_id, event_id = %task.event.id, error = %e, "callback secret lookup failed; the message will come back");
+                        return Plan::retry();
+                    }
+                }
+            }
             None => match within(
                 by,
                 self.adapters.subscriptions.get(app, &task.subscription_id),
@@ -330,9 +407,31 @@ impl Consumer {
                 last_result: task.last_result,
                 first_fan_out: false,
                 slot,
+                held: None,
             }],
             ..Plan::done()
         }
+    }
+
+    /// Plans an ordered delivery received from the FIFO queue: due as soon as it is
+    /// received (a retry's wait was spent invisible on the queue), its attempt number
+    /// from the receive count ([`herald_core::ordering::attempt_of`]).
+    async fn plan_ordered(
+        &self,
+        index: usize,
+        message_id: &str,
+        mut task: DeliveryTask,
+        fifo: FifoRecord,
+        by: Instant,
+    ) -> Plan {
+        task.attempt = herald_core::ordering::attempt_of(task.attempt, fifo.receive_count);
+        task.not_before = Utc::now();
+        task.rate_slot = None;
+        let mut plan = self.plan_delivery(index, message_id, task, by).await;
+        for w in &mut plan.work {
+            w.held = Some(fifo.receipt_handle.clone());
+        }
+        plan
     }
 
     /// Parks a delivery already under way when its endpoint was disabled, so it can be

@@ -11,7 +11,7 @@ use chrono::Utc;
 use herald_core::attempt::truncate_to;
 use herald_core::retry::next_step;
 use herald_core::{
-    operational, Attempt, DeadLetter, DeliveryOutcome, DeliveryTask, Event, NextStep,
+    is_callback, operational, Attempt, DeadLetter, DeliveryOutcome, DeliveryTask, Event, NextStep,
 };
 
 use super::calls::{send_durably, within};
@@ -105,6 +105,13 @@ impl Consumer {
                     ..w.task()
                 };
                 delivery_log!(warn, w, result = %outcome.describe(), retry_in_ms = delay.as_millis() as u64, "delivery failed; retry scheduled");
+                if let Some(receipt) = &w.held {
+                    // An ordered delivery stays where it is, blocking its group.
+                    if self.hold(&w, receipt, delay, by).await {
+                        attempt.next_attempt_at = Some(next.not_before);
+                    }
+                    return (w.record, Fate::Retry, Made::Attempt(w.tagged(attempt)));
+                }
                 match send_durably(by, || self.adapters.outbox.schedule(&next, delay)).await {
                     Ok(()) => {
                         attempt.next_attempt_at = Some(next.not_before);
@@ -118,7 +125,10 @@ impl Consumer {
             }
             NextStep::Park { reason } => {
                 let fate = self.park_failed(&w, reason.clone(), &outcome, by).await;
-                if fate == Fate::Done {
+                // A callback URL is no endpoint: there is nothing to count or disable.
+                if fate == Fate::Done && is_callback(&w.route.id) {
+                    self.announce_exhausted(&w, &reason, &outcome, by).await;
+                } else if fate == Fate::Done {
                     self.announce_exhausted(&w, &reason, &outcome, by).await;
                     match within(
                         by,
@@ -157,6 +167,9 @@ impl Consumer {
                 let fate = self.park_failed(&w, reason.clone(), &outcome, by).await;
                 if fate == Fate::Done {
                     self.announce_exhausted(&w, &reason, &outcome, by).await;
+                }
+                if is_callback(&w.route.id) {
+                    return (w.record, fate, Made::Attempt(w.tagged(attempt)));
                 }
                 match within(
                     by,
@@ -225,6 +238,10 @@ impl Consumer {
     /// Hands a delivery that could not start in time back to the queue, due at once
     /// and with its attempt not counted (keeping its rate-limit slot, if it has one).
     async fn hand_back(&self, w: Work, by: Instant) -> Ran {
+        if let Some(receipt) = &w.held {
+            self.hold(&w, receipt, Duration::ZERO, by).await;
+            return (w.record, Fate::Retry, Made::Nothing);
+        }
         let task = w.task();
         let fate = match send_durably(by, || self.adapters.outbox.schedule(&task, Duration::ZERO))
             .await
@@ -243,6 +260,19 @@ impl Consumer {
             }
         };
         (w.record, fate, Made::Nothing)
+    }
+
+    /// Holds an ordered delivery's message invisible on the FIFO queue for `delay`
+    /// (its record is then reported as failed, so it stays there). Whether it was
+    /// held: if not, it comes back after the queue's visibility timeout.
+    pub(super) async fn hold(&self, w: &Work, receipt: &str, delay: Duration, by: Instant) -> bool {
+        match within(by, self.adapters.outbox.hold(receipt, delay)).await {
+            Ok(()) => true,
+            Err(e) => {
+                delivery_log!(warn, w, error = %e, "could not hold an ordered delivery for its retry; it comes back after the visibility timeout");
+                false
+            }
+        }
     }
 
     async fn park_failed(

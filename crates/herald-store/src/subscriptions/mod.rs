@@ -9,6 +9,7 @@
 //! reads are in [`reads`]. Signing secrets and credential header values are sealed at rest
 //! ([`sealing`]).
 
+mod callback;
 mod catalog;
 mod items;
 mod rates;
@@ -57,6 +58,8 @@ pub struct SubscriptionChanges {
     pub format: Option<PayloadFormat>,
     /// A new content type.
     pub content_type: Option<ContentType>,
+    /// Ordered delivery on or off.
+    pub ordered: Option<bool>,
 }
 
 impl SubscriptionChanges {
@@ -88,6 +91,9 @@ impl SubscriptionChanges {
         }
         if let Some(content_type) = self.content_type {
             sub.content_type = content_type;
+        }
+        if let Some(ordered) = self.ordered {
+            sub.ordered = ordered;
         }
         match self.active {
             Some(true) => {

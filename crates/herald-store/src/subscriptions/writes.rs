@@ -381,7 +381,7 @@ fn changed(id: &SubscriptionId) -> StoreError {
 
 /// A short random pause before another read-modify-write round, so that racing
 /// writers do not meet again at once.
-async fn backoff() {
+pub(super) async fn backoff() {
     let ms = rand::random::<u64>() % 20 + 5;
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }

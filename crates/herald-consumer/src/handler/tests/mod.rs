@@ -10,6 +10,7 @@ mod fan_out;
 mod health;
 mod metrics;
 mod operational;
+mod ordered;
 mod parking;
 mod rate_limits;
 mod retries;

@@ -362,6 +362,10 @@ pub struct Event {
     /// What the change changed, field by field, when the publisher said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// The inbound source the event came in through (`src_…`), for events made from
+    /// inbound webhooks; absent for published ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// An event's `data`: its JSON text as published, carried as text from the queue to
@@ -426,6 +430,7 @@ impl Event {
             data: EventData::from_value(&data),
             actor: None,
             changes: None,
+            source: None,
         }
     }
 
@@ -433,6 +438,12 @@ impl Event {
     pub fn with_context(mut self, actor: Option<Actor>, changes: Option<Changes>) -> Self {
         self.actor = actor;
         self.changes = changes;
+        self
+    }
+
+    /// The same event, marked as coming in through inbound source `source`.
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
         self
     }
 }

@@ -21,6 +21,7 @@ mod manage;
 mod output;
 mod queue;
 mod receiver;
+mod sources;
 mod stack;
 
 use std::process::ExitCode;
@@ -108,6 +109,13 @@ enum Command {
         after_help = "Examples:\n  herald webhooks add --url https://example.com/hooks --events update --object-types user\n  herald webhooks list\n  herald webhooks test sub_0190ab..."
     )]
     Webhooks(manage::WebhooksCommand),
+    /// Manage the app's inbound sources: verified URLs that take other services'
+    /// webhooks in (docs/inbound.md).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  herald sources add --name github --auth github --secret \"$GH_SECRET\"\n  herald sources list\n  herald sources requests src_3f2a..."
+    )]
+    Sources(sources::SourcesCommand),
     /// Publish events through the API: from arguments, a JSON file or stdin.
     #[command(after_help = events::PUBLISH_HELP)]
     Publish(events::PublishArgs),
@@ -150,6 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apps(c) => manage::apps(c, &settings).await,
         Command::Keys(c) => manage::keys(c, &settings).await,
         Command::Webhooks(c) => manage::webhooks(c, &settings).await,
+        Command::Sources(c) => sources::sources(c, &settings).await,
         Command::Publish(a) => events::publish(a, &settings).await,
         Command::Inject(a) => queue::inject(a, &settings).await,
         Command::Events(c) => events::events(c, &settings).await,

@@ -27,6 +27,7 @@ pub use settings::DeliveryTables;
 mod apps;
 mod history;
 mod idempotency;
+mod sources;
 mod subscriptions;
 pub use apps::{ApiKey, App, AppStore, NewKey, KEY_PREFIX};
 pub use history::{
@@ -35,6 +36,7 @@ pub use history::{
     RECOVERY_PAGE, SHARDS,
 };
 pub use idempotency::{Claim, IdempotencyStore, PlannedEvent, CLAIM_LEASE, IDEMPOTENCY_WINDOW};
+pub use sources::{SourceRequest, SourceStore, MAX_REQUEST_PAGE, SEEN_WINDOW};
 pub use subscriptions::{SubscriptionChanges, SubscriptionStore, CHANGE_ATTEMPTS};
 
 use std::collections::HashMap;
@@ -76,6 +78,12 @@ pub enum ItemKind {
     IdempotencyKey,
     /// A rate-limited webhook's schedule of delivery slots.
     RateSchedule,
+    /// An inbound source.
+    Source,
+    /// An entry of an inbound source's request log.
+    SourceRequest,
+    /// A sender's delivery id seen by an inbound source.
+    InboundDelivery,
 }
 
 impl fmt::Display for ItemKind {
@@ -91,6 +99,9 @@ impl fmt::Display for ItemKind {
             Self::HealthCounters => "health counters",
             Self::IdempotencyKey => "idempotency key",
             Self::RateSchedule => "rate schedule",
+            Self::Source => "source",
+            Self::SourceRequest => "source request",
+            Self::InboundDelivery => "inbound delivery id",
         })
     }
 }

@@ -23,7 +23,7 @@ fn free_port() -> u16 {
 }
 
 /// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(test: &str) -> Self {
@@ -51,9 +51,9 @@ impl Drop for Scratch {
 }
 
 /// `herald serve` as a child process on a free port, killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     _child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Serve {
@@ -124,7 +124,7 @@ pub(crate) async fn wait_for_line<R: tokio::io::AsyncRead + Unpin>(
 }
 
 /// A stack, `herald serve` on it, an app `shop` and its key, made with the CLI.
-async fn api_setup(test: &str) -> Result<(Stack, Scratch, Serve, Herald)> {
+pub(crate) async fn api_setup(test: &str) -> Result<(Stack, Scratch, Serve, Herald)> {
     let stack = Stack::deploy(test)?;
     let scratch = Scratch::new(test);
     let base = Herald::new(HERALD, &stack, &scratch.path("xdg"));

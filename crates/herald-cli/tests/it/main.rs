@@ -16,6 +16,7 @@ mod faults;
 mod formats;
 mod health;
 mod history;
+mod inbound;
 mod infra;
 mod lambda;
 mod operating;

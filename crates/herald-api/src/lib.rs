@@ -109,17 +109,29 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(sources::create, sources::list))
         .routes(routes!(sources::get, sources::update, sources::delete))
         .routes(routes!(sources::requests))
-        .routes(routes!(ingest::ingest))
+}
+
+/// [`documented`] with the ingest of inbound webhooks: what `herald serve` runs.
+fn with_ingest() -> OpenApiRouter<AppState> {
+    documented().routes(routes!(ingest::ingest))
 }
 
 /// The OpenAPI document of the whole API, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented().split_for_parts().1
+    with_ingest().split_for_parts().1
 }
 
-/// The API router. Every route is documented; unknown routes and methods get JSON
-/// errors, and so do the framework's own rejections ([`json_errors`]).
+/// The API router with the ingest of inbound webhooks, as `herald serve` runs it.
+/// Every route is documented; unknown routes and methods get JSON errors, and so do
+/// the framework's own rejections ([`json_errors`]).
 pub fn router(state: AppState) -> Router {
+    let (router, _) = with_ingest().split_for_parts();
+    finish(router.nest("/console", console::router()), state)
+}
+
+/// The management API and console alone, for `herald-api-lambda`: on AWS the ingest
+/// has its own function and URL ([`ingest_router`]), so `/in/…` answers 404 here.
+pub fn management_router(state: AppState) -> Router {
     let (router, _) = documented().split_for_parts();
     finish(router.nest("/console", console::router()), state)
 }

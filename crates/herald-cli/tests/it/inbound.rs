@@ -652,6 +652,22 @@ async fn sources_crud_masks_credentials_and_isolates_tenants() {
     assert_eq!((s, list["data"].as_array().unwrap().len()), (200, 1));
     assert!(!list.to_string().contains("top-secret"));
 
+    // Deleting an app deletes its sources: their URLs answer 404.
+    let (_, b_path) = create_source(
+        &api,
+        &b,
+        json!({"name": "b", "auth": {"mode": "none"},
+        "event_type": {"from": "fixed", "value": "x"}}),
+    )
+    .await;
+    let json_type = [("content-type".to_owned(), "application/json".to_owned())];
+    assert_eq!(post(&api, &b_path, &json_type, "{}").await.0, 202);
+    let (s, _) = api
+        .call("DELETE", "/v1/apps/tenant-b", Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(post(&api, &b_path, &json_type, "{}").await.0, 404);
+
     // Deleted: gone from the API, and its URL answers 404.
     let (s, _) = api
         .call("DELETE", &format!("/v1/sources/{id}"), Some(&a), None)
@@ -662,6 +678,69 @@ async fn sources_crud_masks_credentials_and_isolates_tenants() {
         .await;
     assert_eq!(s, 404);
     assert_eq!(post(&api, &path, &headers, body).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_bodies_get_413_and_floods_429() {
+    let stack = Stack::deploy("inbound-limits").unwrap();
+    let api = ApiServer::start(&stack, &[]).await.unwrap();
+    let key = api.app_with_key("shop").await;
+    let (_, path) = create_source(
+        &api,
+        &key,
+        json!({"name": "n", "auth": {"mode": "none"},
+        "event_type": {"from": "fixed", "value": "big"}}),
+    )
+    .await;
+    let json_type = [("content-type".to_owned(), "application/json".to_owned())];
+    // Within the request limit (1 MiB), over what one queue message carries: a
+    // file's base64 is a third larger than the file.
+    let file = [(
+        "content-type".to_owned(),
+        "application/octet-stream".to_owned(),
+    )];
+    let (s, e) = post(&api, &path, &file, vec![7u8; 900 * 1024]).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{e}"
+    );
+    assert_eq!(post(&api, &path, &file, vec![7u8; 300 * 1024]).await.0, 202);
+
+    // Over HERALD_API_MAX_BODY_BYTES: 413 before anything is read further; and the
+    // app's rate limit (1 a second, bursts of 2) counts inbound requests too.
+    let limited = ApiServer::start(
+        &stack,
+        &[
+            ("HERALD_API_MAX_BODY_BYTES", "2048"),
+            ("HERALD_API_RATE_LIMIT", "1"),
+        ],
+    )
+    .await
+    .unwrap();
+    let (s, e) = post(
+        &limited,
+        &path,
+        &json_type,
+        json!({"a": "x".repeat(4096)}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{e}"
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(post(&limited, &path, &json_type, "{}").await);
+    }
+    let limited_ones: Vec<&(u16, Value)> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    assert!(!limited_ones.is_empty(), "{statuses:?}");
+    assert_eq!(limited_ones[0].1["error"]["code"], "rate_limited");
+    assert!(
+        statuses.iter().all(|(s, _)| [202, 429].contains(s)),
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -18,6 +18,9 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, Query, Tenant};
 use crate::state::AppState;
 
+/// Most sources one app may have; creating one more answers 422.
+pub const MAX_SOURCES_PER_APP: usize = 100;
+
 /// Object type of a source's events when none is given.
 pub const DEFAULT_OBJECT_TYPE: &str = "inbound";
 
@@ -157,6 +160,15 @@ pub async fn create_source(state: &AppState, app: &AppId, input: SourceIn) -> Ap
         object_type(input.object_type.as_deref())?,
     )
     .map_err(|e| ApiError::Validation(e.to_string()))?;
+    let existing = state
+        .sources
+        .list(app, MAX_SOURCES_PER_APP as i32, None)
+        .await?;
+    if existing.items.len() >= MAX_SOURCES_PER_APP {
+        return Err(ApiError::Validation(format!(
+            "an app may have at most {MAX_SOURCES_PER_APP} sources; delete one first"
+        )));
+    }
     state.sources.create(&source).await?;
     Ok(SourceOut::from(&source))
 }

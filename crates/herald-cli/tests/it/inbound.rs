@@ -651,6 +651,45 @@ async fn sources_crud_masks_credentials_and_isolates_tenants() {
     let (s, list) = api.call("GET", "/v1/sources", Some(&a), None).await;
     assert_eq!((s, list["data"].as_array().unwrap().len()), (200, 1));
     assert!(!list.to_string().contains("top-secret"));
+    let (s, e) = api
+        .call("GET", "/v1/sources?cursor=bm9wZQ", Some(&a), None)
+        .await;
+    assert_eq!(s, 400, "a cursor this listing did not hand out: {e}");
+
+    // At most 100 sources per app (checked at creation).
+    for i in 1..100 {
+        let body = json!({"name": format!("s{i}"), "auth": {"mode": "none"}, "event_type": {"from": "fixed", "value": "x"}});
+        let (s, e) = api.call("POST", "/v1/sources", Some(&a), Some(body)).await;
+        assert_eq!(s, 201, "source {i}: {e}");
+    }
+    let (s, e) = api
+        .call(
+            "POST",
+            "/v1/sources",
+            Some(&a),
+            Some(json!({"name": "one more",
+        "auth": {"mode": "none"}, "event_type": {"from": "fixed", "value": "x"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (422, Some("validation_failed")),
+        "{e}"
+    );
+    let (s, page) = api
+        .call("GET", "/v1/sources?limit=60", Some(&a), None)
+        .await;
+    assert_eq!((s, page["data"].as_array().unwrap().len()), (200, 60));
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, rest) = api
+        .call(
+            "GET",
+            &format!("/v1/sources?limit=60&cursor={cursor}"),
+            Some(&a),
+            None,
+        )
+        .await;
+    assert_eq!(rest["data"].as_array().unwrap().len(), 40, "paged through");
 
     // Deleting an app deletes its sources: their URLs answer 404.
     let (_, b_path) = create_source(

@@ -459,6 +459,24 @@ async fn the_ingest_bootstrap_queues_an_inbound_webhook_the_api_bootstrap_does_n
         .await
         .unwrap();
     assert_eq!(depth, 1, "the inbound event is on the events queue");
+    // As an event of the source's app and type, carrying the source's id.
+    let received = sqs
+        .receive_message()
+        .queue_url(stack.events_queue())
+        .send()
+        .await
+        .unwrap();
+    let body = received.messages()[0].body().unwrap();
+    let QueueMessage::Event { event } = QueueMessage::decode(body).unwrap() else {
+        panic!("not an event message: {body}");
+    };
+    assert_eq!(event.id.as_str(), accepted["event_id"].as_str().unwrap());
+    assert_eq!(event.source.as_deref(), source["id"].as_str());
+    assert_eq!(
+        (event.app_id.as_str(), event.event_type.as_str()),
+        ("shop", "build.done")
+    );
+    assert_eq!(event.data.to_value(), serde_json::json!({"build": 7}));
     println!(
         "[lambda-ingest] {} queued through the ingest function",
         accepted["event_id"]

@@ -32,6 +32,10 @@ pub struct PublishedEventOut {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<HashMap<String, Vec<Value>>>)]
     pub changes: Option<serde_json::Value>,
+    /// The inbound source (`src_…`) the event came in through, for events made from
+    /// inbound webhooks (docs/inbound.md); absent for published ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl From<&herald_core::Event> for PublishedEventOut {
@@ -44,6 +48,7 @@ impl From<&herald_core::Event> for PublishedEventOut {
             data: event.data.to_value(),
             actor: event.actor.as_ref().map(ActorOut::from),
             changes: changes_out(event.changes.as_ref()),
+            source: event.source.clone(),
         }
     }
 }

@@ -539,6 +539,18 @@ async fn a_github_request_enters_a_source_and_arrives_at_a_webhook_signed_and_ve
     );
     assert_eq!(issues.count(), 0, "a webhook of another type gets nothing");
 
+    // The event, as the API shows it, names the source it came in through.
+    let (s, shown) = api
+        .call("GET", &format!("/v1/events/{event}"), Some(&key), None)
+        .await;
+    assert_eq!(
+        (s, shown["source"].as_str()),
+        (200, Some(source.as_str())),
+        "{shown}"
+    );
+    let (_, listed) = api.call("GET", "/v1/events", Some(&key), None).await;
+    assert_eq!(listed["data"][0]["source"], source.as_str(), "{listed}");
+
     // The source's log names the sender's delivery id and the event it became.
     let (s, log) = api
         .call(

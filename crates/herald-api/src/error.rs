@@ -65,6 +65,7 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A body without a usable `Content-Type` (415; the ingest of inbound webhooks).
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]

@@ -54,30 +54,39 @@ pub struct SourceIn {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourcePatch {
+    /// A new name.
     pub name: Option<String>,
     /// As in [`SourceIn`]; a credential sent back masked (`***`) in the same mode
     /// keeps the stored one.
     #[schema(value_type = Option<Object>)]
     pub auth: Option<SourceAuth>,
+    /// A new event type rule, as in [`SourceIn`].
     #[schema(value_type = Option<Object>)]
     pub event_type: Option<EventTypeRule>,
+    /// A new object type.
     pub object_type: Option<String>,
 }
 
 /// A source, its credentials masked.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SourceOut {
+    /// `src_` and 32 hex digits (128 random bits).
     pub id: String,
+    /// Its name.
     pub name: String,
     /// Where senders post: `/in/{id}` on the ingest URL.
     pub ingest_path: String,
     /// The auth settings, every credential shown as `***`.
     #[schema(value_type = Object)]
     pub auth: SourceAuth,
+    /// How the event type is chosen.
     #[schema(value_type = Object)]
     pub event_type: EventTypeRule,
+    /// The object type of its events.
     pub object_type: String,
+    /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// When it was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
@@ -99,6 +108,7 @@ impl From<&Source> for SourceOut {
 /// One request a source received.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SourceRequestOut {
+    /// When it arrived.
     pub received_at: DateTime<Utc>,
     /// `accepted`, `duplicate` (a delivery id seen in the last 24 h: not published
     /// again) or `rejected`.
@@ -109,6 +119,7 @@ pub struct SourceRequestOut {
     pub reason: Option<String>,
     /// Bytes of the body.
     pub size: u64,
+    /// Its `Content-Type`, cut at 128 characters.
     pub content_type: Option<String>,
     /// The sender's delivery id, where its scheme has one.
     pub delivery_id: Option<String>,

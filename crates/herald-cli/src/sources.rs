@@ -15,6 +15,7 @@ use crate::failure::usage;
 use crate::manage::{more_hint, PageArgs};
 use crate::output::{self, time};
 
+/// `herald sources …`.
 #[derive(Subcommand, Debug)]
 pub enum SourcesCommand {
     /// Create a source; prints its id and its ingest URL.
@@ -62,13 +63,21 @@ pub enum SourcesCommand {
 /// Auth modes, as `--auth` names them.
 #[derive(ValueEnum, Debug, Clone, Copy)]
 pub enum Mode {
+    /// Anyone with the URL.
     None,
+    /// HTTP Basic: --username, --password.
     Basic,
+    /// A key in a header or query parameter: --key-in, --key-name, --key.
     ApiKey,
+    /// An HMAC of the body in a header: --header, --algorithm, --encoding, --prefix, --secret.
     Hmac,
+    /// Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature): --secret whsec_...
     StandardWebhooks,
+    /// GitHub (X-Hub-Signature-256): --secret.
     Github,
+    /// Stripe (Stripe-Signature): --secret whsec_...
     Stripe,
+    /// Shopify (X-Shopify-Hmac-Sha256): --secret.
     Shopify,
 }
 
@@ -127,6 +136,7 @@ pub struct TypeArgs {
     pub event_type_pointer: Option<String>,
 }
 
+/// `herald sources add`.
 #[derive(Args, Debug)]
 pub struct AddArgs {
     /// A name for people.
@@ -141,6 +151,7 @@ pub struct AddArgs {
     pub object_type: Option<String>,
 }
 
+/// `herald sources update`.
 #[derive(Args, Debug)]
 pub struct UpdateArgs {
     /// The source's id.
@@ -165,6 +176,16 @@ impl AuthArgs {
     /// The auth the flags describe, or `None` without `--auth`.
     fn build(self) -> Result<Option<SourceAuth>> {
         let Some(mode) = self.auth else {
+            let stray = self.username.is_some()
+                || self.key_name.is_some()
+                || self.header.is_some()
+                || self.prefix.is_some()
+                || self.tolerance.is_some();
+            if stray {
+                return Err(usage(
+                    "auth settings need --auth MODE (the whole auth is replaced)",
+                ));
+            }
             return Ok(None);
         };
         let tolerance = self.tolerance.unwrap_or(DEFAULT_TOLERANCE_SECS);

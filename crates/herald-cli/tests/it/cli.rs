@@ -157,7 +157,14 @@ async fn help_and_usage_errors() {
     let herald =
         Herald::bare(HERALD).with("XDG_CONFIG_HOME", &scratch.path("xdg").to_string_lossy());
     let help = herald.run(&["--help"]).await.ok();
-    for word in ["Exit codes", "webhooks", "redrive", "verify", "Examples"] {
+    for word in [
+        "Exit codes",
+        "webhooks",
+        "sources",
+        "redrive",
+        "verify",
+        "Examples",
+    ] {
         assert!(
             help.stdout.contains(word),
             "--help lacks {word}: {}",
@@ -166,6 +173,7 @@ async fn help_and_usage_errors() {
     }
     for cmd in [
         &["webhooks", "add", "--help"][..],
+        &["sources", "add", "--help"],
         &["inject", "--help"],
         &["redrive", "--help"],
         &["tail", "--help"],

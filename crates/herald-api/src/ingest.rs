@@ -17,7 +17,7 @@ use axum::Json;
 use chrono::Utc;
 use herald_core::inbound::{convert_body, verify, BodyError, IncomingRequest, Source};
 use herald_core::{Event, EventId};
-use herald_store::SourceRequest;
+use herald_store::{DeliveryClaim, SourceRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -56,6 +56,7 @@ impl Outcome {
     responses((status = 202, body = Ingested, description = "On the events queue"),
         (status = 200, body = Ingested, description = "A duplicate of a delivery id seen in the last 24 h: not published again"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "Bad or missing credentials (no detail)"),
+        (status = 409, body = ErrorBody, description = "A request with the same delivery id is still under way; retry shortly"),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)),
     description = "Takes an inbound webhook in through a source (docs/inbound.md). Public: the source's credentials authenticate it.")]
@@ -192,8 +193,9 @@ fn answered(status: StatusCode, event_id: String, duplicate: bool) -> Outcome {
     }
 }
 
-/// Claims the delivery id (a repeat answers 200 with the first event), then puts the
-/// event on the events queue; a failure frees the delivery id for the sender's retry.
+/// Claims the delivery id (a repeat of a queued one answers 200 with the first event,
+/// of one still under way 409), then puts the event on the events queue and marks the
+/// id queued; a failure frees the delivery id for the sender's retry.
 async fn publish(
     state: &AppState,
     source: &Source,
@@ -207,13 +209,30 @@ async fn publish(
             .claim_delivery(&source.id, d, event_id.as_str())
             .await
         {
-            Ok(None) => {}
-            Ok(Some(first)) => return answered(StatusCode::OK, first, true),
+            Ok(DeliveryClaim::New) => {}
+            Ok(DeliveryClaim::Duplicate(first)) => return answered(StatusCode::OK, first, true),
+            Ok(DeliveryClaim::InProgress) => {
+                return Outcome::refused(
+                    ApiError::Conflict(
+                        "a request with this delivery id is being handled; retry shortly".into(),
+                    ),
+                    "a request with this delivery id was under way",
+                )
+            }
             Err(e) => return Outcome::refused(e.into(), "storage unavailable"),
         }
     }
     match state.publisher.publish(&event).await {
-        Ok(_) => answered(StatusCode::ACCEPTED, event_id.to_string(), false),
+        Ok(_) => {
+            if let Some(d) = delivery {
+                // Not fatal: the claim's lease runs out and a repeat is published again
+                // (at least once, never lost).
+                if let Err(e) = state.sources.queued(&source.id, d).await {
+                    tracing::warn!(source = %source.id, error = %e, "could not mark a delivery id queued");
+                }
+            }
+            answered(StatusCode::ACCEPTED, event_id.to_string(), false)
+        }
         Err(e) => {
             if let Some(d) = delivery {
                 if let Err(e) = state.sources.release_delivery(&source.id, d).await {

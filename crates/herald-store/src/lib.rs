@@ -36,7 +36,7 @@ pub use history::{
     RECOVERY_PAGE, SHARDS,
 };
 pub use idempotency::{Claim, IdempotencyStore, PlannedEvent, CLAIM_LEASE, IDEMPOTENCY_WINDOW};
-pub use sources::{SourceRequest, SourceStore, MAX_REQUEST_PAGE, SEEN_WINDOW};
+pub use sources::{DeliveryClaim, SourceRequest, SourceStore, MAX_REQUEST_PAGE, SEEN_WINDOW};
 pub use subscriptions::{SubscriptionChanges, SubscriptionStore, CHANGE_ATTEMPTS};
 
 use std::collections::HashMap;

@@ -992,3 +992,71 @@ fn no_body_or_header_makes_the_ingest_answer_5xx() {
         })
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delivery_id_claimed_by_a_request_that_never_queued_is_freed_when_its_lease_runs_out() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let stack = Stack::deploy("inbound-lease").unwrap();
+    let api = ApiServer::start(&stack, &[]).await.unwrap();
+    let key = api.app_with_key("shop").await;
+    let (id, path) = create_source(
+        &api,
+        &key,
+        json!({"name": "gh", "auth": {"mode": "github", "secret": "s"}}),
+    )
+    .await;
+    // A request that claimed delivery id d-crash and died before queueing its event
+    // (the item is what the ingest writes at claim time: docs/inbound.md, Storage).
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws().await);
+    let table = stack.var("HERALD_IDEMPOTENCY_TABLE");
+    let pk = format!("#in#{id}#d-crash");
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    dynamo
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S(pk.clone()))
+        .item("event_id", AttributeValue::S("evt_lost".into()))
+        .item("expires_at", n(now() + 86_400))
+        .item("lease_until", n(now() + 60))
+        .item("queued", AttributeValue::Bool(false))
+        .send()
+        .await
+        .unwrap();
+    let body = r#"{"zen":"x"}"#;
+    let headers = with(
+        sign("github", "s", body, now(), "d-crash"),
+        &[
+            ("X-GitHub-Event", "ping"),
+            ("content-type", "application/json"),
+        ],
+    );
+    let (s, e) = post(&api, &path, &headers, body).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "under way: retry later: {e}"
+    );
+
+    // The lease ran out: the sender's retry takes the id over and is published.
+    dynamo
+        .update_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk))
+        .update_expression("SET lease_until = :past")
+        .expression_attribute_values(":past", n(now() - 1))
+        .send()
+        .await
+        .unwrap();
+    let (s, first) = post(&api, &path, &headers, body).await;
+    assert_eq!(
+        (s, first["duplicate"].as_bool()),
+        (202, Some(false)),
+        "{first}"
+    );
+    let (s, again) = post(&api, &path, &headers, body).await;
+    assert_eq!(
+        (s, again["event_id"].clone()),
+        (200, first["event_id"].clone()),
+        "queued now: a duplicate"
+    );
+}

@@ -8,7 +8,7 @@
 //! | source (listing) | subscriptions | `A#{app}` | `I#{id}` | the [`Source`], `auth` sealed |
 //! | source (ingest lookup) | subscriptions | `I#{id}` | `I` | the same |
 //! | received request | history | `I#{app}#{id}` | `{time}#{random}` | a [`SourceRequest`], `expires_at` |
-//! | delivery id seen | idempotency | `#in#{id}#{delivery id}` | — | `event_id`, `expires_at` |
+//! | delivery id seen | idempotency | `#in#{id}#{delivery id}` | — | `event_id`, `expires_at`, `lease_until`, `queued` |
 //!
 //! The credentials (`auth`) are sealed with `herald-seal` as one JSON string bound
 //! to `{app}/{id}/auth`, like webhook secrets: a value copied to another source does
@@ -17,7 +17,7 @@
 
 mod requests;
 
-pub use requests::{SourceRequest, MAX_REQUEST_PAGE, SEEN_WINDOW};
+pub use requests::{DeliveryClaim, SourceRequest, MAX_REQUEST_PAGE, SEEN_WINDOW};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;

@@ -61,7 +61,30 @@ struct RequestItem {
 struct SeenItem {
     pk: String,
     event_id: String,
+    /// Unix seconds; the table's TTL attribute.
     expires_at: i64,
+    /// Unix seconds until which the claim belongs to the request under way: a request
+    /// that crashed between claim and queue leaves the id to the sender's retry after
+    /// this. A queued event's item holds `expires_at` here.
+    lease_until: i64,
+    /// Whether the event reached the queue.
+    #[serde(default = "queued_by_default")]
+    queued: bool,
+}
+
+fn queued_by_default() -> bool {
+    true
+}
+
+/// What claiming a sender's delivery id found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryClaim {
+    /// First seen (or its earlier claim lapsed): publish, then [`SourceStore::queued`].
+    New,
+    /// Seen in the last 24 h and queued as this event: answer, publish nothing.
+    Duplicate(String),
+    /// Claimed by a request still under way: the sender should retry shortly.
+    InProgress,
 }
 
 fn log_partition(app: &AppId, id: &SourceId) -> String {
@@ -149,49 +172,69 @@ impl SourceStore {
         Ok(Page { items, next_cursor })
     }
 
-    /// Claims the sender's delivery id `delivery` of source `id` for event `event_id`
-    /// (a conditional put living [`SEEN_WINDOW`]): `None` if it is new, or the event
-    /// id of the request that claimed it first.
+    /// Claims the sender's delivery id `delivery` of source `id` for event `event_id`:
+    /// a conditional put that succeeds when the id is new, expired, or its claim's
+    /// lease ([`crate::CLAIM_LEASE`]) ran out without the event being queued.
     pub async fn claim_delivery(
         &self,
         id: &SourceId,
         delivery: &str,
         event_id: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<DeliveryClaim, StoreError> {
         let now = Utc::now().timestamp();
         let item = SeenItem {
             pk: seen_key(id, delivery),
             event_id: event_id.to_owned(),
             expires_at: now + SEEN_WINDOW.as_secs() as i64,
+            lease_until: now + crate::CLAIM_LEASE.as_secs() as i64,
+            queued: false,
         };
         let put = self
             .client
             .put_item()
             .table_name(&self.seen_table)
             .set_item(Some(to_item(ItemKind::InboundDelivery, &item)?))
-            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .condition_expression("attribute_not_exists(pk) OR lease_until < :now")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .return_values_on_condition_check_failure(
                 aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
             )
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(None),
-            Err(e) if is_condition_failure(&e) => {
-                let first = e
-                    .as_service_error()
-                    .and_then(|se| match se {
-                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-                            c.item().and_then(|i| i.get("event_id")).and_then(|v| v.as_s().ok()).cloned()
-                        }
-                        _ => None,
-                    })
-                    .unwrap_or_default();
-                Ok(Some(first))
-            }
-            Err(e) => Err(StoreError::dynamo("PutItem", e)),
-        }
+        let e = match put {
+            Ok(_) => return Ok(DeliveryClaim::New),
+            Err(e) if is_condition_failure(&e) => e,
+            Err(e) => return Err(StoreError::dynamo("PutItem", e)),
+        };
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        let old = match e.into_service_error() {
+            PutItemError::ConditionalCheckFailedException(c) => c.item,
+            _ => None,
+        };
+        let old: SeenItem = match old {
+            Some(item) => from_item(ItemKind::InboundDelivery, item)?,
+            None => return Ok(DeliveryClaim::InProgress),
+        };
+        Ok(if old.queued {
+            DeliveryClaim::Duplicate(old.event_id)
+        } else {
+            DeliveryClaim::InProgress
+        })
+    }
+
+    /// Marks a claimed delivery id's event as queued: from now on the id is a
+    /// duplicate until it expires.
+    pub async fn queued(&self, id: &SourceId, delivery: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.seen_table)
+            .key("pk", AttributeValue::S(seen_key(id, delivery)))
+            .update_expression("SET queued = :t, lease_until = expires_at")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("UpdateItem", e))?;
+        Ok(())
     }
 
     /// Forgets a claimed delivery id (its event did not reach the queue), so the

@@ -6,6 +6,10 @@ SHELL       := /bin/bash
 VENV        := .venv
 PY          := $(VENV)/bin/python
 MOTO        := moto[server]==5.2.5
+# The senders' own signing libraries, for the inbound webhook tests
+# (crates/herald-cli/tests/it/inbound.rs): Stripe's, Standard Webhooks' and githubkit
+# (a GitHub SDK; its cache dependency hishel is pinned to a release it imports).
+SENDERS     := stripe==16.1.0 standardwebhooks==1.1.0 githubkit==0.16.1 hishel[async,httpx]==1.3.0
 PORT        ?= 4566
 STAGE       ?= local
 CARGO       ?= cargo
@@ -16,7 +20,7 @@ CARGO_LAMBDA := cargo-lambda==1.9.2
 CFN_LINT     := cfn-lint==1.58.0
 AWSCLI       := awscli==1.46.3
 CHECKOV      := checkov==3.3.30
-LAMBDA_BINS  := herald-consumer-lambda herald-redriver-lambda herald-api-lambda
+LAMBDA_BINS  := herald-consumer-lambda herald-redriver-lambda herald-api-lambda herald-ingest-lambda
 LAMBDA_ARCH  ?= x86_64
 LAMBDA_DIR   ?= target/lambda
 NAME_PREFIX  ?= herald
@@ -35,7 +39,11 @@ $(VENV)/.installed: Makefile
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check '$(MOTO)'
 	touch $@
 
-venv: $(VENV)/.installed
+$(VENV)/.senders: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(foreach p,$(SENDERS),'$(p)')
+	touch $@
+
+venv: $(VENV)/.installed $(VENV)/.senders
 
 build:
 	$(CARGO) build --workspace --bins

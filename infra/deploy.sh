@@ -30,7 +30,7 @@ export AWS_DEFAULT_REGION="$region"
 
 case "${1:-}" in
   deploy)
-    for f in herald-consumer-lambda herald-redriver-lambda herald-api-lambda; do
+    for f in herald-consumer-lambda herald-redriver-lambda herald-api-lambda herald-ingest-lambda; do
       [ -f "$root/target/lambda/$f/bootstrap.zip" ] ||
         die "target/lambda/$f/bootstrap.zip is missing: run make lambda"
     done

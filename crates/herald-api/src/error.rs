@@ -65,6 +65,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A body without a usable `Content-Type` (415; the ingest of inbound webhooks).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     Validation(String),
     #[error("{0}")]
@@ -83,6 +86,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::PartlyPublished { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -98,6 +102,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",

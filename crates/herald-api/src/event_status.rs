@@ -35,6 +35,10 @@ pub struct PublishedEventOut {
     /// What orders it for ordered webhooks, when the publisher said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering_key: Option<String>,
+    /// The inbound source (`src_…`) the event came in through, for events made from
+    /// inbound webhooks (docs/inbound.md); absent for published ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl From<&herald_core::Event> for PublishedEventOut {
@@ -48,6 +52,7 @@ impl From<&herald_core::Event> for PublishedEventOut {
             actor: event.actor.as_ref().map(ActorOut::from),
             changes: changes_out(event.changes.as_ref()),
             ordering_key: event.ordering_key.as_ref().map(ToString::to_string),
+            source: event.source.clone(),
         }
     }
 }

@@ -17,8 +17,10 @@ pub mod events;
 pub mod extract;
 pub mod formats;
 pub mod health;
+pub mod ingest;
 pub mod recover;
 pub mod schemas;
+pub mod sources;
 pub mod state;
 pub mod webhooks;
 
@@ -46,6 +48,7 @@ pub use state::{ApiConfig, AppState};
         (name = "events", description = "Publishing and re-sending events"),
         (name = "event types", description = "The app's event-type catalog: descriptions and JSON Schemas of `data`"),
         (name = "deliveries", description = "The delivery history"),
+        (name = "sources", description = "Inbound webhooks: sources of the caller's app, and the public ingest `POST /in/{source_id}`"),
         (name = "meta", description = "Health and this document"),
     )
 )]
@@ -114,20 +117,47 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(event_status::get_event))
         .routes(routes!(events::resend))
         .routes(routes!(callback::rotate))
+        .routes(routes!(sources::create, sources::list))
+        .routes(routes!(sources::get, sources::update, sources::delete))
+        .routes(routes!(sources::requests))
+}
+
+/// [`documented`] with the ingest of inbound webhooks: what `herald serve` runs.
+fn with_ingest() -> OpenApiRouter<AppState> {
+    documented().routes(routes!(ingest::ingest))
 }
 
 /// The OpenAPI document of the whole API, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented().split_for_parts().1
+    with_ingest().split_for_parts().1
 }
 
-/// The API router. Every route is documented; unknown routes and methods get JSON
-/// errors, and so do the framework's own rejections ([`json_errors`]).
+/// The API router with the ingest of inbound webhooks, as `herald serve` runs it.
+/// Every route is documented; unknown routes and methods get JSON errors, and so do
+/// the framework's own rejections ([`json_errors`]).
 pub fn router(state: AppState) -> Router {
+    let (router, _) = with_ingest().split_for_parts();
+    finish(router.nest("/console", console::router()), state)
+}
+
+/// The management API and console alone, for `herald-api-lambda`: on AWS the ingest
+/// has its own function and URL ([`ingest_router`]), so `/in/…` answers 404 here.
+pub fn management_router(state: AppState) -> Router {
     let (router, _) = documented().split_for_parts();
+    finish(router.nest("/console", console::router()), state)
+}
+
+/// The ingest of inbound webhooks alone (`POST /in/{source_id}`), for its own Lambda
+/// function (`herald-ingest-lambda`), with the same error handling as [`router`].
+pub fn ingest_router(state: AppState) -> Router {
+    let router = Router::new().route("/in/{source_id}", axum::routing::post(ingest::ingest));
+    finish(router, state)
+}
+
+/// The fallbacks, the body limit and the JSON error shape, around `router`.
+fn finish(router: Router<AppState>, state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     router
-        .nest("/console", console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
@@ -186,6 +216,18 @@ async fn json_errors(response: Response, max_body_bytes: usize) -> Response {
         error: error::ErrorDetail { code, message },
     };
     (parts, Json(body)).into_response()
+}
+
+/// The `main` of a Lambda function serving `router` (the API's or the ingest's) with
+/// the configuration from the environment, through `lambda_http`.
+pub async fn run_lambda(router: fn(AppState) -> Router) -> Result<(), lambda_http::Error> {
+    use anyhow::Context as _;
+    use herald_runtime::Load as _;
+    herald_runtime::init_tracing(true);
+    let config = ApiConfig::from_env().context("invalid configuration")?;
+    let aws = herald_runtime::aws_config().await;
+    let state = AppState::connect(config, &aws).await?;
+    lambda_http::run(router(state)).await
 }
 
 /// Serves the API on `addr` until `shutdown` completes.

@@ -10,7 +10,9 @@ use herald_delivery::{HttpDeliverer, HttpSettings};
 use herald_queue::{Publisher, QueueSettings, SqsOutbox};
 use herald_runtime::config::{duration_in_range, in_range, ConfigError, Validate};
 use herald_seal::{SealSettings, Sealer};
-use herald_store::{AppStore, DeliveryTables, HistoryStore, IdempotencyStore, SubscriptionStore};
+use herald_store::{
+    AppStore, DeliveryTables, HistoryStore, IdempotencyStore, SourceStore, SubscriptionStore,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::console::SessionKey;
@@ -184,6 +186,8 @@ pub struct AppState {
     pub history: HistoryStore,
     pub apps: AppStore,
     pub idempotency: IdempotencyStore,
+    /// Inbound sources, their request logs and the delivery ids they saw.
+    pub sources: SourceStore,
     pub publisher: Publisher,
     pub outbox: Arc<SqsOutbox>,
     pub deliverer: Arc<HttpDeliverer>,
@@ -224,6 +228,14 @@ impl AppState {
         let sealer = Sealer::connect(&config.seal, aws)
             .map_err(|e| anyhow::anyhow!("the master key of webhook secrets: {e}"))?;
         Ok(Self {
+            sources: SourceStore::new(
+                dynamo.clone(),
+                &config.tables.subscriptions_table,
+                &config.tables.history_table,
+                &config.idempotency_table,
+                config.tables.history_retention,
+                sealer.clone(),
+            ),
             subscriptions: SubscriptionStore::new(
                 dynamo.clone(),
                 &config.tables.subscriptions_table,

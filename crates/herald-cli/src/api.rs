@@ -14,6 +14,7 @@ use herald_api::event_status::EventOut;
 use herald_api::event_types::{EventTypeIn, EventTypeOut, EventTypePatch};
 use herald_api::events::{PublishIn, Published};
 use herald_api::recover::{RecoverIn, RecoverOut};
+use herald_api::sources::{SourceIn, SourceOut, SourcePatch, SourceRequestOut};
 use herald_api::webhooks::{RotatedSecret, TestResult, WebhookIn, WebhookOut, WebhookPatch};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
@@ -207,6 +208,46 @@ impl ApiClient {
             .await
     }
 
+    // Inbound sources (app key).
+
+    /// `POST /v1/sources`.
+    pub async fn create_source(&self, source: &SourceIn) -> Result<SourceOut> {
+        self.call(Method::POST, "/v1/sources", |r| r.json(source))
+            .await
+    }
+
+    /// `GET /v1/sources`.
+    pub async fn list_sources(&self, paging: &Paging) -> Result<Page<SourceOut>> {
+        self.list("/v1/sources", paging).await
+    }
+
+    /// `GET /v1/sources/{id}`.
+    pub async fn get_source(&self, id: &str) -> Result<SourceOut> {
+        self.call(Method::GET, &source_path(id, ""), |r| r).await
+    }
+
+    /// `PATCH /v1/sources/{id}`: only the fields present in `patch` change.
+    pub async fn update_source(&self, id: &str, patch: &SourcePatch) -> Result<SourceOut> {
+        self.call(Method::PATCH, &source_path(id, ""), |r| r.json(patch))
+            .await
+    }
+
+    /// `DELETE /v1/sources/{id}`.
+    pub async fn delete_source(&self, id: &str) -> Result<()> {
+        self.send(Method::DELETE, &source_path(id, ""), |r| r)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v1/sources/{id}/requests`: what the source received, newest first.
+    pub async fn source_requests(
+        &self,
+        id: &str,
+        paging: &Paging,
+    ) -> Result<Page<SourceRequestOut>> {
+        self.list(&source_path(id, "/requests"), paging).await
+    }
+
     // Events and deliveries (app key).
 
     /// `POST /v1/events`, with an `Idempotency-Key` when given.
@@ -367,6 +408,10 @@ fn keys_path(app: &str) -> String {
 
 fn event_type_path(name: &str) -> String {
     format!("/v1/event-types/{}", seg(name))
+}
+
+fn source_path(id: &str, rest: &str) -> String {
+    format!("/v1/sources/{}{rest}", seg(id))
 }
 
 fn webhook_path(id: &str, rest: &str) -> String {

@@ -22,6 +22,7 @@ mod manage;
 mod output;
 mod queue;
 mod receiver;
+mod sources;
 mod stack;
 
 use std::process::ExitCode;
@@ -122,6 +123,13 @@ enum Command {
         after_help = "Example:\n  herald callback-secret rotate\n  herald publish --type update --object-type order --callback-url https://example.com/cb"
     )]
     CallbackSecret(manage::CallbackSecretCommand),
+    /// Manage the app's inbound sources: verified URLs that take other services'
+    /// webhooks in (docs/inbound.md).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  herald sources add --name github --auth github --secret \"$GH_SECRET\"\n  herald sources list\n  herald sources requests src_3f2a..."
+    )]
+    Sources(sources::SourcesCommand),
     /// Publish events through the API: from arguments, a JSON file or stdin.
     #[command(after_help = events::PUBLISH_HELP)]
     Publish(events::PublishArgs),
@@ -165,6 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(c) => manage::keys(c, &settings).await,
         Command::Webhooks(c) => manage::webhooks(c, &settings).await,
         Command::EventTypes(c) => event_types::event_types(c, &settings).await,
+        Command::Sources(c) => sources::sources(c, &settings).await,
         Command::Publish(a) => events::publish(a, &settings).await,
         Command::CallbackSecret(c) => manage::callback_secret(c, &settings).await,
         Command::Inject(a) => queue::inject(a, &settings).await,

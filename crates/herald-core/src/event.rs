@@ -370,6 +370,10 @@ pub struct Event {
     /// the publisher said (docs/security.md, "Callback URLs").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// The inbound source the event came in through (`src_…`), for events made from
+    /// inbound webhooks; absent for published ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// An event's `data`: its JSON text as published, carried as text from the queue to
@@ -436,6 +440,7 @@ impl Event {
             changes: None,
             ordering_key: None,
             callback_url: None,
+            source: None,
         }
     }
 
@@ -449,6 +454,12 @@ impl Event {
     pub fn with_context(mut self, actor: Option<Actor>, changes: Option<Changes>) -> Self {
         self.actor = actor;
         self.changes = changes;
+        self
+    }
+
+    /// The same event, marked as coming in through inbound source `source`.
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
         self
     }
 }

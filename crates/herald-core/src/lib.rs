@@ -14,6 +14,7 @@ pub mod event;
 pub mod format;
 pub mod health;
 pub mod id;
+pub mod inbound;
 pub mod message;
 pub mod operational;
 pub mod ordering;

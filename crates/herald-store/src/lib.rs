@@ -27,6 +27,7 @@ pub use settings::DeliveryTables;
 mod apps;
 mod history;
 mod idempotency;
+mod sources;
 mod subscriptions;
 pub use apps::{ApiKey, App, AppStore, NewKey, KEY_PREFIX};
 pub use history::{
@@ -35,6 +36,7 @@ pub use history::{
     RECOVERY_PAGE, SHARDS,
 };
 pub use idempotency::{Claim, IdempotencyStore, PlannedEvent, CLAIM_LEASE, IDEMPOTENCY_WINDOW};
+pub use sources::{DeliveryClaim, SourceRequest, SourceStore, MAX_REQUEST_PAGE, SEEN_WINDOW};
 pub use subscriptions::{
     EventTypeChanges, EventTypeEntry, SubscriptionChanges, SubscriptionStore, CHANGE_ATTEMPTS,
 };
@@ -80,6 +82,12 @@ pub enum ItemKind {
     RateSchedule,
     /// An entry of an app's event-type catalog.
     EventType,
+    /// An inbound source.
+    Source,
+    /// An entry of an inbound source's request log.
+    SourceRequest,
+    /// A sender's delivery id seen by an inbound source.
+    InboundDelivery,
 }
 
 impl fmt::Display for ItemKind {
@@ -96,6 +104,9 @@ impl fmt::Display for ItemKind {
             Self::IdempotencyKey => "idempotency key",
             Self::RateSchedule => "rate schedule",
             Self::EventType => "event type",
+            Self::Source => "source",
+            Self::SourceRequest => "source request",
+            Self::InboundDelivery => "inbound delivery id",
         })
     }
 }

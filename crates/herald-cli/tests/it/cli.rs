@@ -23,7 +23,7 @@ fn free_port() -> u16 {
 }
 
 /// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
     fn new(test: &str) -> Self {
@@ -51,9 +51,9 @@ impl Drop for Scratch {
 }
 
 /// `herald serve` as a child process on a free port, killed when dropped.
-struct Serve {
+pub(crate) struct Serve {
     _child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Serve {
@@ -124,7 +124,7 @@ pub(crate) async fn wait_for_line<R: tokio::io::AsyncRead + Unpin>(
 }
 
 /// A stack, `herald serve` on it, an app `shop` and its key, made with the CLI.
-async fn api_setup(test: &str) -> Result<(Stack, Scratch, Serve, Herald)> {
+pub(crate) async fn api_setup(test: &str) -> Result<(Stack, Scratch, Serve, Herald)> {
     let stack = Stack::deploy(test)?;
     let scratch = Scratch::new(test);
     let base = Herald::new(HERALD, &stack, &scratch.path("xdg"));
@@ -157,7 +157,14 @@ async fn help_and_usage_errors() {
     let herald =
         Herald::bare(HERALD).with("XDG_CONFIG_HOME", &scratch.path("xdg").to_string_lossy());
     let help = herald.run(&["--help"]).await.ok();
-    for word in ["Exit codes", "webhooks", "redrive", "verify", "Examples"] {
+    for word in [
+        "Exit codes",
+        "webhooks",
+        "sources",
+        "redrive",
+        "verify",
+        "Examples",
+    ] {
         assert!(
             help.stdout.contains(word),
             "--help lacks {word}: {}",
@@ -166,6 +173,7 @@ async fn help_and_usage_errors() {
     }
     for cmd in [
         &["webhooks", "add", "--help"][..],
+        &["sources", "add", "--help"],
         &["inject", "--help"],
         &["redrive", "--help"],
         &["tail", "--help"],

@@ -490,6 +490,33 @@ async fn the_functions_get_every_setting_the_code_requires_from_the_data_plane()
         assert_eq!(seal.seal_key_file, None, "{function}");
     }
     assert_eq!(api_config.apps_table, stack.var("HERALD_APPS_TABLE"));
+
+    // The ingest of inbound webhooks runs the API's configuration without the admin
+    // key: the same tables and queue, secrets opened under the template's key.
+    let ingest = env_of("IngestFunction");
+    let ingest_config = herald_api::ApiConfig::from_vars(ingest.clone())
+        .expect("the ingest function's environment is a valid configuration");
+    assert_eq!(
+        ingest_config.seal.kms_key_id.as_deref(),
+        Some("SecretsKey.Arn")
+    );
+    assert_eq!(
+        ingest_config.admin_key_parameter, None,
+        "the ingest needs no admin key"
+    );
+    for name in [
+        "HERALD_EVENTS_QUEUE_URL",
+        "HERALD_SUBSCRIPTIONS_TABLE",
+        "HERALD_HISTORY_TABLE",
+        "HERALD_IDEMPOTENCY_TABLE",
+        "HERALD_HISTORY_RETENTION",
+    ] {
+        assert_eq!(
+            ingest.get(name),
+            api.get(name),
+            "the ingest's {name} is the API's"
+        );
+    }
     assert_eq!(
         api_config.queues.ordered_queue_url.as_deref(),
         Some(stack.var("HERALD_ORDERED_QUEUE_URL")),
@@ -562,6 +589,7 @@ fn every_function_has_reserved_concurrency_so_a_flood_of_api_calls_cannot_starve
     for (function, param) in [
         ("ConsumerFunction", "ConsumerReservedConcurrency"),
         ("ApiFunction", "ApiReservedConcurrency"),
+        ("IngestFunction", "IngestReservedConcurrency"),
         ("RedriverFunction", "RedriverReservedConcurrency"),
     ] {
         let reserved = &t["Resources"][function]["Properties"]["ReservedConcurrentExecutions"];
@@ -598,7 +626,12 @@ fn every_function_has_its_own_least_privilege_role_log_group_and_alarms() {
         .collect();
     assert_eq!(
         BTreeSet::from_iter(functions.iter().copied()),
-        BTreeSet::from(["ConsumerFunction", "ApiFunction", "RedriverFunction"])
+        BTreeSet::from([
+            "ConsumerFunction",
+            "ApiFunction",
+            "IngestFunction",
+            "RedriverFunction"
+        ])
     );
     let mut roles = BTreeSet::new();
     for function in &functions {
@@ -746,7 +779,8 @@ fn webhook_secrets_are_sealed_under_a_rotated_kms_key_that_each_role_uses_only_a
 
     // What each role may do with the key: the API seals and opens; the consumer opens,
     // and seals only the webhook it rewrites when it disables an endpoint; the
-    // re-driver never touches it. Always under Herald's encryption context.
+    // re-driver never touches it; the ingest only opens. Always under Herald's
+    // encryption context.
     let kms_actions = |role: &str| -> BTreeSet<String> {
         let mut actions = BTreeSet::new();
         for s in resources[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
@@ -778,6 +812,11 @@ fn webhook_secrets_are_sealed_under_a_rotated_kms_key_that_each_role_uses_only_a
     assert_eq!(kms_actions("ApiRole"), both);
     assert_eq!(kms_actions("ConsumerRole"), both);
     assert!(kms_actions("RedriverRole").is_empty());
+    assert_eq!(
+        kms_actions("IngestRole"),
+        BTreeSet::from(["kms:Decrypt".to_owned()]),
+        "the ingest opens sources' credentials and never seals"
+    );
 }
 
 #[test]
@@ -865,4 +904,63 @@ fn without_placeholders(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[test]
+fn the_ingest_of_inbound_webhooks_has_its_own_public_url_apart_from_the_api() {
+    let t = template("herald.yaml").expect("read infra/herald.yaml");
+    let r = &t["Resources"];
+    let urls: BTreeSet<(String, String)> = r
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|v| v["Type"] == "AWS::Lambda::Url")
+        .map(|v| {
+            let p = &v["Properties"];
+            (
+                p["TargetFunctionArn"]["Fn::GetAtt"][0]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                p["AuthType"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        urls,
+        BTreeSet::from([
+            ("ApiFunction".to_owned(), "NONE".to_owned()),
+            ("IngestFunction".to_owned(), "NONE".to_owned()),
+        ])
+    );
+    let code = r["IngestFunction"]["Properties"]["Code"].as_str().unwrap();
+    assert!(
+        code.ends_with("herald-ingest-lambda/bootstrap.zip"),
+        "{code}"
+    );
+    // Both permissions of a public function URL, the second only through the URL.
+    let permissions: Vec<&Value> = r
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|v| {
+            v["Type"] == "AWS::Lambda::Permission"
+                && v["Properties"]["FunctionName"] == json!({"Ref": "IngestFunction"})
+        })
+        .collect();
+    assert_eq!(permissions.len(), 2);
+    assert!(permissions
+        .iter()
+        .any(|p| p["Properties"]["InvokedViaFunctionUrl"] == true));
+    assert_eq!(
+        t["Outputs"]["IngestUrl"]["Value"],
+        json!({"Fn::GetAtt": ["IngestUrl", "FunctionUrl"]})
+    );
+    // An alarm on its errors, as on the API's.
+    assert!(r
+        .as_object()
+        .unwrap()
+        .values()
+        .any(|v| v["Type"] == "AWS::CloudWatch::Alarm"
+            && v["Properties"]["Dimensions"][0]["Value"] == json!({"Ref": "IngestFunction"})));
 }

@@ -273,6 +273,23 @@ async fn the_consumer_bootstrap_answers_an_sqs_batch_with_the_documented_partial
     );
 }
 
+/// Creates app `shop` and a key of it through the API function; returns the key.
+async fn shop_key(api: &mut LambdaFunction) -> String {
+    let (status, app) = call(
+        api,
+        "POST",
+        "/v1/apps",
+        Some(ADMIN),
+        Some(serde_json::json!({ "id": "shop", "name": "Shop" })),
+    )
+    .await;
+    assert_eq!(status, 201, "create app: {app}");
+    assert_eq!(app["id"], "shop");
+    let (status, key) = call(api, "POST", "/v1/apps/shop/keys", Some(ADMIN), None).await;
+    assert_eq!(status, 201, "create key: {key}");
+    key["key"].as_str().expect("the key, shown once").to_owned()
+}
+
 /// The admin key the API function is started with.
 const ADMIN: &str = "lambda-test-admin-key-0123456789";
 
@@ -319,20 +336,7 @@ async fn the_api_bootstrap_creates_and_lists_webhooks_from_function_url_requests
         .await
         .expect("start the API function");
 
-    let (status, app) = call(
-        &mut api,
-        "POST",
-        "/v1/apps",
-        Some(ADMIN),
-        Some(serde_json::json!({ "id": "shop", "name": "Shop" })),
-    )
-    .await;
-    assert_eq!(status, 201, "create app: {app}");
-    assert_eq!(app["id"], "shop");
-
-    let (status, key) = call(&mut api, "POST", "/v1/apps/shop/keys", Some(ADMIN), None).await;
-    assert_eq!(status, 201, "create key: {key}");
-    let key = key["key"].as_str().expect("the key, shown once").to_owned();
+    let key = shop_key(&mut api).await;
 
     let (status, none) = call(&mut api, "GET", "/v1/webhooks", None, None).await;
     assert_eq!(status, 401, "list without a key: {none}");
@@ -384,4 +388,97 @@ async fn the_api_bootstrap_creates_and_lists_webhooks_from_function_url_requests
         .expect("the subscription is stored");
     assert_eq!(stored.url, "https://hooks.example.com/herald");
     println!("[lambda-api] app, key and webhook {id} created and listed through the function");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_bootstrap_queues_an_inbound_webhook_the_api_bootstrap_does_not_take() {
+    let stack = Stack::deploy("lambda-ingest").expect("deploy the stack");
+    let mut env: HashMap<String, String> = stack.env.clone();
+    env.insert("HERALD_ADMIN_KEY".into(), ADMIN.into());
+    let mut api = LambdaFunction::start("herald-api-lambda", &env)
+        .await
+        .expect("start the API function");
+    let key = shop_key(&mut api).await;
+    let (status, source) = call(
+        &mut api,
+        "POST",
+        "/v1/sources",
+        Some(&key),
+        Some(serde_json::json!({
+            "name": "ci",
+            "auth": {"mode": "api_key", "in": "query", "name": "token", "key": "t0ken"},
+            "event_type": {"from": "fixed", "value": "build.done"},
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{source}");
+    let path = source["ingest_path"].as_str().unwrap().to_owned();
+    let body = serde_json::json!({"build": 7});
+    // The management API's function leaves the ingest to its own.
+    let (status, _) = call(
+        &mut api,
+        "POST",
+        &format!("{path}?token=t0ken"),
+        None,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 404, "the API function does not serve /in/");
+
+    // The ingest function takes it: the environment is the API's, without the admin key.
+    env.remove("HERALD_ADMIN_KEY");
+    let mut ingest = LambdaFunction::start("herald-ingest-lambda", &env)
+        .await
+        .expect("start the ingest function");
+    let (status, refused) = call(
+        &mut ingest,
+        "POST",
+        &format!("{path}?token=nope"),
+        None,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, accepted) = call(
+        &mut ingest,
+        "POST",
+        &format!("{path}?token=t0ken"),
+        None,
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let (status, _) = call(&mut ingest, "GET", "/v1/sources", Some(&key), None).await;
+    assert_eq!(status, 404, "the ingest function serves nothing else");
+    let aws = aws().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let depth = herald_testing::queue_depth(&sqs, stack.events_queue())
+        .await
+        .unwrap();
+    assert_eq!(depth, 1, "the inbound event is on the events queue");
+    // As an event of the source's app and type, carrying the source's id.
+    let received = sqs
+        .receive_message()
+        .queue_url(stack.events_queue())
+        .send()
+        .await
+        .unwrap();
+    let body = received.messages()[0].body().unwrap();
+    let QueueMessage::Event { event } = QueueMessage::decode(body).unwrap() else {
+        panic!("not an event message: {body}");
+    };
+    assert_eq!(event.id.as_str(), accepted["event_id"].as_str().unwrap());
+    assert_eq!(event.source.as_deref(), source["id"].as_str());
+    assert_eq!(
+        (event.app_id.as_str(), event.event_type.as_str()),
+        ("shop", "build.done")
+    );
+    assert_eq!(event.data.to_value(), serde_json::json!({"build": 7}));
+    println!(
+        "[lambda-ingest] {} queued through the ingest function",
+        accepted["event_id"]
+    );
 }

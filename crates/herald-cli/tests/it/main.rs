@@ -18,6 +18,7 @@ mod faults;
 mod formats;
 mod health;
 mod history;
+mod inbound;
 mod infra;
 mod lambda;
 mod operating;

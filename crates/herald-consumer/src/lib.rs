@@ -171,8 +171,7 @@ pub async fn run_worker_until(
     let queue = check_events_queue(&sqs, &config).await?;
     let consumer = Arc::new(consumer.with_max_message_bytes(queue.max_message_bytes));
     let settings = worker::PollSettings {
-        queue_url: config.events_queue_url.clone(),
-        wait_seconds: config.worker_wait.as_secs() as i32,
+        wait: config.worker_wait,
         batch_size: config.worker_batch_size,
         batch_window: config.worker_batch_window,
         batches_in_flight: worker::batches_in_flight(
@@ -180,6 +179,10 @@ pub async fn run_worker_until(
             config.worker_batch_size,
         ),
     };
-    worker::run(&sqs, &consumer, &settings, shutdown).await;
+    let queue: Arc<dyn herald_queue::MessageSource> = Arc::new(herald_queue::SqsSource::new(
+        sqs,
+        config.events_queue_url.clone(),
+    ));
+    worker::run(&queue, &consumer, &settings, shutdown).await;
     Ok(())
 }

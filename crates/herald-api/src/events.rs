@@ -14,7 +14,6 @@ use crate::extract::{is_too_deep, parse_json, Tenant};
 use crate::formats::{context_of, ActorOut};
 use crate::state::AppState;
 use crate::webhooks::load;
-use herald_queue::Outbox;
 
 /// Most events in one request.
 pub const MAX_EVENTS_PER_REQUEST: usize = 100;

@@ -27,6 +27,7 @@ pub use settings::DeliveryTables;
 mod apps;
 mod history;
 mod idempotency;
+mod storage;
 mod subscriptions;
 pub use apps::{ApiKey, App, AppStore, NewKey, KEY_PREFIX};
 pub use history::{
@@ -35,6 +36,7 @@ pub use history::{
     RECOVERY_PAGE, SHARDS,
 };
 pub use idempotency::{Claim, IdempotencyStore, PlannedEvent, CLAIM_LEASE, IDEMPOTENCY_WINDOW};
+pub use storage::{AppStorage, HistoryStorage, IdempotencyStorage, SubscriptionStorage};
 pub use subscriptions::{SubscriptionChanges, SubscriptionStore, CHANGE_ATTEMPTS};
 
 use std::collections::HashMap;

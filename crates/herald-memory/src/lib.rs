@@ -5,10 +5,24 @@
 //!
 //! - [`queue`]: the queue (visibility timeout, delays, receive counts, redrive to a
 //!   dead-letter queue after the most receives, batch deletes with per-entry results);
-//! - [`outbox`]: the publisher's sink and the consumer's outbox onto those queues.
+//! - [`outbox`]: the publisher's sink and the consumer's outbox onto those queues;
+//! - [`apps`], [`idempotency`], …: the stores, behind `herald_store`'s storage traits.
 
+pub mod apps;
+pub mod idempotency;
 pub mod outbox;
+mod page;
 pub mod queue;
 
+pub use apps::MemoryApps;
+pub use idempotency::MemoryIdempotency;
 pub use outbox::{MemoryOutbox, MemorySink};
 pub use queue::{MemoryQueue, QueueSettings};
+
+use std::sync::{Mutex, MutexGuard};
+
+/// Locks a store's state; no code panics while holding it, so a poisoned lock still
+/// guards consistent state.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -29,7 +29,7 @@ mod history;
 mod idempotency;
 mod storage;
 mod subscriptions;
-pub use apps::{ApiKey, App, AppStore, NewKey, KEY_PREFIX};
+pub use apps::{hash_key, mint_key, ApiKey, App, AppStore, NewKey, KEY_PREFIX};
 pub use history::{
     item_size, write_units, AttemptFilter, BatchAttempt, BatchHistory, EventQuery, HistoryStore,
     ListedEvent, RecoveryCandidate, RecoveryPage, RecoveryState, StoredEvent, EXCERPT_BYTES,
@@ -277,12 +277,12 @@ pub(crate) fn prefix_query(
 }
 
 /// The cursor of a listing that resumes after the sort key value `sort_key`.
-pub(crate) fn encode_cursor(sort_key: &str) -> String {
+pub fn encode_cursor(sort_key: &str) -> String {
     CURSOR.encode(sort_key)
 }
 
 /// The sort key value a cursor from [`encode_cursor`] carries.
-pub(crate) fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
+pub fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
     let bytes = CURSOR.decode(cursor).map_err(|_| StoreError::BadCursor)?;
     let id = String::from_utf8(bytes).map_err(|_| StoreError::BadCursor)?;
     if id.is_empty() || id.len() > 256 {

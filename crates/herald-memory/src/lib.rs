@@ -13,11 +13,13 @@ pub mod idempotency;
 pub mod outbox;
 mod page;
 pub mod queue;
+pub mod subscriptions;
 
 pub use apps::MemoryApps;
 pub use idempotency::MemoryIdempotency;
 pub use outbox::{MemoryOutbox, MemorySink};
 pub use queue::{MemoryQueue, QueueSettings};
+pub use subscriptions::MemorySubscriptions;
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -9,6 +9,7 @@
 //! - [`apps`], [`idempotency`], …: the stores, behind `herald_store`'s storage traits.
 
 pub mod apps;
+pub mod history;
 pub mod idempotency;
 pub mod outbox;
 mod page;
@@ -16,6 +17,7 @@ pub mod queue;
 pub mod subscriptions;
 
 pub use apps::MemoryApps;
+pub use history::MemoryHistory;
 pub use idempotency::MemoryIdempotency;
 pub use outbox::{MemoryOutbox, MemorySink};
 pub use queue::{MemoryQueue, QueueSettings};

@@ -18,6 +18,7 @@ mod failure;
 mod health;
 mod local;
 mod manage;
+mod memory;
 mod output;
 mod queue;
 mod receiver;

@@ -12,8 +12,8 @@ use herald_store::{
     hash_key, mint_key, ApiKey, App, AppStorage, ItemKind, NewKey, Page, StoreError, KEY_PREFIX,
 };
 
-use crate::page::page;
 use crate::lock;
+use crate::page::page;
 
 #[derive(Default)]
 struct Apps {

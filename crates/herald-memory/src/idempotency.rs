@@ -109,8 +109,14 @@ mod tests {
         let store = MemoryIdempotency::default();
         let app = AppId::parse("shop").unwrap();
         assert_eq!(store.claim(&app, "k", "h1", &[]).await.unwrap(), Claim::New);
-        assert_eq!(store.claim(&app, "k", "h1", &[]).await.unwrap(), Claim::InProgress);
-        assert_eq!(store.claim(&app, "k", "h2", &[]).await.unwrap(), Claim::Mismatch);
+        assert_eq!(
+            store.claim(&app, "k", "h1", &[]).await.unwrap(),
+            Claim::InProgress
+        );
+        assert_eq!(
+            store.claim(&app, "k", "h2", &[]).await.unwrap(),
+            Claim::Mismatch
+        );
         store.progress(&app, "k", &[]).await.unwrap();
         assert!(matches!(
             store.claim(&app, "k", "h1", &[]).await.unwrap(),

@@ -49,6 +49,9 @@ mod tests {
         let last = page(items(), 2, second.next_cursor.as_deref()).unwrap();
         assert_eq!(last.items, vec![5]);
         assert_eq!(last.next_cursor, None);
-        assert!(matches!(page(items(), 2, Some("!!")), Err(StoreError::BadCursor)));
+        assert!(matches!(
+            page(items(), 2, Some("!!")),
+            Err(StoreError::BadCursor)
+        ));
     }
 }

@@ -216,7 +216,10 @@ impl SubscriptionSource for MemorySubscriptions {
 
     async fn delivered(&self, route: &Route) -> Result<bool, StoreError> {
         let mut state = lock(&self.state);
-        match state.subs.get_mut(&(route.app_id.clone(), route.id.clone())) {
+        match state
+            .subs
+            .get_mut(&(route.app_id.clone(), route.id.clone()))
+        {
             Some(sub) if sub.consecutive_failures > 0 => {
                 sub.consecutive_failures = 0;
                 sub.version += 1;

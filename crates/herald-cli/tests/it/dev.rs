@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::HERALD;
 
 /// The value after `label` on a line of the banner `herald dev` prints.
-fn field(line: &str, label: &str) -> Option<String> {
+pub(crate) fn field(line: &str, label: &str) -> Option<String> {
     let rest = line.trim_start().strip_prefix(label)?;
     rest.split_whitespace().next().map(str::to_owned)
 }

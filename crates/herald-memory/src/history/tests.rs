@@ -23,8 +23,18 @@ async fn attempts_list_newest_first_by_webhook_event_and_app_in_pages() {
     let e = event("shop", "update");
     let now = Utc::now();
     let sub = SubscriptionId::new("sub_1");
-    let first = attempt(&e, "sub_1", AttemptOutcome::Failed, now - TimeDelta::seconds(2));
-    let second = attempt(&e, "sub_1", AttemptOutcome::Succeeded, now - TimeDelta::seconds(1));
+    let first = attempt(
+        &e,
+        "sub_1",
+        AttemptOutcome::Failed,
+        now - TimeDelta::seconds(2),
+    );
+    let second = attempt(
+        &e,
+        "sub_1",
+        AttemptOutcome::Succeeded,
+        now - TimeDelta::seconds(1),
+    );
     let other = attempt(&e, "sub_2", AttemptOutcome::NotSent, now);
     History::record(
         &h,
@@ -37,17 +47,36 @@ async fn attempts_list_newest_first_by_webhook_event_and_app_in_pages() {
         .unwrap();
 
     let all = AttemptFilter::default();
-    let p1 = h.for_subscription(&app(), &sub, &all, 1, None).await.unwrap();
-    assert_eq!(p1.items[0].outcome, AttemptOutcome::Succeeded, "newest first");
+    let p1 = h
+        .for_subscription(&app(), &sub, &all, 1, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        p1.items[0].outcome,
+        AttemptOutcome::Succeeded,
+        "newest first"
+    );
     let p2 = h
         .for_subscription(&app(), &sub, &all, 1, p1.next_cursor.as_deref())
         .await
         .unwrap();
     assert_eq!(p2.items[0].outcome, AttemptOutcome::Failed);
     assert_eq!(p2.next_cursor, None);
-    assert_eq!(h.for_event(&app(), &e.id, &all, 10, None).await.unwrap().items.len(), 3);
+    assert_eq!(
+        h.for_event(&app(), &e.id, &all, 10, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
     let other_app = AppId::parse("other").unwrap();
-    assert!(h.for_app(&other_app, &all, 10, None).await.unwrap().items.is_empty());
+    assert!(h
+        .for_app(&other_app, &all, 10, None)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
 
     let stored = h.stored_event(&app(), &e.id).await.unwrap().unwrap();
     assert_eq!(stored.sent_to, vec![sub.clone()]);
@@ -59,14 +88,17 @@ async fn attempts_list_newest_first_by_webhook_event_and_app_in_pages() {
     assert_eq!(listed.items.len(), 1);
 
     let health = h.health(&app(), &sub).await.unwrap();
-    assert_eq!(health, WebhookHealth::of(Utc::now(), {
-        let attempts: Vec<Attempt> = h
-            .attempts(|a| a.subscription_id == sub)
-            .into_iter()
-            .map(|(_, a)| a)
-            .collect();
-        vec![(hour_of(now), HourCounts::of(&attempts))]
-    }));
+    assert_eq!(
+        health,
+        WebhookHealth::of(Utc::now(), {
+            let attempts: Vec<Attempt> = h
+                .attempts(|a| a.subscription_id == sub)
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect();
+            vec![(hour_of(now), HourCounts::of(&attempts))]
+        })
+    );
 }
 
 #[tokio::test]
@@ -80,13 +112,19 @@ async fn a_failed_delivery_is_due_until_a_recovery_claims_it_once() {
         .await
         .unwrap();
     let since = now - TimeDelta::minutes(1);
-    let page = h.recovery_page(&app(), &sub, since, None, None).await.unwrap();
+    let page = h
+        .recovery_page(&app(), &sub, since, None, None)
+        .await
+        .unwrap();
     assert_eq!(page.candidates.len(), 1);
     assert_eq!(page.candidates[0].state, RecoveryState::Due);
 
     assert!(h.claim_recovery(&app(), &sub, &e.id, now).await.unwrap());
     assert!(!h.claim_recovery(&app(), &sub, &e.id, now).await.unwrap());
-    let page = h.recovery_page(&app(), &sub, since, None, None).await.unwrap();
+    let page = h
+        .recovery_page(&app(), &sub, since, None, None)
+        .await
+        .unwrap();
     assert_eq!(page.candidates[0].state, RecoveryState::Queued);
     h.release_recovery(&app(), &sub, &e.id).await.unwrap();
     assert!(h.claim_recovery(&app(), &sub, &e.id, now).await.unwrap());

@@ -57,11 +57,20 @@ async fn failures_in_a_row_disable_and_a_success_resets_them() {
     let s = sub(&["created"]);
     store.create(&s).await.unwrap();
     assert!(!store.record_failed_delivery(&app(), &s.id).await.unwrap());
-    assert!(store.delivered(&s.route()).await.unwrap(), "reset one failure");
-    assert!(!store.delivered(&s.route()).await.unwrap(), "nothing to reset");
+    assert!(
+        store.delivered(&s.route()).await.unwrap(),
+        "reset one failure"
+    );
+    assert!(
+        !store.delivered(&s.route()).await.unwrap(),
+        "nothing to reset"
+    );
     assert!(!store.record_failed_delivery(&app(), &s.id).await.unwrap());
     assert!(store.record_failed_delivery(&app(), &s.id).await.unwrap());
-    let stored = SubscriptionStorage::get(&store, &app(), &s.id).await.unwrap().unwrap();
+    let stored = SubscriptionStorage::get(&store, &app(), &s.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!stored.active);
 }
 
@@ -72,11 +81,17 @@ async fn rate_slots_queue_behind_the_schedule_and_an_idle_one_starts_now() {
     let limit = RateLimit::new(2).unwrap();
     let now = Utc::now();
     let route = s.route();
-    assert_eq!(store.reserve_slots(&route, limit, 3, now).await.unwrap(), now);
+    assert_eq!(
+        store.reserve_slots(&route, limit, 3, now).await.unwrap(),
+        now
+    );
     assert_eq!(
         store.reserve_slots(&route, limit, 1, now).await.unwrap(),
         now + limit.span(3)
     );
     let later = now + chrono::Duration::seconds(60);
-    assert_eq!(store.reserve_slots(&route, limit, 1, later).await.unwrap(), later);
+    assert_eq!(
+        store.reserve_slots(&route, limit, 1, later).await.unwrap(),
+        later
+    );
 }

@@ -153,11 +153,11 @@ async fn run(
             herald_runtime::init_tracing(
                 settings.lookup("HERALD_LOG_FORMAT").as_deref() == Some("json"),
             );
-            let system = Arc::new(memory::System::new(&worker_settings)?);
+            let system = Arc::new(memory::InMemory::new(&worker_settings)?);
             let api = Arc::clone(&system);
             (
                 tokio::spawn(async move { api.serve(&serve_settings, &addr).await }),
-                tokio::spawn(async move { system.worker().await }),
+                tokio::spawn(system.worker()),
             )
         }
     };

@@ -6,7 +6,8 @@
 //! - [`queue`]: the queue (visibility timeout, delays, receive counts, redrive to a
 //!   dead-letter queue after the most receives, batch deletes with per-entry results);
 //! - [`outbox`]: the publisher's sink and the consumer's outbox onto those queues;
-//! - [`apps`], [`idempotency`], …: the stores, behind `herald_store`'s storage traits.
+//! - [`apps`], [`idempotency`], …: the stores, behind `herald_store`'s storage traits;
+//! - [`system`]: all of them wired together, with the worker.
 
 pub mod apps;
 pub mod history;
@@ -15,6 +16,7 @@ pub mod outbox;
 mod page;
 pub mod queue;
 pub mod subscriptions;
+pub mod system;
 
 pub use apps::MemoryApps;
 pub use history::MemoryHistory;
@@ -22,6 +24,7 @@ pub use idempotency::MemoryIdempotency;
 pub use outbox::{MemoryOutbox, MemorySink};
 pub use queue::{MemoryQueue, QueueSettings};
 pub use subscriptions::MemorySubscriptions;
+pub use system::System;
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -170,15 +170,7 @@ pub async fn run_worker_until(
     );
     let queue = check_events_queue(&sqs, &config).await?;
     let consumer = Arc::new(consumer.with_max_message_bytes(queue.max_message_bytes));
-    let settings = worker::PollSettings {
-        wait: config.worker_wait,
-        batch_size: config.worker_batch_size,
-        batch_window: config.worker_batch_window,
-        batches_in_flight: worker::batches_in_flight(
-            config.delivery.concurrency,
-            config.worker_batch_size,
-        ),
-    };
+    let settings = worker::PollSettings::of(&config);
     let queue: Arc<dyn herald_queue::MessageSource> = Arc::new(herald_queue::SqsSource::new(
         sqs,
         config.events_queue_url.clone(),

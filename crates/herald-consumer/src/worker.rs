@@ -35,6 +35,22 @@ pub struct PollSettings {
     pub batches_in_flight: usize,
 }
 
+impl PollSettings {
+    /// The worker's settings of `config` (`HERALD_WORKER_*`), with as many batches in
+    /// flight as [`batches_in_flight`] says for its delivery concurrency.
+    pub fn of(config: &crate::ConsumerConfig) -> Self {
+        Self {
+            wait: config.worker_wait,
+            batch_size: config.worker_batch_size,
+            batch_window: config.worker_batch_window,
+            batches_in_flight: batches_in_flight(
+                config.delivery.concurrency,
+                config.worker_batch_size,
+            ),
+        }
+    }
+}
+
 /// How many batches the worker handles at once: enough to keep `concurrency`
 /// deliveries in flight with batches of `batch_size` (at one delivery per message),
 /// plus two, so the next batches are in hand while others write their history and are

@@ -274,12 +274,7 @@ impl HistoryStorage for MemoryHistory {
         until: Option<DateTime<Utc>>,
         cursor: Option<&str>,
     ) -> Result<RecoveryPage, StoreError> {
-        let window = AttemptFilter {
-            since: Some(since),
-            until,
-            not_succeeded: true,
-            ..Default::default()
-        };
+        let window = AttemptFilter::recovery_window(since, until);
         let failed = self
             .for_subscription(app, sub, &window, RECOVERY_PAGE, cursor)
             .await?;

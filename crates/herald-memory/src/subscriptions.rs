@@ -165,11 +165,7 @@ impl SubscriptionStorage for MemorySubscriptions {
         id: &SubscriptionId,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.change(app, id, |sub| {
-            sub.active = false;
-            sub.disabled_reason = Some(reason.to_owned());
-            sub.updated_at = Utc::now();
-        })?;
+        self.change(app, id, |sub| sub.disable(reason))?;
         Ok(())
     }
 

@@ -98,15 +98,7 @@ impl System {
             history: self.history.clone(),
         };
         let consumer = Arc::new(Consumer::new(adapters, config.delivery.clone()));
-        let settings = worker::PollSettings {
-            wait: config.worker_wait,
-            batch_size: config.worker_batch_size,
-            batch_window: config.worker_batch_window,
-            batches_in_flight: worker::batches_in_flight(
-                config.delivery.concurrency,
-                config.worker_batch_size,
-            ),
-        };
+        let settings = worker::PollSettings::of(config);
         let queue: Arc<dyn MessageSource> = self.events.clone();
         worker::run(&queue, &consumer, &settings, shutdown).await;
         Ok(())

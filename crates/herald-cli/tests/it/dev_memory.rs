@@ -10,7 +10,7 @@ use herald_testing::{free_port, wait_until, Receiver};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::dev::field;
+use crate::dev::{field, interrupt};
 use crate::HERALD;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,16 +122,7 @@ async fn herald_dev_in_memory_serves_the_api_and_delivers_with_no_emulator() {
     .await;
     assert!(delivered, "the delivery is in the history");
 
-    let pid = child.id().unwrap().to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("herald dev --in-memory stopped within 30 s")
-        .unwrap();
+    let status = interrupt(&mut child, Duration::from_secs(30)).await;
     assert!(status.success(), "{status}");
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),

@@ -63,6 +63,7 @@ impl AppStorage for MemoryApps {
     async fn list_apps(&self, limit: i32, cursor: Option<&str>) -> Result<Page<App>, StoreError> {
         let state = lock(&self.state);
         page(
+            "apps",
             state
                 .apps
                 .iter()
@@ -107,7 +108,7 @@ impl AppStorage for MemoryApps {
             .map(|k| (k.id.clone(), k.clone()))
             .collect();
         keys.sort_by(|a, b| a.0.cmp(&b.0));
-        page(keys, limit, cursor)
+        page(&format!("keys|{app}"), keys, limit, cursor)
     }
 
     async fn delete_key(&self, app: &AppId, key_id: &str) -> Result<bool, StoreError> {

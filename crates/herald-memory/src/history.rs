@@ -143,7 +143,8 @@ impl HistoryStorage for MemoryHistory {
         let found = self.attempts(|a| {
             &a.app_id == app && &a.subscription_id == subscription && filter.matches(a)
         });
-        page(found, limit, cursor)
+        let scope = format!("webhook|{app}|{subscription}{}", filter.fingerprint());
+        page(&scope, found, limit, cursor)
     }
 
     async fn for_app(
@@ -154,6 +155,7 @@ impl HistoryStorage for MemoryHistory {
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
         page(
+            &format!("app|{app}{}", filter.fingerprint()),
             self.attempts(|a| &a.app_id == app && filter.matches(a)),
             limit,
             cursor,
@@ -169,6 +171,7 @@ impl HistoryStorage for MemoryHistory {
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
         page(
+            &format!("event|{app}|{event}{}", filter.fingerprint()),
             self.attempts(|a| &a.app_id == app && &a.event_id == event && filter.matches(a)),
             limit,
             cursor,
@@ -230,7 +233,12 @@ impl HistoryStorage for MemoryHistory {
                 .collect()
         };
         found.sort_by(|a, b| a.0.cmp(&b.0));
-        page(found, limit, cursor)
+        page(
+            &format!("events|{app}{}", query.fingerprint()),
+            found,
+            limit,
+            cursor,
+        )
     }
 
     async fn health(

@@ -23,7 +23,7 @@ pub use history::MemoryHistory;
 pub use idempotency::MemoryIdempotency;
 pub use outbox::{MemoryOutbox, MemorySink};
 pub use queue::{MemoryQueue, QueueSettings};
-pub use subscriptions::MemorySubscriptions;
+pub use subscriptions::{MemorySource, MemorySubscriptions};
 pub use system::System;
 
 use std::sync::{Mutex, MutexGuard};

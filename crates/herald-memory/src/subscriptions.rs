@@ -27,21 +27,31 @@ struct State {
 }
 
 /// Webhooks in memory.
+#[derive(Default)]
 pub struct MemorySubscriptions {
     state: Mutex<State>,
-    /// Failed-for-good deliveries in a row that disable an endpoint (0: never).
+}
+
+/// The consumer's view of [`MemorySubscriptions`], with its own setting of how many
+/// failed-for-good deliveries in a row disable an endpoint (as the DynamoDB path's
+/// `CachedSubscriptions` takes it from the consumer's configuration).
+pub struct MemorySource {
+    store: Arc<MemorySubscriptions>,
+    /// `HERALD_DISABLE_AFTER_FAILED_DELIVERIES` (0: never).
     disable_after: u32,
 }
 
-impl MemorySubscriptions {
-    /// An empty store; `disable_after` as the consumer's `HERALD_DISABLE_AFTER`.
-    pub fn new(disable_after: u32) -> Self {
+impl MemorySource {
+    /// The consumer's view of `store`.
+    pub fn new(store: Arc<MemorySubscriptions>, disable_after: u32) -> Self {
         Self {
-            state: Mutex::default(),
+            store,
             disable_after,
         }
     }
+}
 
+impl MemorySubscriptions {
     /// Changes a stored webhook with `f` (which also stamps it); `NotFound` if gone.
     fn change<T>(
         &self,
@@ -97,6 +107,7 @@ impl SubscriptionStorage for MemorySubscriptions {
         cursor: Option<&str>,
     ) -> Result<Page<Subscription>, StoreError> {
         page(
+            &format!("webhooks|{app}"),
             self.of_app(app)
                 .into_iter()
                 .map(|s| (s.id.as_str().to_owned(), s)),
@@ -179,9 +190,9 @@ impl SubscriptionStorage for MemorySubscriptions {
 }
 
 #[async_trait]
-impl SubscriptionSource for MemorySubscriptions {
+impl SubscriptionSource for MemorySource {
     async fn routes(&self, app: &AppId, event_type: &EventType) -> Result<Routes, StoreError> {
-        Ok(prepare(self.routes_of(app, event_type)))
+        Ok(prepare(self.store.routes_of(app, event_type)))
     }
 
     async fn get(
@@ -189,7 +200,7 @@ impl SubscriptionSource for MemorySubscriptions {
         app: &AppId,
         id: &SubscriptionId,
     ) -> Result<Option<Arc<PreparedRoute>>, StoreError> {
-        let sub = SubscriptionStorage::get(self, app, id).await?;
+        let sub = SubscriptionStorage::get(self.store.as_ref(), app, id).await?;
         Ok(sub.map(|s| Arc::new(PreparedRoute::new(s.route()))))
     }
 
@@ -198,20 +209,20 @@ impl SubscriptionSource for MemorySubscriptions {
         app: &AppId,
         id: &SubscriptionId,
     ) -> Result<bool, StoreError> {
-        let (count, _) = self.change(app, id, |sub| {
+        let (count, _) = self.store.change(app, id, |sub| {
             sub.consecutive_failures += 1;
             sub.consecutive_failures
         })?;
         if self.disable_after > 0 && count >= self.disable_after {
             let reason = format!("disabled automatically after {count} failed deliveries in a row");
-            SubscriptionStorage::disable(self, app, id, &reason).await?;
+            SubscriptionStorage::disable(self.store.as_ref(), app, id, &reason).await?;
             return Ok(true);
         }
         Ok(false)
     }
 
     async fn delivered(&self, route: &Route) -> Result<bool, StoreError> {
-        let mut state = lock(&self.state);
+        let mut state = lock(&self.store.state);
         match state
             .subs
             .get_mut(&(route.app_id.clone(), route.id.clone()))
@@ -231,7 +242,7 @@ impl SubscriptionSource for MemorySubscriptions {
         id: &SubscriptionId,
         reason: &str,
     ) -> Result<(), StoreError> {
-        SubscriptionStorage::disable(self, app, id, reason).await
+        SubscriptionStorage::disable(self.store.as_ref(), app, id, reason).await
     }
 
     /// The schedule arithmetic of the DynamoDB store's, under one lock: a schedule
@@ -243,7 +254,7 @@ impl SubscriptionSource for MemorySubscriptions {
         count: u32,
         now: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, StoreError> {
-        let mut state = lock(&self.state);
+        let mut state = lock(&self.store.state);
         let end = state
             .schedules
             .entry((route.app_id.clone(), route.id.clone()))

@@ -12,7 +12,7 @@ use herald_queue::{MessageSource, Publisher};
 
 use crate::{
     MemoryApps, MemoryHistory, MemoryIdempotency, MemoryOutbox, MemoryQueue, MemorySink,
-    MemorySubscriptions, QueueSettings,
+    MemorySource, MemorySubscriptions, QueueSettings,
 };
 
 /// The settings the API's and the consumer's loaders require that name AWS resources:
@@ -63,7 +63,7 @@ impl System {
         Self {
             events: MemoryQueue::with_dead_letters(queue, Arc::clone(&dlq)),
             dlq,
-            subscriptions: Arc::new(MemorySubscriptions::new(config.disable_after)),
+            subscriptions: Arc::default(),
             history: Arc::new(MemoryHistory::new(config.history_retention)),
             apps: Arc::new(MemoryApps::default()),
             idempotency: Arc::new(MemoryIdempotency::default()),
@@ -92,7 +92,10 @@ impl System {
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let adapters = Adapters {
-            subscriptions: self.subscriptions.clone(),
+            subscriptions: Arc::new(MemorySource::new(
+                Arc::clone(&self.subscriptions),
+                config.disable_after,
+            )),
             deliverer: Arc::new(HttpDeliverer::new(&config.http)?),
             outbox: self.outbox(),
             history: self.history.clone(),

@@ -13,7 +13,7 @@ use herald_memory::System;
 use herald_queue::{MessageSource, Publisher};
 use herald_store::{SubscriptionStorage, SubscriptionStore};
 
-use crate::{aws, drain, queue_depth, Stack, Worker};
+use crate::{aws, drain, queue_depth, ApiServer, Stack, Worker};
 
 /// Which backend a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +112,24 @@ impl Deployment {
         match &self.backend {
             Inner::Emulator { stack, .. } => Worker::spawn(stack, extra_env),
             Inner::Memory(system) => Worker::spawn_in_memory(system, memory_vars(), extra_env),
+        }
+    }
+
+    /// The management API on this data plane, as [`ApiServer::start`] serves it.
+    pub async fn api(&self, overrides: &[(&str, &str)]) -> Result<ApiServer> {
+        match &self.backend {
+            Inner::Emulator { stack, .. } => ApiServer::start(stack, overrides).await,
+            Inner::Memory(system) => {
+                ApiServer::start_in_memory(system, memory_vars(), overrides).await
+            }
+        }
+    }
+
+    /// Messages on the DLQ, whatever their state.
+    pub async fn dlq_depth(&self) -> Result<u64> {
+        match &self.backend {
+            Inner::Emulator { stack, sqs } => queue_depth(sqs, stack.dlq()).await,
+            Inner::Memory(system) => Ok(system.dlq.counts().total()),
         }
     }
 

@@ -26,7 +26,7 @@ fn event(event_type: &str) -> Event {
 
 #[tokio::test]
 async fn routes_follow_the_webhooks_event_filters_and_changes() {
-    let store = MemorySubscriptions::new(0);
+    let store = MemorySubscriptions::default();
     let created = sub(&["created"]);
     store.create(&created).await.unwrap();
     assert!(matches!(
@@ -53,9 +53,10 @@ async fn routes_follow_the_webhooks_event_filters_and_changes() {
 
 #[tokio::test]
 async fn failures_in_a_row_disable_and_a_success_resets_them() {
-    let store = MemorySubscriptions::new(2);
+    let memory = Arc::new(MemorySubscriptions::default());
     let s = sub(&["created"]);
-    store.create(&s).await.unwrap();
+    memory.create(&s).await.unwrap();
+    let store = MemorySource::new(Arc::clone(&memory), 2);
     assert!(!store.record_failed_delivery(&app(), &s.id).await.unwrap());
     assert!(
         store.delivered(&s.route()).await.unwrap(),
@@ -67,7 +68,7 @@ async fn failures_in_a_row_disable_and_a_success_resets_them() {
     );
     assert!(!store.record_failed_delivery(&app(), &s.id).await.unwrap());
     assert!(store.record_failed_delivery(&app(), &s.id).await.unwrap());
-    let stored = SubscriptionStorage::get(&store, &app(), &s.id)
+    let stored = SubscriptionStorage::get(memory.as_ref(), &app(), &s.id)
         .await
         .unwrap()
         .unwrap();
@@ -76,7 +77,7 @@ async fn failures_in_a_row_disable_and_a_success_resets_them() {
 
 #[tokio::test]
 async fn rate_slots_queue_behind_the_schedule_and_an_idle_one_starts_now() {
-    let store = MemorySubscriptions::new(0);
+    let store = MemorySource::new(Arc::default(), 0);
     let s = sub(&["created"]);
     let limit = RateLimit::new(2).unwrap();
     let now = Utc::now();

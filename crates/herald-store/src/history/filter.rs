@@ -65,7 +65,7 @@ impl AttemptFilter {
 
     /// A short fingerprint of the filter, part of a listing's cursor scope, so a
     /// cursor resumes only the listing (filter included) it came from.
-    pub(super) fn fingerprint(&self) -> String {
+    pub fn fingerprint(&self) -> String {
         if *self == Self::default() {
             return String::new();
         }

@@ -63,7 +63,14 @@ const DEV_DEFAULTS: [(&str, &str); 3] = [
 
 pub async fn dev(args: DevArgs, settings: &Settings) -> Result<()> {
     // Listening from the start: a Ctrl-C during the deployment still stops the emulator.
-    let signal = tokio::spawn(herald_runtime::shutdown_signal());
+    // The flag is set before anything that stops on the same signal can be seen to
+    // have stopped, so a stop is never taken for a failure.
+    let (stop, signal) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        herald_runtime::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let signal = Signal(signal);
     if args.in_memory {
         run(&args, Backend::Memory, settings, &signal).await?;
         eprintln!("stopped the API and the worker; the in-memory data is gone");
@@ -78,7 +85,7 @@ pub async fn dev(args: DevArgs, settings: &Settings) -> Result<()> {
         args.stage
     );
     let result = match stack::deploy(&StackArgs::local(port, &args.stage), None, settings) {
-        Ok(deployed) if !signal.is_finished() => {
+        Ok(deployed) if !signal.received() => {
             run(&args, Backend::Emulator(deployed), settings, &signal).await
         }
         Ok(_) => Ok(()),
@@ -100,12 +107,7 @@ enum Backend {
 }
 
 /// Runs the API and the worker until the signal, or until one of them fails.
-async fn run(
-    args: &DevArgs,
-    backend: Backend,
-    settings: &Settings,
-    signal: &tokio::task::JoinHandle<()>,
-) -> Result<()> {
+async fn run(args: &DevArgs, backend: Backend, settings: &Settings, signal: &Signal) -> Result<()> {
     let admin_key = admin_key();
     // The children's configuration comes from the environment, as for `herald serve`.
     match &backend {
@@ -142,12 +144,16 @@ async fn run(
     let serve_settings = Settings::load(settings.flags.clone())?;
     let worker_settings = Settings::load(settings.flags.clone())?;
     let addr = args.addr.clone();
+    let (api_stop, worker_stop) = (signal.clone(), signal.clone());
     let (mut serve, mut worker) = match &backend {
         Backend::Emulator(_) => (
             tokio::spawn(async move {
-                local::serve(ServeArgs { addr: Some(addr) }, &serve_settings).await
+                let args = ServeArgs { addr: Some(addr) };
+                local::serve(args, &serve_settings, api_stop.wait()).await
             }),
-            tokio::spawn(async move { local::worker(WorkerArgs {}, &worker_settings).await }),
+            tokio::spawn(async move {
+                local::worker(WorkerArgs {}, &worker_settings, worker_stop.wait()).await
+            }),
         ),
         Backend::Memory => {
             herald_runtime::init_tracing(
@@ -156,8 +162,10 @@ async fn run(
             let system = Arc::new(memory::InMemory::new(&worker_settings)?);
             let api = Arc::clone(&system);
             (
-                tokio::spawn(async move { api.serve(&serve_settings, &addr).await }),
-                tokio::spawn(system.worker()),
+                tokio::spawn(
+                    async move { api.serve(&serve_settings, &addr, api_stop.wait()).await },
+                ),
+                tokio::spawn(async move { system.worker(worker_stop.wait()).await }),
             )
         }
     };
@@ -168,7 +176,7 @@ async fn run(
         r = &mut serve => {
             worker.abort();
             flatten(r)?;
-            return if signal.is_finished() { Ok(()) } else { Err(failed("the API stopped")) };
+            return if signal.received() { Ok(()) } else { Err(failed("the API stopped")) };
         }
     }
     println!("Herald is running (development mode):");
@@ -192,7 +200,7 @@ async fn run(
         r = &mut serve => (r, worker),
         r = &mut worker => (r, serve),
     };
-    if signal.is_finished() {
+    if signal.received() {
         // Both were asked to stop: let the other finish what it has in hand.
         let second = other.await;
         flatten(first)?;
@@ -201,6 +209,20 @@ async fn run(
         other.abort();
         flatten(first)?;
         Err(failed("the API or the worker stopped on its own"))
+    }
+}
+
+/// Whether SIGINT or SIGTERM came, and a future that completes when it does.
+#[derive(Clone)]
+struct Signal(tokio::sync::watch::Receiver<bool>);
+
+impl Signal {
+    fn received(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    async fn wait(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
     }
 }
 

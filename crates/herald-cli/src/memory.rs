@@ -3,8 +3,6 @@
 //! no AWS call. Everything is lost when the process exits; only `herald dev` offers it
 //! (never `herald serve`, `herald worker` or the Lambda binaries).
 
-use std::sync::Arc;
-
 use anyhow::Result;
 use herald_consumer::ConsumerConfig;
 use herald_memory::System;
@@ -31,8 +29,13 @@ impl InMemory {
         })
     }
 
-    /// The API and console on `addr` until Ctrl-C or SIGTERM.
-    pub async fn serve(&self, settings: &Settings, addr: &str) -> Result<()> {
+    /// The API and console on `addr` until `shutdown` completes.
+    pub async fn serve(
+        &self,
+        settings: &Settings,
+        addr: &str,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
         let mut config: herald_api::ApiConfig = settings
             .sources()
             .load()
@@ -51,15 +54,13 @@ impl InMemory {
             redriver: None,
         };
         let state = herald_api::AppState::with_backends(config, backends)?;
-        herald_api::serve(state, addr, herald_runtime::shutdown_signal())
+        herald_api::serve(state, addr, shutdown)
             .await
             .map_err(|e| Failure::Failed(format!("{e:#}")).into())
     }
 
-    /// The worker until Ctrl-C or SIGTERM, finishing the batches in hand.
-    pub async fn worker(self: Arc<Self>) -> Result<()> {
-        self.system
-            .worker(&self.consumer, herald_runtime::shutdown_signal())
-            .await
+    /// The worker until `shutdown` completes; then it finishes the batches in hand.
+    pub async fn worker(&self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        self.system.worker(&self.consumer, shutdown).await
     }
 }

@@ -145,12 +145,8 @@ pub async fn check_events_queue(
     })
 }
 
-/// Runs the local worker until SIGINT or SIGTERM. `herald worker` calls it.
-pub async fn run_worker(config: ConsumerConfig) -> anyhow::Result<()> {
-    run_worker_until(config, herald_runtime::shutdown_signal()).await
-}
-
-/// Runs the local worker until `shutdown` completes: checks the visibility-timeout
+/// Runs the local worker until `shutdown` completes (`herald worker` passes SIGINT or
+/// SIGTERM, `herald dev` its stop flag): checks the visibility-timeout
 /// rule, then long-polls the events queue and hands each batch to the consumer, several
 /// batches at once ([`worker::run`]), finishing the batches in hand before it stops.
 pub async fn run_worker_until(

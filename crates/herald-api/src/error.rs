@@ -130,6 +130,7 @@ impl From<herald_store::StoreError> for ApiError {
             )),
             E::BadCursor => Self::BadRequest(E::BadCursor.to_string()),
             e @ E::TooMany { .. } => Self::Validation(e.to_string()),
+            e @ E::Unsupported { .. } => Self::Unavailable(e.to_string()),
             other => {
                 // Storage trouble is the service's, not the caller's: report it as
                 // temporarily unavailable (retryable) and log the detail.

@@ -16,7 +16,6 @@ use crate::extract::{is_too_deep, parse_json, Tenant};
 use crate::formats::{context_of, ActorOut};
 use crate::state::AppState;
 use crate::webhooks::load;
-use herald_queue::Outbox;
 
 /// Most events in one request.
 pub const MAX_EVENTS_PER_REQUEST: usize = 100;
@@ -171,7 +170,10 @@ async fn check_schemas(
         events.iter().map(|e| e.event_type.clone()).collect();
     let schemas: std::collections::BTreeMap<EventType, _> = futures::stream::iter(types)
         .map(|t: EventType| async move {
-            let schema = state.schemas.get(&state.subscriptions, app, &t).await?;
+            let schema = state
+                .schemas
+                .get(state.subscriptions.as_ref(), app, &t)
+                .await?;
             Ok::<_, ApiError>((t, schema))
         })
         .buffer_unordered(8)

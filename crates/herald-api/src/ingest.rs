@@ -70,7 +70,7 @@ pub async fn ingest(
     let not_found = || ApiError::NotFound(format!("source {id}"));
     let source_id = herald_core::inbound::SourceId::parse(&id).ok_or_else(not_found)?;
     let source = state
-        .sources
+        .sources()?
         .lookup(&source_id)
         .await?
         .ok_or_else(not_found)?;
@@ -97,7 +97,7 @@ pub async fn ingest(
         event_id,
     };
     if let Err(e) = state
-        .sources
+        .sources()?
         .record(&source.app_id, &source.id, &entry)
         .await
     {
@@ -203,9 +203,12 @@ async fn publish(
     delivery: Option<&str>,
 ) -> Outcome {
     let event_id: &EventId = &event.id;
+    let sources = match state.sources() {
+        Ok(sources) => sources,
+        Err(e) => return Outcome::refused(e, "no inbound sources in memory mode"),
+    };
     if let Some(d) = delivery {
-        match state
-            .sources
+        match sources
             .claim_delivery(&source.id, d, event_id.as_str())
             .await
         {
@@ -227,7 +230,7 @@ async fn publish(
             if let Some(d) = delivery {
                 // Not fatal: the claim's lease runs out and a repeat is published again
                 // (at least once, never lost).
-                if let Err(e) = state.sources.queued(&source.id, d).await {
+                if let Err(e) = sources.queued(&source.id, d).await {
                     tracing::warn!(source = %source.id, error = %e, "could not mark a delivery id queued");
                 }
             }
@@ -235,7 +238,7 @@ async fn publish(
         }
         Err(e) => {
             if let Some(d) = delivery {
-                if let Err(e) = state.sources.release_delivery(&source.id, d).await {
+                if let Err(e) = sources.release_delivery(&source.id, d).await {
                     tracing::warn!(source = %source.id, error = %e, "could not free a delivery id");
                 }
             }

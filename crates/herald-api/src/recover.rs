@@ -7,7 +7,6 @@ use axum::Json;
 use chrono::Utc;
 use futures::future::join_all;
 use herald_core::{DeliveryTask, SubscriptionId};
-use herald_queue::Outbox;
 use herald_store::{RecoveryCandidate, RecoveryState};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

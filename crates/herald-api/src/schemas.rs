@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::{AppId, EventType};
-use herald_store::SubscriptionStore;
+
 use jsonschema::{PatternOptions, Validator};
 use moka::future::Cache;
 use serde_json::Value;
@@ -112,7 +112,7 @@ impl SchemaCache {
     /// requests for the same type share it) and compiled.
     pub async fn get(
         &self,
-        store: &SubscriptionStore,
+        store: &dyn herald_store::SubscriptionStorage,
         app: &AppId,
         event_type: &EventType,
     ) -> ApiResult<Option<Arc<Compiled>>> {

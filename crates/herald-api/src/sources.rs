@@ -155,7 +155,7 @@ fn path_source(id: &str) -> ApiResult<SourceId> {
 /// `app`'s source `id` (404 for another app's).
 async fn load(state: &AppState, app: &AppId, id: &str) -> ApiResult<Source> {
     state
-        .sources
+        .sources()?
         .get(app, &path_source(id)?)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("source {id}")))
@@ -172,7 +172,7 @@ pub async fn create_source(state: &AppState, app: &AppId, input: SourceIn) -> Ap
     )
     .map_err(|e| ApiError::Validation(e.to_string()))?;
     let existing = state
-        .sources
+        .sources()?
         .list(app, MAX_SOURCES_PER_APP as i32, None)
         .await?;
     if existing.items.len() >= MAX_SOURCES_PER_APP {
@@ -180,7 +180,7 @@ pub async fn create_source(state: &AppState, app: &AppId, input: SourceIn) -> Ap
             "an app may have at most {MAX_SOURCES_PER_APP} sources; delete one first"
         )));
     }
-    state.sources.create(&source).await?;
+    state.sources()?.create(&source).await?;
     Ok(SourceOut::from(&source))
 }
 
@@ -203,7 +203,7 @@ pub async fn list(
     Query(p): Query<PageParams>,
 ) -> ApiResult<Json<Page<SourceOut>>> {
     let page = state
-        .sources
+        .sources()?
         .list(&app, p.limit()?, p.cursor.as_deref())
         .await?;
     Ok(Json(Page {
@@ -249,7 +249,7 @@ pub async fn update(
         .validate()
         .map_err(|e| ApiError::Validation(e.to_string()))?;
     after.updated_at = Utc::now();
-    state.sources.update(&before, &after).await?;
+    state.sources()?.update(&before, &after).await?;
     Ok(Json(SourceOut::from(&after)))
 }
 
@@ -260,7 +260,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.sources.delete(&app, &path_source(&id)?).await?;
+    state.sources()?.delete(&app, &path_source(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -275,7 +275,7 @@ pub async fn requests(
 ) -> ApiResult<Json<Page<SourceRequestOut>>> {
     let source = load(&state, &app, &id).await?;
     let page = state
-        .sources
+        .sources()?
         .requests(
             &app,
             &source.id,

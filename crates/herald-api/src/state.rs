@@ -7,11 +7,12 @@ use std::time::Duration;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use herald_core::{settings, AppId};
 use herald_delivery::{HttpDeliverer, HttpSettings};
-use herald_queue::{Publisher, QueueSettings, SqsOutbox};
+use herald_queue::{MessageSource, Outbox, Publisher, QueueSettings, SqsOutbox, SqsSource};
 use herald_runtime::config::{duration_in_range, in_range, ConfigError, Validate};
 use herald_seal::{SealSettings, Sealer};
 use herald_store::{
-    AppStore, DeliveryTables, HistoryStore, IdempotencyStore, SourceStore, SubscriptionStore,
+    AppStorage, AppStore, DeliveryTables, HistoryStorage, HistoryStore, IdempotencyStorage,
+    IdempotencyStore, SourceStore, SubscriptionStorage, SubscriptionStore,
 };
 use serde::{Deserialize, Serialize};
 
@@ -182,25 +183,43 @@ impl Validate for ApiConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<ApiConfig>,
-    pub subscriptions: SubscriptionStore,
-    pub history: HistoryStore,
-    pub apps: AppStore,
-    pub idempotency: IdempotencyStore,
-    /// Inbound sources, their request logs and the delivery ids they saw.
-    pub sources: SourceStore,
+    pub subscriptions: Arc<dyn SubscriptionStorage>,
+    pub history: Arc<dyn HistoryStorage>,
+    pub apps: Arc<dyn AppStorage>,
+    pub idempotency: Arc<dyn IdempotencyStorage>,
+    /// Inbound sources, their request logs and the delivery ids they saw; none in
+    /// memory mode (see [`AppState::sources`]).
+    pub sources: Option<SourceStore>,
     pub publisher: Publisher,
-    pub outbox: Arc<SqsOutbox>,
+    pub outbox: Arc<dyn Outbox>,
     pub deliverer: Arc<HttpDeliverer>,
     pub limiter: Option<Arc<DefaultKeyedRateLimiter<AppId>>>,
-    /// The SQS client, for the operator's pages (queue depths).
-    pub sqs: aws_sdk_sqs::Client,
+    /// The events queue and the DLQ, for the operator's pages (their depths).
+    pub events_queue: Arc<dyn MessageSource>,
+    pub dlq: Arc<dyn MessageSource>,
     /// The re-driver from the DLQ to the events queue, for the operator's DLQ page
-    /// (its dry run reads the DLQ without losing anything).
-    pub redriver: herald_redriver::Redriver,
+    /// (its dry run reads the DLQ without losing anything); none in memory mode.
+    pub redriver: Option<herald_redriver::Redriver>,
     /// The key of the web console's session cookies and CSRF tokens.
     pub console_key: Arc<SessionKey>,
     /// The compiled JSON Schemas of event types, kept a few seconds for publishing.
     pub schemas: crate::schemas::SchemaCache,
+}
+
+/// The stores and queues an [`AppState`] is built on: DynamoDB and SQS
+/// ([`AppState::connect`]), or in process (`herald dev --in-memory`).
+pub struct Backends {
+    pub subscriptions: Arc<dyn SubscriptionStorage>,
+    pub history: Arc<dyn HistoryStorage>,
+    pub apps: Arc<dyn AppStorage>,
+    pub idempotency: Arc<dyn IdempotencyStorage>,
+    /// Inbound sources; none in memory mode.
+    pub sources: Option<SourceStore>,
+    pub publisher: Publisher,
+    pub outbox: Arc<dyn Outbox>,
+    pub events_queue: Arc<dyn MessageSource>,
+    pub dlq: Arc<dyn MessageSource>,
+    pub redriver: Option<herald_redriver::Redriver>,
 }
 
 impl AppState {
@@ -219,41 +238,35 @@ impl AppState {
         if let Some(url) = &config.queues.ordered_queue_url {
             publisher = publisher.with_ordered_queue(sqs.clone(), url);
         }
-        let limiter = NonZeroU32::new(config.rate_limit).map(|per_sec| {
-            let burst = NonZeroU32::new(config.rate_limit.saturating_mul(2)).unwrap_or(per_sec);
-            Arc::new(governor::RateLimiter::keyed(
-                Quota::per_second(per_sec).allow_burst(burst),
-            ))
-        });
         let sealer = Sealer::connect(&config.seal, aws)
             .map_err(|e| anyhow::anyhow!("the master key of webhook secrets: {e}"))?;
-        Ok(Self {
-            sources: SourceStore::new(
+        let backends = Backends {
+            sources: Some(SourceStore::new(
                 dynamo.clone(),
                 &config.tables.subscriptions_table,
                 &config.tables.history_table,
                 &config.idempotency_table,
                 config.tables.history_retention,
                 sealer.clone(),
-            ),
-            subscriptions: SubscriptionStore::new(
+            )),
+            subscriptions: Arc::new(SubscriptionStore::new(
                 dynamo.clone(),
                 &config.tables.subscriptions_table,
                 sealer,
-            ),
-            history: HistoryStore::new(
+            )),
+            history: Arc::new(HistoryStore::new(
                 dynamo.clone(),
                 &config.tables.history_table,
                 config.tables.history_retention,
-            ),
-            apps: AppStore::new(dynamo.clone(), &config.apps_table),
-            idempotency: IdempotencyStore::new(dynamo, &config.idempotency_table),
+            )),
+            apps: Arc::new(AppStore::new(dynamo.clone(), &config.apps_table)),
+            idempotency: Arc::new(IdempotencyStore::new(dynamo, &config.idempotency_table)),
             publisher,
-            redriver: herald_redriver::Redriver::new(
+            redriver: Some(herald_redriver::Redriver::new(
                 sqs.clone(),
                 &config.queues.dlq_url,
                 &config.queues.events_queue_url,
-            ),
+            )),
             outbox: Arc::new(
                 SqsOutbox::new(
                     sqs.clone(),
@@ -263,9 +276,56 @@ impl AppState {
                 )
                 .with_ordered_queue(config.queues.ordered_queue_url.clone()),
             ),
+            events_queue: Arc::new(SqsSource::new(sqs.clone(), &config.queues.events_queue_url)),
+            dlq: Arc::new(SqsSource::new(sqs, &config.queues.dlq_url)),
+        };
+        Self::with_backends(config, backends)
+    }
+
+    /// The inbound sources' store: a 503 in memory mode, which keeps no sources.
+    pub fn sources(&self) -> crate::error::ApiResult<&SourceStore> {
+        self.sources.as_ref().ok_or_else(|| {
+            crate::error::ApiError::Unavailable(
+                "inbound sources are not available in memory mode (herald dev --in-memory); \
+                 run herald dev for them"
+                    .into(),
+            )
+        })
+    }
+
+    /// State on the given stores and queues.
+    pub fn with_backends(config: ApiConfig, backends: Backends) -> anyhow::Result<Self> {
+        let limiter = NonZeroU32::new(config.rate_limit).map(|per_sec| {
+            let burst = NonZeroU32::new(config.rate_limit.saturating_mul(2)).unwrap_or(per_sec);
+            Arc::new(governor::RateLimiter::keyed(
+                Quota::per_second(per_sec).allow_burst(burst),
+            ))
+        });
+        let Backends {
+            subscriptions,
+            history,
+            apps,
+            idempotency,
+            sources,
+            publisher,
+            outbox,
+            events_queue,
+            dlq,
+            redriver,
+        } = backends;
+        Ok(Self {
+            subscriptions,
+            sources,
+            history,
+            apps,
+            idempotency,
+            publisher,
+            outbox,
             deliverer: Arc::new(HttpDeliverer::new(&config.http)?),
             limiter,
-            sqs,
+            events_queue,
+            dlq,
+            redriver,
             schemas: crate::schemas::SchemaCache::default(),
             console_key: Arc::new(SessionKey::from_config(
                 config.console_session_key.as_deref(),

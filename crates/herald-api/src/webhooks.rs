@@ -14,7 +14,6 @@ use herald_core::{
     Subscription, SubscriptionId, WebhookHealth, MAX_EVENT_TYPES, MAX_RATE_LIMIT,
 };
 use herald_delivery::{Deliverer, PreparedRoute};
-use herald_queue::Outbox as _;
 use herald_store::SubscriptionChanges;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -71,7 +71,12 @@ fn startup_error(e: anyhow::Error) -> anyhow::Error {
     e
 }
 
-pub async fn serve(args: ServeArgs, settings: &Settings) -> Result<()> {
+/// `herald serve` until `shutdown` completes (Ctrl-C or SIGTERM, for the command).
+pub async fn serve(
+    args: ServeArgs,
+    settings: &Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     herald_runtime::init_tracing(settings.lookup("HERALD_LOG_FORMAT").as_deref() == Some("json"));
     let mut config: herald_api::ApiConfig = settings.sources().load().map_err(config_error)?;
     if let Some(addr) = args.addr {
@@ -91,19 +96,24 @@ pub async fn serve(args: ServeArgs, settings: &Settings) -> Result<()> {
             "DISABLED: set HERALD_ADMIN_KEY"
         }
     );
-    herald_api::serve(state, &addr, herald_runtime::shutdown_signal())
+    herald_api::serve(state, &addr, shutdown)
         .await
         .map_err(|e| Failure::Failed(format!("{e:#}")).into())
 }
 
-pub async fn worker(_args: WorkerArgs, settings: &Settings) -> Result<()> {
+/// `herald worker` until `shutdown` completes (Ctrl-C or SIGTERM, for the command).
+pub async fn worker(
+    _args: WorkerArgs,
+    settings: &Settings,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     herald_runtime::init_tracing(settings.lookup("HERALD_LOG_FORMAT").as_deref() == Some("json"));
     let config = herald_consumer::ConsumerConfig::load(settings.sources()).map_err(config_error)?;
     eprintln!(
         "Herald worker polling {}  (Ctrl-C stops after the batches in hand)",
         config.events_queue_url
     );
-    herald_consumer::run_worker(config)
+    herald_consumer::run_worker_until(config, shutdown)
         .await
         .map_err(startup_error)
 }

@@ -19,6 +19,7 @@ mod failure;
 mod health;
 mod local;
 mod manage;
+mod memory;
 mod output;
 mod queue;
 mod receiver;
@@ -167,8 +168,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Down(a) => stack::down(a, &settings),
         Command::Status(a) => stack::status(a, &settings).await,
         Command::Dev(a) => dev::dev(a, &settings).await,
-        Command::Serve(a) => local::serve(a, &settings).await,
-        Command::Worker(a) => local::worker(a, &settings).await,
+        Command::Serve(a) => local::serve(a, &settings, herald_runtime::shutdown_signal()).await,
+        Command::Worker(a) => local::worker(a, &settings, herald_runtime::shutdown_signal()).await,
         Command::Apps(c) => manage::apps(c, &settings).await,
         Command::Keys(c) => manage::keys(c, &settings).await,
         Command::Webhooks(c) => manage::webhooks(c, &settings).await,

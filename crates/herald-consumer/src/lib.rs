@@ -158,12 +158,8 @@ pub async fn check_queue(
     })
 }
 
-/// Runs the local worker until SIGINT or SIGTERM. `herald worker` calls it.
-pub async fn run_worker(config: ConsumerConfig) -> anyhow::Result<()> {
-    run_worker_until(config, herald_runtime::shutdown_signal()).await
-}
-
-/// Runs the local worker until `shutdown` completes: checks the visibility-timeout
+/// Runs the local worker until `shutdown` completes (`herald worker` passes SIGINT or
+/// SIGTERM, `herald dev` its stop flag): checks the visibility-timeout
 /// rule, then long-polls the events queue and hands each batch to the consumer, several
 /// batches at once ([`worker::run`]), finishing the batches in hand before it stops.
 pub async fn run_worker_until(
@@ -183,18 +179,13 @@ pub async fn run_worker_until(
     );
     let queue = check_events_queue(&sqs, &config).await?;
     let consumer = Arc::new(consumer.with_max_message_bytes(queue.max_message_bytes));
-    let settings = worker::PollSettings {
-        queue_url: config.events_queue_url.clone(),
-        wait_seconds: config.worker_wait.as_secs() as i32,
-        batch_size: config.worker_batch_size,
-        batch_window: config.worker_batch_window,
-        batches_in_flight: worker::batches_in_flight(
-            config.delivery.concurrency,
-            config.worker_batch_size,
-        ),
-    };
+    let settings = worker::PollSettings::of(&config);
+    let queue: Arc<dyn herald_queue::MessageSource> = Arc::new(herald_queue::SqsSource::new(
+        sqs.clone(),
+        config.events_queue_url.clone(),
+    ));
     let Some(ordered_url) = &config.ordered_queue_url else {
-        worker::run(&sqs, &consumer, &settings, shutdown).await;
+        worker::run(&queue, &consumer, &settings, shutdown).await;
         return Ok(());
     };
     // The ordered queue too, as its own event source mapping does on AWS: batches of
@@ -204,8 +195,9 @@ pub async fn run_worker_until(
     // message of that batch's group; SQS itself never hands out a group's messages
     // while one is in flight.
     check_queue(&sqs, ordered_url, &config).await?;
+    let ordered_queue: Arc<dyn herald_queue::MessageSource> =
+        Arc::new(herald_queue::SqsSource::new(sqs, ordered_url.clone()));
     let ordered = worker::PollSettings {
-        queue_url: ordered_url.clone(),
         batch_size: settings.batch_size.min(10),
         batch_window: std::time::Duration::ZERO,
         batches_in_flight: 1,
@@ -216,8 +208,8 @@ pub async fn run_worker_until(
         let _ = rx.wait_for(|s| *s).await;
     };
     let both = futures::future::join(
-        worker::run(&sqs, &consumer, &settings, until_stopped(stopped.clone())),
-        worker::run(&sqs, &consumer, &ordered, until_stopped(stopped)),
+        worker::run(&queue, &consumer, &settings, until_stopped(stopped.clone())),
+        worker::run(&ordered_queue, &consumer, &ordered, until_stopped(stopped)),
     );
     tokio::pin!(both);
     tokio::select! {

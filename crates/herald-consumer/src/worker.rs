@@ -12,20 +12,18 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
-use aws_sdk_sqs::Client;
-use herald_queue::sqs::{entry_results, error_reason, to_sqs_event, EntryResult};
+use aws_sdk_sqs::types::Message;
+use herald_queue::sqs::{to_sqs_event, EntryResult};
+use herald_queue::MessageSource;
 use tokio::task::{JoinError, JoinSet};
 
 use crate::handler::Consumer;
 
-/// Where and how to poll.
+/// How to poll.
 #[derive(Debug, Clone)]
 pub struct PollSettings {
-    /// The events queue.
-    pub queue_url: String,
     /// Long-poll wait of the first receive of a batch.
-    pub wait_seconds: i32,
+    pub wait: Duration,
     /// Most messages handed to the consumer at once (the event source mapping's
     /// `BatchSize`).
     pub batch_size: usize,
@@ -35,6 +33,22 @@ pub struct PollSettings {
     pub batch_window: Duration,
     /// Most batches handled at once ([`batches_in_flight`]).
     pub batches_in_flight: usize,
+}
+
+impl PollSettings {
+    /// The worker's settings of `config` (`HERALD_WORKER_*`), with as many batches in
+    /// flight as [`batches_in_flight`] says for its delivery concurrency.
+    pub fn of(config: &crate::ConsumerConfig) -> Self {
+        Self {
+            wait: config.worker_wait,
+            batch_size: config.worker_batch_size,
+            batch_window: config.worker_batch_window,
+            batches_in_flight: batches_in_flight(
+                config.delivery.concurrency,
+                config.worker_batch_size,
+            ),
+        }
+    }
 }
 
 /// How many batches the worker handles at once: enough to keep `concurrency`
@@ -58,14 +72,14 @@ const RECEIVE_MAX: usize = 10;
 /// `maxReceiveCount`, moves them to the DLQ); when the handler fails the whole batch,
 /// none of it is deleted.
 pub async fn run(
-    client: &Client,
+    queue: &Arc<dyn MessageSource>,
     consumer: &Arc<Consumer>,
     settings: &PollSettings,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     let bound = settings.batches_in_flight.max(1);
-    tracing::info!(queue = %settings.queue_url, batches_in_flight = bound, "worker polling");
+    tracing::info!(batches_in_flight = bound, "worker polling");
     let mut in_flight: JoinSet<()> = JoinSet::new();
     loop {
         while let Some(done) = in_flight.try_join_next() {
@@ -81,7 +95,7 @@ pub async fn run(
         }
         let received = tokio::select! {
             _ = &mut shutdown => break,
-            r = next_batch(client, settings) => r,
+            r = next_batch(queue.as_ref(), settings) => r,
         };
         let messages = match received {
             Ok(messages) => messages,
@@ -94,9 +108,8 @@ pub async fn run(
         if messages.is_empty() {
             continue;
         }
-        let (client, consumer) = (client.clone(), Arc::clone(consumer));
-        let queue_url = settings.queue_url.clone();
-        in_flight.spawn(async move { handle(&client, &consumer, &queue_url, messages).await });
+        let (queue, consumer) = (Arc::clone(queue), Arc::clone(consumer));
+        in_flight.spawn(async move { handle(queue.as_ref(), &consumer, messages).await });
     }
     if !in_flight.is_empty() {
         tracing::info!(
@@ -119,7 +132,7 @@ fn finished(done: Result<(), JoinError>) {
 }
 
 /// Handles one batch and deletes the messages it is done with.
-async fn handle(client: &Client, consumer: &Consumer, queue_url: &str, messages: Vec<Message>) {
+async fn handle(queue: &dyn MessageSource, consumer: &Consumer, messages: Vec<Message>) {
     let handles: HashMap<String, String> = messages
         .iter()
         .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
@@ -141,39 +154,31 @@ async fn handle(client: &Client, consumer: &Consumer, queue_url: &str, messages:
         .iter()
         .filter(|(id, _)| !failed.contains(id.as_str()))
         .collect();
-    delete(client, queue_url, &done).await;
+    delete(queue, &done).await;
 }
 
 /// The next batch: a long poll of up to `wait_seconds`, then, once messages arrived,
 /// what [`gather`] adds to them (up to the batch size). Empty when the poll ended with
 /// nothing.
-pub async fn next_batch(client: &Client, settings: &PollSettings) -> Result<Vec<Message>, String> {
+pub async fn next_batch(
+    queue: &dyn MessageSource,
+    settings: &PollSettings,
+) -> Result<Vec<Message>, String> {
     let first = settings.batch_size.min(RECEIVE_MAX);
-    let mut messages = receive(client, settings, first, settings.wait_seconds).await?;
+    let mut messages = receive(queue, first, settings.wait).await?;
     if !messages.is_empty() {
-        gather(client, settings, &mut messages).await;
+        gather(queue, settings, &mut messages).await;
     }
     Ok(messages)
 }
 
-/// One `ReceiveMessage` of at most `max` messages, waiting up to `wait_seconds`. It
-/// asks for no attributes: the consumer reads only each message's id, receipt handle
-/// and body, and every attribute costs SQS bytes and the SDK parsing on every receive.
+/// One receive of at most `max` messages, waiting up to `wait`.
 async fn receive(
-    client: &Client,
-    settings: &PollSettings,
+    queue: &dyn MessageSource,
     max: usize,
-    wait_seconds: i32,
+    wait: Duration,
 ) -> Result<Vec<Message>, String> {
-    client
-        .receive_message()
-        .queue_url(&settings.queue_url)
-        .max_number_of_messages(max as i32)
-        .wait_time_seconds(wait_seconds)
-        .send()
-        .await
-        .map(|out| out.messages.unwrap_or_default())
-        .map_err(|e| error_reason(&e))
+    queue.receive(max, wait).await.map_err(|e| e.reason)
 }
 
 /// Fills a batch whose first messages arrived, as Lambda's event source mapping does
@@ -184,12 +189,12 @@ async fn receive(
 /// Without a window it only takes what is waiting: it receives again (without waiting)
 /// while receives come back full, so a backlog is handled in full batches and a
 /// trickle costs no extra receive.
-async fn gather(client: &Client, settings: &PollSettings, messages: &mut Vec<Message>) {
+async fn gather(queue: &dyn MessageSource, settings: &PollSettings, messages: &mut Vec<Message>) {
     if settings.batch_window.is_zero() {
         let mut full = messages.len() == RECEIVE_MAX;
         while full && messages.len() < settings.batch_size {
             let max = (settings.batch_size - messages.len()).min(RECEIVE_MAX);
-            match receive(client, settings, max, 0).await {
+            match receive(queue, max, Duration::ZERO).await {
                 Ok(more) => {
                     full = more.len() == max;
                     messages.extend(more);
@@ -206,7 +211,7 @@ async fn gather(client: &Client, settings: &PollSettings, messages: &mut Vec<Mes
     let mut closed = false;
     while messages.len() < settings.batch_size {
         let max = (settings.batch_size - messages.len()).min(RECEIVE_MAX);
-        let more = match receive(client, settings, max, 0).await {
+        let more = match receive(queue, max, Duration::ZERO).await {
             Ok(more) => more,
             Err(reason) => {
                 tracing::warn!(error = %reason, "ReceiveMessage failed while gathering a batch; handling what arrived");
@@ -230,45 +235,22 @@ async fn gather(client: &Client, settings: &PollSettings, messages: &mut Vec<Mes
     }
 }
 
-/// Deletes the handled messages, 10 per `DeleteMessageBatch` (SQS's limit).
-async fn delete(client: &Client, queue_url: &str, done: &[(&String, &String)]) {
+/// Deletes the handled messages, 10 per batch call (SQS's limit).
+async fn delete(queue: &dyn MessageSource, done: &[(&String, &String)]) {
     for chunk in done.chunks(RECEIVE_MAX) {
-        delete_chunk(client, queue_url, chunk).await;
-    }
-}
-
-async fn delete_chunk(client: &Client, queue_url: &str, done: &[(&String, &String)]) {
-    if done.is_empty() {
-        return;
-    }
-    let entries = done
-        .iter()
-        .enumerate()
-        .map(|(i, (_, handle))| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(handle.as_str())
-                .build()
-                .expect("id and handle are set")
-        })
-        .collect::<Vec<_>>();
-    match client
-        .delete_message_batch()
-        .queue_url(queue_url)
-        .set_entries(Some(entries))
-        .send()
-        .await
-    {
-        Ok(out) => {
-            for ((message_id, _), result) in done.iter().zip(entry_results(done.len(), &out)) {
-                if let EntryResult::Failed { reason, .. } = result {
-                    // The message will be received again; receivers dedupe on webhook-id.
-                    tracing::warn!(%message_id, %reason, "DeleteMessageBatch entry failed; the message will be redelivered");
+        let handles: Vec<&str> = chunk.iter().map(|(_, h)| h.as_str()).collect();
+        match queue.delete(&handles).await {
+            Ok(results) => {
+                for ((message_id, _), result) in chunk.iter().zip(results) {
+                    if let EntryResult::Failed { reason, .. } = result {
+                        // The message will be received again; receivers dedupe on webhook-id.
+                        tracing::warn!(%message_id, %reason, "DeleteMessageBatch entry failed; the message will be redelivered");
+                    }
                 }
             }
-        }
-        Err(e) => {
-            tracing::warn!(error = %error_reason(&e), "DeleteMessageBatch failed; the messages will be redelivered");
+            Err(e) => {
+                tracing::warn!(error = %e.reason, "DeleteMessageBatch failed; the messages will be redelivered");
+            }
         }
     }
 }

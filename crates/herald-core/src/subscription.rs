@@ -459,6 +459,13 @@ impl Subscription {
         signing_secrets(&self.secrets, self.previous_secrets_expire_at, now)
     }
 
+    /// Disables the webhook, recording why, and stamps `updated_at`.
+    pub fn disable(&mut self, reason: &str) {
+        self.active = false;
+        self.disabled_reason = Some(reason.to_owned());
+        self.updated_at = Utc::now();
+    }
+
     /// Replaces the current secret with a fresh one; the old one keeps signing for
     /// `window` (both signatures are sent). Returns the new secret.
     pub fn rotate_secret(&mut self, now: DateTime<Utc>, window: chrono::Duration) -> Secret {

@@ -6,15 +6,18 @@
 //!   letters);
 //! - [`sqs`]: the one copy of the SQS plumbing every queue user shares: message
 //!   attributes, size limits, matching batch results to entries, error reasons, and
-//!   turning received messages into the event Lambda passes.
+//!   turning received messages into the event Lambda passes;
+//! - [`source`]: the queue the local worker polls, behind [`MessageSource`].
 
 pub mod outbox;
 pub mod publisher;
+pub mod source;
 pub mod sqs;
 
 pub use outbox::{Outbox, SqsOutbox, MAX_HOLD};
 
-pub use publisher::{PublishError, Publisher, RETRY_HEADROOM};
+pub use publisher::{BatchSink, PublishError, Publisher, RETRY_HEADROOM};
+pub use source::{MessageSource, SqsSource};
 pub use sqs::{EntryResult, QueueError, MAX_BATCH_ENTRIES, MAX_DELAY, MAX_MESSAGE_BYTES};
 
 /// The queue settings every role shares, read through the one loader.

@@ -28,8 +28,9 @@ mod apps;
 mod history;
 mod idempotency;
 mod sources;
+mod storage;
 mod subscriptions;
-pub use apps::{ApiKey, App, AppStore, NewKey, KEY_PREFIX};
+pub use apps::{hash_key, mint_key, ApiKey, App, AppStore, NewKey, KEY_PREFIX};
 pub use history::{
     item_size, write_units, AttemptFilter, BatchAttempt, BatchHistory, EventQuery, HistoryStore,
     ListedEvent, RecoveryCandidate, RecoveryPage, RecoveryState, StoredEvent, EXCERPT_BYTES,
@@ -37,6 +38,7 @@ pub use history::{
 };
 pub use idempotency::{Claim, IdempotencyStore, PlannedEvent, CLAIM_LEASE, IDEMPOTENCY_WINDOW};
 pub use sources::{DeliveryClaim, SourceRequest, SourceStore, MAX_REQUEST_PAGE, SEEN_WINDOW};
+pub use storage::{AppStorage, HistoryStorage, IdempotencyStorage, SubscriptionStorage};
 pub use subscriptions::{
     EventTypeChanges, EventTypeEntry, SubscriptionChanges, SubscriptionStore, CHANGE_ATTEMPTS,
 };
@@ -144,6 +146,12 @@ pub enum StoreError {
     /// try again.
     #[error("sealing secrets failed: {message}")]
     Keys { message: String },
+    /// What this store does not keep (memory mode keeps no event-type catalog,
+    /// callback secrets or inbound sources).
+    #[error(
+        "{what} is not available in memory mode (herald dev --in-memory); run herald dev for it"
+    )]
+    Unsupported { what: &'static str },
     /// DynamoDB refused or failed a call.
     #[error("DynamoDB {operation} failed: {message}")]
     Dynamo {
@@ -298,12 +306,12 @@ pub(crate) fn prefix_query(
 }
 
 /// The cursor of a listing that resumes after the sort key value `sort_key`.
-pub(crate) fn encode_cursor(sort_key: &str) -> String {
+pub fn encode_cursor(sort_key: &str) -> String {
     CURSOR.encode(sort_key)
 }
 
 /// The sort key value a cursor from [`encode_cursor`] carries.
-pub(crate) fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
+pub fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
     let bytes = CURSOR.decode(cursor).map_err(|_| StoreError::BadCursor)?;
     let id = String::from_utf8(bytes).map_err(|_| StoreError::BadCursor)?;
     if id.is_empty() || id.len() > 256 {

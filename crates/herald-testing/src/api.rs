@@ -33,18 +33,34 @@ impl ApiServer {
         overrides: &[(&str, &str)],
         aws: &aws_config::SdkConfig,
     ) -> Result<Self> {
-        let mut vars: HashMap<String, String> = stack.env.clone();
-        vars.insert("HERALD_ADMIN_KEY".into(), ADMIN_KEY.into());
-        vars.insert("HERALD_API_ALLOW_HTTP".into(), "true".into());
-        vars.insert(
-            "HERALD_ALLOW_PRIVATE_NETWORKS".into(),
-            "127.0.0.1/32".into(),
-        );
-        for (k, v) in overrides {
-            vars.insert((*k).to_owned(), (*v).to_owned());
-        }
-        let config = herald_api::ApiConfig::from_vars(vars.clone())?;
-        let state = herald_api::AppState::connect(config, aws).await?;
+        let config = test_config(stack.env.clone(), overrides)?;
+        Self::serve(herald_api::AppState::connect(config, aws).await?).await
+    }
+
+    /// As [`ApiServer::start`], on an in-memory system (`herald dev --in-memory`'s);
+    /// `vars` name its resources.
+    pub async fn start_in_memory(
+        system: &herald_memory::System,
+        vars: HashMap<String, String>,
+        overrides: &[(&str, &str)],
+    ) -> Result<Self> {
+        let config = test_config(vars, overrides)?;
+        let backends = herald_api::Backends {
+            subscriptions: system.subscriptions.clone(),
+            history: system.history.clone(),
+            apps: system.apps.clone(),
+            idempotency: system.idempotency.clone(),
+            publisher: system.publisher(),
+            outbox: system.outbox(),
+            events_queue: system.events.clone(),
+            dlq: system.dlq.clone(),
+            sources: None,
+            redriver: None,
+        };
+        Self::serve(herald_api::AppState::with_backends(config, backends)?).await
+    }
+
+    async fn serve(state: herald_api::AppState) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -114,6 +130,24 @@ impl ApiServer {
         assert_eq!(s, 201, "create key for {id}");
         key["key"].as_str().expect("key shown once").to_owned()
     }
+}
+
+/// The API's settings from `vars`, the test admin key, development mode and
+/// deliveries to 127.0.0.1, then `overrides`.
+fn test_config(
+    mut vars: HashMap<String, String>,
+    overrides: &[(&str, &str)],
+) -> Result<herald_api::ApiConfig> {
+    vars.insert("HERALD_ADMIN_KEY".into(), ADMIN_KEY.into());
+    vars.insert("HERALD_API_ALLOW_HTTP".into(), "true".into());
+    vars.insert(
+        "HERALD_ALLOW_PRIVATE_NETWORKS".into(),
+        "127.0.0.1/32".into(),
+    );
+    for (k, v) in overrides {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Ok(herald_api::ApiConfig::from_vars(vars)?)
 }
 
 impl Drop for ApiServer {

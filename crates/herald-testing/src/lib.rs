@@ -3,12 +3,14 @@
 //! API, and the Lambda bootstraps under an emulated Lambda Runtime API.
 //!
 //! The emulator itself is started by `make test` (see localstack/with-emulator), which
-//! exports `AWS_ENDPOINT_URL`.
+//! exports `AWS_ENDPOINT_URL`. End-to-end scenarios can also run in memory, with no
+//! emulator: [`Deployment`] on a [`Backend`], and [`both_backends!`] for one test each.
 
 #![warn(missing_docs)]
 
 mod api;
 mod aws;
+mod backend;
 mod browser;
 mod cli;
 mod lambda;
@@ -27,6 +29,7 @@ use anyhow::Result;
 
 pub use api::{ApiServer, ADMIN_KEY};
 pub use aws::{aws, aws_at, drain, queue_counts, queue_depth, QueueCounts};
+pub use backend::{Backend, Deployment};
 pub use browser::{browser_installed, browser_or_skip, console_session, Browser, ConsoleSession};
 pub use cli::{Herald, Out, RUN_TIMEOUT};
 pub use lambda::{cargo_lambda, lambda_bootstrap, LambdaFunction};

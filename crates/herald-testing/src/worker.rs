@@ -1,7 +1,7 @@
 //! The worker in-process: `herald_consumer::run_worker_until` in a tokio task.
 
 use std::collections::HashMap;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use anyhow::{Context, Result};
 use tokio::sync::oneshot;
@@ -47,6 +47,34 @@ impl Worker {
                 eprintln!("[worker] stopped with an error: {e:#}");
             }
             result
+        });
+        Ok(Self {
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// Starts the worker on an in-memory system (`herald dev --in-memory`'s), with
+    /// `vars`, the test settings above and `extra_env` (which wins).
+    pub fn spawn_in_memory(
+        system: &Arc<herald_memory::System>,
+        mut vars: HashMap<String, String>,
+        extra_env: &[(&str, &str)],
+    ) -> Result<Self> {
+        init_logging();
+        for (k, v) in WORKER_ENV.iter().chain(extra_env) {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config =
+            herald_consumer::ConsumerConfig::from_vars(vars).context("the worker's settings")?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let system = Arc::clone(system);
+        let task = tokio::spawn(async move {
+            system
+                .worker(&config, async {
+                    let _ = rx.await;
+                })
+                .await
         });
         Ok(Self {
             shutdown: Some(tx),

@@ -78,8 +78,13 @@ impl Filters {
 }
 
 async fn run(state: &AppState, opts: &RedriveOptions) -> ConsoleResult<RedriveReport> {
-    state
-        .redriver
+    let Some(redriver) = &state.redriver else {
+        return Err(ConsoleError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the DLQ page reads SQS; in memory mode (herald dev --in-memory) it is not available",
+        ));
+    };
+    redriver
         .run(opts)
         .await
         .map_err(|e| ConsoleError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
@@ -108,7 +113,7 @@ pub async fn show(
     Query(done): Query<Done>,
 ) -> ConsoleResult {
     s.operator()?;
-    let depth = herald_queue::sqs::queue_counts(&state.sqs, &state.config.queues.dlq_url).await;
+    let depth = state.dlq.counts().await;
     let report = run(&state, &Filters::default().options(true)).await?;
     let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_app: BTreeMap<String, usize> = BTreeMap::new();

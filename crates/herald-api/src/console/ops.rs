@@ -1,9 +1,9 @@
 //! The operator's system status: the depths of the events queue and of the
-//! dead-letter queue, by state, from SQS `GetQueueAttributes`.
+//! dead-letter queue, by state (SQS `GetQueueAttributes`, or the in-memory queues').
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use herald_queue::sqs::{queue_counts, QueueCounts};
+use herald_queue::sqs::QueueCounts;
 use maud::{html, Markup};
 
 use super::auth::Signed;
@@ -13,11 +13,7 @@ use crate::state::AppState;
 /// `GET /console/ops`: the operator's first page.
 pub async fn status(State(state): State<AppState>, s: Signed) -> ConsoleResult {
     s.operator()?;
-    let queues = &state.config.queues;
-    let (events, dlq) = tokio::join!(
-        queue_counts(&state.sqs, &queues.events_queue_url),
-        queue_counts(&state.sqs, &queues.dlq_url)
-    );
+    let (events, dlq) = tokio::join!(state.events_queue.counts(), state.dlq.counts());
     let body = html! {
         h1 { "System status" }
         p.muted { "Approximate counts, as SQS reports them (GetQueueAttributes)." }

@@ -12,9 +12,26 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::HERALD;
 
 /// The value after `label` on a line of the banner `herald dev` prints.
-fn field(line: &str, label: &str) -> Option<String> {
+pub(crate) fn field(line: &str, label: &str) -> Option<String> {
     let rest = line.trim_start().strip_prefix(label)?;
     rest.split_whitespace().next().map(str::to_owned)
+}
+
+/// Sends SIGINT to `child` and waits up to `within` for it to exit; its status.
+pub(crate) async fn interrupt(
+    child: &mut tokio::process::Child,
+    within: Duration,
+) -> std::process::ExitStatus {
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    tokio::time::timeout(within, child.wait())
+        .await
+        .expect("the process stopped in time")
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,16 +100,7 @@ async fn herald_dev_runs_everything_and_stops_on_ctrl_c() {
     assert_eq!(r.status(), 200);
 
     // SIGINT: everything stops, and the command exits 0.
-    let pid = child.id().unwrap().to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .expect("herald dev stopped within a minute")
-        .unwrap();
+    let status = interrupt(&mut child, Duration::from_secs(60)).await;
     assert!(status.success(), "{status}");
     let emulator_addr = emulator.trim_start_matches("http://");
     assert!(

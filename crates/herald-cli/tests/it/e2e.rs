@@ -1,7 +1,8 @@
 //! The walking skeleton end to end: the publisher library puts 200 events on the
-//! emulator's SQS queue, the worker (in-process) consumes them, and real HTTP
-//! receivers on 127.0.0.1 check that each got exactly what its filters match,
-//! signed, with stable webhook ids, while garbage on the queue is parked.
+//! events queue, the worker (in-process) consumes them, and real HTTP receivers on
+//! 127.0.0.1 check that each got exactly what its filters match, signed, with stable
+//! webhook ids, while garbage on the queue is parked. Runs on both backends: the
+//! emulator's SQS and DynamoDB, and in memory (`herald dev --in-memory`'s).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -10,8 +11,7 @@ use herald_core::{
     webhook_id, AppId, Event, EventFilter, EventType, ObjectType, ObjectTypeFilter, Subscription,
     Verifier,
 };
-use herald_queue::Publisher;
-use herald_testing::{aws, drain, queue_depth, wait_until, Receiver, Stack, Worker};
+use herald_testing::{both_backends, wait_until, Backend, Deployment, Receiver};
 
 /// Para's six kinds and a custom dotted type.
 const EVENT_TYPES: [&str; 7] = {
@@ -119,12 +119,15 @@ fn events() -> Vec<Event> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_parked() {
-    let stack = Stack::deploy("e2e").expect("deploy the stack");
-    let aws = aws().await;
-    let sqs = aws_sdk_sqs::Client::new(&aws);
-    let store = stack.subscription_store(&aws).unwrap();
+both_backends!(every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_parked);
+
+async fn every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_parked(
+    backend: Backend,
+) {
+    let deployment = Deployment::deploy(backend, "e2e")
+        .await
+        .expect("deploy the data plane");
+    let store = deployment.subscriptions();
 
     // Receivers and their subscriptions.
     let cases = cases();
@@ -151,29 +154,20 @@ async fn every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_p
         "this is not json {",
         r#"{"kind":"event","event":{"id":"x"}}"#,
     ] {
-        sqs.send_message()
-            .queue_url(stack.events_queue())
-            .message_body(garbage)
-            .send()
-            .await
-            .expect("inject garbage");
+        deployment.inject(garbage).await.expect("inject garbage");
     }
 
     // Batches as the event source mapping's defaults make them (infra/herald.yaml): up
     // to 100 messages gathered for a second, so batches span several receives and
     // several DeleteMessageBatch calls.
-    let worker = Worker::spawn(
-        &stack,
-        &[
+    let worker = deployment
+        .worker(&[
             ("HERALD_WORKER_BATCH_SIZE", "100"),
             ("HERALD_WORKER_BATCH_WINDOW", "1s"),
-        ],
-    )
-    .expect("start the worker");
+        ])
+        .expect("start the worker");
     let events = events();
-    let publisher = Publisher::connect(sqs.clone(), stack.events_queue())
-        .await
-        .expect("publisher");
+    let publisher = deployment.publisher().await.expect("publisher");
     let ids = publisher
         .publish_all(&events)
         .await
@@ -196,7 +190,7 @@ async fn every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_p
     })
     .await;
     let queue_empty = wait_until(Duration::from_secs(60), || async {
-        queue_depth(&sqs, stack.events_queue()).await.unwrap_or(1) == 0
+        deployment.events_depth().await.unwrap_or(1) == 0
     })
     .await;
     // With nothing left on the queue (in flight and delayed included), stopping the
@@ -268,7 +262,7 @@ async fn every_receiver_gets_exactly_its_matching_events_signed_and_garbage_is_p
     );
 
     // The two garbage messages are on the DLQ with their reasons.
-    let parked = drain(&sqs, stack.dlq()).await.expect("read the DLQ");
+    let parked = deployment.drain_dlq().await.expect("read the DLQ");
     assert_eq!(parked.len(), 2, "both garbage messages parked");
     for m in &parked {
         let letter: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();

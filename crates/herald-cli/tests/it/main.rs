@@ -13,6 +13,7 @@ mod console;
 mod console_ops;
 mod deliveries;
 mod dev;
+mod dev_memory;
 mod e2e;
 mod faults;
 mod formats;

@@ -1,7 +1,8 @@
 //! Operating an app's endpoints through the API and the CLI: its events listed newest
 //! first and filtered, every delivery of the app in one stream (and `herald tail` on
 //! it), and a webhook's failures recovered after an outage: every missed delivery
-//! sent again exactly once, however often the recovery is repeated.
+//! sent again exactly once, however often the recovery is repeated. Both scenarios run
+//! on both backends (the emulator and in memory).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use herald_testing::{
-    aws, queue_depth, wait_until, ApiServer, Herald, Receiver, Reply, Stack, Worker,
+    both_backends, wait_until, ApiServer, Backend, Deployment, Herald, Receiver, Reply,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -70,10 +71,13 @@ async fn publish(api: &ApiServer, key: String, events: Vec<Value>) -> Vec<String
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn events_and_app_wide_deliveries_list_newest_first_filtered_and_isolated() {
-    let stack = Stack::deploy("operating-lists").unwrap();
-    let api = ApiServer::start(&stack, &[]).await.unwrap();
+both_backends!(events_and_app_wide_deliveries_list_newest_first_filtered_and_isolated);
+
+async fn events_and_app_wide_deliveries_list_newest_first_filtered_and_isolated(backend: Backend) {
+    let deployment = Deployment::deploy(backend, "operating-lists")
+        .await
+        .unwrap();
+    let api = deployment.api(&[]).await.unwrap();
     let key = api.app_with_key("shop").await;
     let other = api.app_with_key("other-shop").await;
     let all = Receiver::ok().await;
@@ -93,7 +97,9 @@ async fn events_and_app_wide_deliveries_list_newest_first_filtered_and_isolated(
     // The other app has a webhook and events of its own, all of them invisible to shop.
     api.create_webhook(&other, json!({"url": all.url(), "events": ["*"]}))
         .await;
-    let _worker = Worker::spawn(&stack, &[("HERALD_RETRY_SCHEDULE", "0s,1h")]).unwrap();
+    let _worker = deployment
+        .worker(&[("HERALD_RETRY_SCHEDULE", "0s,1h")])
+        .unwrap();
 
     let publish = |k: &str, events: Vec<Value>| publish(&api, k.to_owned(), events);
     let ev = |t: &str, o: &str, i: usize| json!({"type": t, "object_type": o, "data": {"i": i}});
@@ -355,10 +361,13 @@ async fn events_and_app_wide_deliveries_list_newest_first_filtered_and_isolated(
     let _ = tail.kill().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn recover_sends_every_missed_delivery_exactly_once_however_often_it_runs() {
-    let stack = Stack::deploy("operating-recover").unwrap();
-    let api = ApiServer::start(&stack, &[]).await.unwrap();
+both_backends!(recover_sends_every_missed_delivery_exactly_once_however_often_it_runs);
+
+async fn recover_sends_every_missed_delivery_exactly_once_however_often_it_runs(backend: Backend) {
+    let deployment = Deployment::deploy(backend, "operating-recover")
+        .await
+        .unwrap();
+    let api = deployment.api(&[]).await.unwrap();
     let key = api.app_with_key("shop").await;
     let other = api.app_with_key("other-shop").await;
     let up = Arc::new(AtomicBool::new(false));
@@ -375,16 +384,14 @@ async fn recover_sends_every_missed_delivery_exactly_once_however_often_it_runs(
         .to_owned();
     // Two attempts a second apart, then the dead-letter queue; never disabled by
     // Herald (the test disables it itself).
-    let _worker = Worker::spawn(
-        &stack,
-        &[
+    let _worker = deployment
+        .worker(&[
             ("HERALD_RETRY_SCHEDULE", "0s,1s"),
             ("HERALD_DISABLE_AFTER_FAILED_DELIVERIES", "0"),
             // A disabled webhook is seen as such at once.
             ("HERALD_SUBSCRIPTION_CACHE_TTL", "0s"),
-        ],
-    )
-    .unwrap();
+        ])
+        .unwrap();
     let started = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
     let publish = |n: usize, from: usize| {
         let events = (from..from + n)
@@ -392,14 +399,13 @@ async fn recover_sends_every_missed_delivery_exactly_once_however_often_it_runs(
             .collect();
         publish(&api, key.clone(), events)
     };
-    let sqs = aws_sdk_sqs::Client::new(&aws().await);
 
     // The endpoint is down: 60 events fail twice each and are parked (120 failed
     // attempts: more than one recovery call examines, so it takes a continuation).
     let parked = publish(60, 0).await;
     assert!(
         wait_until(Duration::from_secs(120), || async {
-            queue_depth(&sqs, stack.dlq()).await.unwrap_or(0) == 60
+            deployment.dlq_depth().await.unwrap_or(0) == 60
         })
         .await,
         "60 dead letters"
@@ -574,5 +580,5 @@ async fn recover_sends_every_missed_delivery_exactly_once_however_often_it_runs(
     // The dead letters stay on the dead-letter queue: recovering is not re-driving
     // (docs/delivery.md: a re-drive after a recovery sends them again, under the same
     // webhook-id).
-    assert_eq!(queue_depth(&sqs, stack.dlq()).await.unwrap(), 60);
+    assert_eq!(deployment.dlq_depth().await.unwrap(), 60);
 }

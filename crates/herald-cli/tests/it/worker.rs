@@ -175,9 +175,9 @@ async fn without_a_window_a_batch_takes_what_is_waiting_and_no_more() {
     let publisher = Publisher::connect(sqs.clone(), stack.events_queue())
         .await
         .expect("publisher");
+    let source = herald_queue::SqsSource::new(sqs.clone(), stack.events_queue());
     let settings = |batch_size| PollSettings {
-        queue_url: stack.events_queue().to_owned(),
-        wait_seconds: 1,
+        wait: Duration::from_secs(1),
         batch_size,
         batch_window: Duration::ZERO,
         batches_in_flight: 3,
@@ -195,8 +195,8 @@ async fn without_a_window_a_batch_takes_what_is_waiting_and_no_more() {
     );
 
     // A backlog fills the batch over several receives, up to its size.
-    let first = next_batch(&sqs, &settings(20)).await.unwrap();
-    let rest = next_batch(&sqs, &settings(100)).await.unwrap();
+    let first = next_batch(&source, &settings(20)).await.unwrap();
+    let rest = next_batch(&source, &settings(100)).await.unwrap();
     let ids: BTreeSet<String> = first
         .iter()
         .chain(&rest)
@@ -216,7 +216,7 @@ async fn without_a_window_a_batch_takes_what_is_waiting_and_no_more() {
     // Long polls of 1 s until it shows up.
     let deadline = Instant::now() + Duration::from_secs(10);
     let single = loop {
-        let got = next_batch(&sqs, &settings(100)).await.unwrap();
+        let got = next_batch(&source, &settings(100)).await.unwrap();
         if !got.is_empty() || Instant::now() > deadline {
             break got;
         }

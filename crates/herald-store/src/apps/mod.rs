@@ -72,9 +72,25 @@ pub struct NewKey {
 }
 
 /// The hex SHA-256 of a key: what is stored, and looked up to authenticate.
-fn hash_key(secret: &str) -> String {
+pub fn hash_key(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new key of `app` (32 random bytes) and its [`hash_key`]: what every app store
+/// keeps of it.
+pub fn mint_key(app: &AppId) -> (NewKey, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = format!("{KEY_PREFIX}{}", B64.encode(bytes));
+    let key = ApiKey {
+        id: herald_core::new_id("key_"),
+        app_id: app.clone(),
+        prefix: secret[..KEY_PREFIX.len() + 6].to_owned(),
+        created_at: Utc::now(),
+    };
+    let hash = hash_key(&secret);
+    (NewKey { key, secret }, hash)
 }
 
 /// Apps and API keys.
@@ -200,16 +216,8 @@ impl AppStore {
     /// `NotFound` if the app does not exist or has been deleted (checked in the same
     /// transaction, so a key cannot slip in while the app is being deleted).
     pub async fn create_key(&self, app: &AppId) -> Result<NewKey, StoreError> {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        let secret = format!("{KEY_PREFIX}{}", B64.encode(bytes));
-        let key = ApiKey {
-            id: herald_core::new_id("key_"),
-            app_id: app.clone(),
-            prefix: secret[..KEY_PREFIX.len() + 6].to_owned(),
-            created_at: Utc::now(),
-        };
-        let hash = hash_key(&secret);
+        let (new_key, hash) = mint_key(app);
+        let NewKey { key, secret } = new_key;
         let meta = KeyItem {
             key: PkSk::key_meta(app, &key.id),
             fields: KeyFields::from(&key),

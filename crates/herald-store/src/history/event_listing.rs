@@ -63,7 +63,7 @@ impl EventQuery {
     }
 
     /// The cursor scope's suffix for this query.
-    fn fingerprint(&self) -> String {
+    pub fn fingerprint(&self) -> String {
         if *self == Self::default() {
             return String::new();
         }

@@ -27,6 +27,17 @@ pub struct AttemptFilter {
 pub(super) const BATCH_SPAN: TimeDelta = TimeDelta::minutes(15);
 
 impl AttemptFilter {
+    /// The attempts a recovery looks at: those that did not succeed between `since`
+    /// and `until`.
+    pub fn recovery_window(since: DateTime<Utc>, until: Option<DateTime<Utc>>) -> Self {
+        Self {
+            since: Some(since),
+            until,
+            not_succeeded: true,
+            ..Self::default()
+        }
+    }
+
     /// Whether `attempt` is kept.
     pub fn matches(&self, attempt: &Attempt) -> bool {
         self.outcome.is_none_or(|o| attempt.outcome == o)
@@ -54,7 +65,7 @@ impl AttemptFilter {
 
     /// A short fingerprint of the filter, part of a listing's cursor scope, so a
     /// cursor resumes only the listing (filter included) it came from.
-    pub(super) fn fingerprint(&self) -> String {
+    pub fn fingerprint(&self) -> String {
         if *self == Self::default() {
             return String::new();
         }

@@ -120,12 +120,7 @@ impl HistoryStore {
         until: Option<DateTime<Utc>>,
         cursor: Option<&str>,
     ) -> Result<RecoveryPage, StoreError> {
-        let filter = AttemptFilter {
-            since: Some(since),
-            until,
-            not_succeeded: true,
-            ..Default::default()
-        };
+        let filter = AttemptFilter::recovery_window(since, until);
         let page = self
             .for_subscription(app, sub, &filter, RECOVERY_PAGE, cursor)
             .await?;

@@ -64,7 +64,7 @@ pub struct SubscriptionChanges {
 
 impl SubscriptionChanges {
     /// Applies the changes to `sub` and stamps `updated_at`.
-    fn apply_to(&self, sub: &mut Subscription) {
+    pub fn apply_to(&self, sub: &mut Subscription) {
         if let Some(url) = &self.url {
             sub.url.clone_from(url);
         }

@@ -129,9 +129,7 @@ impl SubscriptionStore {
         reason: &str,
     ) -> Result<(), StoreError> {
         self.change(app, id, |sub| {
-            sub.active = false;
-            sub.disabled_reason = Some(reason.to_owned());
-            sub.updated_at = chrono::Utc::now();
+            sub.disable(reason);
             Ok(())
         })
         .await?;

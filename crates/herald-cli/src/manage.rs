@@ -134,6 +134,9 @@ fn print_rotated(r: &RotatedSecret, what: &str, json: bool) {
 pub enum CallbackSecretCommand {
     /// Create or rotate the secret that signs deliveries to events' callback URLs
     /// (shown once; the previous one also signs for the rotation window).
+    #[command(
+        after_help = "Examples:\n  herald callback-secret rotate\n  herald --json callback-secret rotate"
+    )]
     Rotate,
 }
 

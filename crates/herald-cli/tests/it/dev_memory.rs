@@ -122,6 +122,44 @@ async fn herald_dev_in_memory_serves_the_api_and_delivers_with_no_emulator() {
     .await;
     assert!(delivered, "the delivery is in the history");
 
+    // What memory mode does not keep answers 503 naming it (docs/configuration.md,
+    // "In-memory mode"), never a 5xx of another kind; reads see an empty catalog.
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/v1/sources",
+            json!({"name": "gh", "auth": {"mode": "none"}, "event_type": {"from": "fixed", "value": "update"}}),
+        ),
+        (Method::GET, "/v1/sources", json!(null)),
+        (Method::POST, "/v1/event-types", json!({"name": "update"})),
+        (Method::POST, "/v1/app/callback-secret/rotate", json!(null)),
+    ] {
+        let body = (!body.is_null()).then_some(body);
+        let (s, e) = call(method.clone(), path, &app_key, body).await;
+        assert_eq!(s, 503, "{method} {path}: {e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("memory mode")),
+            "{method} {path}: {e}"
+        );
+    }
+    let (s, catalog) = call(Method::GET, "/v1/event-types", &app_key, None).await;
+    assert_eq!((s, &catalog["data"]), (200, &json!([])), "{catalog}");
+    // No FIFO queue and no callback secret: the 422s of a deployment without them.
+    for extra in [
+        json!({"ordering_key": "order-1"}),
+        json!({"callback_url": "http://127.0.0.1:9/cb"}),
+    ] {
+        let mut event = json!({"type": "update", "object_type": "user", "data": {}});
+        event
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (s, e) = call(Method::POST, "/v1/events", &app_key, Some(event)).await;
+        assert_eq!(s, 422, "{extra}: {e}");
+    }
+
     let status = interrupt(&mut child, Duration::from_secs(30)).await;
     assert!(status.success(), "{status}");
     assert!(

@@ -271,15 +271,20 @@ impl Setup {
             .await
     }
 
-    /// The worker's environment: the stack's settings with the queues on fauxqs.
+    /// The worker's environment: the stack's settings with the queues on fauxqs, and
+    /// without the stack's ordered (FIFO) queue, which is not on fauxqs and which these
+    /// runs do not use.
     fn worker_env(&self, events: &str, dlq: &str) -> Vec<(String, String)> {
+        const ON_FAUXQS: [&str; 3] = [
+            "HERALD_EVENTS_QUEUE_URL",
+            "HERALD_DLQ_URL",
+            "HERALD_ORDERED_QUEUE_URL",
+        ];
         let mut env: Vec<(String, String)> = self
             .stack
             .env
             .iter()
-            .filter(|(k, _)| {
-                k.as_str() != "HERALD_EVENTS_QUEUE_URL" && k.as_str() != "HERALD_DLQ_URL"
-            })
+            .filter(|(k, _)| !ON_FAUXQS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         env.extend([

@@ -517,17 +517,18 @@ pub async fn compare(
 pub async fn profile(
     deliveries: usize,
     endpoints: usize,
+    events_per_batch: usize,
     data: &std::path::Path,
 ) -> Result<RunResult> {
     let receiver = ReceiverProcess::start(endpoints)?;
     let shape = Shape {
         endpoints,
         subscriptions: endpoints,
-        events_per_batch: 10,
+        events_per_batch,
         deliveries,
     };
     let policy = default_policy()?;
-    let at_once = calls_at_once(policy.concurrency, 10 * endpoints);
+    let at_once = calls_at_once(policy.concurrency, events_per_batch * endpoints);
     let w = build(shape, &receiver.ports)?;
     let probe = reqwest::Client::new();
     sys::heap::set_counting(false);

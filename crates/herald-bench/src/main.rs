@@ -86,6 +86,10 @@ enum Cmd {
         /// endpoint).
         #[arg(long, default_value_t = 10)]
         endpoints: usize,
+        /// Events per SQS batch of the in-process run (1 is section 5's fan-out-1
+        /// shape).
+        #[arg(long, default_value_t = 10)]
+        events_per_batch: usize,
     },
     /// Renders perf data into a flame graph SVG and prints the functions with the most
     /// self time as a Markdown table.
@@ -185,9 +189,9 @@ impl Settings {
             Self {
                 quick,
                 profile,
-                throughput_deliveries: 20_000,
-                fanout_deliveries: 10_000,
-                reps: 3,
+                throughput_deliveries: 60_000,
+                fanout_deliveries: 30_000,
+                reps: 5,
                 emulator: emulator::EmulatorSettings {
                     rate: 20.0,
                     steady_secs: 30.0,
@@ -270,7 +274,15 @@ fn main() -> Result<()> {
             deliveries,
             events,
             endpoints,
-        } => runtime()?.block_on(profile(what, &data, deliveries, events, endpoints)),
+            events_per_batch,
+        } => runtime()?.block_on(profile(
+            what,
+            &data,
+            deliveries,
+            events,
+            endpoints,
+            events_per_batch,
+        )),
         Cmd::Flamegraph {
             data,
             svg,
@@ -498,11 +510,12 @@ async fn profile(
     deliveries: usize,
     events: usize,
     endpoints: usize,
+    events_per_batch: usize,
 ) -> Result<()> {
     inproc::install_log_sink();
     match what {
         ProfileTarget::Inproc => {
-            let r = inproc::profile(deliveries, endpoints, data).await?;
+            let r = inproc::profile(deliveries, endpoints, events_per_batch, data).await?;
             eprintln!(
                 "[bench] profiled in process: {} deliveries at {:.0}/s, {:.1} µs CPU each",
                 r.deliveries, r.per_sec, r.cpu_us_per_delivery

@@ -157,19 +157,23 @@ impl Machine {
 ///
 /// Counting is switchable at run time ([`set_counting`]): it does contended atomic
 /// operations on every allocation, which inflate the CPU figures of whatever runs while
-/// it is on. Off, the allocator checks one flag and forwards to the system allocator.
+/// it is on. Off, the allocator checks one flag and forwards to mimalloc.
 /// Memory allocated while counting was off and freed while it is on makes the live
 /// count lower than the truth, so the counter is signed and peaks are only read as
 /// differences within one run that counts throughout.
 pub mod heap {
-    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::alloc::{GlobalAlloc, Layout};
     use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+
+    /// The allocator Herald's delivery binaries use (the consumer's Lambda, `herald`),
+    /// so both sides of section 1 run on what production runs on.
+    use mimalloc::MiMalloc as Inner;
 
     static COUNTING: AtomicBool = AtomicBool::new(true);
     static CURRENT: AtomicIsize = AtomicIsize::new(0);
     static PEAK: AtomicIsize = AtomicIsize::new(0);
 
-    /// The system allocator, counting live bytes and their peak while counting is on.
+    /// mimalloc, counting live bytes and their peak while counting is on.
     pub struct Counting;
 
     /// Turns the counting on or off (on at start).
@@ -194,11 +198,11 @@ pub mod heap {
         CURRENT.fetch_sub(by as isize, Ordering::Relaxed);
     }
 
-    // SAFETY: every call is forwarded to the system allocator unchanged; the
-    // counters are only bookkeeping.
+    // SAFETY: every call is forwarded to mimalloc unchanged; the counters are only
+    // bookkeeping.
     unsafe impl GlobalAlloc for Counting {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            let p = unsafe { System.alloc(layout) };
+            let p = unsafe { Inner.alloc(layout) };
             if COUNTING.load(Ordering::Relaxed) && !p.is_null() {
                 grew(layout.size());
             }
@@ -206,7 +210,7 @@ pub mod heap {
         }
 
         unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            let p = unsafe { System.alloc_zeroed(layout) };
+            let p = unsafe { Inner.alloc_zeroed(layout) };
             if COUNTING.load(Ordering::Relaxed) && !p.is_null() {
                 grew(layout.size());
             }
@@ -214,14 +218,14 @@ pub mod heap {
         }
 
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            unsafe { System.dealloc(ptr, layout) };
+            unsafe { Inner.dealloc(ptr, layout) };
             if COUNTING.load(Ordering::Relaxed) {
                 shrank(layout.size());
             }
         }
 
         unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            let p = unsafe { System.realloc(ptr, layout, new_size) };
+            let p = unsafe { Inner.realloc(ptr, layout, new_size) };
             if COUNTING.load(Ordering::Relaxed) && !p.is_null() {
                 if new_size >= layout.size() {
                     grew(new_size - layout.size());

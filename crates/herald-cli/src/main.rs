@@ -28,6 +28,11 @@ mod stack;
 
 use std::process::ExitCode;
 
+/// mimalloc, as the consumer's Lambda has (`herald worker` and `herald serve` run the
+/// same delivery path; see `herald-consumer`'s `bin/lambda.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 use config::{GlobalArgs, Settings};

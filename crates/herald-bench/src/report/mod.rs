@@ -317,7 +317,9 @@ fn throughput(s: &mut String, r: &Results) {
          atomic operations on every allocation, on both sides, which add to the CPU figures: \
          the row **allocations not counted** runs with the counting switched off (one flag \
          checked per allocation), and is the row issue #11's CPU goal reads. Both sides get \
-         their bodies built before the timed part.\n",
+         their bodies built before the timed part. **Allocator:** mimalloc on both sides, as \
+         in the consumer's Lambda and `herald` (glibc's `malloc` took about a third of the \
+         CPU of this section before: docs/perf/README.md).\n",
         r.settings.reps,
         r.machine.cpus,
         cap = r.throughput.first().map_or(64, |t| t.in_flight),

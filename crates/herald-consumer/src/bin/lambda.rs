@@ -10,6 +10,12 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use herald_consumer::{build, check_events_queue, ConsumerConfig};
 use lambda_runtime::{service_fn, LambdaEvent};
 
+/// mimalloc rather than glibc's allocator: the delivery path allocates per delivery
+/// (requests, headers, records), and in `make bench` section 1 glibc's `malloc` and
+/// `free` took about a third of the CPU, most of it on contended arenas.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     herald_runtime::init_tracing(true);

@@ -12,8 +12,9 @@ use crate::event::{Event, EventData, EventId, EventType, ObjectType};
 use crate::subscription::SubscriptionId;
 
 /// The delivered payload: the Standard Webhooks shape (`type`, `timestamp`, `data`)
-/// plus the event id and object type, and the actor and changes when the event has
-/// them (absent otherwise, so an event without them gives the envelope of before).
+/// plus the event id and object type, and the actor, changes and inbound source when
+/// the event has them (absent otherwise, so an event without them gives the envelope
+/// of before).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     pub id: EventId,
@@ -28,6 +29,10 @@ pub struct Envelope {
     /// What changed (field → `[before, after]`), when the publisher said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// The inbound source (`src_…`) the event came in through, for events made from
+    /// inbound webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// The envelope of an event, borrowing from it: what [`Envelope::body_of`] serializes,
@@ -44,6 +49,8 @@ struct EnvelopeRef<'a> {
     actor: Option<&'a Actor>,
     #[serde(skip_serializing_if = "Option::is_none")]
     changes: Option<&'a Changes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
 }
 
 impl Envelope {
@@ -57,6 +64,7 @@ impl Envelope {
             data: event.data.to_value(),
             actor: event.actor.clone(),
             changes: event.changes.clone(),
+            source: event.source.clone(),
         }
     }
 
@@ -78,6 +86,7 @@ impl Envelope {
             data: &event.data,
             actor: event.actor.as_ref(),
             changes: event.changes.as_ref(),
+            source: event.source.as_deref(),
         };
         // Serializing strings and JSON text cannot fail.
         Bytes::from(serde_json::to_vec(&envelope).expect("envelope serializes"))
@@ -327,5 +336,26 @@ mod tests {
         let back: Envelope = serde_json::from_str(&body).unwrap();
         assert_eq!(back.actor, event.actor);
         assert_eq!(back.changes, event.changes);
+    }
+
+    #[test]
+    fn an_inbound_events_source_is_added_last_only_when_present() {
+        let mut event = Event::new(
+            AppId::parse("a").unwrap(),
+            EventType::parse("push").unwrap(),
+            ObjectType::parse("repository").unwrap(),
+            serde_json::json!({"ref": "main"}),
+        );
+        let body = String::from_utf8(Envelope::body_of(&event).to_vec()).unwrap();
+        assert!(!body.contains("source"), "{body}");
+        event.source = Some("src_0123".into());
+        let body = String::from_utf8(Envelope::body_of(&event).to_vec()).unwrap();
+        assert!(
+            body.ends_with(r#""data":{"ref":"main"},"source":"src_0123"}"#),
+            "{body}"
+        );
+        assert_eq!(Envelope::body_of(&event), Envelope::of(&event).to_body());
+        let back: Envelope = serde_json::from_str(&body).unwrap();
+        assert_eq!(back.source.as_deref(), Some("src_0123"));
     }
 }

@@ -38,6 +38,8 @@ struct Payload<'a> {
     actor: Option<&'a Actor>,
     #[serde(skip_serializing_if = "Option::is_none")]
     changes: Option<&'a Changes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
 }
 
 /// `items`: the data as it is when it is a list, else a list of the data alone (as
@@ -71,6 +73,7 @@ pub fn payload_of(event: &Event) -> Bytes {
         timestamp: event.timestamp.timestamp_millis(),
         actor: event.actor.as_ref(),
         changes: event.changes.as_ref(),
+        source: event.source.as_deref(),
     };
     // Strings, numbers and JSON text always serialize.
     Bytes::from(serde_json::to_vec(&payload).expect("a Para payload serializes"))
@@ -137,6 +140,16 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&payload_of(&e)).unwrap(),
             r#"{"appid":"scoold","event":"update","items":[{"id":"t"}],"timestamp":1561644548430,"actor":{"id":"u_1","type":"user","name":"Ada"},"changes":{"count":[0,1]}}"#
+        );
+    }
+
+    #[test]
+    fn an_inbound_events_source_comes_last() {
+        let mut e = event(serde_json::json!({"id": "t"}));
+        e.source = Some("src_9".into());
+        assert_eq!(
+            std::str::from_utf8(&payload_of(&e)).unwrap(),
+            r#"{"appid":"scoold","event":"update","items":[{"id":"t"}],"timestamp":1561644548430,"source":"src_9"}"#
         );
     }
 

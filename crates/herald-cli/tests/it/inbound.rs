@@ -537,6 +537,11 @@ async fn a_github_request_enters_a_source_and_arrives_at_a_webhook_signed_and_ve
         envelope["data"],
         serde_json::from_str::<Value>(&body).unwrap()
     );
+    assert_eq!(
+        envelope["source"],
+        source.as_str(),
+        "the payload names the source it came in through"
+    );
     assert_eq!(issues.count(), 0, "a webhook of another type gets nothing");
 
     // The event, as the API shows it, names the source it came in through.

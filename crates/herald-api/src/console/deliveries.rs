@@ -13,7 +13,7 @@ use super::page::{badge, page, respond, time, with_query, ConsoleError, ConsoleR
 use crate::apps::PageParams;
 use crate::deliveries::{list_attempts, AttemptOut, DeliveryFilterParams, DeliveryScope};
 use crate::state::AppState;
-use crate::webhooks::get_webhook;
+use crate::webhooks::{get_webhook, WebhookOut};
 
 /// Attempts on one page.
 const PER_PAGE: i32 = 50;
@@ -215,13 +215,10 @@ pub async fn attempt(
             dt { "Webhook" } dd { a href=(format!("/console/webhooks/{}", w.id)) { (w.url) } }
         }
         h2 { "Request headers" }
+        p.muted { "This attempt's id and time; the URL, format and custom headers as the webhook has them now." }
         pre #request-headers {
             "POST " (w.url) "\n"
-            "content-type: application/json\n"
-            "webhook-id: " (a.webhook_id) "\n"
-            "webhook-timestamp: " (a.attempted_at.timestamp()) "\n"
-            "webhook-signature: v1,… (not shown)\n"
-            @for (k, v) in &w.headers { (k) ": " (v) "\n" }
+            @for (k, v) in request_headers(&w, &a) { (k) ": " (v) "\n" }
         }
         h2 { "Response excerpt" }
         @if a.response_body.is_empty() { p.muted { "None kept (Herald keeps the start of failed responses only)." } }
@@ -231,4 +228,53 @@ pub async fn attempt(
         StatusCode::OK,
         page("Attempt", Some(&s), Nav::Deliveries, body),
     ))
+}
+
+/// The headers a delivery of `webhook` sent for `attempt`, as the delivery path
+/// (`herald_delivery::DeliveryRequest`) writes them for the webhook's format and
+/// content type: `content-type`, `webhook-id`, then the format's signature headers (the
+/// signature itself not shown), then the custom headers as the API shows them
+/// (credential values masked). The HTTP client's own (`user-agent`, `host`,
+/// `content-length`) are left out.
+fn request_headers(webhook: &WebhookOut, attempt: &AttemptOut) -> Vec<(String, String)> {
+    use herald_core::{para, signing, ContentType, PayloadFormat};
+    let format = webhook.format.parse().unwrap_or_default();
+    let content_type: ContentType = webhook
+        .content_type
+        .parse()
+        .unwrap_or_else(|_| PayloadFormat::default_content_type(format));
+    let mut headers = vec![
+        ("content-type".to_owned(), content_type.mime().to_owned()),
+        (signing::HEADER_ID.to_owned(), attempt.webhook_id.clone()),
+    ];
+    match format {
+        PayloadFormat::Standard => headers.extend([
+            (
+                signing::HEADER_TIMESTAMP.to_owned(),
+                attempt.attempted_at.timestamp().to_string(),
+            ),
+            (
+                signing::HEADER_SIGNATURE.to_owned(),
+                "v1,… (not shown)".to_owned(),
+            ),
+        ]),
+        PayloadFormat::Para => headers.extend([
+            (
+                para::HEADER_SIGNATURE.to_owned(),
+                "… (not shown)".to_owned(),
+            ),
+            (para::HEADER_EVENT.to_owned(), attempt.event_type.clone()),
+        ]),
+    }
+    // The format's headers replace custom ones of the same names, as they do when sent.
+    let custom: Vec<_> = webhook
+        .headers
+        .iter()
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.clone()))
+        .filter(|(name, _)| {
+            !herald_core::is_reserved_header(name) && !headers.iter().any(|(n, _)| n == name)
+        })
+        .collect();
+    headers.extend(custom);
+    headers
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use herald_core::{webhook_id, EventId, Secret, SubscriptionId};
-use herald_testing::{wait_until, ApiServer, Herald, Received, Receiver, Stack, Worker};
+use herald_testing::{
+    console_session, wait_until, ApiServer, Herald, Received, Receiver, Stack, Worker,
+};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -199,6 +201,57 @@ async fn each_format_delivers_the_same_event_and_verifies_as_its_receivers_verif
         para_payloads[0], para_payloads[1],
         "the same Para payload, in the form and as JSON"
     );
+
+    // The console's attempt page shows the headers each shape was sent with, as its
+    // receiver got them (the HTTP client's own left out), the signature hidden.
+    let console = format!("{}/console", api.base);
+    let cookie = console_session(&console, &app_key).await.unwrap().cookie;
+    let http = reqwest::Client::new();
+    for h in &hooks {
+        let url = format!("{console}/events/{event_id}/attempts/{}/1", h.id);
+        let get = || http.get(&url).header("cookie", &cookie).send();
+        assert!(
+            wait_until(Duration::from_secs(30), || async {
+                get().await.unwrap().status() == 200
+            })
+            .await,
+            "{}: the attempt is in the history",
+            h.name
+        );
+        let page = get().await.unwrap().text().await.unwrap();
+        let block = page
+            .split("<pre id=\"request-headers\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</pre>").next())
+            .unwrap_or_else(|| panic!("{}: no request headers in {page}", h.name));
+        let shown: BTreeMap<&str, &str> = block
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(": "))
+            .collect();
+        let r = &h.receiver.received()[0];
+        let sent: BTreeMap<&str, &str> = r
+            .headers
+            .iter()
+            .filter(|(name, _)| {
+                !["host", "content-length", "user-agent", "accept"].contains(&name.as_str())
+            })
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        assert_eq!(
+            shown.keys().collect::<Vec<_>>(),
+            sent.keys().collect::<Vec<_>>(),
+            "{}: {block}",
+            h.name
+        );
+        for (name, value) in &shown {
+            if value.contains("(not shown)") {
+                assert!(!block.contains(sent[name]), "{}: {name} shown", h.name);
+            } else {
+                assert_eq!(sent[name], *value, "{}: {name}", h.name);
+            }
+        }
+    }
 
     // The event as the API keeps it, listed and alone.
     let (_, got) = api

@@ -1,5 +1,6 @@
 //! `herald listen` (a local receiver that verifies every delivery) and `herald verify`
-//! (checks a saved delivery).
+//! (checks a saved delivery), in either signing scheme a webhook's format uses: the
+//! Standard Webhooks headers, or Para's `X-Webhook-Signature` ([`herald_core::para`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -14,8 +15,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use clap::Args;
-use herald_core::signing::{SignatureError, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
-use herald_core::{Secret, Verifier};
+use herald_core::signing::{
+    SignatureError, DEFAULT_TOLERANCE, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
+use herald_core::{para, Secret, Verifier};
 use serde_json::{json, Value};
 
 use crate::failure::{failed, usage, Failure, EXIT_FAILED};
@@ -49,7 +52,8 @@ pub struct ListenArgs {
 pub const LISTEN_HELP: &str = "\
 Answers every POST: verified deliveries get --status (204 by default; try 500 or 410 to
 watch retries and disabling), unverified ones 401. Receivers should deduplicate on
-webhook-id; repeats are marked. With --json, one JSON object per delivery.
+webhook-id; repeats are marked. With --json, one JSON object per delivery. Para-format
+deliveries (X-Webhook-Signature) are verified as Para's receivers verify them.
 
 Examples:
   herald listen --port 9000 --secret whsec_...
@@ -69,7 +73,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "PATH")]
     body_file: Option<PathBuf>,
     /// A header of the delivery, NAME=VALUE or "NAME: VALUE" (repeatable; the
-    /// webhook-id, webhook-timestamp and webhook-signature headers are needed).
+    /// webhook-id, webhook-timestamp and webhook-signature headers are needed, or for
+    /// Para's format X-Webhook-Signature and Content-Type).
     #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_kv, requires = "body_file")]
     headers: Vec<(String, String)>,
     /// Accept timestamps at most this far from now, in seconds.
@@ -86,14 +91,20 @@ pub struct VerifyArgs {
 }
 
 pub const VERIFY_HELP: &str = "\
-Exits 0 when the signature verifies and 1 when it does not, saying why.
+Exits 0 when the signature verifies and 1 when it does not, saying why. A delivery
+with X-Webhook-Signature and no webhook-signature (a Para-format webhook's) is checked
+as Para's receivers check it: Base64(HmacSHA256(payload, secret)), the payload being
+the form's payload field or the JSON body; Para's format signs no timestamp.
 
 Examples:
   herald verify --secret whsec_... --file captures/msg_0190ab....json
   herald verify --secret whsec_... --file old.json --no-tolerance
   herald verify --secret whsec_... --body-file body.json \\
       --header 'webhook-id: msg_...' --header 'webhook-timestamp: 1735689600' \\
-      --header 'webhook-signature: v1,...'";
+      --header 'webhook-signature: v1,...'
+  herald verify --secret whsec_... --body-file body.txt \\
+      --header 'content-type: application/x-www-form-urlencoded' \\
+      --header 'x-webhook-signature: ...'";
 
 fn parse_secrets(raw: &[String]) -> Result<Vec<Secret>> {
     raw.iter()
@@ -104,8 +115,62 @@ fn parse_secrets(raw: &[String]) -> Result<Vec<Secret>> {
         .collect()
 }
 
+/// What checking a delivery found: which secret signed it (1-based) or why none did,
+/// and its payload (Para's: the form's `payload` field; the body otherwise).
+struct Checked {
+    signed_by: Result<usize, SignatureError>,
+    payload: Vec<u8>,
+}
+
+/// Checks a delivery's signature with each of `secrets` in turn, in the scheme its
+/// headers (`header`, by lower-case name) say: Para's when it carries
+/// `X-Webhook-Signature` and no `webhook-signature`, the Standard Webhooks one (with
+/// its timestamp `tolerance`) otherwise.
+fn check(
+    secrets: &[Secret],
+    header: &dyn Fn(&str) -> String,
+    body: &[u8],
+    tolerance: Duration,
+) -> Checked {
+    let para_signature = header(para::HEADER_SIGNATURE);
+    if header(HEADER_SIGNATURE).is_empty() && !para_signature.is_empty() {
+        return match para::verify(secrets, &header("content-type"), &para_signature, body) {
+            Ok((index, payload)) => Checked {
+                signed_by: Ok(index + 1),
+                payload,
+            },
+            Err(e) => Checked {
+                signed_by: Err(e),
+                payload: body.to_vec(),
+            },
+        };
+    }
+    let (id, ts, sig) = (
+        header(HEADER_ID),
+        header(HEADER_TIMESTAMP),
+        header(HEADER_SIGNATURE),
+    );
+    let mut signed_by = Err(SignatureError::NoMatchingSignature);
+    for (i, secret) in secrets.iter().enumerate() {
+        match Verifier::new(vec![secret.clone()])
+            .with_tolerance(tolerance)
+            .verify(&id, &ts, &sig, body)
+        {
+            Ok(()) => {
+                signed_by = Ok(i + 1);
+                break;
+            }
+            Err(e) => signed_by = Err(e),
+        }
+    }
+    Checked {
+        signed_by,
+        payload: body.to_vec(),
+    }
+}
+
 struct Listener {
-    verifier: Verifier,
+    secrets: Vec<Secret>,
     status: StatusCode,
     name: String,
     json: bool,
@@ -125,7 +190,7 @@ pub async fn listen(args: ListenArgs, json: bool) -> Result<()> {
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let state = Arc::new(Listener {
-        verifier: Verifier::new(secrets),
+        secrets,
         status,
         name: args.name,
         json,
@@ -215,14 +280,11 @@ async fn receive(State(l): State<Arc<Listener>>, headers: HeaderMap, body: Bytes
             .unwrap_or_default()
             .to_owned()
     };
-    let (id, ts, sig) = (
-        header(HEADER_ID),
-        header(HEADER_TIMESTAMP),
-        header(HEADER_SIGNATURE),
-    );
-    let result = l.verifier.verify(&id, &ts, &sig, &body);
+    let id = header(HEADER_ID);
+    let checked = check(&l.secrets, &header, &body, DEFAULT_TOLERANCE);
+    let result = checked.signed_by.map(|_| ());
     let duplicate = !id.is_empty() && !l.seen.lock().expect("lock").insert(id.clone());
-    let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let payload: Value = serde_json::from_slice(&checked.payload).unwrap_or(Value::Null);
     let mut saved_to = None;
     if let Some(dir) = &l.save_dir {
         let name = if id.is_empty() {
@@ -255,9 +317,17 @@ async fn receive(State(l): State<Arc<Listener>>, headers: HeaderMap, body: Bytes
             "[{}] {mark}  {}  {} on {}  data={}{}",
             l.name,
             id,
-            payload["type"].as_str().unwrap_or("?"),
+            // Para's payload names the event `event` and carries `items`.
+            payload["type"]
+                .as_str()
+                .or(payload["event"].as_str())
+                .unwrap_or("?"),
             payload["object_type"].as_str().unwrap_or("?"),
-            payload["data"],
+            if payload.get("items").is_some() {
+                &payload["items"]
+            } else {
+                &payload["data"]
+            },
             if duplicate {
                 "  (duplicate webhook-id)"
             } else {
@@ -339,27 +409,16 @@ pub fn verify(args: VerifyArgs, json: bool) -> Result<()> {
     let secrets = parse_secrets(&args.secrets)?;
     let capture = load_capture(&args)?;
     let get = |name: &str| capture.headers.get(name).cloned().unwrap_or_default();
-    let (id, ts, sig) = (get(HEADER_ID), get(HEADER_TIMESTAMP), get(HEADER_SIGNATURE));
+    let (id, ts) = (get(HEADER_ID), get(HEADER_TIMESTAMP));
     let tolerance = if args.no_tolerance {
         Duration::from_secs(u64::MAX)
     } else {
         Duration::from_secs(args.tolerance_secs)
     };
-    // Each secret on its own, to say which one signed.
-    let mut matched = None;
-    let mut error: Option<SignatureError> = None;
-    for (i, secret) in secrets.into_iter().enumerate() {
-        match Verifier::new(vec![secret])
-            .with_tolerance(tolerance)
-            .verify(&id, &ts, &sig, &capture.body)
-        {
-            Ok(()) => {
-                matched = Some(i + 1);
-                break;
-            }
-            Err(e) => error = Some(e),
-        }
-    }
+    let (matched, error) = match check(&secrets, &get, &capture.body, tolerance).signed_by {
+        Ok(n) => (Some(n), None),
+        Err(e) => (None, Some(e)),
+    };
     let signed_at = ts
         .trim()
         .parse::<i64>()

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::actor::{Actor, Changes};
 use crate::event::{AppId, Event, EventData, EventType};
-use crate::signing::{Secret, SigningKey};
+use crate::signing::{Secret, SignatureError, SigningKey};
 
 /// The signature header: standard base64 of HMAC-SHA256 over the payload JSON.
 pub const HEADER_SIGNATURE: &str = "x-webhook-signature";
@@ -95,6 +95,52 @@ pub fn sign(secret: &Secret, payload: &[u8]) -> String {
     signature(&key_of(secret), payload)
 }
 
+/// Verifies a Para-format delivery as Para's documentation tells its receivers to: the
+/// payload is the `payload` field of the body, URL-decoded, when `content_type` is the
+/// form (`application/x-www-form-urlencoded`), else the body itself; the
+/// `X-Webhook-Signature` value `signature` must be `Base64(HmacSHA256(payload, secret))`
+/// for one of `secrets` (compared in constant time). Returns the index of the secret
+/// that signed and the payload. Para's format signs no timestamp: a receiver guards
+/// against replays by deduplicating on `webhook-id`.
+///
+/// # Errors
+///
+/// [`SignatureError::MissingHeader`] without a signature,
+/// [`SignatureError::NoFormPayload`] for a form body without `payload`, and
+/// [`SignatureError::NoMatchingParaSignature`] when no secret made the signature.
+pub fn verify(
+    secrets: &[Secret],
+    content_type: &str,
+    signature: &str,
+    body: &[u8],
+) -> Result<(usize, Vec<u8>), SignatureError> {
+    use subtle::ConstantTimeEq;
+    let signature = signature.trim();
+    if signature.is_empty() {
+        return Err(SignatureError::MissingHeader(HEADER_SIGNATURE));
+    }
+    let form = content_type
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with(crate::ContentType::Form.mime());
+    let payload = if form {
+        form_urlencoded::parse(body)
+            .find(|(name, _)| name == "payload")
+            .map(|(_, value)| value.into_owned().into_bytes())
+            .ok_or(SignatureError::NoFormPayload)?
+    } else {
+        body.to_vec()
+    };
+    let given = BASE64
+        .decode(signature)
+        .map_err(|_| SignatureError::NoMatchingParaSignature)?;
+    secrets
+        .iter()
+        .position(|secret| bool::from(key_of(secret).digest(&payload).ct_eq(given.as_slice())))
+        .map(|index| (index, payload))
+        .ok_or(SignatureError::NoMatchingParaSignature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +186,40 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&payload_of(&e)).unwrap(),
             r#"{"appid":"scoold","event":"update","items":[{"id":"t"}],"timestamp":1561644548430,"actor":{"id":"u_1","type":"user","name":"Ada"},"changes":{"count":[0,1]}}"#
+        );
+    }
+
+    #[test]
+    fn deliveries_verify_in_both_content_types_and_changes_do_not() {
+        let (secret, other) = (Secret::generate(), Secret::generate());
+        let payload = payload_of(&event(serde_json::json!({"name": "Ada & Bob = 100%"})));
+        let signature = sign(&secret, &payload);
+        let json = "application/json";
+        let form = "application/x-www-form-urlencoded";
+        let form_body = crate::format::form_body(&payload);
+        for (content_type, body) in [(json, &payload[..]), (form, &form_body[..])] {
+            let keys = [other.clone(), secret.clone()];
+            assert_eq!(
+                verify(&keys, content_type, &signature, body),
+                Ok((1, payload.to_vec())),
+                "{content_type}"
+            );
+            assert_eq!(
+                verify(&keys[..1], content_type, &signature, body),
+                Err(SignatureError::NoMatchingParaSignature)
+            );
+            let mut changed = body.to_vec();
+            let last = changed.len() - 2;
+            changed[last] ^= 1;
+            assert!(verify(&keys, content_type, &signature, &changed).is_err());
+            assert_eq!(
+                verify(&keys, content_type, " ", body),
+                Err(SignatureError::MissingHeader(HEADER_SIGNATURE))
+            );
+        }
+        assert_eq!(
+            verify(&[secret], form, &signature, b"other=1"),
+            Err(SignatureError::NoFormPayload)
         );
     }
 

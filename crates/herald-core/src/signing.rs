@@ -46,6 +46,10 @@ pub enum SignatureError {
     TimestampOutOfTolerance { skew_secs: i64, tolerance_secs: u64 },
     #[error("no v1 signature in webhook-signature matches")]
     NoMatchingSignature,
+    #[error("X-Webhook-Signature does not match the payload")]
+    NoMatchingParaSignature,
+    #[error("the form body has no payload field")]
+    NoFormPayload,
 }
 
 /// A signing secret. Its bytes never appear in `Debug` output or logs; only

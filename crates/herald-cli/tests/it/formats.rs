@@ -202,6 +202,46 @@ async fn each_format_delivers_the_same_event_and_verifies_as_its_receivers_verif
         "the same Para payload, in the form and as JSON"
     );
 
+    // `herald verify` checks each shape's capture in the scheme its headers say, and
+    // names the secret; another secret, or a changed body, does not verify.
+    let scratch = herald_testing::scratch_dir("formats-verify").unwrap();
+    let herald = Herald::new(HERALD, &stack, &scratch);
+    let other_secret = Secret::generate().expose();
+    for h in &hooks {
+        let r = &h.receiver.received()[0];
+        let capture = |body: &str| {
+            let path = scratch.join(format!("{}-{}.json", h.name, body.len()));
+            let doc = json!({"headers": r.headers, "body": body});
+            std::fs::write(&path, doc.to_string()).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let body = std::str::from_utf8(&r.body).unwrap();
+        let file = capture(body);
+        let args = |secrets: &[&str], file: &str| {
+            let mut a = vec!["--json", "verify", "--no-tolerance", "--file"];
+            a.push(file);
+            for s in secrets {
+                a.extend(["--secret", s]);
+            }
+            a.into_iter().map(str::to_owned).collect::<Vec<_>>()
+        };
+        let run = |a: Vec<String>| {
+            let herald = &herald;
+            async move {
+                let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+                herald.run(&refs).await
+            }
+        };
+        let good = run(args(&[&other_secret, &h.secret], &file)).await;
+        assert_eq!(good.code, 0, "{}: {good:#?}", h.name);
+        assert_eq!(good.json()["secret"], 2, "{}", h.name);
+        let wrong = run(args(&[&other_secret], &file)).await;
+        assert_eq!(wrong.code, 1, "{}: {wrong:#?}", h.name);
+        let changed = capture(&body.replacen("tag", "tab", 1));
+        let changed = run(args(&[&h.secret], &changed)).await;
+        assert_eq!(changed.code, 1, "{}: {changed:#?}", h.name);
+    }
+
     // The console's attempt page shows the headers each shape was sent with, as its
     // receiver got them (the HTTP client's own left out), the signature hidden.
     let console = format!("{}/console", api.base);

@@ -238,15 +238,21 @@ impl Consumer {
         // The futures are made up front rather than by a closure mapped over a stream of
         // borrowed records: that keeps the whole future `Send` where it is spawned (the
         // worker runs each batch in a tokio task), which rustc cannot prove for such a map.
-        let planned: Vec<_> = records
-            .iter()
-            .enumerate()
-            .map(|(index, record)| self.plan(index, record, follow_ups_by))
-            .collect();
-        let plans: Vec<Plan> = stream::iter(planned)
-            .buffered(records.len().max(1))
-            .collect()
-            .await;
+        // A batch of one record (latency-first batching, a trickle of events) skips the
+        // streams' bookkeeping: a task allocated per future and their wakers.
+        let plans: Vec<Plan> = if let [record] = records.as_slice() {
+            vec![self.plan(0, record, follow_ups_by).await]
+        } else {
+            let planned: Vec<_> = records
+                .iter()
+                .enumerate()
+                .map(|(index, record)| self.plan(index, record, follow_ups_by))
+                .collect();
+            stream::iter(planned)
+                .buffered(records.len().max(1))
+                .collect()
+                .await
+        };
 
         let mut history = BatchHistory::start();
         let mut fates: Vec<Fate> = plans.iter().map(|p| p.fate).collect();
@@ -282,12 +288,16 @@ impl Consumer {
         self.reserve_slots(&mut work, follow_ups_by).await;
         // Every delivery of the batch waits for a permit of the consumer's bound; those
         // that get none by the start deadline are handed back.
-        let results: Vec<Ran> = work
-            .into_iter()
-            .map(|w| self.run(w, start_by, follow_ups_by))
-            .collect::<FuturesUnordered<_>>()
-            .collect()
-            .await;
+        let results: Vec<Ran> = if work.len() == 1 {
+            let w = work.pop().expect("one delivery");
+            vec![self.run(w, start_by, follow_ups_by).await]
+        } else {
+            work.into_iter()
+                .map(|w| self.run(w, start_by, follow_ups_by))
+                .collect::<FuturesUnordered<_>>()
+                .collect()
+                .await
+        };
         let mut deferred = Vec::new();
         for (record, fate, made) in results {
             if fate == Fate::Retry {

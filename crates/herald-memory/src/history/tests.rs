@@ -1,4 +1,5 @@
 use herald_core::testing::{attempt, event};
+use herald_store::RecoveryState;
 
 use super::*;
 

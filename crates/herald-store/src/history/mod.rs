@@ -44,7 +44,9 @@ pub use event_listing::{EventQuery, ListedEvent};
 pub use filter::AttemptFilter;
 pub use items::{item_size, write_units, EXCERPT_BYTES};
 pub use keys::SHARDS;
-pub use recovery::{RecoveryCandidate, RecoveryPage, RecoveryState, RECOVERY_PAGE};
+pub use recovery::{
+    recovery_share, DeliveryTrail, RecoveryCandidate, RecoveryPage, RecoveryState, RECOVERY_PAGE,
+};
 
 /// The delivery history: event groups, webhook records and trail items.
 #[derive(Clone, Debug)]

@@ -15,7 +15,7 @@ use herald_core::health::{hour_of, HourCounts, LOOKBACK_HOURS};
 use herald_core::{AppId, Attempt, AttemptOutcome, Event, EventId, SubscriptionId, WebhookHealth};
 use herald_store::{
     recovery_share, AttemptFilter, BatchHistory, DeliveryTrail, EventQuery, HistoryStorage,
-    ListedEvent, Page, RecoveryPage, StoreError, StoredEvent, RECOVERY_PAGE,
+    ListedEvent, ListingScope, Page, RecoveryPage, StoreError, StoredEvent, RECOVERY_PAGE,
 };
 
 use crate::lock;
@@ -163,7 +163,7 @@ impl HistoryStorage for MemoryHistory {
         let found = self.attempts(|a| {
             &a.app_id == app && &a.subscription_id == subscription && filter.matches(a)
         });
-        let scope = format!("webhook|{app}|{subscription}{}", filter.fingerprint());
+        let scope = ListingScope::Webhook(app, subscription).of_attempts(filter);
         page(&scope, found, limit, cursor)
     }
 
@@ -175,7 +175,7 @@ impl HistoryStorage for MemoryHistory {
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
         page(
-            &format!("app|{app}{}", filter.fingerprint()),
+            &ListingScope::App(app).of_attempts(filter),
             self.attempts(|a| &a.app_id == app && filter.matches(a)),
             limit,
             cursor,
@@ -191,7 +191,7 @@ impl HistoryStorage for MemoryHistory {
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
         page(
-            &format!("event|{app}|{event}{}", filter.fingerprint()),
+            &ListingScope::Event(app, event).of_attempts(filter),
             self.attempts(|a| &a.app_id == app && &a.event_id == event && filter.matches(a)),
             limit,
             cursor,
@@ -254,7 +254,7 @@ impl HistoryStorage for MemoryHistory {
         };
         found.sort_by(|a, b| a.0.cmp(&b.0));
         page(
-            &format!("events|{app}{}", query.fingerprint()),
+            &ListingScope::Events(app).of_events(query),
             found,
             limit,
             cursor,

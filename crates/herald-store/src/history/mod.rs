@@ -29,6 +29,7 @@ mod items;
 mod keys;
 mod listing;
 mod recovery;
+mod scope;
 mod write;
 
 use std::time::Duration;
@@ -47,6 +48,7 @@ pub use keys::SHARDS;
 pub use recovery::{
     recovery_share, DeliveryTrail, RecoveryCandidate, RecoveryPage, RecoveryState, RECOVERY_PAGE,
 };
+pub use scope::ListingScope;
 
 /// The delivery history: event groups, webhook records and trail items.
 #[derive(Clone, Debug)]

@@ -72,7 +72,8 @@ async fn attempts_list_newest_first_by_webhook_event_and_app_in_pages() {
     let other_sub = SubscriptionId::new("sub_2");
     let refused = [
         h.for_subscription(&app(), &sub, &failed, 1, cursor).await,
-        h.for_subscription(&app(), &other_sub, &all, 1, cursor).await,
+        h.for_subscription(&app(), &other_sub, &all, 1, cursor)
+            .await,
         h.for_app(&app(), &all, 1, cursor).await,
         h.for_event(&app(), &e.id, &all, 1, cursor).await,
     ];

@@ -275,7 +275,10 @@ impl Setup {
     /// without the stack's ordered (FIFO) queue, which is not on fauxqs and which these
     /// runs do not use.
     fn worker_env(&self, events: &str, dlq: &str) -> Vec<(String, String)> {
-        const ON_FAUXQS: [&str; 3] = [
+        /// The stack's queue settings the fauxqs worker does not take: the events queue
+        /// and DLQ (replaced below by the queues on fauxqs) and the ordered FIFO queue
+        /// (dropped: it is not on fauxqs, and these runs do not use it).
+        const NOT_FROM_STACK: [&str; 3] = [
             "HERALD_EVENTS_QUEUE_URL",
             "HERALD_DLQ_URL",
             "HERALD_ORDERED_QUEUE_URL",
@@ -284,7 +287,7 @@ impl Setup {
             .stack
             .env
             .iter()
-            .filter(|(k, _)| !ON_FAUXQS.contains(&k.as_str()))
+            .filter(|(k, _)| !NOT_FROM_STACK.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         env.extend([

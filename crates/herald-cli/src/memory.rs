@@ -41,20 +41,7 @@ impl InMemory {
             .load()
             .map_err(|e| Failure::Usage(e.to_string()))?;
         config.addr = addr.to_owned();
-        let s = &self.system;
-        let backends = herald_api::Backends {
-            subscriptions: s.subscriptions.clone(),
-            history: s.history.clone(),
-            apps: s.apps.clone(),
-            idempotency: s.idempotency.clone(),
-            publisher: s.publisher(),
-            outbox: s.outbox(),
-            events_queue: s.events.clone(),
-            dlq: s.dlq.clone(),
-            sources: None,
-            redriver: None,
-        };
-        let state = herald_api::AppState::with_backends(config, backends)?;
+        let state = herald_api::AppState::with_backends(config, self.system.api_backends())?;
         herald_api::serve(state, addr, shutdown)
             .await
             .map_err(|e| Failure::Failed(format!("{e:#}")).into())

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use herald_core::endpoint::disable_reason;
 use herald_core::{
     AppId, Attempt, AttemptOutcome, DeadLetter, DeliveryOutcome, DeliveryTask, Event, EventType,
     RateLimit, Route, Subscription, SubscriptionId,
@@ -223,7 +224,7 @@ impl SubscriptionSource for FakeSubscriptions {
         let mut counts = lock(&self.failed_counts);
         let count = counts.entry(id.clone()).or_insert(0);
         *count += 1;
-        let disabled = self.disable_after > 0 && *count >= self.disable_after;
+        let disabled = disable_reason(*count, self.disable_after).is_some();
         if disabled {
             lock(&self.disabled_by_count).push(id.clone());
         }

@@ -9,6 +9,7 @@ pub mod attempt;
 pub mod callback;
 pub mod credential_headers;
 pub mod delivery;
+pub mod endpoint;
 pub mod envelope;
 pub mod event;
 pub mod format;

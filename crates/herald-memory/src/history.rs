@@ -4,7 +4,7 @@
 //! from hourly counts (`herald_core::health`), and recovery markers. Entries older
 //! than the retention are hidden, as the DynamoDB store hides expired items.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -14,8 +14,8 @@ use herald_consumer::history::History;
 use herald_core::health::{hour_of, HourCounts, LOOKBACK_HOURS};
 use herald_core::{AppId, Attempt, AttemptOutcome, Event, EventId, SubscriptionId, WebhookHealth};
 use herald_store::{
-    AttemptFilter, BatchHistory, EventQuery, HistoryStorage, ListedEvent, Page, RecoveryCandidate,
-    RecoveryPage, RecoveryState, StoreError, StoredEvent, RECOVERY_PAGE,
+    recovery_share, AttemptFilter, BatchHistory, DeliveryTrail, EventQuery, HistoryStorage,
+    ListedEvent, ListingScope, Page, RecoveryPage, StoreError, StoredEvent, RECOVERY_PAGE,
 };
 
 use crate::lock;
@@ -85,6 +85,26 @@ impl MemoryHistory {
         })
     }
 
+    /// What became of the delivery of `failed`'s event to `sub` after `failed`: its
+    /// later attempts and when a recovery last queued it.
+    fn trail(&self, app: &AppId, sub: &SubscriptionId, failed: &Attempt) -> DeliveryTrail {
+        let later = self
+            .attempts(|a| {
+                &a.app_id == app
+                    && &a.subscription_id == sub
+                    && a.event_id == failed.event_id
+                    && a.attempted_at > failed.attempted_at
+            })
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect();
+        let marker = lock(&self.state)
+            .markers
+            .get(&(app.clone(), sub.clone(), failed.event_id.clone()))
+            .copied();
+        DeliveryTrail { later, marker }
+    }
+
     fn write(&self, batch: &BatchHistory) {
         let mut state = lock(&self.state);
         for event in &batch.events {
@@ -143,7 +163,7 @@ impl HistoryStorage for MemoryHistory {
         let found = self.attempts(|a| {
             &a.app_id == app && &a.subscription_id == subscription && filter.matches(a)
         });
-        let scope = format!("webhook|{app}|{subscription}{}", filter.fingerprint());
+        let scope = ListingScope::Webhook(app, subscription).of_attempts(filter);
         page(&scope, found, limit, cursor)
     }
 
@@ -155,7 +175,7 @@ impl HistoryStorage for MemoryHistory {
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
         page(
-            &format!("app|{app}{}", filter.fingerprint()),
+            &ListingScope::App(app).of_attempts(filter),
             self.attempts(|a| &a.app_id == app && filter.matches(a)),
             limit,
             cursor,
@@ -171,7 +191,7 @@ impl HistoryStorage for MemoryHistory {
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
         page(
-            &format!("event|{app}|{event}{}", filter.fingerprint()),
+            &ListingScope::Event(app, event).of_attempts(filter),
             self.attempts(|a| &a.app_id == app && &a.event_id == event && filter.matches(a)),
             limit,
             cursor,
@@ -234,7 +254,7 @@ impl HistoryStorage for MemoryHistory {
         };
         found.sort_by(|a, b| a.0.cmp(&b.0));
         page(
-            &format!("events|{app}{}", query.fingerprint()),
+            &ListingScope::Events(app).of_events(query),
             found,
             limit,
             cursor,
@@ -283,46 +303,13 @@ impl HistoryStorage for MemoryHistory {
         cursor: Option<&str>,
     ) -> Result<RecoveryPage, StoreError> {
         let window = AttemptFilter::recovery_window(since, until);
-        let failed = self
+        let page = self
             .for_subscription(app, sub, &window, RECOVERY_PAGE, cursor)
             .await?;
-        let mut seen = HashSet::new();
-        let mut candidates = Vec::new();
-        for failed_attempt in failed.items {
-            if !seen.insert(failed_attempt.event_id.clone()) {
-                continue;
-            }
-            let event = failed_attempt.event_id.clone();
-            // Its newest attempt at the webhook; none if a later one of the window
-            // failed too (the delivery is counted with that one).
-            let later = self.attempts(|a| {
-                &a.app_id == app
-                    && &a.subscription_id == sub
-                    && a.event_id == event
-                    && a.attempted_at > failed_attempt.attempted_at
-            });
-            if later.iter().any(|(_, a)| window.matches(a)) {
-                continue;
-            }
-            let newest = later
-                .into_iter()
-                .map(|(_, a)| a)
-                .next()
-                .unwrap_or(failed_attempt);
-            let marker = lock(&self.state)
-                .markers
-                .get(&(app.clone(), sub.clone(), event.clone()))
-                .copied();
-            candidates.push(RecoveryCandidate {
-                event_id: event,
-                state: RecoveryState::of(&newest, marker),
-                newest,
-            });
-        }
-        Ok(RecoveryPage {
-            candidates,
-            next_cursor: failed.next_cursor,
+        recovery_share(page, &window, |failed| async move {
+            Ok(self.trail(app, sub, &failed))
         })
+        .await
     }
 
     async fn claim_recovery(

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_consumer::subscriptions::{prepare, Routes, SubscriptionSource};
+use herald_core::endpoint::{disable_reason, routed_under};
+use herald_core::rate::reserve;
 use herald_core::{
     AppId, Event, EventType, RateLimit, Route, Secret, Subscription, SubscriptionId,
 };
@@ -81,7 +83,7 @@ impl MemorySubscriptions {
     fn routes_of(&self, app: &AppId, event_type: &EventType) -> Vec<Route> {
         self.of_app(app)
             .into_iter()
-            .filter(|s| s.events.matches(event_type))
+            .filter(|s| routed_under(&s.events, event_type))
             .map(|s| s.route())
             .collect()
     }
@@ -209,31 +211,26 @@ impl SubscriptionSource for MemorySource {
         app: &AppId,
         id: &SubscriptionId,
     ) -> Result<bool, StoreError> {
-        let (count, _) = self.store.change(app, id, |sub| {
-            sub.consecutive_failures += 1;
-            sub.consecutive_failures
-        })?;
-        if self.disable_after > 0 && count >= self.disable_after {
-            let reason = format!("disabled automatically after {count} failed deliveries in a row");
-            SubscriptionStorage::disable(self.store.as_ref(), app, id, &reason).await?;
-            return Ok(true);
-        }
-        Ok(false)
+        let (count, _) = self
+            .store
+            .change(app, id, Subscription::count_failed_delivery)?;
+        let Some(reason) = disable_reason(count, self.disable_after) else {
+            return Ok(false);
+        };
+        SubscriptionStorage::disable(self.store.as_ref(), app, id, &reason).await?;
+        Ok(true)
     }
 
     async fn delivered(&self, route: &Route) -> Result<bool, StoreError> {
         let mut state = lock(&self.store.state);
-        match state
-            .subs
-            .get_mut(&(route.app_id.clone(), route.id.clone()))
-        {
-            Some(sub) if sub.consecutive_failures > 0 => {
-                sub.consecutive_failures = 0;
+        let key = (route.app_id.clone(), route.id.clone());
+        Ok(state.subs.get_mut(&key).is_some_and(|sub| {
+            let reset = sub.reset_failures();
+            if reset {
                 sub.version += 1;
-                Ok(true)
             }
-            _ => Ok(false),
-        }
+            reset
+        }))
     }
 
     async fn disable(
@@ -245,8 +242,8 @@ impl SubscriptionSource for MemorySource {
         SubscriptionStorage::disable(self.store.as_ref(), app, id, reason).await
     }
 
-    /// The schedule arithmetic of the DynamoDB store's, under one lock: a schedule
-    /// ahead of `now` queues the reservation behind it; one behind starts it now.
+    /// The schedule arithmetic of the DynamoDB store's (`herald_core::rate::reserve`),
+    /// under one lock.
     async fn reserve_slots(
         &self,
         route: &Route,
@@ -255,12 +252,9 @@ impl SubscriptionSource for MemorySource {
         now: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, StoreError> {
         let mut state = lock(&self.store.state);
-        let end = state
-            .schedules
-            .entry((route.app_id.clone(), route.id.clone()))
-            .or_insert(now);
-        let first = (*end).max(now);
-        *end = first + limit.span(count);
+        let key = (route.app_id.clone(), route.id.clone());
+        let (first, end) = reserve(state.schedules.get(&key).copied(), now, limit.span(count));
+        state.schedules.insert(key, end);
         Ok(first)
     }
 }

@@ -83,6 +83,23 @@ impl System {
         Publisher::with_sink(Arc::new(MemorySink::new(Arc::clone(&self.events))))
     }
 
+    /// The API's backends on these queues and stores (no inbound sources, no
+    /// re-driver): what `herald dev --in-memory` and the tests' in-memory API serve.
+    pub fn api_backends(&self) -> herald_api::Backends {
+        herald_api::Backends {
+            subscriptions: self.subscriptions.clone(),
+            history: self.history.clone(),
+            apps: self.apps.clone(),
+            idempotency: self.idempotency.clone(),
+            publisher: self.publisher(),
+            outbox: self.outbox(),
+            events_queue: self.events.clone(),
+            dlq: self.dlq.clone(),
+            sources: None,
+            redriver: None,
+        }
+    }
+
     /// The worker (`herald_consumer::worker`) on the events queue with `config`'s
     /// delivery and polling settings, until `shutdown` completes; then it finishes the
     /// batches in hand.

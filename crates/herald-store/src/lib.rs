@@ -32,9 +32,9 @@ mod storage;
 mod subscriptions;
 pub use apps::{hash_key, mint_key, ApiKey, App, AppStore, NewKey, KEY_PREFIX};
 pub use history::{
-    item_size, write_units, AttemptFilter, BatchAttempt, BatchHistory, EventQuery, HistoryStore,
-    ListedEvent, RecoveryCandidate, RecoveryPage, RecoveryState, StoredEvent, EXCERPT_BYTES,
-    RECOVERY_PAGE, SHARDS,
+    item_size, recovery_share, write_units, AttemptFilter, BatchAttempt, BatchHistory,
+    DeliveryTrail, EventQuery, HistoryStore, ListedEvent, ListingScope, RecoveryCandidate,
+    RecoveryPage, RecoveryState, StoredEvent, EXCERPT_BYTES, RECOVERY_PAGE, SHARDS,
 };
 pub use idempotency::{Claim, IdempotencyStore, PlannedEvent, CLAIM_LEASE, IDEMPOTENCY_WINDOW};
 pub use sources::{DeliveryClaim, SourceRequest, SourceStore, MAX_REQUEST_PAGE, SEEN_WINDOW};

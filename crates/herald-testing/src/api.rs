@@ -45,19 +45,11 @@ impl ApiServer {
         overrides: &[(&str, &str)],
     ) -> Result<Self> {
         let config = test_config(vars, overrides)?;
-        let backends = herald_api::Backends {
-            subscriptions: system.subscriptions.clone(),
-            history: system.history.clone(),
-            apps: system.apps.clone(),
-            idempotency: system.idempotency.clone(),
-            publisher: system.publisher(),
-            outbox: system.outbox(),
-            events_queue: system.events.clone(),
-            dlq: system.dlq.clone(),
-            sources: None,
-            redriver: None,
-        };
-        Self::serve(herald_api::AppState::with_backends(config, backends)?).await
+        Self::serve(herald_api::AppState::with_backends(
+            config,
+            system.api_backends(),
+        )?)
+        .await
     }
 
     async fn serve(state: herald_api::AppState) -> Result<Self> {

@@ -1,4 +1,5 @@
 use herald_core::testing::{attempt, event};
+use herald_store::RecoveryState;
 
 use super::*;
 
@@ -62,6 +63,23 @@ async fn attempts_list_newest_first_by_webhook_event_and_app_in_pages() {
         .unwrap();
     assert_eq!(p2.items[0].outcome, AttemptOutcome::Failed);
     assert_eq!(p2.next_cursor, None);
+    // A cursor resumes only its own listing (`ListingScope`), filter included.
+    let cursor = p1.next_cursor.as_deref();
+    let failed = AttemptFilter {
+        outcome: Some(AttemptOutcome::Failed),
+        ..AttemptFilter::default()
+    };
+    let other_sub = SubscriptionId::new("sub_2");
+    let refused = [
+        h.for_subscription(&app(), &sub, &failed, 1, cursor).await,
+        h.for_subscription(&app(), &other_sub, &all, 1, cursor)
+            .await,
+        h.for_app(&app(), &all, 1, cursor).await,
+        h.for_event(&app(), &e.id, &all, 1, cursor).await,
+    ];
+    for r in refused {
+        assert!(matches!(r, Err(StoreError::BadCursor)), "{r:?}");
+    }
     assert_eq!(
         h.for_event(&app(), &e.id, &all, 10, None)
             .await

@@ -14,6 +14,7 @@ use super::filter::AttemptFilter;
 use super::items::{unpack, Entry, GroupEntry, GroupItem, RecordItem, TrailItem};
 use super::keys::{group_lookup, record_subscription, trail_partition};
 use super::recovery::is_marker;
+use super::scope::ListingScope;
 use super::HistoryStore;
 
 /// An event as the history keeps it, with the webhooks its fan-out matched.
@@ -48,7 +49,7 @@ impl HistoryStore {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
-        let scope = format!("{app}#{event}{}", filter.fingerprint());
+        let scope = ListingScope::Event(app, event).of_attempts(filter);
         let offset = cursor
             .map(|c| OffsetCursor::decode(c, &scope))
             .transpose()?

@@ -16,6 +16,7 @@ use super::cursor::{encode, BoundCursor};
 use super::filter::fingerprint_of;
 use super::items::{unpack, GroupEntry, GroupItem};
 use super::keys::{floor_millis, group_partition, id_floor, id_millis, minute_start, SHARDS};
+use super::scope::ListingScope;
 use super::HistoryStore;
 use crate::{decode_items, Item, ItemKind, Page, StoreError, MAX_PAGE_SIZE};
 
@@ -145,7 +146,7 @@ impl HistoryStore {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<ListedEvent>, StoreError> {
-        let scope = format!("{app}#events{}", query.fingerprint());
+        let scope = ListingScope::Events(app).of_events(query);
         let resume = cursor.map(|c| BoundCursor::decode(c, &scope)).transpose()?;
         let limit = limit.clamp(1, MAX_PAGE_SIZE) as usize;
         let now = Utc::now();

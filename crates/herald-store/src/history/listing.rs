@@ -16,6 +16,7 @@ use super::items::{unpack, Entry, IndexItem, RecordItem};
 use super::keys::{
     index_partition, record_floor, record_partition, record_subscription, RECORD_CEILING, SHARDS,
 };
+use super::scope::ListingScope;
 use super::HistoryStore;
 use crate::{decode_items, Item, ItemKind, Page, PkSk, StoreError, MAX_PAGE_SIZE};
 
@@ -141,7 +142,7 @@ impl HistoryStore {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
-        let scope = format!("{app}#{subscription}{}", filter.fingerprint());
+        let scope = ListingScope::Webhook(app, subscription).of_attempts(filter);
         let partitions = (0..SHARDS)
             .map(|s| record_partition(app, subscription, s))
             .collect();
@@ -165,7 +166,7 @@ impl HistoryStore {
         limit: i32,
         cursor: Option<&str>,
     ) -> Result<Page<Attempt>, StoreError> {
-        let scope = format!("{app}#*{}", filter.fingerprint());
+        let scope = ListingScope::App(app).of_attempts(filter);
         let partitions = (0..SHARDS).map(|s| index_partition(app, s)).collect();
         let listing = Listing {
             app,

@@ -29,6 +29,7 @@ mod items;
 mod keys;
 mod listing;
 mod recovery;
+mod scope;
 mod write;
 
 use std::time::Duration;
@@ -44,7 +45,10 @@ pub use event_listing::{EventQuery, ListedEvent};
 pub use filter::AttemptFilter;
 pub use items::{item_size, write_units, EXCERPT_BYTES};
 pub use keys::SHARDS;
-pub use recovery::{RecoveryCandidate, RecoveryPage, RecoveryState, RECOVERY_PAGE};
+pub use recovery::{
+    recovery_share, DeliveryTrail, RecoveryCandidate, RecoveryPage, RecoveryState, RECOVERY_PAGE,
+};
+pub use scope::ListingScope;
 
 /// The delivery history: event groups, webhook records and trail items.
 #[derive(Clone, Debug)]

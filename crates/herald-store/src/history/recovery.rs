@@ -11,6 +11,7 @@
 //! it; it is due again only once an attempt newer than the marker has failed too.
 
 use std::collections::HashSet;
+use std::future::Future;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -22,7 +23,7 @@ use super::filter::AttemptFilter;
 use super::items::{unpack, Entry, TrailItem};
 use super::keys::{record_subscription, trail_partition};
 use super::HistoryStore;
-use crate::{decode_items, is_condition_failure, to_item, Item, ItemKind, PkSk, StoreError};
+use crate::{decode_items, is_condition_failure, to_item, Item, ItemKind, Page, PkSk, StoreError};
 
 /// Attempts one recovery call examines at most; the rest is a continuation.
 pub const RECOVERY_PAGE: i32 = 100;
@@ -108,6 +109,82 @@ pub(super) fn is_marker(item: &Item) -> bool {
         .is_some_and(|sk| sk.ends_with(&format!("#{MARKER}")))
 }
 
+/// What a store knows of a delivery after one of its attempts that did not succeed
+/// in a recovery's window: the input of [`recovery_share`]'s decision.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveryTrail {
+    /// Its attempts at the webhook made after that one, in any order.
+    pub later: Vec<Attempt>,
+    /// When a recovery last queued it, if ever.
+    pub marker: Option<DateTime<Utc>>,
+}
+
+/// One call's share of a recovery, whatever the store: `page` is the page of the
+/// webhook's attempts that `window` keeps (newest first, up to [`RECOVERY_PAGE`]);
+/// each delivery in it counts once, with its newest attempt of the page, and `trail`
+/// tells what became of it after that attempt. A delivery one of whose later attempts
+/// `window` keeps too is left out (it is counted with that one, on this page or an
+/// earlier one); the others stand with their newest attempt and where they stand
+/// ([`RecoveryState::of`]). Trails are looked up [`LOOKUPS_AT_ONCE`] at a time.
+pub async fn recovery_share<F, Fut>(
+    page: Page<Attempt>,
+    window: &AttemptFilter,
+    trail: F,
+) -> Result<RecoveryPage, StoreError>
+where
+    F: Fn(Attempt) -> Fut,
+    Fut: Future<Output = Result<DeliveryTrail, StoreError>>,
+{
+    let mut seen = HashSet::new();
+    let failed: Vec<Attempt> = page
+        .items
+        .into_iter()
+        .filter(|a| seen.insert(a.event_id.clone()))
+        .collect();
+    let mut candidates = Vec::with_capacity(failed.len());
+    for chunk in failed.chunks(LOOKUPS_AT_ONCE) {
+        let trails = try_join_all(chunk.iter().map(|a| trail(a.clone()))).await?;
+        candidates.extend(
+            chunk
+                .iter()
+                .zip(trails)
+                .filter_map(|(failed, trail)| candidate(failed.clone(), trail, window)),
+        );
+    }
+    Ok(RecoveryPage {
+        candidates,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// Where the delivery of `failed`'s event stands after `trail`; `None` when a later
+/// attempt that `window` keeps did not succeed either.
+fn candidate(
+    failed: Attempt,
+    trail: DeliveryTrail,
+    window: &AttemptFilter,
+) -> Option<RecoveryCandidate> {
+    let event_id = failed.event_id.clone();
+    let failed_at = failed.attempted_at;
+    let mut newest = failed;
+    for later in trail.later {
+        if later.attempted_at <= failed_at {
+            continue;
+        }
+        if window.matches(&later) {
+            return None;
+        }
+        if later.attempted_at > newest.attempted_at {
+            newest = later;
+        }
+    }
+    Some(RecoveryCandidate {
+        event_id,
+        state: RecoveryState::of(&newest, trail.marker),
+        newest,
+    })
+}
+
 impl HistoryStore {
     /// The next share of the deliveries to webhook `sub` that did not succeed between
     /// `since` and `until` (up to [`RECOVERY_PAGE`] attempts of the window, newest
@@ -120,47 +197,28 @@ impl HistoryStore {
         until: Option<DateTime<Utc>>,
         cursor: Option<&str>,
     ) -> Result<RecoveryPage, StoreError> {
-        let filter = AttemptFilter::recovery_window(since, until);
+        let window = AttemptFilter::recovery_window(since, until);
         let page = self
-            .for_subscription(app, sub, &filter, RECOVERY_PAGE, cursor)
+            .for_subscription(app, sub, &window, RECOVERY_PAGE, cursor)
             .await?;
-        let mut seen = HashSet::new();
-        let failed: Vec<Attempt> = page
-            .items
-            .into_iter()
-            .filter(|a| seen.insert(a.event_id.clone()))
-            .collect();
-        let mut candidates = Vec::with_capacity(failed.len());
-        for chunk in failed.chunks(LOOKUPS_AT_ONCE) {
-            let found = try_join_all(
-                chunk
-                    .iter()
-                    .map(|a| self.candidate(app, sub, a.clone(), &filter)),
-            )
-            .await?;
-            candidates.extend(found.into_iter().flatten());
-        }
-        Ok(RecoveryPage {
-            candidates,
-            next_cursor: page.next_cursor,
+        recovery_share(page, &window, |failed| {
+            self.delivery_trail(app, sub, failed)
         })
+        .await
     }
 
-    /// Where the delivery of `failed`'s event to `sub` stands: its newest attempt
-    /// (from the records its trail points at after `failed`) and its marker; `None`
-    /// when a later attempt of the window (`window` keeps it) did not succeed either:
-    /// the delivery is counted with that one, on this page or an earlier one.
-    async fn candidate(
+    /// What became of the delivery of `failed`'s event to `sub`: its attempts from
+    /// the records its trail points at after `failed`, and its marker.
+    async fn delivery_trail(
         &self,
         app: &AppId,
         sub: &SubscriptionId,
         failed: Attempt,
-        window: &AttemptFilter,
-    ) -> Result<Option<RecoveryCandidate>, StoreError> {
+    ) -> Result<DeliveryTrail, StoreError> {
         let event = failed.event_id.clone();
         let lo = format!("{sub}#");
         let hi = format!("{sub}#~");
-        let mut later = Vec::new();
+        let mut records = Vec::new();
         let mut marker = None;
         let mut start = None;
         loop {
@@ -186,7 +244,7 @@ impl HistoryStore {
                         .get(..27)
                         .and_then(|s| s.parse::<DateTime<Utc>>().ok());
                 if batch_start.is_some_and(|b| b > failed.attempted_at) {
-                    later.push(t.r);
+                    records.push(t.r);
                 }
             }
             start = out.last_evaluated_key.filter(|k| !k.is_empty());
@@ -194,31 +252,20 @@ impl HistoryStore {
                 break;
             }
         }
-        let failed_at = failed.attempted_at;
-        let mut newest = failed;
-        for record in self.get_records(later).await? {
+        let mut later = Vec::new();
+        for record in self.get_records(records).await? {
             if record_subscription(app, &record.key.pk).as_ref() != Some(sub) {
                 continue;
             }
             let entries: Vec<Entry> = unpack(ItemKind::WebhookRecord, &record.z)?;
-            for entry in entries.into_iter().filter(|e| e.event == event) {
-                if entry.at <= failed_at {
-                    continue;
-                }
-                let later = entry.into_attempt(app, sub);
-                if window.matches(&later) {
-                    return Ok(None);
-                }
-                if later.attempted_at > newest.attempted_at {
-                    newest = later;
-                }
-            }
+            later.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| e.event == event && e.at > failed.attempted_at)
+                    .map(|e| e.into_attempt(app, sub)),
+            );
         }
-        Ok(Some(RecoveryCandidate {
-            event_id: event,
-            state: RecoveryState::of(&newest, marker),
-            newest,
-        }))
+        Ok(DeliveryTrail { later, marker })
     }
 
     /// Marks the delivery of `event` to `sub` as queued by a recovery now, unless a
@@ -304,5 +351,82 @@ mod tests {
             "failed again since"
         );
         assert_eq!(RecoveryState::of(&ok, after), RecoveryState::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn a_share_counts_each_delivery_once_and_leaves_out_those_failing_later_in_the_window() {
+        let t = Utc::now();
+        let window = AttemptFilter::recovery_window(t - TimeDelta::hours(1), None);
+        let (a, b, c) = (
+            testing::event("shop", "invoice.paid"),
+            testing::event("shop", "invoice.paid"),
+            testing::event("shop", "invoice.paid"),
+        );
+        let at = |e: &herald_core::Event, outcome, s| {
+            testing::attempt(e, "sub_1", outcome, t + TimeDelta::seconds(s))
+        };
+        // Newest first: `a` twice on the page, `b` and `c` once.
+        let page = Page {
+            items: vec![
+                at(&a, AttemptOutcome::Failed, -10),
+                at(&b, AttemptOutcome::Failed, -20),
+                at(&a, AttemptOutcome::Failed, -30),
+                at(&c, AttemptOutcome::NotSent, -40),
+            ],
+            next_cursor: Some("more".into()),
+        };
+        let marker = t - TimeDelta::seconds(5);
+        let share = recovery_share(page, &window, |failed| {
+            let (a, b) = (a.id.clone(), b.id.clone());
+            let event = testing::event("shop", "invoice.paid");
+            let (ok, again) = (
+                at(&event, AttemptOutcome::Succeeded, -1),
+                at(&event, AttemptOutcome::Failed, -2),
+            );
+            async move {
+                Ok(if failed.event_id == a {
+                    // Queued by a recovery after its newest attempt.
+                    DeliveryTrail {
+                        later: Vec::new(),
+                        marker: Some(marker),
+                    }
+                } else if failed.event_id == b {
+                    // Succeeded since.
+                    let mut ok = ok;
+                    ok.event_id = b;
+                    DeliveryTrail {
+                        later: vec![ok],
+                        marker: None,
+                    }
+                } else {
+                    // Failed again, later in the window: counted with that attempt.
+                    let mut again = again;
+                    again.event_id = failed.event_id;
+                    DeliveryTrail {
+                        later: vec![again],
+                        marker: None,
+                    }
+                })
+            }
+        })
+        .await
+        .unwrap();
+        let states: Vec<_> = share
+            .candidates
+            .iter()
+            .map(|c| (c.event_id.clone(), c.state))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                (a.id.clone(), RecoveryState::Queued),
+                (b.id.clone(), RecoveryState::Succeeded)
+            ]
+        );
+        assert_eq!(
+            share.candidates[1].newest.outcome,
+            AttemptOutcome::Succeeded
+        );
+        assert_eq!(share.next_cursor.as_deref(), Some("more"));
     }
 }

@@ -4,6 +4,7 @@
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use herald_core::endpoint::route_lookup;
 use herald_core::{AppId, Event, EventType, Route, Subscription, SubscriptionId};
 
 use super::items::{id_of_sort_key, read_number, SUBSCRIPTION_PREFIX, VERSION};
@@ -127,10 +128,7 @@ impl SubscriptionStore {
         event_type: &EventType,
     ) -> Result<Vec<Route>, StoreError> {
         let mut routes = Vec::new();
-        for partition in [
-            PkSk::route_partition(app, Some(event_type)),
-            PkSk::route_partition(app, None),
-        ] {
+        for partition in route_lookup(event_type).map(|t| PkSk::route_partition(app, t)) {
             let items: Vec<_> = self
                 .client
                 .query()

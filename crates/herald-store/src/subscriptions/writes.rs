@@ -22,6 +22,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
+use herald_core::endpoint::disable_reason;
 use herald_core::{AppId, Secret, Subscription, SubscriptionId};
 
 use super::items::{number, route_changes, route_keys, subscription_item, VERSION};
@@ -175,8 +176,7 @@ impl SubscriptionStore {
         if count == 1 {
             self.flag_routes(&sub, true).await?;
         }
-        if disable_after > 0 && count >= disable_after {
-            let reason = format!("disabled automatically after {count} failed deliveries in a row");
+        if let Some(reason) = disable_reason(count, disable_after) {
             self.disable(app, id, &reason).await?;
             return Ok((count, true));
         }

@@ -53,20 +53,18 @@ impl Write for CountingWriter {
     }
 }
 
-/// Installs the process's log subscriber: the Lambda binary's format (JSON with the
-/// current span, level `info`) written to a sink that only counts bytes. Off until
-/// [`set_logs`] turns it on.
+/// Installs the process's log subscriber: the Lambda binary's format
+/// ([`herald_runtime::json_log_layer`], level `info`) written to a sink that only
+/// counts bytes. Off until [`set_logs`] turns it on.
 pub fn install_log_sink() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
-    let layer = tracing_subscriber::fmt::layer()
-        .json()
-        .with_current_span(true)
-        .with_writer(|| CountingWriter)
-        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+    let layer = herald_runtime::json_log_layer(|| CountingWriter).with_filter(
+        tracing_subscriber::filter::filter_fn(|meta| {
             LOGS_ON.load(Ordering::Relaxed) && *meta.level() <= tracing::Level::INFO
-        }));
+        }),
+    );
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 

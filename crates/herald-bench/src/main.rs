@@ -29,7 +29,7 @@ mod template;
 mod worker_proc;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -223,6 +223,9 @@ pub struct Results {
     pub machine: sys::Machine,
     /// 1-minute load average before the run, after the in-process sections, and at the end.
     pub load_average: [f64; 3],
+    /// Cores other processes kept busy (the machine's busy CPU less the bench's and its
+    /// receiver's): over a second before the run, and during the in-process sections.
+    pub other_cores: [Option<f64>; 2],
     pub payload_bytes: usize,
     /// How well the bench's events compress (deflate), if python3 could tell.
     pub compression: Option<payload::Compression>,
@@ -303,15 +306,22 @@ fn main() -> Result<()> {
 }
 
 /// Sections 1 and 5a: Herald in process beside the bare client.
+/// Sections 1 and 5a, and the cores other processes kept busy meanwhile.
 async fn inproc_sections(
     settings: &Settings,
-) -> Result<(Vec<inproc::Comparison>, Vec<inproc::Comparison>)> {
+) -> Result<(
+    Vec<inproc::Comparison>,
+    Vec<inproc::Comparison>,
+    Option<f64>,
+)> {
     let receiver = receiver::ReceiverProcess::start(100)?;
     eprintln!(
         "[bench] receiver process {} on {} ports",
         receiver.pid(),
         receiver.ports.len()
     );
+    let own = || -> Result<Duration> { Ok(sys::process_cpu() + sys::pid_cpu(receiver.pid())?) };
+    let other_work = sys::OtherWork::start(own()?);
     let counted = inproc::Options {
         logs: true,
         alloc_counting: true,
@@ -385,7 +395,13 @@ async fn inproc_sections(
             .await?,
         );
     }
-    Ok((throughput, fanout))
+    let others = other_work.cores(own()?);
+    Ok((throughput, fanout, others))
+}
+
+/// A core count for the log, or "unknown".
+pub(crate) fn cores_text(cores: Option<f64>) -> String {
+    cores.map_or_else(|| "unknown".to_owned(), |c| format!("{c:.2}"))
 }
 
 /// Where the run writes its scratch files (`target/bench`).
@@ -411,10 +427,19 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
     );
     inproc::install_log_sink();
     let load_start = sys::load_average();
+    // What the rest of the machine does while the bench sits idle for a second.
+    let idle = sys::OtherWork::start(sys::process_cpu());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let others_before = idle.cores(sys::process_cpu());
 
     // (1) and (5a): in process, before anything else runs in this process.
-    let (throughput, fanout) = inproc_sections(&settings).await?;
+    let (throughput, fanout, others_inproc) = inproc_sections(&settings).await?;
     let load_inproc = sys::load_average();
+    eprintln!(
+        "[bench] other processes' CPU: {} cores before, {} during the in-process sections",
+        cores_text(others_before),
+        cores_text(others_inproc)
+    );
 
     // (6): the worker end to end on fauxqs and moto, while moto is fresh.
     let bin_dir = emulator::bin_dir()?;
@@ -438,6 +463,7 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
         settings,
         machine,
         load_average: [load_start, load_inproc, sys::load_average()],
+        other_cores: [others_before, others_inproc],
         payload_bytes: payload::PAYLOAD_BYTES,
         compression,
         throughput,
@@ -473,7 +499,8 @@ async fn run_only(quick: bool, out: &Path, only: &[Section]) -> Result<()> {
     let mut figures = serde_json::Map::new();
     figures.insert("settings".into(), serde_json::to_value(&settings)?);
     if only.contains(&Section::Inproc) {
-        let (throughput, fanout) = inproc_sections(&settings).await?;
+        let (throughput, fanout, others) = inproc_sections(&settings).await?;
+        figures.insert("other_cores_inproc".into(), serde_json::to_value(others)?);
         figures.insert("throughput".into(), serde_json::to_value(throughput)?);
         figures.insert("fanout".into(), serde_json::to_value(fanout)?);
     }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -78,6 +78,64 @@ pub fn rss(pid: &str) -> anyhow::Result<Rss> {
 /// Returns false where the kernel does not allow it; peaks are then process-wide.
 pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// CPU time every CPU of the machine has spent busy so far (`/proc/stat`: all but
+/// idle and iowait), every process together.
+pub fn machine_busy() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    busy_of_stat(text.lines().next()?)
+}
+
+/// The busy time of `/proc/stat`'s `cpu` line: user, nice, system, irq, softirq and
+/// steal ticks (guest time is inside user already).
+fn busy_of_stat(line: &str) -> Option<Duration> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let ticks: Vec<u64> = fields.map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    let [user, nice, system, _idle, _iowait, irq, softirq, steal, ..] = ticks[..] else {
+        return None;
+    };
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = if per_second > 0 {
+        per_second as u64
+    } else {
+        100
+    };
+    let busy = user + nice + system + irq + softirq + steal;
+    Some(Duration::from_micros(busy * 1_000_000 / per_second))
+}
+
+/// What the rest of the machine did while the bench measured: the machine's busy CPU
+/// time less this process's and the processes it runs itself (`own`), as cores.
+/// Unlike the load average, it leaves the bench's own work out.
+#[derive(Debug, Clone, Copy)]
+pub struct OtherWork {
+    started: Instant,
+    machine: Option<Duration>,
+    own: Duration,
+}
+
+impl OtherWork {
+    /// Starts counting; `own` is the CPU time the bench's processes have used so far.
+    pub fn start(own: Duration) -> Self {
+        Self {
+            started: Instant::now(),
+            machine: machine_busy(),
+            own,
+        }
+    }
+
+    /// Cores the other processes kept busy on average since [`OtherWork::start`];
+    /// `own` as there. None where `/proc/stat` cannot be read.
+    pub fn cores(&self, own: Duration) -> Option<f64> {
+        let machine = machine_busy()?.checked_sub(self.machine?)?;
+        let others = machine.saturating_sub(own.saturating_sub(self.own));
+        Some(others.as_secs_f64() / self.started.elapsed().as_secs_f64().max(1e-3))
+    }
 }
 
 /// The 1-minute load average (`/proc/loadavg`): how busy the machine was.
@@ -269,6 +327,20 @@ mod tests {
             Some(Duration::from_micros(300 * 1_000_000 / ticks))
         );
         assert_eq!(stat_cpu("garbage"), None);
+    }
+
+    #[test]
+    fn the_machine_s_busy_time_leaves_idle_and_iowait_out() {
+        // user 100, nice 10, system 50, idle 9000, iowait 40, irq 5, softirq 3, steal 2.
+        let line = "cpu  100 10 50 9000 40 5 3 2 0 0";
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        assert_eq!(
+            busy_of_stat(line),
+            Some(Duration::from_micros(170 * 1_000_000 / ticks))
+        );
+        assert_eq!(busy_of_stat("cpu0 1 2 3 4 5 6 7 8"), None);
+        assert_eq!(busy_of_stat("cpu 1 2"), None);
+        assert!(machine_busy().is_some());
     }
 
     #[test]

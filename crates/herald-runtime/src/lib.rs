@@ -58,15 +58,12 @@ pub fn init_tracing(json: bool) {
         Some(Ok(targets)) => targets.clone(),
         _ => Targets::new().with_default(tracing::Level::INFO),
     };
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let layer = if json {
-        layer
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .boxed()
+        json_log_layer(std::io::stderr).boxed()
     } else {
-        layer.boxed()
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed()
     };
     let installed = tracing_subscriber::registry()
         .with(layer.with_filter(filter))
@@ -75,6 +72,27 @@ pub fn init_tracing(json: bool) {
     if let (true, Some(Err(e))) = (installed, parsed) {
         tracing::warn!(rust_log = wanted.as_deref().unwrap_or_default(), error = %e, "RUST_LOG not understood; logging at info");
     }
+}
+
+/// The JSON log lines of [`init_tracing`] (Lambda, CloudWatch), written to `writer`:
+/// one object per event with the fields of the span it was written in, once.
+pub fn json_log_layer<S, W>(
+    writer: W,
+) -> tracing_subscriber::fmt::Layer<
+    S,
+    tracing_subscriber::fmt::format::JsonFields,
+    tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json>,
+    W,
+>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(writer)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

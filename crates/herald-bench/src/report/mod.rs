@@ -79,15 +79,26 @@ pub fn markdown(r: &Results) -> String {
         r.compression.as_ref().map_or(String::new(), compression_text)
     );
     let [before, inproc, end] = r.load_average;
-    let busy = before.max(inproc).max(end) > 0.5 * m.cpus as f64;
     let _ = writeln!(
         s,
-        "| load average (1 min): start / after the in-process sections / end | {before:.2} / {inproc:.2} / {end:.2}{} |\n",
+        "| load average (1 min): start / after the in-process sections / end | {before:.2} / {inproc:.2} / {end:.2} (the bench's own work and the build before it included) |"
+    );
+    let [others_before, others_inproc] = r.other_cores;
+    // A tenth of a core taken by others is enough to move a rate on a small machine.
+    let busy = [others_before, others_inproc]
+        .into_iter()
+        .flatten()
+        .any(|c| c > 0.1);
+    let _ = writeln!(
+        s,
+        "| other processes' CPU (the machine's busy time less the bench's and its receiver's): a second before the run / during the in-process sections | {} / {} cores{} |\n",
+        crate::cores_text(others_before),
+        crate::cores_text(others_inproc),
         if busy {
             " — **other work was running on the machine**: the rates vary from run to run \
              (see the ranges); CPU per delivery and the counts vary much less"
         } else {
-            ""
+            " — the machine was otherwise idle"
         }
     );
 

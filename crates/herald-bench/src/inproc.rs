@@ -509,13 +509,15 @@ pub async fn compare(
     })
 }
 
-/// Section 1's 10-endpoint shape, Herald's side only, `deliveries` long, logs on and
-/// allocations not counted, with `perf record` attached to this process for the run;
-/// for `make flamegraph`.
+/// Section 1's shape (`endpoints`, `events_per_batch`), Herald's side or, with `bare`,
+/// the bare client's, `deliveries` long, logs on and allocations not counted, with
+/// `perf record` attached to this process for the run; for `make flamegraph` and
+/// docs/perf.
 pub async fn profile(
     deliveries: usize,
     endpoints: usize,
     events_per_batch: usize,
+    bare: bool,
     data: &std::path::Path,
 ) -> Result<RunResult> {
     let receiver = ReceiverProcess::start(endpoints)?;
@@ -532,7 +534,11 @@ pub async fn profile(
     sys::heap::set_counting(false);
     let perf = crate::perf::PerfRecording::attach(std::process::id(), data)?;
     set_logs(true);
-    let result = run_herald(w, &policy, at_once, &receiver, &probe).await;
+    let result = if bare {
+        run_bare(w, policy.concurrency, &receiver, &probe).await
+    } else {
+        run_herald(w, &policy, at_once, &receiver, &probe).await
+    };
     set_logs(false);
     perf.stop()?;
     sys::heap::set_counting(true);

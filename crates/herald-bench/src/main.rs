@@ -68,8 +68,8 @@ enum Cmd {
         only: Vec<Section>,
     },
     /// Records a CPU profile with `perf record` (for `make flamegraph`): of this process
-    /// running section 1's 10-endpoint shape (Herald's side), or of `herald worker`
-    /// draining queued events end to end (needs the emulator and fauxqs).
+    /// running section 1's shape (Herald's side, or the bare client's), or of `herald
+    /// worker` draining queued events end to end (needs the emulator and fauxqs).
     Profile {
         #[arg(value_enum)]
         what: ProfileTarget,
@@ -138,7 +138,12 @@ enum Section {
 /// What `profile` records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ProfileTarget {
+    /// Herald's consumer on section 1's shape (`--endpoints`, `--events-per-batch`).
     Inproc,
+    /// The bare reqwest client of section 1's baseline, on the same shape: the profile
+    /// to hold Herald's beside.
+    InprocBare,
+    /// `herald worker` draining queued events end to end.
     Worker,
 }
 
@@ -541,11 +546,15 @@ async fn profile(
 ) -> Result<()> {
     inproc::install_log_sink();
     match what {
-        ProfileTarget::Inproc => {
-            let r = inproc::profile(deliveries, endpoints, events_per_batch, data).await?;
+        ProfileTarget::Inproc | ProfileTarget::InprocBare => {
+            let bare = what == ProfileTarget::InprocBare;
+            let r = inproc::profile(deliveries, endpoints, events_per_batch, bare, data).await?;
             eprintln!(
-                "[bench] profiled in process: {} deliveries at {:.0}/s, {:.1} µs CPU each",
-                r.deliveries, r.per_sec, r.cpu_us_per_delivery
+                "[bench] profiled {} in process: {} deliveries at {:.0}/s, {:.1} µs CPU each",
+                if bare { "the bare client" } else { "Herald" },
+                r.deliveries,
+                r.per_sec,
+                r.cpu_us_per_delivery
             );
         }
         ProfileTarget::Worker => {

@@ -310,8 +310,8 @@ fn main() -> Result<()> {
     }
 }
 
-/// Sections 1 and 5a: Herald in process beside the bare client.
-/// Sections 1 and 5a, and the cores other processes kept busy meanwhile.
+/// Sections 1 and 5a: Herald in process beside the bare client; and the cores other
+/// processes kept busy meanwhile.
 async fn inproc_sections(
     settings: &Settings,
 ) -> Result<(

@@ -42,10 +42,19 @@ fn stat_cpu(stat: &str) -> Option<Duration> {
     // cminflt, majflt, cmajflt, utime (14), stime (15).
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
+    Some(clock_ticks(utime + stime))
+}
+
+/// `ticks` of the kernel's clock (`_SC_CLK_TCK`, usually 100 a second) as a duration.
+fn clock_ticks(ticks: u64) -> Duration {
     // SAFETY: sysconf only reads a system constant.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let ticks = if ticks > 0 { ticks as u64 } else { 100 };
-    Some(Duration::from_micros((utime + stime) * 1_000_000 / ticks))
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = if per_second > 0 {
+        per_second as u64
+    } else {
+        100
+    };
+    Duration::from_micros(ticks * 1_000_000 / per_second)
 }
 
 /// Resident memory of a process, in KiB: current (`VmRSS`) and peak (`VmHWM`).
@@ -98,15 +107,7 @@ fn busy_of_stat(line: &str) -> Option<Duration> {
     let [user, nice, system, _idle, _iowait, irq, softirq, steal, ..] = ticks[..] else {
         return None;
     };
-    // SAFETY: sysconf only reads a system constant.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let per_second = if per_second > 0 {
-        per_second as u64
-    } else {
-        100
-    };
-    let busy = user + nice + system + irq + softirq + steal;
-    Some(Duration::from_micros(busy * 1_000_000 / per_second))
+    Some(clock_ticks(user + nice + system + irq + softirq + steal))
 }
 
 /// What the rest of the machine did while the bench measured: the machine's busy CPU

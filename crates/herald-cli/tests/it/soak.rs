@@ -259,7 +259,6 @@ async fn five_thousand_deliveries_survive_kills_faulty_receivers_garbage_and_a_s
     // Kill a worker at even steps of progress, the two in turn, and start it again.
     let total = EVENTS * REQUESTS_PER_EVENT;
     let mut last = (t0.elapsed(), 0usize);
-    let mut rates = Vec::new();
     // (requests, seconds) of each stretch between kills.
     let mut stretches = Vec::new();
     let mut kills = Vec::new();
@@ -269,7 +268,6 @@ async fn five_thousand_deliveries_survive_kills_faulty_receivers_garbage_and_a_s
         let line = progress(&sqs, &stack, &hooks, &letters, t0).await;
         let (now, requests) = (t0.elapsed(), hooks.requests());
         let rate = (requests - last.1) as f64 / (now - last.0).as_secs_f64();
-        rates.push(rate.round());
         stretches.push(((requests - last.1) as f64, (now - last.0).as_secs_f64()));
         last = (now, requests);
         println!(
@@ -289,6 +287,10 @@ async fn five_thousand_deliveries_survive_kills_faulty_receivers_garbage_and_a_s
         workers[kill % 2] = spawn();
     }
     let held = publishing.await.expect("the publisher ran");
+    let rates: Vec<f64> = stretches
+        .iter()
+        .map(|(requests, seconds)| (requests / seconds).round())
+        .collect();
 
     // Everything settles: nothing visible, in flight or delayed on the events queue.
     let settled = wait_until(STAGE, || async {

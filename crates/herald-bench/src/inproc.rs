@@ -4,7 +4,10 @@
 //!
 //! Batches are handled concurrently, as the local worker and Lambda's pollers do:
 //! enough `Consumer::handle` calls at once ([`calls_at_once`]) to keep the consumer's
-//! cap of deliveries in flight busy; the bare client keeps that cap in flight.
+//! cap of deliveries in flight busy; the bare client keeps that cap in flight. Herald's
+//! calls are polled in a task on the runtime's workers, where the worker and the
+//! Lambda run their batches; the bare client runs both there and by `block_on`, and
+//! the faster of the two is the baseline ([`Placement`]).
 //!
 //! Subscriptions, the outbox and the history are the consumer's in-memory fakes
 //! (`herald_consumer::testing`; no AWS calls: those are counted in section 3). The handler logs as on Lambda (JSON, `info`)
@@ -412,6 +415,51 @@ impl Aggregate {
     }
 }
 
+/// Where a run's futures are polled. The bench runs in a task on the runtime's
+/// workers (`on_a_worker` in main.rs), and Herald's side is always polled there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// In the bench's task on one of the runtime's worker threads, as `herald worker`
+    /// runs its batches and the consumer's Lambda its invocations: the wake-ups
+    /// between the run and hyper's connection tasks mostly stay on that worker.
+    Worker,
+    /// By `Handle::block_on` on a thread outside the workers, as `#[tokio::main]` polls
+    /// its main future: every wake-up between the run and a connection task crosses
+    /// threads.
+    BlockOn,
+}
+
+impl Placement {
+    /// How the report names it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Placement::Worker => "on a worker",
+            Placement::BlockOn => "by `block_on`",
+        }
+    }
+
+    /// The other placement.
+    pub fn other(self) -> Self {
+        match self {
+            Placement::Worker => Placement::BlockOn,
+            Placement::BlockOn => Placement::Worker,
+        }
+    }
+}
+
+/// Awaits `run` placed as `placement` says. `BlockOn` hands the current worker's
+/// duties to another thread for the while (`block_in_place`) and polls `run` on this
+/// one, which is then outside the workers.
+async fn placed<F: std::future::Future>(placement: Placement, run: F) -> F::Output {
+    match placement {
+        Placement::Worker => run.await,
+        Placement::BlockOn => {
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(run))
+        }
+    }
+}
+
 /// Herald beside the bare client for one shape.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
@@ -431,7 +479,13 @@ pub struct Comparison {
     /// the row; its atomic counters add to both sides' CPU.
     pub alloc_counting: bool,
     pub herald: Aggregate,
+    /// The baseline: the bare client's runs from the placement where they were faster
+    /// (the higher median rate).
     pub bare: Aggregate,
+    /// Where the baseline's runs were polled.
+    pub bare_placement: Placement,
+    /// The bare client's runs from the other placement.
+    pub bare_other: Aggregate,
     /// Herald's deliveries/s over the bare client's.
     pub rate_ratio: f64,
     /// Herald's CPU per delivery over the bare client's.
@@ -447,7 +501,16 @@ pub struct Options {
     pub alloc_counting: bool,
 }
 
-/// Runs Herald and the bare client `reps` times each, alternating, on `shape`.
+/// One side of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Herald,
+    Bare(Placement),
+}
+
+/// Runs Herald (on a worker) and the bare client (on a worker and by `block_on`)
+/// `reps` times each, in turn, on `shape`; the baseline is the bare client from the
+/// placement where it was faster, so Herald is held to the bare client at its best.
 pub async fn compare(
     label: &str,
     shape: Shape,
@@ -462,24 +525,38 @@ pub async fn compare(
     let in_flight = cap;
     let probe = reqwest::Client::new();
     let mut herald = Vec::new();
-    let mut bare = Vec::new();
+    let mut bare_worker = Vec::new();
+    let mut bare_block_on = Vec::new();
     sys::heap::set_counting(options.alloc_counting);
+    let sides = [
+        Side::Herald,
+        Side::Bare(Placement::Worker),
+        Side::Bare(Placement::BlockOn),
+    ];
     for rep in 0..reps.max(1) {
-        // Alternate the order so drift on a busy machine hits both sides alike.
-        let herald_first = rep % 2 == 0;
-        for side in [herald_first, !herald_first] {
+        // Rotate the order so drift on a busy machine hits every side alike.
+        for turn in 0..sides.len() {
             let w = build(shape, &receiver.ports)?;
-            let outcome = if side {
-                set_logs(options.logs);
-                let r = run_herald(w, &policy, at_once, receiver, &probe).await;
-                set_logs(false);
-                r.map(|r| herald.push(r))
-                    .with_context(|| format!("{label}: Herald run"))
-            } else {
-                run_bare(w, in_flight, receiver, &probe)
-                    .await
-                    .map(|r| bare.push(r))
-                    .with_context(|| format!("{label}: bare-client run"))
+            let outcome = match sides[(rep + turn) % sides.len()] {
+                Side::Herald => {
+                    set_logs(options.logs);
+                    let r = run_herald(w, &policy, at_once, receiver, &probe).await;
+                    set_logs(false);
+                    r.map(|r| herald.push(r))
+                        .with_context(|| format!("{label}: Herald run"))
+                }
+                Side::Bare(placement) => {
+                    let runs = match placement {
+                        Placement::Worker => &mut bare_worker,
+                        Placement::BlockOn => &mut bare_block_on,
+                    };
+                    placed(placement, run_bare(w, in_flight, receiver, &probe))
+                        .await
+                        .map(|r| runs.push(r))
+                        .with_context(|| {
+                            format!("{label}: bare-client run ({})", placement.describe())
+                        })
+                }
             };
             if outcome.is_err() {
                 sys::heap::set_counting(true);
@@ -489,10 +566,22 @@ pub async fn compare(
     }
     sys::heap::set_counting(true);
     let herald = Aggregate::of(herald);
-    let bare = Aggregate::of(bare);
+    let on_worker = Aggregate::of(bare_worker);
+    let by_block_on = Aggregate::of(bare_block_on);
+    let (bare_placement, bare, bare_other) = if by_block_on.per_sec > on_worker.per_sec {
+        (Placement::BlockOn, by_block_on, on_worker)
+    } else {
+        (Placement::Worker, on_worker, by_block_on)
+    };
     eprintln!(
-        "[bench] {label}: Herald {:.0}/s ({:.1} µs CPU), bare {:.0}/s ({:.1} µs CPU)",
-        herald.per_sec, herald.cpu_us_per_delivery, bare.per_sec, bare.cpu_us_per_delivery
+        "[bench] {label}: Herald {:.0}/s ({:.1} µs CPU), bare {:.0}/s ({:.1} µs CPU, {}; {:.0}/s {})",
+        herald.per_sec,
+        herald.cpu_us_per_delivery,
+        bare.per_sec,
+        bare.cpu_us_per_delivery,
+        bare_placement.describe(),
+        bare_other.per_sec,
+        bare_placement.other().describe(),
     );
     Ok(Comparison {
         label: label.to_owned(),
@@ -506,6 +595,8 @@ pub async fn compare(
         cpu_ratio: herald.cpu_us_per_delivery / bare.cpu_us_per_delivery,
         herald,
         bare,
+        bare_placement,
+        bare_other,
     })
 }
 

@@ -23,7 +23,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = herald_runtime::aws_config().await;
     let queue = check_events_queue(&aws_sdk_sqs::Client::new(&aws), &config).await?;
     let consumer = Arc::new(build(&config, &aws)?.with_max_message_bytes(queue.max_message_bytes));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+    // The runtime's loop, and so every batch, runs in a task on the runtime's worker
+    // threads rather than on the main thread (`block_on`): from a worker, the wakes
+    // between a batch and hyper's connection tasks stay on that worker's queue, where
+    // from the main thread each one crosses to another thread (about a fifth of the
+    // CPU per delivery at one delivery per batch in `make bench`; docs/perf/README.md,
+    // "Where the handler runs").
+    let runtime = lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = Arc::clone(&consumer);
         // The batch answers before the invocation's own deadline (less a margin for
         // the answer itself) or the worst-case batch time, whichever comes first.
@@ -37,8 +43,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .await
                 .map_err(lambda_runtime::Error::from)
         }
-    }))
-    .await
+    }));
+    tokio::spawn(runtime).await?
 }
 
 /// Time kept between the batch's answer and the invocation's deadline.

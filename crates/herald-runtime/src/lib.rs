@@ -3,11 +3,13 @@
 //! re-driver Lambda, `herald` and the bench all start through here.
 
 pub mod config;
+mod json_log;
 mod sdk_http;
 
 use std::time::Duration;
 
 pub use config::{ConfigError, Load, Sources, Validate};
+pub use json_log::JsonLines;
 pub use sdk_http::SdkHttpClient;
 use tracing_subscriber::filter::Targets;
 
@@ -75,23 +77,18 @@ pub fn init_tracing(json: bool) {
 }
 
 /// The JSON log lines of [`init_tracing`] (Lambda, CloudWatch), written to `writer`:
-/// one object per event with the fields of the span it was written in, once.
+/// one object per event with the fields of the span it was written in, once
+/// ([`JsonLines`]).
 pub fn json_log_layer<S, W>(
     writer: W,
-) -> tracing_subscriber::fmt::Layer<
-    S,
-    tracing_subscriber::fmt::format::JsonFields,
-    tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json>,
-    W,
->
+) -> tracing_subscriber::fmt::Layer<S, tracing_subscriber::fmt::format::JsonFields, JsonLines, W>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
 {
     tracing_subscriber::fmt::layer()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
+        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+        .event_format(JsonLines)
         .with_writer(writer)
 }
 

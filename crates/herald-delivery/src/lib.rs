@@ -90,7 +90,13 @@ impl HttpDeliverer {
                 policy: settings.address_policy.clone(),
             })),
         };
+        // Never retried inside the client: a delivery that fails is Herald's to retry,
+        // on its schedule. reqwest's default policy retries only HTTP/2 and HTTP/3
+        // refusals (neither protocol is built in), yet copies every request's method,
+        // URI, headers and extensions in case it would; a policy allowing no retry
+        // makes no copy.
         let client = builder
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.total_timeout)

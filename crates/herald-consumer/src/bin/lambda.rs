@@ -26,9 +26,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The runtime's loop, and so every batch, runs in a task on the runtime's worker
     // threads rather than on the main thread (`block_on`): from a worker, the wakes
     // between a batch and hyper's connection tasks stay on that worker's queue, where
-    // from the main thread each one crosses to another thread (about a fifth of the
-    // CPU per delivery at one delivery per batch in `make bench`; docs/perf/README.md,
-    // "Where the handler runs").
+    // from the main thread each one crosses to another thread (Herald's in-process rate
+    // in `make bench` rose by about 15 % at one endpoint; docs/perf/README.md, "Where
+    // the handler runs").
     let runtime = lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = Arc::clone(&consumer);
         // The batch answers before the invocation's own deadline (less a margin for

@@ -34,6 +34,7 @@ use herald_queue::Outbox;
 use serde::Serialize;
 
 use crate::payload::event_1k;
+use crate::placement::{placed, Placement};
 use crate::receiver::ReceiverProcess;
 use crate::stats::median;
 use crate::sys;
@@ -411,51 +412,6 @@ impl Aggregate {
                 .unwrap_or(0),
             log_bytes_per_delivery: median(&logs),
             runs,
-        }
-    }
-}
-
-/// Where a run's futures are polled. The bench runs in a task on the runtime's
-/// workers (`on_a_worker` in main.rs), and Herald's side is always polled there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Placement {
-    /// In the bench's task on one of the runtime's worker threads, as `herald worker`
-    /// runs its batches and the consumer's Lambda its invocations: the wake-ups
-    /// between the run and hyper's connection tasks mostly stay on that worker.
-    Worker,
-    /// By `Handle::block_on` on a thread outside the workers, as `#[tokio::main]` polls
-    /// its main future: every wake-up between the run and a connection task crosses
-    /// threads.
-    BlockOn,
-}
-
-impl Placement {
-    /// How the report names it.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Placement::Worker => "on a worker",
-            Placement::BlockOn => "by `block_on`",
-        }
-    }
-
-    /// The other placement.
-    pub fn other(self) -> Self {
-        match self {
-            Placement::Worker => Placement::BlockOn,
-            Placement::BlockOn => Placement::Worker,
-        }
-    }
-}
-
-/// Awaits `run` placed as `placement` says. `BlockOn` hands the current worker's
-/// duties to another thread for the while (`block_in_place`) and polls `run` on this
-/// one, which is then outside the workers.
-async fn placed<F: std::future::Future>(placement: Placement, run: F) -> F::Output {
-    match placement {
-        Placement::Worker => run.await,
-        Placement::BlockOn => {
-            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(run))
         }
     }
 }

@@ -18,6 +18,7 @@ mod inproc;
 mod partitions;
 mod payload;
 mod perf;
+mod placement;
 mod proxy;
 mod receiver;
 mod receives;
@@ -257,22 +258,6 @@ fn repo_root() -> PathBuf {
         .unwrap_or_else(|| manifest.to_path_buf())
 }
 
-/// Runs `work` to its end in a task on `runtime`'s worker threads rather than on the
-/// calling thread (`block_on`), as `herald worker` runs its batches and the consumer's
-/// Lambda its invocations: a task on a worker wakes the tasks of hyper's connections
-/// onto its own thread, where a future polled by `block_on` hands every wake-up to
-/// another thread (docs/perf/README.md, "Where the handler runs").
-fn on_a_worker<F>(runtime: tokio::runtime::Runtime, work: F) -> Result<()>
-where
-    F: std::future::Future<Output = Result<()>> + Send + 'static,
-{
-    runtime.block_on(async {
-        tokio::spawn(work)
-            .await
-            .context("the bench's task panicked")?
-    })
-}
-
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let runtime = || {
@@ -288,7 +273,7 @@ fn main() -> Result<()> {
             out,
             command,
             only,
-        } => on_a_worker(runtime()?, async move {
+        } => placement::on_a_worker(runtime()?, async move {
             if only.is_empty() {
                 run(quick, &out, &command).await
             } else {
@@ -302,7 +287,7 @@ fn main() -> Result<()> {
             events,
             endpoints,
             events_per_batch,
-        } => on_a_worker(runtime()?, async move {
+        } => placement::on_a_worker(runtime()?, async move {
             profile(what, &data, deliveries, events, endpoints, events_per_batch).await
         }),
         Cmd::Flamegraph {

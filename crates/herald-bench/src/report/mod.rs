@@ -130,10 +130,10 @@ fn headline(s: &mut String, r: &Results) {
     {
         let _ = writeln!(
             s,
-            "| deliveries/s, 10 endpoints, in process (vs bare reqwest) | {:.0} | {:.0} | {} |",
-            t.herald.per_sec,
-            t.bare.per_sec,
-            ratio(t.herald.per_sec, t.bare.per_sec)
+            "| deliveries/s, 10 endpoints, in process, best runs (vs bare reqwest) | {:.0} | {:.0} | {} |",
+            t.herald.per_sec_max,
+            t.bare.per_sec_max,
+            ratio(t.herald.per_sec_max, t.bare.per_sec_max)
         );
     }
     if let Some(t) = r
@@ -143,10 +143,10 @@ fn headline(s: &mut String, r: &Results) {
     {
         let _ = writeln!(
             s,
-            "| CPU per delivery, 10 endpoints, allocations not counted (vs bare reqwest) | {:.1} µs | {:.1} µs | {} |",
-            t.herald.cpu_us_per_delivery,
-            t.bare.cpu_us_per_delivery,
-            ratio(t.herald.cpu_us_per_delivery, t.bare.cpu_us_per_delivery)
+            "| CPU per delivery, 10 endpoints, allocations not counted, best runs (vs bare reqwest) | {:.1} µs | {:.1} µs | {} |",
+            t.herald.cpu_us_best,
+            t.bare.cpu_us_best,
+            ratio(t.herald.cpu_us_best, t.bare.cpu_us_best)
         );
     }
     let l = &e.latency;
@@ -239,7 +239,7 @@ fn headline(s: &mut String, r: &Results) {
 fn comparison_table(s: &mut String, rows: &[Comparison], first: &str) {
     let _ = writeln!(
         s,
-        "| {first} | in flight: bare / Herald (calls at once) | Herald deliveries/s | bare reqwest deliveries/s | ratio | Herald CPU/delivery | bare CPU/delivery | ratio | Herald peak heap Δ | bare peak heap Δ | ratio | Herald log bytes/delivery | bare reqwest: the baseline's placement; the other's deliveries/s |"
+        "| {first} | in flight: bare / Herald (calls at once) | Herald deliveries/s: best (median, slowest) | bare reqwest deliveries/s: best (median, slowest) | ratio: best (medians) | Herald CPU/delivery: least (median) | bare CPU/delivery: least (median) | ratio: least (medians) | Herald peak heap Δ | bare peak heap Δ | ratio | Herald log bytes/delivery | bare reqwest: the baseline's placement; the other's best deliveries/s |"
     );
     let _ = writeln!(
         s,
@@ -262,21 +262,25 @@ fn comparison_table(s: &mut String, rows: &[Comparison], first: &str) {
         };
         let _ = writeln!(
             s,
-            "| {} | {} / ≤ {} ({}) | {:.0} ({:.0}–{:.0}) | {:.0} ({:.0}–{:.0}) | {} | {:.1} µs | {:.1} µs | {} | {} | {} | {} | {:.0} | {}; {:.0} {} |",
+            "| {} | {} / ≤ {} ({}) | {:.0} ({:.0}, {:.0}) | {:.0} ({:.0}, {:.0}) | {:.2}× ({:.2}×) | {:.1} µs ({:.1}) | {:.1} µs ({:.1}) | {:.2}× ({:.2}×) | {} | {} | {} | {:.0} | {}; {:.0} {} |",
             c.label,
             c.in_flight,
             c.herald_in_flight_max,
             c.herald_calls_at_once,
+            c.herald.per_sec_max,
             c.herald.per_sec,
             c.herald.per_sec_min,
-            c.herald.per_sec_max,
+            c.bare.per_sec_max,
             c.bare.per_sec,
             c.bare.per_sec_min,
-            c.bare.per_sec_max,
-            ratio(c.herald.per_sec, c.bare.per_sec),
+            c.rate_ratio,
+            c.rate_ratio_median,
+            c.herald.cpu_us_best,
             c.herald.cpu_us_per_delivery,
+            c.bare.cpu_us_best,
             c.bare.cpu_us_per_delivery,
-            ratio(c.herald.cpu_us_per_delivery, c.bare.cpu_us_per_delivery),
+            c.cpu_ratio,
+            c.cpu_ratio_median,
             heap(c.herald.peak_heap_delta_bytes),
             heap(c.bare.peak_heap_delta_bytes),
             if c.alloc_counting {
@@ -289,7 +293,7 @@ fn comparison_table(s: &mut String, rows: &[Comparison], first: &str) {
             },
             c.herald.log_bytes_per_delivery,
             c.bare_placement.describe(),
-            c.bare_other.per_sec,
+            c.bare_other.per_sec_max,
             c.bare_placement.other().describe(),
         );
     }
@@ -327,7 +331,14 @@ fn throughput(s: &mut String, r: &Results) {
          delivery arrived exactly once (the receiver counts requests and repeated \
          `webhook-id`s), that every delivery succeeded and that no record was returned. \
          {deliveries} timed deliveries per run after a warm-up batch, {} run(s) of each (Herald, \
-         the bare client on a worker, by `block_on`), in rotating order; the median, with the range in brackets. **CPU** is \
+         the bare client on a worker, by `block_on`), in rotating order. **The ratios are \
+         taken from each side's best run** (the fastest, and the least CPU per delivery), \
+         with the ratio of the medians beside: on a shared host a run now and then takes half \
+         again the CPU per delivery for the same work, on either side, while the machine is \
+         otherwise idle (the other processes' figure above), and such a run only ever slows a \
+         side, so a side's best run is the nearest to what its code costs and medians of a \
+         few runs move with how many of them were hit (docs/perf/README.md, \"Best runs\"); \
+         the median and the slowest run are in brackets. **CPU** is \
          `getrusage(RUSAGE_SELF)` of the bench process over the timed part (user + system, \
          every thread); the receiver runs in its own process and is not counted, but it \
          shares the {} cores. **Peak heap Δ** is the most live heap the run reached above where \

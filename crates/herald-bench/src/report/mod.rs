@@ -323,7 +323,7 @@ fn throughput(s: &mut String, r: &Results) {
          Lambda its invocations. **Baseline:** a bare `reqwest::Client` POSTing the same bodies \
          to the same URLs with the cap in flight ({cap}), run both ways, in a task on a worker \
          and by `block_on` from a thread outside the workers (as `#[tokio::main]` polls its main \
-         future); the baseline is whichever was faster in the row (its median rate), so Herald \
+         future); the baseline is whichever was faster in the row (its best run), so Herald \
          is held to the bare client at its best, and the last column gives the other. **How in \
          flight is matched:** the bare client never has more than {cap} requests out, and \
          neither has Herald: the consumer's cap holds across all its calls at once (one \

@@ -381,7 +381,7 @@ async fn run_bare(
     Ok(result)
 }
 
-/// Median and spread of repeated runs.
+/// One side's repeated runs: the median, the best and the slowest.
 #[derive(Debug, Clone, Serialize)]
 pub struct Aggregate {
     /// The median rate of the runs.

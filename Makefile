@@ -170,12 +170,14 @@ clean:
 .PHONY: bench bench-quick fauxqs flamegraph perf-tool
 
 # Section 6's SQS: fauxqs (npm), pinned with its lock file in $(FAUXQS_DIR) and
-# installed there (node_modules) by npm ci; the bench starts it on 127.0.0.1 itself.
+# installed there (node_modules) by npm ci, then patched to return message attributes
+# only when a receive names them, as SQS does (patch.mjs); the bench starts it on
+# 127.0.0.1 itself.
 FAUXQS_DIR := crates/herald-bench/fauxqs
 
-$(FAUXQS_DIR)/node_modules/.installed: $(FAUXQS_DIR)/package.json $(FAUXQS_DIR)/package-lock.json
+$(FAUXQS_DIR)/node_modules/.installed: $(FAUXQS_DIR)/package.json $(FAUXQS_DIR)/package-lock.json $(FAUXQS_DIR)/patch.mjs
 	@command -v npm >/dev/null || { echo "make bench needs Node.js (20 or newer) and npm for fauxqs, the local SQS of its section 6" >&2; exit 1; }
-	cd $(FAUXQS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(FAUXQS_DIR) && npm ci --no-audit --no-fund --loglevel=error && node patch.mjs
 	touch $@
 
 ## fauxqs: install fauxqs (the fast local SQS of the bench's section 6) from npm.

@@ -1,7 +1,8 @@
 //! fauxqs, a fast local SQS (npm, pinned in `crates/herald-bench/fauxqs/`, installed
 //! by `make fauxqs`), as a child process of the bench on 127.0.0.1: the SQS of
 //! section 6, where moto's SQS would be the limit. Its start script keeps it on the
-//! loopback address (see `fauxqs/start.mjs`).
+//! loopback address (see `fauxqs/start.mjs`); `make fauxqs` patches it to return
+//! message attributes only when a receive names them, as SQS does (`fauxqs/patch.mjs`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,10 @@ pub struct Fauxqs {
     pub url: String,
 }
 
+/// What `fauxqs/patch.mjs` leaves in fauxqs's `ReceiveMessage`: message attributes
+/// only when a receive names them, as SQS answers.
+const PATCH_MARK: &str = "herald-bench: as SQS, none unless named";
+
 /// Where the bench's fauxqs package lives.
 pub fn package_dir(root: &Path) -> PathBuf {
     root.join("crates/herald-bench/fauxqs")
@@ -28,6 +33,14 @@ impl Fauxqs {
         if !dir.join("node_modules/fauxqs").is_dir() {
             bail!(
                 "fauxqs is not installed in {}: run `make fauxqs` (make bench does)",
+                dir.display()
+            );
+        }
+        let receive = dir.join("node_modules/fauxqs/dist/sqs/actions/receiveMessage.js");
+        if !std::fs::read_to_string(&receive).is_ok_and(|code| code.contains(PATCH_MARK)) {
+            bail!(
+                "fauxqs in {} is not patched to answer ReceiveMessage as SQS does \
+                 (fauxqs/patch.mjs): run `make fauxqs` (make bench does)",
                 dir.display()
             );
         }

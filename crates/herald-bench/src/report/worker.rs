@@ -24,7 +24,9 @@ pub(super) fn section(s: &mut String, w: &E2eResults, profile: &str) {
          worker's default batching: {}), draining events queued before it starts. SQS is \
          [fauxqs](https://www.npmjs.com/package/fauxqs) {} (Node, one thread; pinned in \
          `crates/herald-bench/fauxqs`, started by the bench on 127.0.0.1), where moto's SQS \
-         would be the limit; the subscriptions and the delivery history are on moto's \
+         would be the limit; `make fauxqs` patches it to return a message's attributes only \
+         when the receive names them, as SQS does (unpatched, every message the worker \
+         received would carry the publisher's three attributes, which SQS never sends it); the subscriptions and the delivery history are on moto's \
          DynamoDB, as in sections 2–3. The worker reaches them by `AWS_ENDPOINT_URL_SQS` and \
          `AWS_ENDPOINT_URL`. Each run has queues of its own on fauxqs (the stack's \
          visibility timeout and retention, a dead-letter queue of its own) and a fresh \
@@ -79,6 +81,42 @@ pub(super) fn section(s: &mut String, w: &E2eResults, profile: &str) {
         );
     }
     let _ = writeln!(s);
+    if let Some(best) = w.best(E2eKind::Fanout1).filter(|b| b.runs > 1) {
+        let f1: Vec<&WorkerRun> = w
+            .runs
+            .iter()
+            .filter(|r| r.kind == E2eKind::Fanout1)
+            .collect();
+        let range = |of: &dyn Fn(&WorkerRun) -> Option<f64>| {
+            let v: Vec<f64> = f1.iter().filter_map(|r| of(r)).collect();
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(0.0, f64::max);
+            format!("{lo:.0}–{hi:.0} µs")
+        };
+        let fauxqs = |r: &WorkerRun| {
+            r.others
+                .iter()
+                .find(|p| p.process == "fauxqs")
+                .map(|p| p.us_per_delivery)
+        };
+        let _ = writeln!(
+            s,
+            "**The fan-out-1 drain ran {} times** (each with queues, an app and a worker of \
+             its own), as section 1 runs each side several times: issue #11's goals read its \
+             best run, the least worker CPU per delivery ({:.0} µs; median {:.0} µs) and the \
+             most deliveries/s ({:.0}; median {:.0}). Across the runs the worker took {} per \
+             delivery, and fauxqs {}: fauxqs does the same work for every run's messages, so \
+             its spread is the host's, which weighs on the worker alike \
+             (docs/perf/README.md, \"Best runs\").\n",
+            best.runs,
+            best.least_cpu.worker.us_per_delivery,
+            best.median_cpu_us,
+            best.fastest.per_sec,
+            best.median_per_sec,
+            range(&|r| Some(r.worker.us_per_delivery)),
+            range(&fauxqs),
+        );
+    }
     if let Some(slow) = w.run(E2eKind::SlowReceivers) {
         if let Some(ideal) = slow.ideal_per_sec {
             let _ = writeln!(

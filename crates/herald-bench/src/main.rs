@@ -226,6 +226,13 @@ impl Settings {
     }
 }
 
+/// [`sys::host_speed`] on a blocking thread, logged.
+async fn host_speed() -> Result<f64> {
+    let seconds = tokio::task::spawn_blocking(sys::host_speed).await?;
+    eprintln!("[bench] host speed: SHA-256 of 256 MiB took {seconds:.2} s of CPU");
+    Ok(seconds)
+}
+
 /// Everything one run measured: `bench-results.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
@@ -239,6 +246,9 @@ pub struct Results {
     /// Cores other processes kept busy (the machine's busy CPU less the bench's and its
     /// receiver's): over a second before the run, and during the in-process sections.
     pub other_cores: [Option<f64>; 2],
+    /// The host's speed ([`sys::host_speed`], CPU seconds of a fixed task): before the
+    /// run, after the in-process sections, and after section 6.
+    pub host_speed_s: [f64; 3],
     pub payload_bytes: usize,
     /// How well the bench's events compress (deflate), if python3 could tell.
     pub compression: Option<payload::Compression>,
@@ -434,6 +444,7 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
         machine.cpu_model
     );
     inproc::install_log_sink();
+    let speed_start = host_speed().await?;
     let load_start = sys::load_average();
     // What the rest of the machine does while the bench sits idle for a second.
     let idle = sys::OtherWork::start(sys::process_cpu());
@@ -443,6 +454,7 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
     // (1) and (5a): in process, before anything else runs in this process.
     let (throughput, fanout, others_inproc) = inproc_sections(&settings).await?;
     let load_inproc = sys::load_average();
+    let speed_inproc = host_speed().await?;
     eprintln!(
         "[bench] other processes' CPU: {} cores before, {} during the in-process sections",
         cores_text(others_before),
@@ -452,6 +464,7 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
     // (6): the worker end to end on fauxqs and moto, while moto is fresh.
     let bin_dir = emulator::bin_dir()?;
     let worker = e2e::run(&settings.e2e, &root, &bin_dir).await?;
+    let speed_worker = host_speed().await?;
 
     // (2), (3), (4), (5b): the emulator.
     let emulator = emulator::run(&settings.emulator, &bin_dir, &work_dir, &root, quick).await?;
@@ -472,6 +485,7 @@ async fn run(quick: bool, out: &Path, command: &str) -> Result<()> {
         machine,
         load_average: [load_start, load_inproc, sys::load_average()],
         other_cores: [others_before, others_inproc],
+        host_speed_s: [speed_start, speed_inproc, speed_worker],
         payload_bytes: payload::PAYLOAD_BYTES,
         compression,
         throughput,

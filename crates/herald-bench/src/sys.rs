@@ -10,14 +10,43 @@ use serde::Serialize;
 /// CPU time (user + system) of this whole process, every thread included, from
 /// `getrusage(RUSAGE_SELF)` (microsecond resolution).
 pub fn process_cpu() -> Duration {
+    rusage_cpu(libc::RUSAGE_SELF)
+}
+
+/// CPU time (user + system) of the calling thread, from `getrusage(RUSAGE_THREAD)`.
+fn thread_cpu() -> Duration {
+    rusage_cpu(libc::RUSAGE_THREAD)
+}
+
+fn rusage_cpu(who: libc::c_int) -> Duration {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a complete `rusage` into the pointer it is given;
-    // RUSAGE_SELF is always valid, so it cannot fail.
+    // RUSAGE_SELF and RUSAGE_THREAD are always valid, so it cannot fail.
     let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        libc::getrusage(who, usage.as_mut_ptr());
         usage.assume_init()
     };
     timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
+/// Bytes [`host_speed`] hashes.
+pub const HOST_SPEED_BYTES: usize = 256 << 20;
+
+/// How fast the host runs this machine just now: the CPU time, in seconds, one thread
+/// takes to SHA-256 [`HOST_SPEED_BYTES`] (the same work every time, no memory beyond a
+/// 1 MiB buffer, no I/O). On a host that shares its cores with other machines the
+/// figure grows while they are busy, though nothing on this machine is; the runs
+/// measured meanwhile cost more CPU alike.
+pub fn host_speed() -> f64 {
+    use sha2::Digest;
+    let block = vec![0x5a_u8; 1 << 20];
+    let started = thread_cpu();
+    let mut hasher = sha2::Sha256::new();
+    for _ in 0..HOST_SPEED_BYTES / block.len() {
+        hasher.update(&block);
+    }
+    std::hint::black_box(hasher.finalize());
+    (thread_cpu() - started).as_secs_f64()
 }
 
 fn timeval(t: libc::timeval) -> Duration {

@@ -91,7 +91,7 @@ pub fn markdown(r: &Results) -> String {
         .any(|c| c > 0.1);
     let _ = writeln!(
         s,
-        "| other processes' CPU (the machine's busy time less the bench's and its receiver's): a second before the run / during the in-process sections | {} / {} cores{} |\n",
+        "| other processes' CPU (the machine's busy time less the bench's and its receiver's): a second before the run / during the in-process sections | {} / {} cores{} |",
         crate::cores_text(others_before),
         crate::cores_text(others_inproc),
         if busy {
@@ -99,6 +99,23 @@ pub fn markdown(r: &Results) -> String {
              (see the ranges); CPU per delivery and the counts vary much less"
         } else {
             " — the machine was otherwise idle"
+        }
+    );
+    let [speed_start, speed_inproc, speed_worker] = r.host_speed_s;
+    let (fastest, slowest) = (
+        speed_start.min(speed_inproc).min(speed_worker),
+        speed_start.max(speed_inproc).max(speed_worker),
+    );
+    let _ = writeln!(
+        s,
+        "| host speed: CPU time one thread takes to SHA-256 {} MiB (the same work each time): start / after the in-process sections / after section 6 | {speed_start:.2} / {speed_inproc:.2} / {speed_worker:.2} s{} |\n",
+        crate::sys::HOST_SPEED_BYTES >> 20,
+        if slowest > fastest * 1.15 {
+            " — **the host ran this machine slower at times**, with nothing else running \
+             on it: figures measured then cost more CPU on every side (docs/perf/README.md, \
+             \"Best runs\")"
+        } else {
+            " — steady through the run"
         }
     );
 

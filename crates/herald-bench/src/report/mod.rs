@@ -115,7 +115,8 @@ pub fn markdown(r: &Results) -> String {
              on it: figures measured then cost more CPU on every side (docs/perf/README.md, \
              \"Best runs\")"
         } else {
-            " — steady through the run"
+            " — steady through the run; a compute-only task, it does not see a host that \
+             slows memory-, lock- or network-heavy work alone"
         }
     );
 

@@ -106,7 +106,8 @@ pub(super) fn section(s: &mut String, w: &E2eResults, profile: &str) {
              best run, the least worker CPU per delivery ({:.0} µs; median {:.0} µs) and the \
              most deliveries/s ({:.0}; median {:.0}). Across the runs the worker took {} per \
              delivery, and fauxqs {}: fauxqs does the same work for every run's messages, so \
-             its spread is the host's, which weighs on the worker alike \
+             its spread, beyond its first run (which also warms up Node's JIT), is the \
+             host's, which weighs on the worker alike \
              (docs/perf/README.md, \"Best runs\").\n",
             best.runs,
             best.least_cpu.worker.us_per_delivery,

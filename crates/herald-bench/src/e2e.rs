@@ -140,7 +140,7 @@ impl E2eResults {
         let cpu: Vec<f64> = runs.iter().map(|r| r.worker.us_per_delivery).collect();
         let rates: Vec<f64> = runs.iter().map(|r| r.per_sec).collect();
         Some(BestRuns {
-            runs: runs.len(),
+            runs,
             least_cpu,
             fastest,
             median_cpu_us: Summary::of(&cpu).p50,
@@ -150,10 +150,10 @@ impl E2eResults {
 }
 
 /// The best of a kind's runs ([`E2eResults::best`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BestRuns<'a> {
-    /// How many runs there were.
-    pub runs: usize,
+    /// The kind's runs, in the order they ran.
+    pub runs: Vec<&'a WorkerRun>,
     /// The run with the least worker CPU per delivery.
     pub least_cpu: &'a WorkerRun,
     /// The run with the most deliveries/s.
@@ -702,7 +702,7 @@ pub(crate) mod tests {
             worker_warnings: Vec::new(),
         };
         let best = results.best(E2eKind::Fanout1).expect("fan-out-1 runs");
-        assert_eq!(best.runs, 3);
+        assert_eq!(best.runs.len(), 3);
         assert_eq!(best.least_cpu.worker.us_per_delivery, 110.0);
         assert_eq!(best.fastest.per_sec, 6_000.0);
         assert_eq!(best.median_cpu_us, 130.0);

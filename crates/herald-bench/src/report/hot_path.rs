@@ -136,8 +136,8 @@ pub(super) fn goals(s: &mut String, r: &Results) {
     let f1 = r.worker.best(E2eKind::Fanout1);
     let fan = r.worker.run(E2eKind::Fanout);
     let of_runs = |b: &crate::e2e::BestRuns<'_>| {
-        if b.runs > 1 {
-            format!("best of {} runs; ", b.runs)
+        if b.runs.len() > 1 {
+            format!("best of {} runs; ", b.runs.len())
         } else {
             String::new()
         }
@@ -145,12 +145,12 @@ pub(super) fn goals(s: &mut String, r: &Results) {
     rows.push(Goal {
         figure: "`herald worker` end to end, own CPU per delivery, fan-out 1 (section 6; emulators apart)"
             .into(),
-        measured: f1.map(|b| b.least_cpu.worker.us_per_delivery),
-        shown: f1.map_or("not measured".into(), |b| {
+        measured: f1.as_ref().map(|b| b.least_cpu.worker.us_per_delivery),
+        shown: f1.as_ref().map_or("not measured".into(), |b| {
             format!(
                 "{:.0} µs ({}median {:.0} µs{})",
                 b.least_cpu.worker.us_per_delivery,
-                of_runs(&b),
+                of_runs(b),
                 b.median_cpu_us,
                 fan.map_or(String::new(), |f| format!(
                     "; {:.0} µs at fan-out {}",
@@ -162,7 +162,7 @@ pub(super) fn goals(s: &mut String, r: &Results) {
         goal: "≤ 120 µs".into(),
         verdict: None,
     });
-    let fastest = f1.map(|b| b.fastest);
+    let fastest = f1.as_ref().map(|b| b.fastest);
     let limit = fastest.and_then(saturated_emulator);
     rows.push(Goal {
         figure: format!(
@@ -170,11 +170,11 @@ pub(super) fn goals(s: &mut String, r: &Results) {
             fastest.map_or(0, |w| w.events)
         ),
         measured: fastest.map(|w| w.per_sec),
-        shown: f1.map_or("not measured".into(), |b| {
+        shown: f1.as_ref().map_or("not measured".into(), |b| {
             format!(
                 "{:.0} ({}median {:.0})",
                 b.fastest.per_sec,
-                of_runs(&b),
+                of_runs(b),
                 b.median_per_sec
             )
         }),

@@ -81,14 +81,9 @@ pub(super) fn section(s: &mut String, w: &E2eResults, profile: &str) {
         );
     }
     let _ = writeln!(s);
-    if let Some(best) = w.best(E2eKind::Fanout1).filter(|b| b.runs > 1) {
-        let f1: Vec<&WorkerRun> = w
-            .runs
-            .iter()
-            .filter(|r| r.kind == E2eKind::Fanout1)
-            .collect();
+    if let Some(best) = w.best(E2eKind::Fanout1).filter(|b| b.runs.len() > 1) {
         let range = |of: &dyn Fn(&WorkerRun) -> Option<f64>| {
-            let v: Vec<f64> = f1.iter().filter_map(|r| of(r)).collect();
+            let v: Vec<f64> = best.runs.iter().filter_map(|r| of(r)).collect();
             let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = v.iter().copied().fold(0.0, f64::max);
             format!("{lo:.0}–{hi:.0} µs")
@@ -109,7 +104,7 @@ pub(super) fn section(s: &mut String, w: &E2eResults, profile: &str) {
              its spread, beyond its first run (which also warms up Node's JIT), is the \
              host's, which weighs on the worker alike \
              (docs/perf/README.md, \"Best runs\").\n",
-            best.runs,
+            best.runs.len(),
             best.least_cpu.worker.us_per_delivery,
             best.median_cpu_us,
             best.fastest.per_sec,

@@ -4,19 +4,22 @@
 //! API's test pings): pooled, no redirects, bounded timeouts and response sizes, and
 //! the address policy enforced on the addresses it actually connects to.
 
+mod client;
 mod request;
 #[cfg(test)]
 mod request_formats;
 mod settings;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use herald_core::address::{AddressPolicy, PortPolicy, RefusedAddress};
 use herald_core::delivery::{parse_retry_after, RESPONSE_BODY_CAP};
 use herald_core::{DeliveryError, DeliveryOutcome};
+use http::header::{HeaderValue, PROXY_AUTHORIZATION, RETRY_AFTER};
+use http_body_util::BodyExt;
 
 pub use request::{DeliveryRequest, PreparedRoute};
 pub use settings::HttpSettings;
@@ -28,42 +31,6 @@ pub trait Deliverer: Send + Sync {
     async fn deliver(&self, request: DeliveryRequest) -> DeliveryOutcome;
 }
 
-/// Resolves host names and keeps only the addresses the policy allows, so the check
-/// applies to the very addresses the client connects to: a name that resolves to a
-/// public address when registered and to a private one at delivery (DNS rebinding)
-/// is still refused.
-struct GuardedResolver {
-    policy: AddressPolicy,
-}
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.policy.clone();
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refusal = None;
-            let allowed: Vec<SocketAddr> = resolved
-                .into_iter()
-                .filter(|a| match policy.check(a.ip()) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        refusal.get_or_insert(e);
-                        false
-                    }
-                })
-                .collect();
-            match (allowed.is_empty(), refusal) {
-                (true, Some(refused)) => {
-                    Err(Box::new(refused) as Box<dyn std::error::Error + Send + Sync>)
-                }
-                _ => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
-            }
-        })
-    }
-}
-
 /// Delivers over HTTP(S) with one pooled client: connections are reused across
 /// deliveries and batches, redirects are never followed, at most
 /// [`RESPONSE_BODY_CAP`] bytes of a response are read, and destinations outside the
@@ -71,43 +38,35 @@ impl reqwest::dns::Resolve for GuardedResolver {
 /// the request).
 #[derive(Clone)]
 pub struct HttpDeliverer {
-    client: reqwest::Client,
+    client: client::HttpClient,
+    /// Plain `http://` requests through the egress proxy carry its credentials.
+    proxy_auth: Option<HeaderValue>,
     policy: AddressPolicy,
     ports: PortPolicy,
+    total_timeout: Duration,
 }
+
+/// The HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("building the HTTP client: {0}")]
+pub struct ClientError(String);
 
 impl HttpDeliverer {
     /// A client with `settings`. It never takes a proxy from the environment
     /// (`HTTP_PROXY`…), which would connect on its behalf and so bypass the guarded
     /// resolver; only `settings.egress_proxy`, when set, which then resolves the
     /// destinations itself (the client resolves only the proxy's name, unguarded: an
-    /// egress proxy commonly sits at a private address).
-    pub fn new(settings: &HttpSettings) -> Result<Self, reqwest::Error> {
-        let builder = reqwest::Client::builder().no_proxy();
-        let builder = match &settings.egress_proxy {
-            Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy.trim())?),
-            None => builder.dns_resolver(Arc::new(GuardedResolver {
-                policy: settings.address_policy.clone(),
-            })),
-        };
-        // Never retried inside the client: a delivery that fails is Herald's to retry,
-        // on its schedule. reqwest's default policy retries only HTTP/2 and HTTP/3
-        // refusals (neither protocol is built in), yet copies every request's method,
-        // URI, headers and extensions in case it would; a policy allowing no retry
-        // makes no copy.
-        let client = builder
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.total_timeout)
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-            .user_agent(concat!("Herald-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    /// egress proxy commonly sits at a private address). Redirects are never
+    /// followed and nothing is retried inside the client: a delivery that fails is
+    /// Herald's to retry, on its schedule.
+    pub fn new(settings: &HttpSettings) -> Result<Self, ClientError> {
+        let (client, proxy_auth) = client::build(settings).map_err(ClientError)?;
         Ok(Self {
             client,
+            proxy_auth,
             policy: settings.address_policy.clone(),
             ports: settings.allowed_ports.clone(),
+            total_timeout: settings.total_timeout,
         })
     }
 
@@ -115,7 +74,7 @@ impl HttpDeliverer {
     /// policy (those never reach the resolver), and, though a prepared route already
     /// did, schemes other than http(s). `url` is the one parsed when the route was
     /// prepared.
-    fn check_url(&self, url: &reqwest::Url) -> Result<(), DeliveryError> {
+    fn check_url(&self, url: &url::Url) -> Result<(), DeliveryError> {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(DeliveryError::Invalid(format!(
                 "scheme {} is not http(s)",
@@ -139,20 +98,22 @@ impl HttpDeliverer {
     }
 }
 
-fn classify(e: &reqwest::Error) -> DeliveryError {
+fn classify(e: &hyper_util::client::legacy::Error) -> DeliveryError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut timed_out = false;
     while let Some(s) = source {
         if let Some(refused) = s.downcast_ref::<RefusedAddress>() {
             return DeliveryError::Refused(refused.to_string());
         }
+        timed_out |= s
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
         source = s.source();
     }
-    if e.is_timeout() {
+    if timed_out {
         DeliveryError::Timeout
     } else if e.is_connect() {
         DeliveryError::Connect(error_chain(e))
-    } else if e.is_builder() {
-        DeliveryError::Invalid(error_chain(e))
     } else {
         DeliveryError::Request(error_chain(e))
     }
@@ -173,29 +134,44 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 impl Deliverer for HttpDeliverer {
     async fn deliver(&self, request: DeliveryRequest) -> DeliveryOutcome {
         let started = Instant::now();
-        let request = match request.into_http() {
-            Ok(request) => request,
+        let deadline = tokio::time::Instant::from_std(started) + self.total_timeout;
+        let route = Arc::clone(&request.route);
+        let target = match route.target() {
+            Ok(target) => target,
             Err(error) => return DeliveryOutcome::failed(error, started.elapsed()),
         };
-        if let Err(error) = self.check_url(request.url()) {
+        if let Err(error) = self.check_url(&target.url) {
             return DeliveryOutcome::failed(error, started.elapsed());
         }
-        let mut response = match self.client.execute(request).await {
-            Ok(r) => r,
-            Err(e) => return DeliveryOutcome::failed(classify(&e), started.elapsed()),
+        let mut http = request.into_http(target);
+        if let Some(auth) = &self.proxy_auth {
+            if target.url.scheme() == "http" {
+                http.headers_mut().insert(PROXY_AUTHORIZATION, auth.clone());
+            }
+        }
+        let response = match tokio::time::timeout_at(deadline, self.client.request(http)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return DeliveryOutcome::failed(classify(&e), started.elapsed()),
+            Err(_) => return DeliveryOutcome::failed(DeliveryError::Timeout, started.elapsed()),
         };
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
-            .get(reqwest::header::RETRY_AFTER)
+            .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let mut stream = response.into_body();
         let mut body = Vec::new();
-        // The status decides the outcome; a body cut short (or refused) changes nothing.
+        // The status decides the outcome; a body cut short (or refused, or still
+        // coming when the attempt's time is up) changes nothing.
         while body.len() < RESPONSE_BODY_CAP {
-            match response.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) | Err(_) => break,
+            match tokio::time::timeout_at(deadline, stream.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Some(chunk) = frame.data_ref() {
+                        body.extend_from_slice(chunk);
+                    }
+                }
+                _ => break,
             }
         }
         body.truncate(RESPONSE_BODY_CAP);
@@ -214,7 +190,12 @@ mod tests {
 
     /// A signed request of `{}` to `url`.
     fn request(url: &str) -> DeliveryRequest {
-        let route = Arc::new(PreparedRoute::new(herald_core::testing::route(url)));
+        signed(herald_core::testing::route(url))
+    }
+
+    /// A signed request of `{}` by `route`.
+    fn signed(route: herald_core::Route) -> DeliveryRequest {
+        let route = Arc::new(PreparedRoute::new(route));
         let event = herald_core::testing::event("shop", "update");
         route.sign(
             herald_core::webhook_id(&event.id, &route.id),
@@ -225,7 +206,7 @@ mod tests {
 
     /// What `deliverer` says of `url` before making any request.
     fn check(deliverer: &HttpDeliverer, url: &str) -> Result<(), DeliveryError> {
-        deliverer.check_url(request(url).into_http()?.url())
+        deliverer.check_url(&request(url).route.target()?.url)
     }
 
     fn deliverer(allow: &str) -> HttpDeliverer {
@@ -236,7 +217,16 @@ mod tests {
         .unwrap()
     }
 
-    /// Answers every request 204 and keeps each request's first line.
+    /// The first lines of the requests `seen`.
+    fn first_lines(seen: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
+        let seen = seen.lock().unwrap();
+        seen.iter()
+            .map(|head| head.lines().next().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Answers every request 204 and keeps each request's head (its first line and
+    /// headers).
     async fn recording_server() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -253,10 +243,9 @@ mod tests {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let text = String::from_utf8_lossy(&head);
                 log.lock()
                     .unwrap()
-                    .push(text.lines().next().unwrap_or_default().to_owned());
+                    .push(String::from_utf8_lossy(&head).into_owned());
                 let _ = conn
                     .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                     .await;
@@ -281,7 +270,7 @@ mod tests {
             .await;
         assert_eq!(outcome.status(), Some(204), "{outcome:?}");
         assert_eq!(
-            *seen.lock().unwrap(),
+            first_lines(&seen),
             ["POST http://hooks.example.invalid/hook HTTP/1.1"]
         );
         // IP literals outside the policy are still refused before any request.
@@ -306,6 +295,73 @@ mod tests {
             .await;
         assert_eq!(outcome.status(), Some(204), "{outcome:?}");
         assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn https_deliveries_tunnel_through_the_egress_proxy_with_its_credentials() {
+        let (port, seen) = recording_server().await;
+        let deliverer = HttpDeliverer::new(&HttpSettings {
+            egress_proxy: Some(format!("http://herald:s%40cret@127.0.0.1:{port}")),
+            ..HttpSettings::default()
+        })
+        .unwrap();
+        // The recording proxy answers 204, not 200, to the CONNECT: no tunnel.
+        let outcome = deliverer
+            .deliver(request("https://hooks.example.invalid/x"))
+            .await;
+        assert!(
+            matches!(outcome.error(), Some(DeliveryError::Connect(_))),
+            "{outcome:?}"
+        );
+        let outcome = deliverer
+            .deliver(request("http://hooks.example.invalid/y"))
+            .await;
+        assert_eq!(outcome.status(), Some(204), "{outcome:?}");
+        assert_eq!(
+            first_lines(&seen),
+            [
+                "CONNECT hooks.example.invalid:443 HTTP/1.1",
+                "POST http://hooks.example.invalid/y HTTP/1.1"
+            ]
+        );
+        // herald:s@cret, percent-decoded, in both.
+        let credentials = "proxy-authorization: Basic aGVyYWxkOnNAY3JldA==";
+        for head in seen.lock().unwrap().iter() {
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains(&credentials.to_ascii_lowercase()),
+                "{head}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_carry_herald_user_agent_even_when_a_webhook_sets_one() {
+        let (port, seen) = recording_server().await;
+        let deliverer = deliverer("127.0.0.1/32");
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let outcome = deliverer.deliver(request(&url)).await;
+        assert_eq!(outcome.status(), Some(204), "{outcome:?}");
+        let mut custom = herald_core::testing::route(&url);
+        custom
+            .headers
+            .insert("User-Agent".to_owned(), "acme-relay/2".to_owned());
+        let outcome = deliverer.deliver(signed(custom)).await;
+        assert_eq!(outcome.status(), Some(204), "{outcome:?}");
+        let heads = seen.lock().unwrap().clone();
+        let agents: Vec<Vec<&str>> = heads
+            .iter()
+            .map(|h| {
+                h.lines()
+                    .filter(|l| l.to_ascii_lowercase().starts_with("user-agent:"))
+                    .collect()
+            })
+            .collect();
+        let herald = [concat!(
+            "user-agent: Herald-Webhooks/",
+            env!("CARGO_PKG_VERSION")
+        )];
+        assert_eq!(agents, [herald, herald]);
     }
 
     #[tokio::test]

@@ -18,8 +18,15 @@ use herald_core::{
     is_credential_header, is_reserved_header, para, Body, DeliveryError, EventType, PayloadFormat,
     Route, SigningKeys, WebhookId,
 };
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
-use reqwest::{Method, Url};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use http::{Method, Uri};
+use url::Url;
+
+use crate::client::RequestBody;
+
+/// The `user-agent` of every delivery (a reserved header: custom headers cannot set
+/// it).
+const HERALD_USER_AGENT: &str = concat!("Herald-Webhooks/", env!("CARGO_PKG_VERSION"));
 
 /// A webhook's route made ready for many deliveries: its URL parsed and its scheme
 /// checked, its custom headers (less the reserved ones) turned into header types, its
@@ -36,8 +43,11 @@ pub struct PreparedRoute {
 
 /// The parts of every delivery's request that do not change between deliveries.
 #[derive(Debug, Clone)]
-struct Target {
-    url: Url,
+pub(crate) struct Target {
+    /// The URL, parsed: what the address and port policies are checked against.
+    pub url: Url,
+    /// The same URL as the request's URI.
+    uri: Uri,
     /// `content-type` (the route's), then its custom headers (reserved names left out).
     headers: HeaderMap,
 }
@@ -61,6 +71,11 @@ impl PreparedRoute {
     /// The route as loaded.
     pub fn route(&self) -> &Route {
         &self.route
+    }
+
+    /// Where and with which fixed headers deliveries go, or why none can be made.
+    pub(crate) fn target(&self) -> Result<&Target, DeliveryError> {
+        self.target.as_ref().map_err(Clone::clone)
     }
 
     /// The signed request of one delivery of `body` (shared by every delivery of its
@@ -120,6 +135,10 @@ impl Target {
         if !url.has_host() {
             return Err(DeliveryError::Invalid(format!("{} has no host", route.url)));
         }
+        let uri = url
+            .as_str()
+            .parse()
+            .map_err(|e| DeliveryError::Invalid(format!("{}: {e}", route.url)))?;
         let mut headers = HeaderMap::with_capacity(route.headers.len() + 4);
         headers.insert(
             CONTENT_TYPE,
@@ -133,7 +152,7 @@ impl Target {
             value.set_sensitive(is_credential_header(name));
             headers.append(header, value);
         }
-        Ok(Self { url, headers })
+        Ok(Self { url, uri, headers })
     }
 }
 
@@ -161,23 +180,25 @@ impl DeliveryRequest {
         &self.route.url
     }
 
-    /// Every header of the request as sent (the HTTP client adds `user-agent`,
-    /// `content-length` and `host`): `content-type`, the custom headers, then the
-    /// signature headers of the route's format; or why the request cannot be made.
+    /// Every header of the request as sent (the deliverer adds `user-agent`, the HTTP
+    /// client `content-length` and `host`): `content-type`, the custom headers, then
+    /// the signature headers of the route's format; or why the request cannot be
+    /// made.
     pub fn headers(&self) -> Result<HeaderMap, DeliveryError> {
-        let target = self.route.target.as_ref().map_err(Clone::clone)?;
+        let target = self.route.target()?;
         let signature = Bytes::from(self.signature.clone());
         Ok(self.signed_headers(target, signature))
     }
 
-    /// The HTTP request, or why it cannot be made.
-    pub(crate) fn into_http(self) -> Result<reqwest::Request, DeliveryError> {
-        let target = self.route.target.as_ref().map_err(Clone::clone)?;
-        let headers = self.signed_headers(target, Bytes::from(self.signature.clone()));
-        let mut request = reqwest::Request::new(Method::POST, target.url.clone());
+    /// The HTTP request to `target` (this request's route's).
+    pub(crate) fn into_http(self, target: &Target) -> http::Request<RequestBody> {
+        let mut headers = self.signed_headers(target, Bytes::from(self.signature.clone()));
+        headers.insert(USER_AGENT, HeaderValue::from_static(HERALD_USER_AGENT));
+        let mut request = http::Request::new(RequestBody::new(self.body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = target.uri.clone();
         *request.headers_mut() = headers;
-        *request.body_mut() = Some(self.body.into());
-        Ok(request)
+        request
     }
 
     /// The target's fixed headers and the signature headers: `webhook-id`, then
@@ -371,7 +392,7 @@ mod tests {
                 "{url} {headers:?}"
             );
             assert!(matches!(
-                request.into_http(),
+                request.route.target(),
                 Err(DeliveryError::Invalid(_))
             ));
         }

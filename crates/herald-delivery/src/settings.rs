@@ -100,8 +100,7 @@ fn check_proxy(proxy: &str) -> Result<(), ConfigError> {
             "a proxy URL such as http://proxy.internal:3128",
         ));
     }
-    reqwest::Proxy::all(url.as_str())
-        .map(drop)
+    crate::client::check_proxy(url.as_str())
         .map_err(|e| ConfigError::invalid("egress_proxy", shown(&url), e))
 }
 

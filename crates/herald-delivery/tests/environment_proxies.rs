@@ -1,5 +1,5 @@
 //! The deliverer ignores the proxy variables of its environment. Its own binary: the
-//! variables are set for the whole process (and reqwest reads them once per process).
+//! variables are set for the whole process (a client that honoured them would read them once per process).
 
 use std::sync::{Arc, Mutex};
 

@@ -328,7 +328,9 @@ fn throughput(s: &mut String, r: &Results) {
         s,
         "`Consumer::handle` is fed SQS batches of 10 `Event` messages from memory (no emulator \
          in the loop); subscriptions, outbox and history are in-memory fakes, the deliverer is \
-         the real `HttpDeliverer` (address policy admitting 127.0.0.1/32). Each event matches one \
+         the real `HttpDeliverer` (hyper's pooled HTTP/1.1 client on rustls, the client reqwest \
+         is built on, without reqwest's redirect and retry layers; address policy admitting \
+         127.0.0.1/32). Each event matches one \
          subscription per endpoint, so a batch makes 10 × endpoints deliveries; endpoints are \
          distinct ports of one receiver process (a minimal axum server answering 204), so each \
          has its own connection pool, as distinct hosts would. The handler logs as on Lambda \
@@ -880,7 +882,7 @@ fn why(s: &mut String, r: &Results) {
     let _ = writeln!(
         s,
         "- **Package (section 4): {} the hello-world Lambda.** The consumer links the AWS SDK \
-         for SQS and DynamoDB (with their HTTP and TLS stacks), reqwest with rustls, moka and \
+         for SQS and DynamoDB (over reqwest), hyper's HTTP client with rustls, moka and \
          the serde code of every message type; the baseline links only `lambda_runtime`.",
         ratio(
             f.package.zip_bytes.unwrap_or(0) as f64,

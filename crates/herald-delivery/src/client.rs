@@ -1,43 +1,30 @@
-//! The deliveries' HTTP client: hyper's pooled HTTP/1.1 client on rustls (*ring*, the
-//! bundled web PKI roots), connecting directly through the guarded resolver or
-//! through the egress proxy.
-//!
-//! hyper rather than reqwest (which is built on the same hyper client, TLS stack and
-//! pool): for each request reqwest formats its URI and parses it back into a URL
-//! twice (once in its redirect layer, which runs although no redirect is followed,
-//! once for the response), and copies it through its retry and redirect layers;
-//! `make bench` measured that at about a sixth of a delivery's CPU on one endpoint.
-//! A delivery needs none of those layers: it sends one prepared request and reads at
-//! most [`herald_core::delivery::RESPONSE_BODY_CAP`] bytes of the answer.
+//! The deliveries' HTTP client: Herald's client stack
+//! ([`herald_runtime::http_client`]: hyper's pooled HTTP/1.1 client on rustls),
+//! connecting directly through the guarded resolver or through the egress proxy.
 
 use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use bytes::Bytes;
 use herald_core::address::AddressPolicy;
+use herald_runtime::http_client::{pooled, tls_config, tune, with_tls, RequestBody};
 use http::header::HeaderValue;
 use http::uri::Scheme;
 use http::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower_service::Service;
 
 use crate::HttpSettings;
-
-/// A request's body: the delivery's bytes, whole.
-pub(crate) type RequestBody = http_body_util::Full<Bytes>;
 
 /// The pooled client every delivery goes through.
 pub(crate) type HttpClient = Client<Connector, RequestBody>;
@@ -51,7 +38,7 @@ type Tcp = MaybeHttpsStream<TokioIo<TcpStream>>;
 /// Builds the client for `settings`, and the `Proxy-Authorization` header that plain
 /// `http://` requests through the egress proxy carry (its URL's credentials).
 pub(crate) fn build(settings: &HttpSettings) -> Result<(HttpClient, Option<HeaderValue>), String> {
-    let tls = tls_config()?;
+    let tls = tls_config();
     let (connector, proxy_auth) = match &settings.egress_proxy {
         None => {
             let mut http = HttpConnector::new_with_resolver(GuardedResolver {
@@ -78,45 +65,12 @@ pub(crate) fn build(settings: &HttpSettings) -> Result<(HttpClient, Option<Heade
             (Connector::Egress(Box::new(egress)), auth)
         }
     };
-    let client = Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .pool_idle_timeout(settings.pool_idle_timeout)
-        .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-        .build(connector);
+    let client = pooled(
+        connector,
+        settings.pool_idle_timeout,
+        settings.pool_max_idle_per_host,
+    );
     Ok((client, proxy_auth))
-}
-
-/// `inner` with TLS on `https://` URIs.
-fn with_tls<C>(tls: &rustls::ClientConfig, inner: C) -> HttpsConnector<C> {
-    HttpsConnectorBuilder::new()
-        .with_tls_config(tls.clone())
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(inner)
-}
-
-/// TLS 1.2 and 1.3 on *ring*, trusting the bundled web PKI roots (as reqwest's
-/// `rustls-tls` does), HTTP/1.1 by ALPN.
-fn tls_config() -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS configuration: {e}"))?
-    .with_root_certificates(roots)
-    .with_no_client_auth())
-}
-
-/// TCP settings of every connection: `TCP_NODELAY` (a request goes out in one
-/// write and waits for its answer), the connect timeout, and URLs of any scheme
-/// handed on (TLS is the wrapping connector's).
-fn tune<R>(http: &mut HttpConnector<R>, connect_timeout: Duration) {
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
 }
 
 /// The egress proxy's URI, without credentials, and the `Basic` authorization its

@@ -100,17 +100,13 @@ impl HttpDeliverer {
 
 fn classify(e: &hyper_util::client::legacy::Error) -> DeliveryError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut timed_out = false;
     while let Some(s) = source {
         if let Some(refused) = s.downcast_ref::<RefusedAddress>() {
             return DeliveryError::Refused(refused.to_string());
         }
-        timed_out |= s
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
         source = s.source();
     }
-    if timed_out {
+    if herald_runtime::http_client::is_timeout(e) {
         DeliveryError::Timeout
     } else if e.is_connect() {
         DeliveryError::Connect(error_chain(e))

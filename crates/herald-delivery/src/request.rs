@@ -22,7 +22,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT}
 use http::{Method, Uri};
 use url::Url;
 
-use crate::client::RequestBody;
+use herald_runtime::http_client::RequestBody;
 
 /// The `user-agent` of every delivery (a reserved header: custom headers cannot set
 /// it).

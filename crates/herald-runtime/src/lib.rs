@@ -3,6 +3,7 @@
 //! re-driver Lambda, `herald` and the bench all start through here.
 
 pub mod config;
+pub mod http_client;
 mod json_log;
 mod sdk_http;
 

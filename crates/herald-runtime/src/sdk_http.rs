@@ -1,5 +1,6 @@
-//! The AWS SDK's HTTP client: the SDK's requests sent through reqwest, the HTTP/1.1
-//! client on rustls and *ring* every Herald binary already carries for deliveries.
+//! The AWS SDK's HTTP client: the SDK's requests sent through hyper's HTTP/1.1 client
+//! on rustls and *ring* ([`crate::http_client`]), the stack every Herald binary already
+//! carries for deliveries.
 //!
 //! Written here rather than taken from `aws-smithy-http-client` because that crate
 //! always brings hyper's HTTP/2 client and `h2` (about 0.7 MB of the consumer's
@@ -19,15 +20,25 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::client::legacy::Client;
+
+use crate::http_client::{self, RequestBody};
 
 /// How long a connection to an AWS endpoint may take to open when the SDK sets no
 /// connect timeout (the SDK's own default).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(3_100);
 
+/// How long an idle pooled connection to an AWS endpoint is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// The connect and read timeouts a connector was built for.
 type TimeoutKey = (Option<Duration>, Option<Duration>);
 
-/// An [`HttpClient`] for the AWS SDK over reqwest: one connector (and connection pool)
+/// An [`HttpClient`] for the AWS SDK over hyper: one connector (and connection pool)
 /// per distinct pair of connect and read timeouts the SDK asks for, kept for reuse.
 #[derive(Debug, Default, Clone)]
 pub struct SdkHttpClient {
@@ -53,43 +64,49 @@ impl HttpClient for SdkHttpClient {
     }
 }
 
-/// Sends the SDK's requests on one reqwest client.
+/// The pooled client of one connector.
+type AwsClient = Client<HttpsConnector<TcpConnector>, RequestBody>;
+
+/// Sends the SDK's requests on one pooled client.
 #[derive(Debug)]
 struct Connector {
-    client: reqwest::Client,
+    client: AwsClient,
+    /// Bounds the wait for the response's head and for each part of its body.
+    read_timeout: Option<Duration>,
 }
 
 impl Connector {
     /// A connector with the given connect and read timeouts (the read timeout bounds
-    /// each read of the response, as the SDK means it). It goes to the endpoint
+    /// each wait for the response, as the SDK means it). It goes to the endpoint
     /// directly, as the SDK's own client does unless given a proxy: no proxy from the
     /// environment sits between Herald and its queues.
     fn new((connect, read): TimeoutKey) -> Self {
-        let mut builder = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(connect.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
-            .tcp_nodelay(true);
-        if let Some(read) = read {
-            builder = builder.read_timeout(read);
+        let mut http = TcpConnector::new();
+        http_client::tune(&mut http, connect.unwrap_or(DEFAULT_CONNECT_TIMEOUT));
+        let connector = http_client::with_tls(&http_client::tls_config(), http);
+        Self {
+            client: http_client::pooled(connector, POOL_IDLE_TIMEOUT, usize::MAX),
+            read_timeout: read,
         }
-        let client = builder
-            .build()
-            .expect("a TLS client on the bundled roots builds");
-        Self { client }
     }
 }
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let client = self.client.clone();
-        HttpConnectorFuture::new(async move { send(&client, request).await })
+        let read_timeout = self.read_timeout;
+        HttpConnectorFuture::new(async move { send(&client, read_timeout, request).await })
     }
 }
 
 /// Sends one request and reads its whole response (AWS's JSON and query-protocol
 /// answers are small; none of the calls Herald makes streams).
 async fn send(
-    client: &reqwest::Client,
+    client: &Client<
+        HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        RequestBody,
+    >,
+    read_timeout: Option<Duration>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ConnectorError> {
     let request = request
@@ -98,34 +115,41 @@ async fn send(
     let (parts, body) = request.into_parts();
     let body = body
         .bytes()
-        .ok_or_else(|| ConnectorError::user("a streaming request body is not supported".into()))?
-        .to_vec();
-    let response = client
-        .request(parts.method, parts.uri.to_string())
-        .headers(parts.headers)
-        .body(body)
-        .send()
-        .await
-        .map_err(connector_error)?;
-    let mut answer = http::Response::builder().status(response.status());
-    if let Some(headers) = answer.headers_mut() {
-        headers.extend(response.headers().clone());
+        .map(Bytes::copy_from_slice)
+        .ok_or_else(|| ConnectorError::user("a streaming request body is not supported".into()))?;
+    let request = http::Request::from_parts(parts, RequestBody::new(body));
+    let response = within(read_timeout, client.request(request))
+        .await?
+        .map_err(|e| {
+            if http_client::is_timeout(&e) {
+                ConnectorError::timeout(e.into())
+            } else {
+                // Failing to connect or to send: transient, the SDK retries.
+                ConnectorError::io(e.into())
+            }
+        })?;
+    let (parts, mut stream) = response.into_parts();
+    let mut bytes = Vec::new();
+    while let Some(frame) = within(read_timeout, stream.frame()).await? {
+        let frame = frame.map_err(|e| ConnectorError::io(e.into()))?;
+        if let Some(data) = frame.data_ref() {
+            bytes.extend_from_slice(data);
+        }
     }
-    let bytes = response.bytes().await.map_err(connector_error)?;
-    let answer = answer
-        .body(SdkBody::from(bytes))
-        .map_err(|e| ConnectorError::other(e.into(), None))?;
+    let answer = http::Response::from_parts(parts, SdkBody::from(bytes));
     HttpResponse::try_from(answer).map_err(|e| ConnectorError::other(e.into(), None))
 }
 
-/// Classifies a reqwest error the way the SDK's retry policy expects: timeouts and
-/// connection failures are transient, the rest is not.
-fn connector_error(e: reqwest::Error) -> ConnectorError {
-    if e.is_timeout() {
-        ConnectorError::timeout(e.into())
-    } else if e.is_connect() || e.is_request() || e.is_body() {
-        ConnectorError::io(e.into())
-    } else {
-        ConnectorError::other(e.into(), None)
+/// `work`, bounded by `timeout` if there is one (a time-out is the SDK's transient
+/// kind).
+async fn within<F: std::future::Future>(
+    timeout: Option<Duration>,
+    work: F,
+) -> Result<F::Output, ConnectorError> {
+    match timeout {
+        None => Ok(work.await),
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| ConnectorError::timeout(format!("no answer within {limit:?}").into())),
     }
 }

@@ -175,20 +175,30 @@ impl Service<Uri> for Connector {
         match self {
             Self::Direct(direct) => {
                 let connecting = direct.call(dst);
-                Box::pin(async move { Ok(Conn::plain(Io::Direct(connecting.await?), false)) })
+                Box::pin(async move {
+                    Ok(Conn {
+                        io: Io::Direct(connecting.await?),
+                        proxied: false,
+                    })
+                })
             }
             Self::Egress(egress) if dst.scheme() == Some(&Scheme::HTTPS) => {
                 let connecting = egress.tunneled.call(dst);
                 Box::pin(async move {
-                    Ok(Conn::plain(
-                        Io::Tunneled(Box::new(connecting.await?)),
-                        false,
-                    ))
+                    Ok(Conn {
+                        io: Io::Tunneled(Box::new(connecting.await?)),
+                        proxied: false,
+                    })
                 })
             }
             Self::Egress(egress) => {
                 let connecting = egress.to_proxy.call(egress.proxy.clone());
-                Box::pin(async move { Ok(Conn::plain(Io::Direct(connecting.await?), true)) })
+                Box::pin(async move {
+                    Ok(Conn {
+                        io: Io::Direct(connecting.await?),
+                        proxied: true,
+                    })
+                })
             }
         }
     }
@@ -199,12 +209,6 @@ pub(crate) struct Conn {
     io: Io,
     /// To the egress proxy, for absolute-form requests.
     proxied: bool,
-}
-
-impl Conn {
-    fn plain(io: Io, proxied: bool) -> Self {
-        Self { io, proxied }
-    }
 }
 
 /// The streams a connection can be. The direct one, every connection's but through a

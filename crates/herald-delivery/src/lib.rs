@@ -213,6 +213,16 @@ mod tests {
         .unwrap()
     }
 
+    /// A deliverer whose egress proxy is `proxy` (settings validated as at start-up).
+    fn via_proxy(proxy: &str) -> HttpDeliverer {
+        let settings = HttpSettings {
+            egress_proxy: Some(proxy.to_owned()),
+            ..HttpSettings::default()
+        };
+        herald_runtime::config::Validate::validate(&settings).unwrap();
+        HttpDeliverer::new(&settings).unwrap()
+    }
+
     /// The first lines of the requests `seen`.
     fn first_lines(seen: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
         let seen = seen.lock().unwrap();
@@ -255,12 +265,7 @@ mod tests {
         let (port, seen) = recording_server().await;
         // The proxy's own name resolves to loopback: the policy is the proxy's job
         // then, not applied to the proxy itself.
-        let settings = HttpSettings {
-            egress_proxy: Some(format!("http://127.0.0.1:{port}")),
-            ..HttpSettings::default()
-        };
-        herald_runtime::config::Validate::validate(&settings).unwrap();
-        let deliverer = HttpDeliverer::new(&settings).unwrap();
+        let deliverer = via_proxy(&format!("http://127.0.0.1:{port}"));
         let outcome = deliverer
             .deliver(request("http://hooks.example.invalid/hook"))
             .await;
@@ -281,11 +286,7 @@ mod tests {
     #[tokio::test]
     async fn an_egress_proxy_may_be_named_and_private() {
         let (port, seen) = recording_server().await;
-        let deliverer = HttpDeliverer::new(&HttpSettings {
-            egress_proxy: Some(format!("http://localhost:{port}")),
-            ..HttpSettings::default()
-        })
-        .unwrap();
+        let deliverer = via_proxy(&format!("http://localhost:{port}"));
         let outcome = deliverer
             .deliver(request("http://hooks.example.invalid/x"))
             .await;
@@ -296,11 +297,7 @@ mod tests {
     #[tokio::test]
     async fn https_deliveries_tunnel_through_the_egress_proxy_with_its_credentials() {
         let (port, seen) = recording_server().await;
-        let deliverer = HttpDeliverer::new(&HttpSettings {
-            egress_proxy: Some(format!("http://herald:s%40cret@127.0.0.1:{port}")),
-            ..HttpSettings::default()
-        })
-        .unwrap();
+        let deliverer = via_proxy(&format!("http://herald:s%40cret@127.0.0.1:{port}"));
         // The recording proxy answers 204, not 200, to the CONNECT: no tunnel.
         let outcome = deliverer
             .deliver(request("https://hooks.example.invalid/x"))

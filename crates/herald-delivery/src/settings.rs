@@ -13,7 +13,8 @@ use herald_runtime::config::{duration_in_range, ConfigError, Validate};
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct HttpSettings {
-    /// Longest wait for a connection.
+    /// Longest wait for a TCP connection (a TLS handshake after it counts against
+    /// `total_timeout`).
     #[serde(
         rename = "http_connect_timeout",
         deserialize_with = "settings::duration",
